@@ -1,0 +1,160 @@
+"""Configuration classes, read from the environment.
+
+Every setting that differs between machines comes from an environment variable; the README documents each one.
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = BASE_DIR / "instance"
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    """Read a yes/no environment variable ("1", "true", "yes", "on" mean yes)."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str) -> list[str]:
+    """Read a comma-separated environment variable into a list, ignoring blanks."""
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105 - refused by ProductionConfig
+
+
+class Config:
+    """Settings shared by every environment; development defaults that need no server."""
+
+    ENV_NAME = "development"
+    SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
+    # Old signing keys, newest first, still accepted for tokens already sent out.
+    SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
+    # Key for the suppression list's HMACs; it must never change once addresses are suppressed.
+    SUPPRESSION_KEY = os.environ.get("SUPPRESSION_KEY") or SECRET_KEY
+
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'uscmail.sqlite'}"
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    REDIS_URL = os.environ.get("REDIS_URL", "")
+
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "127.0.0.1")
+    MAIL_PORT = int(os.environ.get("MAIL_PORT", "1025"))
+    MAIL_USE_TLS = env_bool("MAIL_USE_TLS")
+    MAIL_USE_SSL = env_bool("MAIL_USE_SSL")
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "USC-UK <news@uscmail.localhost>")
+    MAIL_TIMEOUT = float(os.environ.get("MAIL_TIMEOUT", "30"))
+    BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+
+    CONFIRM_TOKEN_MAX_AGE = int(os.environ.get("CONFIRM_TOKEN_MAX_AGE", str(7 * 24 * 3600)))
+    UNCONFIRMED_RETENTION_DAYS = int(os.environ.get("UNCONFIRMED_RETENTION_DAYS", "14"))
+    SIGNUP_MIN_FILL_SECONDS = float(os.environ.get("SIGNUP_MIN_FILL_SECONDS", "2"))
+    SIGNUP_RATE_LIMIT = os.environ.get("SIGNUP_RATE_LIMIT", "5 per hour")
+    CONFIRMATION_MAILS_PER_ADDRESS = os.environ.get("CONFIRMATION_MAILS_PER_ADDRESS", "3 per day")
+    EMAIL_CHECK_DELIVERABILITY = env_bool("EMAIL_CHECK_DELIVERABILITY")
+    CORS_ORIGINS = env_list("CORS_ORIGINS")
+    # Number of proxies in front of the app whose X-Forwarded-For may be trusted.
+    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
+
+    # Development mail catcher: where caught mail is kept, and whether /dev/mail shows it.
+    DEV_MAIL_DIR = os.environ.get("DEV_MAIL_DIR", str(INSTANCE_DIR / "devmail"))
+    DEV_MAIL_VIEWER = env_bool("DEV_MAIL_VIEWER", True)
+
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    MAX_CONTENT_LENGTH = 64 * 1024
+
+    # Queue name; tests give each run its own so concurrent runs on one Redis never meet.
+    CELERY_QUEUE = os.environ.get("CELERY_QUEUE", "uscmail")
+    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "uscmail")
+
+    @property
+    def CELERY(self) -> dict:  # noqa: N802 - Flask config keys are upper case
+        """Celery settings: Redis when REDIS_URL is set, else kombu's SQLAlchemy transport on a local SQLite file."""
+        broker = self.REDIS_URL or f"sqla+sqlite:///{INSTANCE_DIR / 'celery-broker.sqlite'}"
+        return {
+            "broker_url": broker,
+            "task_ignore_result": True,
+            "task_serializer": "json",
+            "accept_content": ["json"],
+            "task_acks_late": True,
+            "task_reject_on_worker_lost": True,
+            "worker_prefetch_multiplier": 1,
+            "broker_connection_retry_on_startup": True,
+            "beat_schedule_filename": str(INSTANCE_DIR / "celerybeat-schedule"),
+            "beat_schedule": {
+                "purge-unconfirmed": {
+                    "task": "uscmail.subscriptions.tasks.purge_unconfirmed",
+                    "schedule": 3600.0,
+                },
+            },
+            "timezone": "Europe/London",
+            "task_default_queue": self.CELERY_QUEUE,
+        }
+
+    @property
+    def RATELIMIT_STORAGE_URI(self) -> str:  # noqa: N802
+        """Rate-limit counters live in Redis when configured, else in process memory."""
+        return self.REDIS_URL or "memory://"
+
+
+class DevelopmentConfig(Config):
+    """Laptop defaults: SQLite, embedded broker, mail to the local catcher."""
+
+    DEBUG = False
+
+
+class TestConfig(Config):
+    """Tests: databases and brokers come from the test harness; mail never reaches a real server."""
+
+    ENV_NAME = "test"
+    TESTING = True
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "127.0.0.1")
+    MAIL_PORT = int(os.environ.get("MAIL_PORT", "0"))
+    MAIL_SUPPRESS_SEND = False
+    DEV_MAIL_VIEWER = False
+    SIGNUP_MIN_FILL_SECONDS = float(os.environ.get("SIGNUP_MIN_FILL_SECONDS", "0"))
+
+
+class ProductionConfig(Config):
+    """Production: refuses to start without real secrets and a real database."""
+
+    ENV_NAME = "production"
+    DEV_MAIL_VIEWER = False
+    SESSION_COOKIE_SECURE = True
+    PREFERRED_URL_SCHEME = "https"
+
+    def validate(self) -> None:
+        """Raise RuntimeError naming each missing or unsafe setting."""
+        problems = []
+        if not os.environ.get("SECRET_KEY") or self.SECRET_KEY == DEV_SECRET_KEY or len(self.SECRET_KEY) < 32:
+            problems.append("SECRET_KEY must be set to a random value of at least 32 characters")
+        if not os.environ.get("DATABASE_URL"):
+            problems.append("DATABASE_URL must be set")
+        if not self.BASE_URL.startswith("https://"):
+            problems.append("BASE_URL must be an https:// URL")
+        if problems:
+            raise RuntimeError("uscmail refuses to start: " + "; ".join(problems))
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "test": TestConfig,
+    "production": ProductionConfig,
+}
+
+
+def config_from_env() -> Config:
+    """Pick the configuration class named by USCMAIL_ENV (development by default)."""
+    name = os.environ.get("USCMAIL_ENV", "development")
+    if name not in CONFIGS:
+        raise RuntimeError(f"USCMAIL_ENV must be one of {', '.join(CONFIGS)}, not {name!r}")
+    config = CONFIGS[name]()
+    if isinstance(config, ProductionConfig):
+        config.validate()
+    return config

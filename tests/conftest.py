@@ -1,0 +1,208 @@
+"""Test harness with real parts: a database (SQLite or PostgreSQL), a live Celery worker process, an SMTP sink.
+
+USCMAIL_TEST_BACKEND=sqlite (default) uses a SQLite file and kombu's SQLAlchemy broker, as `make run` does on a laptop;
+USCMAIL_TEST_BACKEND=postgres uses PostgreSQL and Redis on 127.0.0.1. Each run gets its own database, queue and
+rate-limit key prefix, so runs never meet.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.smtp_sink import SmtpSink
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+BACKEND = os.environ.get("USCMAIL_TEST_BACKEND", "sqlite")
+RUN_ID = uuid.uuid4().hex[:10]
+RUN_DIR = Path(tempfile.mkdtemp(prefix=f"uscmail-test-{RUN_ID}-"))
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+SMTP_SINK = SmtpSink()
+SMTP_SINK.start()
+
+if BACKEND == "postgres":
+    DATABASE_NAME = f"uscmail_test_{RUN_ID}"
+    DATABASE_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + DATABASE_NAME
+    REDIS_URL = TEST_REDIS_URL
+elif BACKEND == "sqlite":
+    DATABASE_NAME = None
+    DATABASE_URL = f"sqlite:///{RUN_DIR / 'test.sqlite'}"
+    REDIS_URL = ""
+else:
+    raise RuntimeError(f"USCMAIL_TEST_BACKEND must be sqlite or postgres, not {BACKEND!r}")
+
+TEST_ENV = {
+    "USCMAIL_ENV": "test",
+    "SECRET_KEY": "test-secret-key-" + "x" * 32,
+    "DATABASE_URL": DATABASE_URL,
+    "REDIS_URL": REDIS_URL,
+    "MAIL_SERVER": "127.0.0.1",
+    "MAIL_PORT": str(SMTP_SINK.port),
+    "MAIL_DEFAULT_SENDER": "USC-UK <news@uscuk.test>",
+    "BASE_URL": "https://lists.uscuk.test",
+    "CELERY_QUEUE": f"uscmail-test-{RUN_ID}",
+    "RATELIMIT_KEY_PREFIX": f"uscmail-test-{RUN_ID}",
+    "DEV_MAIL_DIR": str(RUN_DIR / "devmail"),
+}
+os.environ.update(TEST_ENV)
+# The in-process app must reach the broker and database the worker uses.
+if not REDIS_URL:
+    os.environ.pop("REDIS_URL")
+
+
+def _create_database() -> None:
+    if BACKEND != "postgres":
+        return
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{DATABASE_NAME}"'))
+    engine.dispose()
+
+
+def _drop_database() -> None:
+    if BACKEND != "postgres":
+        return
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{DATABASE_NAME}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app():
+    """The Flask app under TestConfig, with the schema built by the migrations (not create_all)."""
+    from flask_migrate import upgrade
+
+    from config import TestConfig
+    from uscmail import create_app
+
+    _create_database()
+    flask_app = create_app(TestConfig())
+    with flask_app.app_context():
+        upgrade()
+    yield flask_app
+    with flask_app.app_context():
+        from uscmail.extensions import db
+
+        db.session.remove()
+        db.engine.dispose()
+    _drop_database()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(app):
+    """A real Celery worker process consuming this run's queue (prefork, two processes)."""
+    log_path = RUN_DIR / "worker.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "celery", "-A", "worker", "worker",
+            "--loglevel", "INFO", "--concurrency", "2",
+            "--without-gossip", "--without-mingle", "--without-heartbeat",
+        ],
+        cwd=PROJECT_DIR,
+        env={**os.environ},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while b" ready." not in log_path.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("Celery worker did not start:\n" + log_path.read_text(errors="replace")[-4000:])
+        time.sleep(0.2)
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+@pytest.fixture
+def db(app):
+    """A clean database for each test, seeded with the default lists and consent wording."""
+    from uscmail.cli import seed_defaults
+    from uscmail.extensions import db as database
+    from uscmail.extensions import limiter
+
+    with app.app_context():
+        for table in reversed(database.metadata.sorted_tables):
+            database.session.execute(table.delete())
+        database.session.commit()
+        seed_defaults()
+        limiter.reset()
+        _reset_redis_counters()
+        yield database
+        database.session.rollback()
+        database.session.remove()
+
+
+def _reset_redis_counters() -> None:
+    if not REDIS_URL:
+        return
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(match=f"*{TEST_ENV['RATELIMIT_KEY_PREFIX']}*", count=1000):
+        client.delete(key)
+
+
+@pytest.fixture
+def client(app, db):
+    """A test client; each test gets a fresh cookie jar."""
+    return app.test_client()
+
+
+@pytest.fixture
+def smtp_sink():
+    """The SMTP sink that the worker delivers to, emptied before each test."""
+    SMTP_SINK.clear()
+    return SMTP_SINK
+
+
+@pytest.fixture
+def worker(celery_worker, smtp_sink):
+    """A live worker and an empty sink: for tests that expect mail to arrive."""
+    return celery_worker
+
+
+CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+STARTED = re.compile(r'name="started" type="hidden" value="([^"]+)"')
+
+
+def form_fields(html: str) -> dict[str, str]:
+    """The hidden CSRF and timing fields of a rendered form."""
+    fields = {"csrf_token": CSRF.search(html).group(1)}
+    started = STARTED.search(html)
+    if started:
+        fields["started"] = started.group(1)
+    return fields
+
+
+@pytest.fixture
+def signup(client):
+    """Submit the signup form like a browser: load it, then post it with its hidden fields."""
+
+    def submit(email, lists=("newsletter",), name="", extra=None, test_client=None):
+        test_client = test_client or client
+        page = test_client.get("/subscribe")
+        data = {**form_fields(page.get_data(as_text=True)), "consent_version": "2026-11-27"}
+        data.update(email=email, name=name, lists=list(lists), website="")
+        data.update(extra or {})
+        return test_client.post("/subscribe", data=data)
+
+    return submit

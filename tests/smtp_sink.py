@@ -1,0 +1,92 @@
+"""An aiosmtpd server that captures real SMTP traffic for tests, and can refuse chosen recipients."""
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+from aiosmtpd.controller import Controller
+
+
+@dataclass
+class CapturedMail:
+    """One message as it arrived: the SMTP envelope, the raw bytes, and the parsed message."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    raw: bytes
+    message: EmailMessage
+
+    def text(self) -> str:
+        """The text/plain part."""
+        return self.message.get_body(preferencelist=("plain",)).get_content()
+
+    def html(self) -> str:
+        """The text/html part."""
+        return self.message.get_body(preferencelist=("html",)).get_content()
+
+
+class _Handler:
+    def __init__(self, sink: "SmtpSink"):
+        self.sink = sink
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        reply = self.sink.replies.get(address.lower())
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        raw = envelope.original_content or envelope.content
+        message = BytesParser(policy=policy.default).parsebytes(raw)
+        with self.sink.lock:
+            self.sink.messages.append(CapturedMail(envelope.mail_from, list(envelope.rcpt_tos), raw, message))
+        return "250 Message accepted"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class SmtpSink:
+    """Start once per test session; clear() between tests; wait_for() the mail a test expects."""
+
+    def __init__(self):
+        self.port = _free_port()
+        self.messages: list[CapturedMail] = []
+        self.replies: dict[str, str] = {}
+        self.lock = threading.Lock()
+        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True)
+
+    def start(self) -> None:
+        self.controller.start()
+
+    def clear(self) -> None:
+        with self.lock:
+            self.messages.clear()
+            self.replies.clear()
+
+    def to(self, address: str) -> list[CapturedMail]:
+        """Messages whose envelope includes this recipient."""
+        with self.lock:
+            return [m for m in self.messages if address.lower() in (r.lower() for r in m.rcpt_tos)]
+
+    def wait_for(self, address: str, count: int = 1, timeout: float = 20.0) -> list[CapturedMail]:
+        """Wait until `count` messages to `address` have arrived; fail the test if they don't."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.to(address)
+            if len(found) >= count:
+                return found
+            time.sleep(0.05)
+        raise AssertionError(f"expected {count} message(s) to {address}, got {len(self.to(address))}")
+
+    def settle(self, seconds: float = 3.0) -> None:
+        """Give queued work time to finish, for tests asserting that nothing (more) is sent."""
+        time.sleep(seconds)

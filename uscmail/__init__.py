@@ -1,0 +1,83 @@
+"""uscmail: the mailing-list and newsletter manager of the Uyghur Solidarity Campaign UK."""
+
+from pathlib import Path
+
+from flask import Flask
+
+from .extensions import csrf, db, limiter, mail, migrate
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def create_app(config_object=None) -> Flask:
+    """Application factory; config_object defaults to the class named by USCMAIL_ENV."""
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_DIR / "templates"),
+        instance_path=str(PROJECT_DIR / "instance"),
+    )
+    if config_object is None:
+        from config import config_from_env
+
+        config_object = config_from_env()
+    app.config.from_object(config_object)
+    Path(app.instance_path).mkdir(exist_ok=True)
+    register_extensions(app)
+    register_blueprints(app)
+    register_security(app)
+    register_errorhandlers(app)
+    register_cli(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the extensions and Celery to this app."""
+    from .celery_app import celery_init_app
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_DIR / "migrations"), render_as_batch=True)
+    mail.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    celery_init_app(app)
+    if app.config.get("CORS_ORIGINS"):
+        from flask_cors import CORS
+
+        CORS(
+            app,
+            resources={r"/api/v1/public/*": {"origins": app.config["CORS_ORIGINS"]}},
+            supports_credentials=False,
+        )
+
+
+def register_blueprints(app: Flask) -> None:
+    """Mount the feature blueprints; the dev mail viewer only where configured."""
+    from .subscriptions import api, routes, tasks  # noqa: F401 - tasks registers the Celery tasks
+
+    app.register_blueprint(routes.bp)
+    app.register_blueprint(api.bp)
+    if app.config.get("DEV_MAIL_VIEWER") and app.config.get("ENV_NAME") != "production":
+        from .devmail.routes import bp as devmail_bp
+
+        app.register_blueprint(devmail_bp)
+
+
+def register_security(app: Flask) -> None:
+    """Proxy handling and the security headers every response carries."""
+    from .security import init_security
+
+    init_security(app)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """Friendly pages (or JSON under /api) instead of stack traces."""
+    from .errors import init_errorhandlers
+
+    init_errorhandlers(app)
+
+
+def register_cli(app: Flask) -> None:
+    """`flask seed` and friends."""
+    from .cli import init_cli
+
+    init_cli(app)

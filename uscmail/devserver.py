@@ -1,0 +1,62 @@
+"""`make run`: the web app, a Celery worker, Celery beat and the development mail catcher, stopped by one Ctrl-C."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from config import Config
+
+BIN = Path(sys.executable).parent
+
+
+def commands(port: str) -> dict[str, list[str]]:
+    """The processes to run, by name."""
+    config = Config()
+    return {
+        "mail": [sys.executable, "-m", "uscmail.devmail.catcher", "--port", str(config.MAIL_PORT),
+                 "--directory", config.DEV_MAIL_DIR],
+        "web": [str(BIN / "flask"), "--app", "uscmail", "run", "--port", port, "--no-reload"],
+        "worker": [str(BIN / "celery"), "-A", "worker", "worker", "--loglevel", "INFO", "--concurrency", "2"],
+        "beat": [str(BIN / "celery"), "-A", "worker", "beat", "--loglevel", "INFO"],
+    }  # fmt: skip
+
+
+def main() -> int:
+    """Start every process; when one exits or Ctrl-C is pressed, stop them all."""
+    port = os.environ.get("PORT", "5000")
+    processes = {name: subprocess.Popen(argv) for name, argv in commands(port).items()}  # noqa: S603
+    print(
+        f"\n  uscmail is running: open http://127.0.0.1:{port}/\n"
+        f"  mail it sends is readable at http://127.0.0.1:{port}/dev/mail/\n"
+        "  press Ctrl-C to stop everything\n",
+        flush=True,
+    )
+    exit_code = 0
+    try:
+        while True:
+            for name, process in processes.items():
+                if process.poll() is not None:
+                    print(f"{name} exited with status {process.returncode}; stopping the rest", flush=True)
+                    exit_code = process.returncode or 1
+                    raise KeyboardInterrupt
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for process in processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

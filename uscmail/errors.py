@@ -1,0 +1,45 @@
+"""Error pages: a clear message and the right status, never a stack trace."""
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+MESSAGES = {
+    400: "Something in that request wasn't right. Please go back and try again.",
+    404: "There is no page at this address.",
+    405: "That page can't be used that way.",
+    410: "This link no longer works.",
+    413: "That was more than we accept in one go.",
+    415: "That request was sent in a form we don't accept.",
+    429: "Too many requests came from your network. Please wait a while and try again.",
+    500: "Something went wrong on our side. Nothing you entered was lost; please try again later.",
+}
+
+
+def init_errorhandlers(app: Flask) -> None:
+    """Register handlers for HTTP errors, CSRF failures and unexpected exceptions."""
+
+    def render(status: int, message: str):
+        if request.path.startswith("/api/"):
+            return jsonify({"error": message}), status
+        return render_template("errors/error.html", status=status, message=message), status
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return render(
+            400,
+            "This form expired or was sent from somewhere else. Please reload the page and try again.",
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        status = error.code or 500
+        return render(status, MESSAGES.get(status, error.description or "Something went wrong."))
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception):
+        app.logger.exception("unhandled error")
+        from .extensions import db
+
+        db.session.rollback()
+        return render(500, MESSAGES[500])

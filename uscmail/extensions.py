@@ -1,0 +1,48 @@
+"""Flask extensions, created unbound; create_app() binds them."""
+
+import hashlib
+import hmac
+import sqlite3
+
+from flask import current_app, request
+from flask_limiter import Limiter
+from flask_mail import Mail
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Engine
+
+# Stable constraint names so Alembic migrations read the same on SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def client_key() -> str:
+    """Rate-limit key for the client: a keyed hash of its IP address, so no raw IP reaches the counter store."""
+    address = (request.remote_addr or "unknown").encode()
+    digest = hmac.new(current_app.config["SECRET_KEY"].encode(), address, hashlib.sha256)
+    return digest.hexdigest()[:32]
+
+
+@event.listens_for(Engine, "connect")
+def sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    """On SQLite, enforce foreign keys (for ON DELETE CASCADE) and let readers and one writer work at once."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+migrate = Migrate()
+mail = Mail()
+csrf = CSRFProtect()
+limiter = Limiter(key_func=client_key, default_limits=[], headers_enabled=False)

@@ -1,0 +1,1 @@
+"""Building and sending mail: MIME messages from templates, SMTP connections with timeouts."""

@@ -1,0 +1,65 @@
+"""Build multipart text + HTML messages, with the list headers every list mail carries (RFC 2369, RFC 8058)."""
+
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+
+from flask import current_app, render_template
+
+from ..models import utcnow
+
+
+def single_line(value: str) -> str:
+    """Collapse all whitespace, line breaks included, so a value can never start a new header."""
+    return " ".join(value.split())
+
+
+def sender_address() -> Address:
+    """The configured From address, as a structured header value."""
+    display_name, address = parseaddr(current_app.config["MAIL_DEFAULT_SENDER"])
+    username, _, domain = address.rpartition("@")
+    return Address(display_name=single_line(display_name), username=username, domain=domain)
+
+
+def recipient_address(email: str, name: str | None) -> Address:
+    """A recipient's To address; the display name is reduced to a single line first."""
+    username, _, domain = email.rpartition("@")
+    return Address(display_name=single_line(name or ""), username=username, domain=domain)
+
+
+def build_message(
+    *,
+    template: str,
+    to_email: str,
+    to_name: str | None,
+    subject: str,
+    unsubscribe_url: str | None = None,
+    **context,
+) -> EmailMessage:
+    """Render templates/email/<template>.txt and .html into a multipart/alternative message (text part first).
+
+    With unsubscribe_url, the message is a list mail: it carries List-Unsubscribe and List-Unsubscribe-Post.
+    """
+    context.update(subject=subject, unsubscribe_url=unsubscribe_url, to_name=to_name)
+    text = render_template(f"email/{template}.txt", **context)
+    html = render_template(f"email/{template}.html", **context)
+    sender = sender_address()
+    message = EmailMessage()
+    message["Subject"] = single_line(subject)
+    message["From"] = sender
+    message["To"] = recipient_address(to_email, to_name)
+    message["Date"] = format_datetime(utcnow())
+    message["Message-ID"] = make_msgid(domain=sender.domain or None)
+    message["Auto-Submitted"] = "auto-generated" if unsubscribe_url is None else "no"
+    if unsubscribe_url is not None:
+        message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    return message
+
+
+def external_url(endpoint: str, **values) -> str:
+    """An absolute URL on the public site (BASE_URL), for links in mail; works outside a request."""
+    path = current_app.url_map.bind("localhost").build(endpoint, values)
+    return current_app.config["BASE_URL"] + path

@@ -1,0 +1,32 @@
+"""Security headers and proxy handling: strict CSP, no referrers, no caching of pages with tokens."""
+
+from flask import Flask, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors {ancestors}"
+)
+TOKEN_PATHS = ("/confirm/", "/unsubscribe/", "/preferences/")
+
+
+def init_security(app: Flask) -> None:
+    """Install ProxyFix for trusted proxies and an after_request hook that sets the headers."""
+    if app.config.get("TRUSTED_PROXIES"):
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    embedders = " ".join(app.config.get("CORS_ORIGINS") or [])
+
+    @app.after_request
+    def set_security_headers(response):
+        # The signup form may be framed by the campaign's own sites; nothing else may be framed.
+        ancestors = f"'self' {embedders}".strip() if request.path == "/subscribe" and embedders else "'none'"
+        if not request.path.startswith("/dev/mail/"):
+            response.headers.setdefault("Content-Security-Policy", CSP.format(ancestors=ancestors))
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
+        response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+        if request.path.startswith(TOKEN_PATHS) or request.path.startswith("/subscribe"):
+            response.headers["Cache-Control"] = "no-store"
+        return response

@@ -1,0 +1,50 @@
+"""Forms of the supporter journey (CSRF-protected by Flask-WTF)."""
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    widgets,
+)
+
+
+class CheckboxListField(SelectMultipleField):
+    """A multiple choice rendered as checkboxes."""
+
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+    def pre_validate(self, form):
+        # Unknown choices are reported by the service with a clearer message.
+        pass
+
+
+class SignupForm(FlaskForm):
+    """Email, optional name, lists; plus a honeypot and a signed start time against bots."""
+
+    email = StringField("Email address", render_kw={"autocomplete": "email", "inputmode": "email"})
+    name = StringField("Name (optional)", render_kw={"autocomplete": "name"})
+    lists = CheckboxListField("Lists")
+    consent_version = HiddenField()
+    started = HiddenField()
+    # Hidden from people by CSS and aria-hidden; bots fill it in.
+    website = StringField("Leave this field empty", render_kw={"autocomplete": "off", "tabindex": "-1"})
+    submit = SubmitField("Subscribe")
+
+
+class PreferencesForm(FlaskForm):
+    """Name and list choices in the preference centre."""
+
+    name = StringField("Name (optional)", render_kw={"autocomplete": "name"})
+    lists = CheckboxListField("Lists", coerce=int)
+    submit = SubmitField("Save my preferences")
+
+
+class ConfirmActionForm(FlaskForm):
+    """A single button that performs a POST action (confirm, leave everything, erase)."""
+
+    confirm = BooleanField()
+    submit = SubmitField()

@@ -1,0 +1,345 @@
+"""The supporter journey: request a subscription, confirm it, unsubscribe, manage preferences, erase.
+
+Services flush but never commit; the caller (a view, a task, the CLI) commits and only then queues mail.
+"""
+
+import hashlib
+import hmac
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+
+from ..extensions import db
+from ..models import (
+    Consent,
+    ConsentMethod,
+    MailingList,
+    StatusReason,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+    SuppressionReason,
+    utcnow,
+)
+from .consent import current_wording, wording
+
+NAME_MAX_LENGTH = 200
+RAW_EMAIL_MAX_LENGTH = 320
+
+
+class InvalidInput(ValueError):
+    """Input a supporter can correct; the message says how."""
+
+
+def normalise_email(raw: str) -> str:
+    """Validate an address and return its normalised form (lower-cased), or raise InvalidInput."""
+    raw = (raw or "").strip()
+    if not raw:
+        raise InvalidInput("Please enter your email address.")
+    if len(raw) > RAW_EMAIL_MAX_LENGTH:
+        raise InvalidInput("That email address is too long.")
+    try:
+        result = validate_email(
+            raw,
+            check_deliverability=current_app.config["EMAIL_CHECK_DELIVERABILITY"],
+            allow_smtputf8=True,
+        )
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"That doesn't look like an email address: {exc}") from None
+    return result.normalized.lower()
+
+
+def clean_name(raw: str | None) -> str | None:
+    """Return a trimmed name, None for blank, or raise InvalidInput for line breaks, control characters or length."""
+    name = (raw or "").strip()
+    if not name:
+        return None
+    if any(unicodedata.category(ch) in {"Cc", "Zl", "Zp"} for ch in name):
+        raise InvalidInput("Your name can't contain line breaks or control characters.")
+    if len(name) > NAME_MAX_LENGTH:
+        raise InvalidInput(f"Please keep your name under {NAME_MAX_LENGTH} characters.")
+    return name
+
+
+def address_hmac(email: str) -> str:
+    """Keyed HMAC of a normalised address, the only form in which suppressed addresses are kept."""
+    key = current_app.config["SUPPRESSION_KEY"].encode()
+    return hmac.new(key, email.encode(), hashlib.sha256).hexdigest()
+
+
+def is_suppressed(email: str) -> bool:
+    """True if the normalised address must never be mailed again."""
+    return (
+        db.session.scalar(sa.select(Suppression.id).where(Suppression.address_hmac == address_hmac(email))) is not None
+    )
+
+
+def suppress(email: str, reason: SuppressionReason) -> None:
+    """Add a normalised address to the suppression list (no-op if already there)."""
+    digest = address_hmac(email)
+    if db.session.scalar(sa.select(Suppression.id).where(Suppression.address_hmac == digest)) is None:
+        db.session.add(Suppression(address_hmac=digest, reason=reason))
+        db.session.flush()
+
+
+def public_lists() -> list[MailingList]:
+    """Lists offered on the signup form, in a stable order."""
+    query = sa.select(MailingList).where(MailingList.public.is_(True), MailingList.archived.is_(False))
+    return list(db.session.scalars(query.order_by(MailingList.id)))
+
+
+def public_lists_by_slug(slugs: list[str]) -> list[MailingList]:
+    """The public lists named by slug; InvalidInput if any is unknown or none is given."""
+    if not slugs:
+        raise InvalidInput("Please choose at least one list.")
+    available = {mailing_list.slug: mailing_list for mailing_list in public_lists()}
+    unknown = [slug for slug in slugs if slug not in available]
+    if unknown:
+        raise InvalidInput("Unknown list: " + ", ".join(sorted(set(map(str, unknown)))[:5]))
+    return [available[slug] for slug in dict.fromkeys(slugs)]
+
+
+@dataclass(frozen=True)
+class SignupResult:
+    """What a signup request led to: the subscriber to mail and the lists asked for, or nothing to send."""
+
+    subscriber_id: int | None
+    list_ids: list[int]
+
+
+def request_subscription(
+    email: str,
+    name: str | None,
+    lists: list[MailingList],
+    method: ConsentMethod,
+    wording_version: str,
+) -> SignupResult:
+    """Record a signup request: a pending subscription and consent per list that is not already confirmed.
+
+    An existing subscriber's stored data (name, confirmed or unsubscribed rows) is never changed by an unconfirmed
+    request; the change happens on confirmation. Suppressed addresses are not recorded at all.
+    """
+    if is_suppressed(email):
+        return SignupResult(None, [])
+    shown = wording(wording_version)
+    subscriber = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == email))
+    if subscriber is None:
+        subscriber = Subscriber(email=email, name=name)
+        db.session.add(subscriber)
+        db.session.flush()
+    existing = {s.list_id: s for s in subscriber.subscriptions}
+    open_consents = set(
+        db.session.scalars(
+            sa.select(Consent.list_id).where(
+                Consent.subscriber_id == subscriber.id,
+                Consent.confirmed_at.is_(None),
+                Consent.withdrawn_at.is_(None),
+                Consent.wording_version == shown.version,
+                Consent.created_at > utcnow() - _confirm_window(),
+            )
+        )
+    )
+    reason = StatusReason.SIGNUP_API if method is ConsentMethod.API else StatusReason.SIGNUP_FORM
+    for mailing_list in lists:
+        subscription = existing.get(mailing_list.id)
+        if subscription is not None and subscription.status is SubscriptionStatus.CONFIRMED:
+            continue
+        if subscription is None:
+            db.session.add(
+                Subscription(
+                    subscriber=subscriber,
+                    list_id=mailing_list.id,
+                    status=SubscriptionStatus.PENDING,
+                    status_reason=reason,
+                )
+            )
+        if mailing_list.id not in open_consents:
+            db.session.add(
+                Consent(
+                    subscriber_id=subscriber.id,
+                    list_id=mailing_list.id,
+                    method=method,
+                    wording_version=shown.version,
+                    wording_sha256=shown.sha256,
+                )
+            )
+    if subscriber.confirm_nonce is None:
+        subscriber.confirm_nonce = secrets.token_urlsafe(16)
+    db.session.flush()
+    return SignupResult(subscriber.id, [mailing_list.id for mailing_list in lists])
+
+
+def _confirm_window() -> timedelta:
+    return timedelta(seconds=current_app.config["CONFIRM_TOKEN_MAX_AGE"])
+
+
+def open_consent_list_ids(subscriber: Subscriber, list_ids: list[int] | None = None) -> list[int]:
+    """Lists with an unconfirmed, unwithdrawn, unexpired opt-in for this subscriber (optionally among list_ids)."""
+    query = sa.select(Consent.list_id).where(
+        Consent.subscriber_id == subscriber.id,
+        Consent.confirmed_at.is_(None),
+        Consent.withdrawn_at.is_(None),
+        Consent.created_at > utcnow() - _confirm_window(),
+    )
+    if list_ids is not None:
+        query = query.where(Consent.list_id.in_(list_ids))
+    return sorted(set(db.session.scalars(query)))
+
+
+def subscriber_by_public_id(public_id: str) -> Subscriber | None:
+    """The subscriber a token points to, or None if erased."""
+    return db.session.scalar(sa.select(Subscriber).where(Subscriber.public_id == public_id))
+
+
+def confirmation_is_open(subscriber: Subscriber | None, nonce: str) -> bool:
+    """True if a confirmation link with this nonce can still be used (constant-time comparison)."""
+    return (
+        subscriber is not None
+        and subscriber.confirm_nonce is not None
+        and hmac.compare_digest(subscriber.confirm_nonce, nonce)
+    )
+
+
+def confirm_subscription(subscriber: Subscriber) -> list[int]:
+    """Confirm every open opt-in of the subscriber; return the ids of the lists newly confirmed.
+
+    The confirmation nonce is cleared, so the link that led here stops working.
+    """
+    now = utcnow()
+    list_ids = open_consent_list_ids(subscriber)
+    by_list = {s.list_id: s for s in subscriber.subscriptions}
+    newly_confirmed = []
+    for list_id in list_ids:
+        subscription = by_list.get(list_id)
+        if subscription is None:
+            subscription = Subscription(
+                subscriber=subscriber,
+                list_id=list_id,
+                status=SubscriptionStatus.PENDING,
+            )
+            db.session.add(subscription)
+        if subscription.status is not SubscriptionStatus.CONFIRMED:
+            subscription.status = SubscriptionStatus.CONFIRMED
+            subscription.status_reason = StatusReason.CONFIRMED_BY_SUBSCRIBER
+            subscription.confirmed_at = now
+            subscription.unsubscribed_at = None
+            newly_confirmed.append(list_id)
+    db.session.execute(
+        sa.update(Consent)
+        .where(
+            Consent.subscriber_id == subscriber.id,
+            Consent.list_id.in_(list_ids),
+            Consent.confirmed_at.is_(None),
+            Consent.withdrawn_at.is_(None),
+        )
+        .values(confirmed_at=now)
+    )
+    subscriber.confirm_nonce = None
+    db.session.flush()
+    return newly_confirmed
+
+
+def unsubscribe(subscriber: Subscriber, list_ids: list[int] | None, reason: StatusReason) -> list[int]:
+    """End the subscriber's pending or confirmed subscriptions (all lists if list_ids is None); idempotent.
+
+    Returns the ids of the lists actually left. Open and given consents for those lists are marked withdrawn.
+    """
+    now = utcnow()
+    left = []
+    for subscription in subscriber.subscriptions:
+        if list_ids is not None and subscription.list_id not in list_ids:
+            continue
+        if subscription.status is SubscriptionStatus.UNSUBSCRIBED:
+            continue
+        subscription.status = SubscriptionStatus.UNSUBSCRIBED
+        subscription.status_reason = reason
+        subscription.unsubscribed_at = now
+        left.append(subscription.list_id)
+    withdraw = sa.update(Consent).where(Consent.subscriber_id == subscriber.id, Consent.withdrawn_at.is_(None))
+    if list_ids is not None:
+        withdraw = withdraw.where(Consent.list_id.in_(list_ids))
+    db.session.execute(withdraw.values(withdrawn_at=now))
+    db.session.flush()
+    return left
+
+
+def update_preferences(subscriber: Subscriber, name: str | None, wanted_list_ids: set[int]) -> None:
+    """Apply the preference centre: new name, join ticked public lists at once, leave unticked ones.
+
+    Holding the preference link proves the mailbox is theirs, so joining needs no further confirmation.
+    """
+    subscriber.name = name
+    offered = {mailing_list.id for mailing_list in public_lists()} | {s.list_id for s in subscriber.subscriptions}
+    wanted = wanted_list_ids & offered
+    unwanted = offered - wanted
+    unsubscribe(subscriber, sorted(unwanted), StatusReason.PREFERENCE_CENTRE)
+    now = utcnow()
+    by_list = {s.list_id: s for s in subscriber.subscriptions}
+    shown = None
+    for list_id in sorted(wanted):
+        subscription = by_list.get(list_id)
+        if subscription is not None and subscription.status is SubscriptionStatus.CONFIRMED:
+            continue
+        if subscription is None:
+            subscription = Subscription(subscriber=subscriber, list_id=list_id)
+            db.session.add(subscription)
+        subscription.status = SubscriptionStatus.CONFIRMED
+        subscription.status_reason = StatusReason.PREFERENCE_CENTRE
+        subscription.confirmed_at = now
+        subscription.unsubscribed_at = None
+        shown = shown or current_wording()
+        db.session.add(
+            Consent(
+                subscriber_id=subscriber.id,
+                list_id=list_id,
+                method=ConsentMethod.PREFERENCE_CENTRE,
+                wording_version=shown.version,
+                wording_sha256=shown.sha256,
+                created_at=now,
+                confirmed_at=now,
+            )
+        )
+    db.session.flush()
+
+
+def erase_subscriber(subscriber: Subscriber) -> None:
+    """Remove everything held about a subscriber, keeping only the suppression HMAC so they are never mailed again."""
+    suppress(subscriber.email, SuppressionReason.ERASED)
+    db.session.delete(subscriber)
+    db.session.flush()
+
+
+def purge_unconfirmed(now: datetime | None = None) -> int:
+    """Delete signups never confirmed within the retention period; return how many subscribers were removed.
+
+    Pending subscriptions and open opt-ins older than the cutoff go; a subscriber left with no subscription that was
+    ever confirmed goes too.
+    """
+    now = now or utcnow()
+    cutoff = now - timedelta(days=current_app.config["UNCONFIRMED_RETENTION_DAYS"])
+    db.session.execute(
+        sa.delete(Subscription).where(
+            Subscription.status == SubscriptionStatus.PENDING,
+            Subscription.created_at < cutoff,
+        )
+    )
+    db.session.execute(
+        sa.delete(Consent).where(
+            Consent.confirmed_at.is_(None),
+            Consent.withdrawn_at.is_(None),
+            Consent.created_at < cutoff,
+        )
+    )
+    has_subscription = sa.select(Subscription.id).where(Subscription.subscriber_id == Subscriber.id).exists()
+    has_consent = sa.select(Consent.id).where(Consent.subscriber_id == Subscriber.id).exists()
+    result = db.session.execute(
+        sa.delete(Subscriber).where(Subscriber.created_at < cutoff, ~has_subscription, ~has_consent)
+    )
+    db.session.flush()
+    return result.rowcount or 0

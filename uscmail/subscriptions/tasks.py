@@ -1,0 +1,84 @@
+"""Celery tasks of the supporter journey; thin wrappers that reload rows and call services."""
+
+import hashlib
+import hmac
+import logging
+import smtplib
+
+import limits
+from celery import shared_task
+from flask import current_app
+
+from ..extensions import db, limiter
+from ..mail.transport import send_messages
+from ..models import Subscriber, SubscriptionStatus
+from . import mails, services
+
+log = logging.getLogger(__name__)
+
+SMTP_RETRY = {
+    "autoretry_for": (OSError,),
+    "dont_autoretry_for": (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused),
+    "retry_backoff": 5,
+    "retry_backoff_max": 600,
+    "max_retries": 8,
+}
+
+
+def _address_limit_allows(subscriber: Subscriber) -> bool:
+    """Count one confirmation-type mail against the per-address limit; False once the limit is reached."""
+    rate = limits.parse(current_app.config["CONFIRMATION_MAILS_PER_ADDRESS"])
+    key = hmac.new(
+        current_app.config["SECRET_KEY"].encode(),
+        subscriber.email.encode(),
+        hashlib.sha256,
+    )
+    prefix = current_app.config["RATELIMIT_KEY_PREFIX"]
+    return limiter.limiter.hit(rate, prefix, "address", key.hexdigest()[:32])
+
+
+@shared_task(**SMTP_RETRY)
+def send_signup_mail(subscriber_id: int, list_ids: list[int]) -> str:
+    """After a signup request: a confirmation mail, or an "already subscribed" notice; nothing over the limit."""
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        return "gone"
+    pending = services.open_consent_list_ids(subscriber, list_ids)
+    if pending and subscriber.confirm_nonce:
+        message = mails.confirmation_message(subscriber, pending)
+        outcome = "confirmation"
+    else:
+        confirmed = [
+            s.list_id
+            for s in subscriber.subscriptions
+            if s.list_id in list_ids and s.status is SubscriptionStatus.CONFIRMED
+        ]
+        if not confirmed:
+            return "nothing"
+        message = mails.already_subscribed_message(subscriber, confirmed)
+        outcome = "already_subscribed"
+    if not _address_limit_allows(subscriber):
+        log.info("signup mail for subscriber %s withheld: per-address limit", subscriber_id)
+        return "limited"
+    send_messages([message])
+    log.info("signup mail (%s) sent to subscriber %s", outcome, subscriber_id)
+    return outcome
+
+
+@shared_task(**SMTP_RETRY)
+def send_welcome_mail(subscriber_id: int, list_ids: list[int]) -> str:
+    """The welcome mail for lists just confirmed."""
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    if subscriber is None or not list_ids:
+        return "gone"
+    send_messages([mails.welcome_message(subscriber, list_ids)])
+    return "welcome"
+
+
+@shared_task
+def purge_unconfirmed() -> int:
+    """Beat task: remove signups left unconfirmed past the retention period."""
+    removed = services.purge_unconfirmed()
+    db.session.commit()
+    log.info("purged %d unconfirmed subscribers", removed)
+    return removed

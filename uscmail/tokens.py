@@ -1,0 +1,115 @@
+"""Signed tokens for the links in mail: one salt per purpose, no address inside, old keys accepted.
+
+Confirmation tokens expire (CONFIRM_TOKEN_MAX_AGE) and carry a nonce that is cleared once used; unsubscribe and
+preference tokens never expire, so a link in a years-old mail still works.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import current_app
+from itsdangerous import (
+    BadData,
+    SignatureExpired,
+    URLSafeSerializer,
+    URLSafeTimedSerializer,
+)
+
+CONFIRM = "uscmail.confirm"
+UNSUBSCRIBE = "uscmail.unsubscribe"
+PREFERENCES = "uscmail.preferences"
+FORM_STARTED = "uscmail.form-started"
+
+
+class TokenInvalid(Exception):
+    """A token that is tampered, signed with an unknown key, or of the wrong shape."""
+
+
+class TokenExpired(TokenInvalid):
+    """A well-signed token that is older than its purpose allows."""
+
+
+def _keys() -> list[str]:
+    # itsdangerous signs with the last key and verifies with all of them.
+    config = current_app.config
+    return [*reversed(config.get("SECRET_KEY_FALLBACKS") or []), config["SECRET_KEY"]]
+
+
+def _timed(salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(_keys(), salt=salt)
+
+
+def _untimed(salt: str) -> URLSafeSerializer:
+    return URLSafeSerializer(_keys(), salt=salt)
+
+
+def _load(serializer, token: str, **kwargs) -> Any:
+    try:
+        return serializer.loads(token, **kwargs)
+    except SignatureExpired as exc:
+        raise TokenExpired(str(exc)) from None
+    except (BadData, UnicodeError, ValueError, TypeError) as exc:
+        raise TokenInvalid(str(exc)) from None
+
+
+def _pair_of_strings(value: Any) -> tuple[str, str]:
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+        raise TokenInvalid("unexpected payload")
+    return value[0], value[1]
+
+
+def make_confirm_token(public_id: str, nonce: str) -> str:
+    """Token for a confirmation link: the subscriber's public id and the current confirmation nonce."""
+    return _timed(CONFIRM).dumps([public_id, nonce])
+
+
+def read_confirm_token(token: str) -> tuple[str, str]:
+    """Return (public_id, nonce) from a confirmation token, or raise TokenExpired / TokenInvalid."""
+    max_age = current_app.config["CONFIRM_TOKEN_MAX_AGE"]
+    return _pair_of_strings(_load(_timed(CONFIRM), token, max_age=max_age))
+
+
+def make_unsubscribe_token(public_id: str, list_ids: list[int]) -> str:
+    """Never-expiring token that unsubscribes one subscriber from the given lists."""
+    return _untimed(UNSUBSCRIBE).dumps([public_id, sorted(list_ids)])
+
+
+def read_unsubscribe_token(token: str) -> tuple[str, list[int]]:
+    """Return (public_id, list_ids) from an unsubscribe token, or raise TokenInvalid."""
+    value = _load(_untimed(UNSUBSCRIBE), token)
+    if not (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and isinstance(value[1], list)
+        and all(isinstance(i, int) and not isinstance(i, bool) for i in value[1])
+    ):
+        raise TokenInvalid("unexpected payload")
+    return value[0], value[1]
+
+
+def make_preferences_token(public_id: str) -> str:
+    """Never-expiring token that opens one subscriber's preference centre."""
+    return _untimed(PREFERENCES).dumps(public_id)
+
+
+def read_preferences_token(token: str) -> str:
+    """Return the public id from a preference-centre token, or raise TokenInvalid."""
+    value = _load(_untimed(PREFERENCES), token)
+    if not isinstance(value, str):
+        raise TokenInvalid("unexpected payload")
+    return value
+
+
+def make_form_started_token() -> str:
+    """A signed timestamp put in the signup form, to measure how fast it was filled in."""
+    return _timed(FORM_STARTED).dumps(0)
+
+
+def seconds_since_form_started(token: str) -> float | None:
+    """Seconds since the form was served, or None if the token is missing or forged."""
+    try:
+        _, signed_at = _timed(FORM_STARTED).loads(token, return_timestamp=True)
+    except (BadData, UnicodeError, ValueError, TypeError):
+        return None
+    return (datetime.now(UTC) - signed_at).total_seconds()
