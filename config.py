@@ -57,6 +57,10 @@ class Config:
     CONFIRMATION_MAILS_PER_ADDRESS = os.environ.get("CONFIRMATION_MAILS_PER_ADDRESS", "3 per day")
     EMAIL_CHECK_DELIVERABILITY = env_bool("EMAIL_CHECK_DELIVERABILITY")
     CORS_ORIGINS = env_list("CORS_ORIGINS")
+    LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "20 per 15 minutes")
+    LOGIN_FAILURES_PER_ACCOUNT = os.environ.get("LOGIN_FAILURES_PER_ACCOUNT", "5 per 15 minutes")
+    ORGANISER_SESSION_IDLE_SECONDS = int(os.environ.get("ORGANISER_SESSION_IDLE_SECONDS", str(2 * 3600)))
+    ORGANISER_SESSION_MAX_SECONDS = int(os.environ.get("ORGANISER_SESSION_MAX_SECONDS", str(12 * 3600)))
     # Number of proxies in front of the app whose X-Forwarded-For may be trusted.
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
 
@@ -127,6 +131,8 @@ class ProductionConfig(Config):
     ENV_NAME = "production"
     DEV_MAIL_VIEWER = False
     SESSION_COOKIE_SECURE = True
+    # __Host- cookies are only accepted over https, for this exact host, with Path=/.
+    SESSION_COOKIE_NAME = "__Host-session"
     PREFERRED_URL_SCHEME = "https"
 
     def validate(self) -> None:

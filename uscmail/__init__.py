@@ -4,7 +4,8 @@ from pathlib import Path
 
 from flask import Flask
 
-from .extensions import csrf, db, limiter, mail, migrate
+from . import extensions
+from .extensions import csrf, db, limiter, migrate
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -36,7 +37,8 @@ def register_extensions(app: Flask) -> None:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_DIR / "migrations"), render_as_batch=True)
-    mail.init_app(app)
+    # Not a module-level name `mail`: importing the uscmail.mail package rebinds that name to the package.
+    extensions.mail.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
     celery_init_app(app)
@@ -52,10 +54,12 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Mount the feature blueprints; the dev mail viewer only where configured."""
+    from .organisers import routes as organiser_routes
     from .subscriptions import api, routes, tasks  # noqa: F401 - tasks registers the Celery tasks
 
     app.register_blueprint(routes.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(organiser_routes.bp)
     if app.config.get("DEV_MAIL_VIEWER") and app.config.get("ENV_NAME") != "production":
         from .devmail.routes import bp as devmail_bp
 
@@ -79,5 +83,7 @@ def register_errorhandlers(app: Flask) -> None:
 def register_cli(app: Flask) -> None:
     """`flask seed` and friends."""
     from .cli import init_cli
+    from .organisers.cli import init_organisers_cli
 
     init_cli(app)
+    init_organisers_cli(app)

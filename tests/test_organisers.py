@@ -1,0 +1,244 @@
+"""Organiser accounts: CLI creation, sign-in with mandatory TOTP, lockout, sessions, roles, audit log."""
+
+import re
+import time
+
+import pyotp
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import BACKEND, form_fields, isolated_client
+from uscmail.organisers.models import AuditEvent, Organiser, OrganiserSession
+
+PASSWORD = "correct horse battery staple"
+
+
+def create(app, email="admin@example.org", role="admin", password=PASSWORD):
+    result = app.test_cli_runner().invoke(args=["organisers", "create", email, "--role", role], input=password + "\n")
+    return result
+
+
+def post_form(browser, path, **data):
+    page = browser.get(path)
+    return browser.post(path, data={**form_fields(page.get_data(as_text=True)), **data})
+
+
+def secret_of(db, email):
+    pending = db.session.scalar(
+        sa.select(OrganiserSession.pending_totp_secret).join(Organiser).where(Organiser.email == email)
+    )
+    enrolled = db.session.scalar(sa.select(Organiser.totp_secret).where(Organiser.email == email))
+    db.session.rollback()
+    return enrolled or pending
+
+
+def code_for(secret, offset_steps=0):
+    return pyotp.TOTP(secret).at(time.time() + 30 * offset_steps)
+
+
+def sign_in(app, db, browser, email="admin@example.org", password=PASSWORD):
+    """Full sign-in; enrols TOTP on first use. Returns the recovery codes shown, if any."""
+    response = post_form(browser, "/organisers/login", email=email, password=password)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    target = response.headers["Location"]
+    page = browser.get(target)
+    secret = secret_of(db, email)
+    response = browser.post(target, data={**form_fields(page.get_data(as_text=True)), "code": code_for(secret)})
+    if "setup" in target:
+        assert response.status_code == 200
+        return re.findall(r"<code>([a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4})</code>", response.get_data(as_text=True))
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return []
+
+
+def test_cli_creates_an_organiser_with_a_password_from_stdin_never_argv(app, db):
+    result = create(app)
+    assert result.exit_code == 0, result.output
+    assert "created admin admin@example.org" in result.output
+    organiser = db.session.scalar(sa.select(Organiser))
+    assert organiser.password_hash.startswith("$argon2id$")
+    assert PASSWORD not in organiser.password_hash
+    assert create(app).exit_code != 0  # the same address twice
+    short = create(app, email="b@example.org", password="short")
+    assert short.exit_code != 0 and "at least 12 characters" in short.output
+
+
+def test_first_sign_in_enrols_totp_with_our_own_qr_code_and_shows_recovery_codes_once(app, db, browser):
+    create(app)
+    response = post_form(browser, "/organisers/login", email="admin@example.org", password=PASSWORD)
+    assert response.headers["Location"].startswith("/organisers/two-factor/setup")
+    page = browser.get(response.headers["Location"]).get_data(as_text=True)
+    assert "<svg" in page and "http" not in page.split("<svg", 1)[1].split("</svg>", 1)[0].replace(
+        "http://www.w3.org", ""
+    )
+    secret = secret_of(db, "admin@example.org")
+    assert secret in page  # for typing in by hand
+    wrong = browser.post(
+        "/organisers/two-factor/setup",
+        data={**form_fields(page), "code": "000000" if code_for(secret) != "000000" else "111111"},
+    )
+    assert wrong.status_code == 400
+    done = browser.post("/organisers/two-factor/setup", data={**form_fields(page), "code": code_for(secret)})
+    codes = re.findall(r"<code>([a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4})</code>", done.get_data(as_text=True))
+    assert len(codes) == 10 and len(set(codes)) == 10
+    home = browser.get("/organisers/")
+    assert home.status_code == 200 and "Signed in as admin@example.org, admin" in home.get_data(as_text=True)
+    stored = db.session.scalar(sa.select(Organiser)).recovery_codes
+    assert all(code not in {r.code_sha256 for r in stored} for code in codes)
+
+
+def test_wrong_password_and_unknown_account_get_the_same_answer(app, db):
+    create(app)
+    known = post_form(isolated_client(app), "/organisers/login", email="admin@example.org", password="wrong password!!")
+    unknown = post_form(
+        isolated_client(app), "/organisers/login", email="nobody@example.org", password="wrong password!!"
+    )
+    assert known.status_code == unknown.status_code == 400
+    # The answers differ only in the CSRF token and the address echoed back into the form.
+    strip = re.compile(r'name="csrf_token" type="hidden" value="[^"]+"|value="(admin|nobody)@example.org"')
+    assert strip.sub("", known.get_data(as_text=True)) == strip.sub("", unknown.get_data(as_text=True))
+    actions = db.session.scalars(sa.select(AuditEvent.action)).all()
+    assert actions.count("login.failed") == 2
+
+
+def test_account_locks_after_five_failures_even_for_the_right_password(app, db):
+    create(app)
+    browser = isolated_client(app)
+    for _ in range(5):
+        assert (
+            post_form(browser, "/organisers/login", email="admin@example.org", password="nope nope nope").status_code
+            == 400
+        )
+    locked = post_form(browser, "/organisers/login", email="admin@example.org", password=PASSWORD)
+    assert locked.status_code == 400
+    assert "locked for a while" in locked.get_data(as_text=True)
+
+
+def test_sign_in_attempts_are_limited_per_client_address(app, db):
+    browser = isolated_client(app, environ_base={"REMOTE_ADDR": "198.51.100.9"})
+    statuses = [
+        post_form(browser, "/organisers/login", email=f"x{i}@example.org", password="wrong password!!").status_code
+        for i in range(21)
+    ]
+    assert statuses[:20] == [400] * 20
+    assert statuses[20] == 429
+
+
+def test_a_totp_code_is_accepted_once_only(app, db, browser):
+    create(app)
+    sign_in(app, db, browser)
+    secret = secret_of(db, "admin@example.org")
+    used = code_for(secret)
+    other = isolated_client(app)
+    post_form(other, "/organisers/login", email="admin@example.org", password=PASSWORD)
+    replay = post_form(other, "/organisers/two-factor", code=used)
+    assert replay.status_code == 400
+    assert other.get("/organisers/").status_code == 302
+
+
+def test_recovery_code_signs_in_once(app, db, browser):
+    create(app)
+    codes = sign_in(app, db, browser)
+    for attempt, expected in ((1, 302), (2, 400)):
+        browser = isolated_client(app)
+        post_form(browser, "/organisers/login", email="admin@example.org", password=PASSWORD)
+        response = post_form(browser, "/organisers/two-factor", code=codes[0].upper().replace("-", " "))
+        assert response.status_code == expected, attempt
+
+
+def test_session_rotates_on_sign_in_and_ends_on_sign_out(app, db, browser):
+    create(app)
+    browser.get("/organisers/login")
+    before = browser.get_cookie("session").value
+    sign_in(app, db, browser)
+    after = browser.get_cookie("session").value
+    assert before != after
+    stolen = after
+    response = post_form(browser, "/organisers/", **{})  # GET renders, POST is not allowed
+    assert response.status_code == 405
+    home = browser.get("/organisers/").get_data(as_text=True)
+    logout = browser.post("/organisers/logout", data=form_fields(home))
+    assert logout.status_code == 302
+    replay = isolated_client(app)
+    replay.set_cookie("session", stolen)
+    assert replay.get("/organisers/").status_code == 302
+
+
+@pytest.mark.parametrize("change", ["password", "2fa", "role"])
+def test_every_session_ends_when_password_2fa_or_role_changes(app, db, browser, change):
+    from uscmail.organisers import services
+    from uscmail.organisers.models import Role
+
+    create(app)
+    sign_in(app, db, browser)
+    assert browser.get("/organisers/").status_code == 200
+    organiser = db.session.scalar(sa.select(Organiser))
+    if change == "password":
+        services.change_password(organiser, "another long password", "cli")
+    elif change == "2fa":
+        services.reset_two_factor(organiser, "cli")
+    else:
+        services.change_role(organiser, Role.VIEWER, "cli")
+    db.session.commit()
+    assert browser.get("/organisers/").status_code == 302
+
+
+def test_viewer_cannot_open_the_admin_audit_log(app, db, browser):
+    create(app, email="viewer@example.org", role="viewer")
+    sign_in(app, db, browser, email="viewer@example.org")
+    assert browser.get("/organisers/").status_code == 200
+    assert browser.get("/organisers/audit").status_code == 403
+
+
+def test_audit_log_lists_sign_ins_for_admins_and_never_holds_secrets(app, db, browser):
+    create(app)
+    post_form(isolated_client(app), "/organisers/login", email="admin@example.org", password="wrong password!!")
+    sign_in(app, db, browser)
+    page = browser.get("/organisers/audit").get_data(as_text=True)
+    for action in ("organiser.create", "login.failed", "organiser.2fa_enrolled", "login.succeeded"):
+        assert action in page
+    filtered = browser.get("/organisers/audit?action=login.failed").get_data(as_text=True)
+    assert "login.failed" in filtered and "organiser.create</td>" not in filtered
+    rows = db.session.execute(sa.select(AuditEvent.details, AuditEvent.action)).all()
+    flat = repr(rows)
+    assert PASSWORD not in flat and secret_of(db, "admin@example.org") not in flat
+
+
+def test_audit_events_cannot_be_changed_or_deleted(app, db):
+    from uscmail import audit
+
+    audit.record("cli", "test.event")
+    db.session.commit()
+    event = db.session.scalar(sa.select(AuditEvent))
+    event.action = "tampered"
+    with pytest.raises(PermissionError):
+        db.session.flush()
+    db.session.rollback()
+    if BACKEND == "postgres":
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+            db.session.execute(sa.text("UPDATE audit_events SET action = 'tampered'"))
+        db.session.rollback()
+
+
+def test_audit_record_refuses_secret_looking_details(app, db):
+    from uscmail import audit
+
+    with pytest.raises(ValueError, match="must not hold"):
+        audit.record("cli", "test.event", token="abc")
+
+
+def test_cli_reset_2fa_and_disable(app, db, browser):
+    create(app)
+    sign_in(app, db, browser)
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["organisers", "reset-2fa", "admin@example.org"]).exit_code == 0
+    assert browser.get("/organisers/").status_code == 302
+    response = post_form(isolated_client(app), "/organisers/login", email="admin@example.org", password=PASSWORD)
+    assert response.headers["Location"].startswith("/organisers/two-factor/setup")
+    assert runner.invoke(args=["organisers", "disable", "admin@example.org"]).exit_code == 0
+    assert (
+        post_form(isolated_client(app), "/organisers/login", email="admin@example.org", password=PASSWORD).status_code
+        == 400
+    )
+    missing = runner.invoke(args=["organisers", "disable", "ghost@example.org"])
+    assert missing.exit_code != 0 and "no organiser" in missing.output

@@ -1,0 +1,66 @@
+"""`flask --app uscmail organisers ...`: create accounts, reset 2FA, disable, issue API tokens.
+
+Passwords are read from a prompt or from stdin, never from the command line (where ps and shell history would see them).
+"""
+
+import sys
+
+import click
+from flask import Flask
+
+from ..extensions import db
+from ..subscriptions.services import InvalidInput
+from . import services
+from .models import Role
+
+ACTOR = "cli"
+
+
+def _organiser_or_fail(email: str):
+    organiser = services.organiser_by_email(email)
+    if organiser is None:
+        raise click.ClickException(f"no organiser with the address {email!r}")
+    return organiser
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def init_organisers_cli(app: Flask) -> None:
+    """Register the `organisers` command group."""
+    group = click.Group("organisers", help="Manage organiser accounts.")
+
+    @group.command("create")
+    @click.argument("email")
+    @click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.EDITOR.value, show_default=True)
+    def create(email: str, role: str) -> None:
+        """Create an organiser; the password is prompted for (or read from stdin)."""
+        try:
+            organiser = services.create_organiser(email, _read_password(), Role(role), ACTOR)
+        except InvalidInput as exc:
+            raise click.ClickException(str(exc)) from None
+        db.session.commit()
+        click.echo(f"created {organiser.role.value} {organiser.email}; two-factor set-up happens at first sign-in")
+
+    @group.command("reset-2fa")
+    @click.argument("email")
+    def reset_2fa(email: str) -> None:
+        """Remove an organiser's authenticator and recovery codes; they enrol again at next sign-in."""
+        organiser = _organiser_or_fail(email)
+        services.reset_two_factor(organiser, ACTOR)
+        db.session.commit()
+        click.echo(f"two-factor authentication reset for {organiser.email}; their sessions have ended")
+
+    @group.command("disable")
+    @click.argument("email")
+    def disable(email: str) -> None:
+        """Disable an organiser: sign-in, sessions and API tokens stop working."""
+        organiser = _organiser_or_fail(email)
+        services.disable_organiser(organiser, ACTOR)
+        db.session.commit()
+        click.echo(f"disabled {organiser.email}")
+
+    app.cli.add_command(group)

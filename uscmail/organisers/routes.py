@@ -1,0 +1,191 @@
+"""Organiser sign-in with mandatory TOTP, sign-out, and the organisers' home page."""
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
+
+from .. import audit
+from ..extensions import db, limiter
+from ..models import utcnow
+from . import auth, security, services
+from .forms import CodeForm, LoginForm, LogoutForm
+from .models import AuditEvent, Role, SessionStage
+
+bp = Blueprint("organisers", __name__, url_prefix="/organisers")
+bp.before_request(auth.load_current_session)
+
+
+@bp.context_processor
+def organiser_page_context() -> dict:
+    """Every organiser page has the sign-out button."""
+    return {"logout_form": LogoutForm()}
+
+
+GENERIC_FAILURE = (
+    "That email and password don't match an active account, or it is locked for a while after failed attempts."
+)
+
+
+def login_rate_limit() -> str:
+    """Per-client limit on sign-in attempts, read at request time."""
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+login_limit = limiter.shared_limit(login_rate_limit, scope="login", methods=["POST"])
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site relative paths under /organisers are followed after sign-in."""
+    if target and target.startswith("/organisers") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for(".home")
+
+
+def _begin(organiser, stage: SessionStage) -> None:
+    """Replace whatever session the browser had with a fresh one (no fixation)."""
+    services.end_session(session.get(auth.SESSION_KEY))
+    session.clear()
+    session[auth.SESSION_KEY] = services.start_session(organiser, stage)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@login_limit
+def login():
+    """Step one: email and password. Failures say nothing about whether the account exists."""
+    form = LoginForm()
+    error = None
+    if form.validate_on_submit():
+        email = form.email.data or ""
+        organiser = None if services.account_locked(email) else services.authenticate(email, form.password.data or "")
+        if organiser is None:
+            services.record_login_failure(email)
+            db.session.commit()
+            error = GENERIC_FAILURE
+        else:
+            _begin(organiser, SessionStage.PASSWORD)
+            db.session.commit()
+            step = ".two_factor" if organiser.totp_secret else ".two_factor_setup"
+            return redirect(url_for(step, next=request.args.get("next")))
+    elif request.method == "POST":
+        error = "The form expired; please try again."
+    status = 400 if error else 200
+    return render_template("organisers/login.html", form=form, error=error), status
+
+
+def _password_stage():
+    row = auth.current_session()
+    if row is None or row.stage is not SessionStage.PASSWORD:
+        abort(redirect(url_for(".login")))
+    return row
+
+
+def _complete(row) -> None:
+    organiser = row.organiser
+    organiser.last_login_at = utcnow()
+    _begin(organiser, SessionStage.COMPLETE)
+    audit.record(organiser, "login.succeeded", "organiser", organiser.id)
+
+
+@bp.route("/two-factor", methods=["GET", "POST"])
+@login_limit
+def two_factor():
+    """Step two: a code from the authenticator app (each accepted once) or a recovery code."""
+    row = _password_stage()
+    organiser = row.organiser
+    if organiser.totp_secret is None:
+        return redirect(url_for(".two_factor_setup"))
+    form = CodeForm()
+    error = None
+    if form.validate_on_submit():
+        if services.account_locked(organiser.email) or not services.verify_second_factor(
+            organiser, form.code.data or ""
+        ):
+            services.record_login_failure(organiser.email)
+            db.session.commit()
+            error = "That code is not valid (each code works once). Try the next one, or a recovery code."
+        else:
+            _complete(row)
+            db.session.commit()
+            return redirect(safe_next(request.args.get("next")))
+    return render_template("organisers/two_factor.html", form=form, error=error), 400 if error else 200
+
+
+@bp.route("/two-factor/setup", methods=["GET", "POST"])
+@login_limit
+def two_factor_setup():
+    """First sign-in: enrol an authenticator app from a QR code we render ourselves, then show recovery codes once."""
+    row = _password_stage()
+    organiser = row.organiser
+    if organiser.totp_secret is not None:
+        return redirect(url_for(".two_factor"))
+    if row.pending_totp_secret is None:
+        row.pending_totp_secret = security.new_totp_secret()
+        db.session.commit()
+    form = CodeForm()
+    error = None
+    if form.validate_on_submit():
+        codes = services.enrol_totp(organiser, row.pending_totp_secret, form.code.data or "")
+        if codes is None:
+            services.record_login_failure(organiser.email)
+            db.session.commit()
+            error = "That code doesn't match. Check the time on your phone and enter the current code."
+        else:
+            _complete(row)
+            db.session.commit()
+            return render_template("organisers/recovery_codes.html", codes=codes)
+    uri = security.totp_uri(row.pending_totp_secret, organiser.email)
+    return render_template(
+        "organisers/two_factor_setup.html",
+        form=form,
+        error=error,
+        qr=security.qr_svg(uri),
+        secret=row.pending_totp_secret,
+    ), 400 if error else 200
+
+
+@bp.post("/logout")
+def logout():
+    """End this session."""
+    if not LogoutForm().validate_on_submit():
+        abort(400)
+    services.end_session(session.get(auth.SESSION_KEY))
+    session.clear()
+    db.session.commit()
+    return redirect(url_for(".login"))
+
+
+@bp.get("/")
+@auth.role_required(Role.VIEWER)
+def home():
+    """The organisers' start page."""
+    return render_template("organisers/home.html")
+
+
+AUDIT_PAGE_SIZE = 50
+
+
+@bp.get("/audit")
+@auth.role_required(Role.ADMIN)
+def audit_log():
+    """The audit log, newest first, filtered by action and organiser, paged by id (keyset)."""
+    action = (request.args.get("action") or "").strip()[:64]
+    actor = (request.args.get("actor") or "").strip()[:320]
+    before = request.args.get("before", type=int)
+    query = sa.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(AUDIT_PAGE_SIZE + 1)
+    if action:
+        query = query.where(AuditEvent.action.startswith(action, autoescape=True))
+    if actor:
+        query = query.where(AuditEvent.actor == actor.lower())
+    if before:
+        query = query.where(AuditEvent.id < before)
+    events = list(db.session.scalars(query))
+    more = len(events) > AUDIT_PAGE_SIZE
+    events = events[:AUDIT_PAGE_SIZE]
+    actions = db.session.scalars(sa.select(AuditEvent.action).distinct().order_by(AuditEvent.action)).all()
+    return render_template(
+        "organisers/audit.html",
+        events=events,
+        actions=actions,
+        action=action,
+        actor=actor,
+        next_before=events[-1].id if more and events else None,
+    )

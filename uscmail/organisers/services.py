@@ -1,0 +1,195 @@
+"""Organiser accounts and logins. Services flush; the caller commits."""
+
+import hmac
+from datetime import timedelta
+
+import limits
+import sqlalchemy as sa
+from flask import current_app
+
+from .. import audit
+from ..extensions import db, limiter
+from ..models import utcnow
+from ..subscriptions.services import InvalidInput, normalise_email
+from . import security
+from .models import Organiser, OrganiserSession, RecoveryCode, Role, SessionStage
+
+
+def organiser_by_email(email: str) -> Organiser | None:
+    """The organiser with this address (normalised), or None."""
+    try:
+        address = normalise_email(email)
+    except InvalidInput:
+        return None
+    return db.session.scalar(sa.select(Organiser).where(Organiser.email == address))
+
+
+def create_organiser(email: str, password: str, role: Role, actor: Organiser | str) -> Organiser:
+    """Create an account; it must enrol in TOTP at first login. InvalidInput for a bad address or password."""
+    address = normalise_email(email)
+    problem = security.password_problem(password)
+    if problem:
+        raise InvalidInput(problem)
+    if db.session.scalar(sa.select(Organiser.id).where(Organiser.email == address)) is not None:
+        raise InvalidInput("An organiser with that address already exists.")
+    organiser = Organiser(email=address, password_hash=security.hash_password(password), role=role)
+    db.session.add(organiser)
+    db.session.flush()
+    audit.record(actor, "organiser.create", "organiser", organiser.id, role=role.value)
+    return organiser
+
+
+def _account_key(email: str) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, email.strip().lower().encode(), "sha256").hexdigest()[:32]
+
+
+def _login_rate() -> limits.RateLimitItem:
+    return limits.parse(current_app.config["LOGIN_FAILURES_PER_ACCOUNT"])
+
+
+def account_locked(email: str) -> bool:
+    """True while an account has had too many failed logins recently."""
+    prefix = current_app.config["RATELIMIT_KEY_PREFIX"]
+    return not limiter.limiter.test(_login_rate(), prefix, "login-account", _account_key(email))
+
+
+def record_login_failure(email: str) -> None:
+    """Count a failed password or code against the account (whether or not it exists) and audit it."""
+    prefix = current_app.config["RATELIMIT_KEY_PREFIX"]
+    limiter.limiter.hit(_login_rate(), prefix, "login-account", _account_key(email))
+    organiser = organiser_by_email(email)
+    audit.record(organiser or "anonymous", "login.failed", "organiser", organiser.id if organiser else None)
+
+
+def authenticate(email: str, password: str) -> Organiser | None:
+    """The active organiser with this address and password, or None; the same work either way."""
+    organiser = organiser_by_email(email)
+    valid = security.check_password(organiser.password_hash if organiser else None, password)
+    if organiser is None or not valid or not organiser.active:
+        return None
+    if security.password_hasher.check_needs_rehash(organiser.password_hash):
+        organiser.password_hash = security.hash_password(password)
+    return organiser
+
+
+def start_session(organiser: Organiser, stage: SessionStage) -> str:
+    """A new server-side session; returns the raw token for the cookie (only its hash is stored)."""
+    token = security.new_token()
+    db.session.add(
+        OrganiserSession(
+            token_sha256=security.sha256_hex(token),
+            organiser_id=organiser.id,
+            stage=stage,
+            security_version=organiser.security_version,
+        )
+    )
+    db.session.flush()
+    return token
+
+
+def load_session(token: str | None) -> OrganiserSession | None:
+    """The live session for a cookie token, or None if unknown, expired, stale or the account is disabled."""
+    if not token:
+        return None
+    row = db.session.scalar(
+        sa.select(OrganiserSession).where(OrganiserSession.token_sha256 == security.sha256_hex(token))
+    )
+    if row is None:
+        return None
+    now = utcnow()
+    idle = timedelta(seconds=current_app.config["ORGANISER_SESSION_IDLE_SECONDS"])
+    lifetime = timedelta(seconds=current_app.config["ORGANISER_SESSION_MAX_SECONDS"])
+    organiser = row.organiser
+    if (
+        not organiser.active
+        or row.security_version != organiser.security_version
+        or now - row.last_seen_at > idle
+        or now - row.created_at > lifetime
+    ):
+        db.session.delete(row)
+        db.session.flush()
+        return None
+    if now - row.last_seen_at > timedelta(minutes=1):
+        row.last_seen_at = now
+    return row
+
+
+def end_session(token: str | None) -> None:
+    """Log out: delete the session row."""
+    if token:
+        db.session.execute(
+            sa.delete(OrganiserSession).where(OrganiserSession.token_sha256 == security.sha256_hex(token))
+        )
+
+
+def end_all_sessions(organiser: Organiser) -> None:
+    """End every session of an organiser (password, 2FA or role changed)."""
+    organiser.security_version += 1
+    db.session.execute(sa.delete(OrganiserSession).where(OrganiserSession.organiser_id == organiser.id))
+    db.session.flush()
+
+
+def verify_second_factor(organiser: Organiser, code: str) -> bool:
+    """Accept a current TOTP code (each once only) or an unused recovery code."""
+    if organiser.totp_secret is None:
+        return False
+    step = security.accepted_totp_step(organiser.totp_secret, code, organiser.totp_last_step)
+    if step is not None:
+        organiser.totp_last_step = step
+        return True
+    digest = security.sha256_hex(security.normalise_recovery_code(code))
+    for recovery in organiser.recovery_codes:
+        if recovery.used_at is None and hmac.compare_digest(recovery.code_sha256, digest):
+            recovery.used_at = utcnow()
+            audit.record(organiser, "login.recovery_code_used", "organiser", organiser.id)
+            return True
+    return False
+
+
+def enrol_totp(organiser: Organiser, secret: str, code: str) -> list[str] | None:
+    """Finish TOTP enrolment if the code matches; returns fresh recovery codes (show once), or None."""
+    step = security.accepted_totp_step(secret, code, None)
+    if step is None:
+        return None
+    organiser.totp_secret = secret
+    organiser.totp_last_step = step
+    codes = security.new_recovery_codes()
+    organiser.recovery_codes = [RecoveryCode(code_sha256=security.sha256_hex(c)) for c in codes]
+    audit.record(organiser, "organiser.2fa_enrolled", "organiser", organiser.id)
+    db.session.flush()
+    return codes
+
+
+def reset_two_factor(organiser: Organiser, actor: Organiser | str) -> None:
+    """Remove TOTP and recovery codes; the organiser enrols again at next login; all sessions end."""
+    organiser.totp_secret = None
+    organiser.totp_last_step = None
+    organiser.recovery_codes = []
+    end_all_sessions(organiser)
+    audit.record(actor, "organiser.2fa_reset", "organiser", organiser.id)
+
+
+def change_password(organiser: Organiser, new_password: str, actor: Organiser | str) -> None:
+    """Set a new password and end every session."""
+    problem = security.password_problem(new_password)
+    if problem:
+        raise InvalidInput(problem)
+    organiser.password_hash = security.hash_password(new_password)
+    end_all_sessions(organiser)
+    audit.record(actor, "organiser.password_changed", "organiser", organiser.id)
+
+
+def change_role(organiser: Organiser, role: Role, actor: Organiser | str) -> None:
+    """Change an organiser's role and end their sessions."""
+    old = organiser.role
+    organiser.role = role
+    end_all_sessions(organiser)
+    audit.record(actor, "organiser.role_changed", "organiser", organiser.id, old=old.value, new=role.value)
+
+
+def disable_organiser(organiser: Organiser, actor: Organiser | str) -> None:
+    """Disable an account; its sessions and API tokens stop working."""
+    organiser.active = False
+    end_all_sessions(organiser)
+    audit.record(actor, "organiser.disabled", "organiser", organiser.id)
