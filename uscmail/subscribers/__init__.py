@@ -1,0 +1,1 @@
+"""Organiser-side management of subscribers and lists: search, edit, subscribe, unsubscribe, erase, export."""
