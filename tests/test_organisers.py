@@ -242,3 +242,10 @@ def test_cli_reset_2fa_and_disable(app, db, browser):
     )
     missing = runner.invoke(args=["organisers", "disable", "ghost@example.org"])
     assert missing.exit_code != 0 and "no organiser" in missing.output
+
+
+def test_sign_in_as_fixture_gives_each_role_its_pages(sign_in_as):
+    editor = sign_in_as("editor")
+    assert "Signed in as editor@example.org, editor" in editor.get("/organisers/").get_data(as_text=True)
+    assert editor.get("/organisers/audit").status_code == 403
+    assert sign_in_as("admin").get("/organisers/audit").status_code == 200
