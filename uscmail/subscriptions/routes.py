@@ -62,7 +62,7 @@ def accept_signup(
         raise services.InvalidInput("The consent wording has changed since the form was opened; please read it again.")
     result = services.request_subscription(address, clean_name, lists, method, wording_version)
     db.session.commit()
-    if result.subscriber_id is not None:
+    if result.subscriber_id is not None and services.signup_mail_allowed(address):
         tasks.send_signup_mail.delay(result.subscriber_id, result.list_ids)
 
 
@@ -255,7 +255,9 @@ def preferences(token: str):
     error, saved, status = None, False, 200
     if request.method == "POST":
         if not form.validate_on_submit():
-            error, status = "The form was incomplete; please try again.", 400
+            # A list value that isn't a list id fails here, in the field's int coercion.
+            incomplete = "The form was incomplete; please try again."
+            error, status = "Please choose lists from the form." if form.lists.errors else incomplete, 400
         else:
             try:
                 name = services.clean_name(form.name.data)

@@ -10,11 +10,12 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import limits
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 
-from ..extensions import db
+from ..extensions import db, limiter
 from ..models import (
     Consent,
     ConsentMethod,
@@ -60,7 +61,8 @@ def clean_name(raw: str | None) -> str | None:
     name = (raw or "").strip()
     if not name:
         return None
-    if any(unicodedata.category(ch) in {"Cc", "Zl", "Zp"} for ch in name):
+    # Cs: a lone surrogate (possible in JSON "\ud800") cannot be stored as UTF-8.
+    if any(unicodedata.category(ch) in {"Cc", "Cs", "Zl", "Zp"} for ch in name):
         raise InvalidInput("Your name can't contain line breaks or control characters.")
     if len(name) > NAME_MAX_LENGTH:
         raise InvalidInput(f"Please keep your name under {NAME_MAX_LENGTH} characters.")
@@ -86,6 +88,17 @@ def suppress(email: str, reason: SuppressionReason) -> None:
     if db.session.scalar(sa.select(Suppression.id).where(Suppression.address_hmac == digest)) is None:
         db.session.add(Suppression(address_hmac=digest, reason=reason))
         db.session.flush()
+
+
+def signup_mail_allowed(email: str) -> bool:
+    """Count one signup mail to a normalised address against CONFIRMATION_MAILS_PER_ADDRESS; False once it is reached.
+
+    Counted where the per-client limit is, in the limiter's storage: a worker child's in-memory counter would be one
+    of several on the embedded setup, and a task's retry would count twice.
+    """
+    rate = limits.parse(current_app.config["CONFIRMATION_MAILS_PER_ADDRESS"])
+    key = hmac.new(current_app.config["SECRET_KEY"].encode(), email.encode(), hashlib.sha256).hexdigest()[:32]
+    return limiter.limiter.hit(rate, current_app.config["RATELIMIT_KEY_PREFIX"], "address", key)
 
 
 def public_lists() -> list[MailingList]:

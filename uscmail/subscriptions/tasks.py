@@ -1,15 +1,11 @@
 """Celery tasks of the supporter journey; thin wrappers that reload rows and call services."""
 
-import hashlib
-import hmac
 import logging
 import smtplib
 
-import limits
 from celery import shared_task
-from flask import current_app
 
-from ..extensions import db, limiter
+from ..extensions import db
 from ..mail.transport import send_messages
 from ..models import Subscriber, SubscriptionStatus
 from . import mails, services
@@ -25,21 +21,12 @@ SMTP_RETRY = {
 }
 
 
-def _address_limit_allows(subscriber: Subscriber) -> bool:
-    """Count one confirmation-type mail against the per-address limit; False once the limit is reached."""
-    rate = limits.parse(current_app.config["CONFIRMATION_MAILS_PER_ADDRESS"])
-    key = hmac.new(
-        current_app.config["SECRET_KEY"].encode(),
-        subscriber.email.encode(),
-        hashlib.sha256,
-    )
-    prefix = current_app.config["RATELIMIT_KEY_PREFIX"]
-    return limiter.limiter.hit(rate, prefix, "address", key.hexdigest()[:32])
-
-
 @shared_task(**SMTP_RETRY)
 def send_signup_mail(subscriber_id: int, list_ids: list[int]) -> str:
-    """After a signup request: a confirmation mail, or an "already subscribed" notice; nothing over the limit."""
+    """After a signup request: a confirmation mail, or an "already subscribed" notice.
+
+    The per-address limit is counted before this task is queued (services.signup_mail_allowed).
+    """
     subscriber = db.session.get(Subscriber, subscriber_id)
     if subscriber is None:
         return "gone"
@@ -57,9 +44,6 @@ def send_signup_mail(subscriber_id: int, list_ids: list[int]) -> str:
             return "nothing"
         message = mails.already_subscribed_message(subscriber, confirmed)
         outcome = "already_subscribed"
-    if not _address_limit_allows(subscriber):
-        log.info("signup mail for subscriber %s withheld: per-address limit", subscriber_id)
-        return "limited"
     send_messages([message])
     log.info("signup mail (%s) sent to subscriber %s", outcome, subscriber_id)
     return outcome

@@ -1,0 +1,132 @@
+"""Housekeeping: unconfirmed signups are forgotten after the retention period, through the real worker and beat."""
+
+import time
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from tests.conftest import form_fields
+from uscmail import tokens
+from uscmail.models import (
+    Consent,
+    ConsentMethod,
+    StatusReason,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    utcnow,
+)
+from uscmail.subscriptions import services, tasks
+from uscmail.subscriptions.consent import CURRENT_VERSION
+
+
+def request(db, email, slugs=("newsletter",)) -> int:
+    """Record a pending signup as the form does; return the subscriber id."""
+    lists = services.public_lists_by_slug(list(slugs))
+    result = services.request_subscription(email, None, lists, ConsentMethod.FORM, CURRENT_VERSION)
+    db.session.commit()
+    return result.subscriber_id
+
+
+def confirm(db, subscriber_id) -> None:
+    services.confirm_subscription(db.session.get(Subscriber, subscriber_id))
+    db.session.commit()
+
+
+def leave(db, subscriber_id) -> None:
+    services.unsubscribe(db.session.get(Subscriber, subscriber_id), None, StatusReason.ONE_CLICK)
+    db.session.commit()
+
+
+def age(db, subscriber_id, days: float) -> None:
+    """Move every record of the subscriber `days` into the past, as if made then."""
+    then = utcnow() - timedelta(days=days)
+    for model, column in (
+        (Subscriber, Subscriber.id),
+        (Subscription, Subscription.subscriber_id),
+        (Consent, Consent.subscriber_id),
+    ):
+        db.session.execute(sa.update(model).where(column == subscriber_id).values(created_at=then))
+    db.session.commit()
+
+
+def records(db, subscriber_id):
+    """(subscriber exists, [(list slug, status)], number of consents) as the database holds it now."""
+    db.session.rollback()
+    exists = db.session.get(Subscriber, subscriber_id) is not None
+    subscriptions = sorted(
+        (s.mailing_list.slug, s.status)
+        for s in db.session.scalars(sa.select(Subscription).where(Subscription.subscriber_id == subscriber_id))
+    )
+    consents = db.session.scalar(sa.select(sa.func.count()).where(Consent.subscriber_id == subscriber_id))
+    db.session.rollback()
+    return exists, subscriptions, consents
+
+
+def run_purge_and_wait_for(db, gone_subscriber_id, timeout=20.0) -> None:
+    """Queue the purge task for the live worker and wait until it has removed the given subscriber."""
+    tasks.purge_unconfirmed.delay()
+    deadline = time.monotonic() + timeout
+    while records(db, gone_subscriber_id)[0]:
+        assert time.monotonic() < deadline, "the worker did not purge the stale signup"
+        time.sleep(0.2)
+
+
+def test_purge_forgets_stale_signups_and_keeps_everything_else(db, worker):
+    stale = request(db, "stale@example.org", ["newsletter", "london-protest-reminders"])
+    age(db, stale, 14 + 1 / 24)
+    recent = request(db, "recent@example.org")
+    age(db, recent, 14 - 1 / 24)
+    confirmed = request(db, "confirmed@example.org")
+    confirm(db, confirmed)
+    age(db, confirmed, 60)
+    unsubscribed = request(db, "unsubscribed@example.org")
+    confirm(db, unsubscribed)
+    leave(db, unsubscribed)
+    age(db, unsubscribed, 60)
+    # A confirmed reader who asked for a second list long ago and never confirmed it.
+    half = request(db, "half@example.org")
+    confirm(db, half)
+    request(db, "half@example.org", ["london-protest-reminders"])
+    age(db, half, 30)
+
+    run_purge_and_wait_for(db, stale)
+
+    assert records(db, stale) == (False, [], 0)
+    assert records(db, recent) == (True, [("newsletter", SubscriptionStatus.PENDING)], 1)
+    assert records(db, confirmed) == (True, [("newsletter", SubscriptionStatus.CONFIRMED)], 1)
+    assert records(db, unsubscribed) == (True, [("newsletter", SubscriptionStatus.UNSUBSCRIBED)], 1)
+    assert records(db, half) == (True, [("newsletter", SubscriptionStatus.CONFIRMED)], 1)
+    # Running it again, as a duplicate beat would, finds nothing to do.
+    assert services.purge_unconfirmed() == 0
+    db.session.commit()
+    assert records(db, recent)[0]
+
+
+def test_a_recent_second_request_survives_the_purge_and_can_be_confirmed(client, db, worker, smtp_sink):
+    subscriber_id = request(db, "second.try@example.org")
+    age(db, subscriber_id, 20)
+    request(db, "second.try@example.org")
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    confirm_path = "/confirm/" + tokens.make_confirm_token(subscriber.public_id, subscriber.confirm_nonce)
+    marker = request(db, "marker@example.org")
+    age(db, marker, 20)
+
+    run_purge_and_wait_for(db, marker)
+
+    assert records(db, subscriber_id)[0]
+    page = client.get(confirm_path)
+    assert "Confirm my subscription" in page.get_data(as_text=True)
+    assert client.post(confirm_path, data=form_fields(page.get_data(as_text=True))).status_code == 200
+    assert records(db, subscriber_id) == (True, [("newsletter", SubscriptionStatus.CONFIRMED)], 1)
+    smtp_sink.wait_for("second.try@example.org")
+
+
+def test_the_beat_schedule_runs_the_purge_at_least_daily(app):
+    schedule = app.config["CELERY"]["beat_schedule"]
+    [entry] = [entry for entry in schedule.values() if entry["task"] == tasks.purge_unconfirmed.name]
+
+    assert entry["task"] == "uscmail.subscriptions.tasks.purge_unconfirmed"
+    assert entry["task"] in app.extensions["celery"].tasks
+    assert 0 < entry["schedule"] <= 24 * 3600
+    assert app.config["UNCONFIRMED_RETENTION_DAYS"] == 14

@@ -1,0 +1,350 @@
+"""The preference centre: name and lists, leaving everything, and erasing one's data for good."""
+
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import form_fields
+from uscmail import tokens
+from uscmail.models import (
+    Consent,
+    ConsentMethod,
+    MailingList,
+    StatusReason,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+    SuppressionReason,
+)
+from uscmail.subscriptions import mails, services
+from uscmail.subscriptions.consent import CURRENT_VERSION
+
+BASE_URL = "https://lists.uscuk.test"
+TICKED = re.compile(r'<input type="checkbox" name="lists" id="list-\d+" value="(\d+)" checked>')
+
+
+def add_subscriber(db, email, slugs=("newsletter",), name=None) -> Subscriber:
+    """A subscriber confirmed on the given lists, recorded through the services as the form and confirm page do."""
+    lists = services.public_lists_by_slug(list(slugs))
+    result = services.request_subscription(email, name, lists, ConsentMethod.FORM, CURRENT_VERSION)
+    subscriber = db.session.get(Subscriber, result.subscriber_id)
+    services.confirm_subscription(subscriber)
+    db.session.commit()
+    return subscriber
+
+
+def list_ids() -> dict[str, int]:
+    return {mailing_list.slug: mailing_list.id for mailing_list in services.public_lists()}
+
+
+def preferences_path(subscriber: Subscriber) -> str:
+    return mails.preferences_url(subscriber).removeprefix(BASE_URL)
+
+
+def state(db, email):
+    """The subscriber's name, each list's (status, reason), and each consent's (list, method, confirmed, withdrawn)."""
+    db.session.rollback()
+    subscriber = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == email))
+    if subscriber is None:
+        return None
+    lists = {s.mailing_list.slug: (s.status, s.status_reason) for s in subscriber.subscriptions}
+    consents = db.session.execute(
+        sa.select(Consent.list_id, Consent.method, Consent.confirmed_at, Consent.withdrawn_at)
+        .where(Consent.subscriber_id == subscriber.id)
+        .order_by(Consent.id)
+    ).all()
+    result = (subscriber.name, lists, consents)
+    db.session.rollback()
+    return result
+
+
+def save(client, path, name, lists, with_csrf=True):
+    """Load the preference centre, then submit it as a browser would."""
+    page = client.get(path)
+    data = form_fields(page.get_data(as_text=True)) if with_csrf else {}
+    data.update(name=name, lists=[str(value) for value in lists])
+    return client.post(path, data=data)
+
+
+def test_preference_centre_shows_the_address_and_current_lists(client, db):
+    subscriber = add_subscriber(db, "amina@example.org", name="Amina")
+
+    page = client.get(preferences_path(subscriber))
+
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "For amina@example.org" in text
+    assert 'value="Amina"' in text
+    assert '<label for="list-{}">Newsletter</label>'.format(list_ids()["newsletter"]) in text
+    assert (
+        '<label for="list-{}">London protest reminders</label>'.format(list_ids()["london-protest-reminders"]) in text
+    )
+    assert TICKED.findall(text) == [str(list_ids()["newsletter"])]
+    assert "Unsubscribe from everything" in text
+    assert "Erase my data" in text
+
+
+def test_changing_the_name_is_saved(client, db):
+    subscriber = add_subscriber(db, "name.change@example.org", name="Amina")
+    before = state(db, "name.change@example.org")
+
+    response = save(client, preferences_path(subscriber), "Amina Yusuf", [list_ids()["newsletter"]])
+
+    assert response.status_code == 200
+    text = response.get_data(as_text=True)
+    assert "Your preferences are saved." in text
+    assert 'value="Amina Yusuf"' in text
+    name, lists, consents = state(db, "name.change@example.org")
+    assert name == "Amina Yusuf"
+    assert (lists, consents) == before[1:]
+
+
+def test_ticking_a_list_joins_it_at_once_with_consent_evidence(client, db):
+    subscriber = add_subscriber(db, "second.list@example.org")
+    ids = list_ids()
+
+    response = save(client, preferences_path(subscriber), "", [ids["newsletter"], ids["london-protest-reminders"]])
+
+    assert response.status_code == 200
+    assert sorted(TICKED.findall(response.get_data(as_text=True))) == sorted(map(str, ids.values()))
+    _, lists, consents = state(db, "second.list@example.org")
+    assert lists["london-protest-reminders"] == (SubscriptionStatus.CONFIRMED, StatusReason.PREFERENCE_CENTRE)
+    assert lists["newsletter"] == (SubscriptionStatus.CONFIRMED, StatusReason.CONFIRMED_BY_SUBSCRIBER)
+    [(list_id, method, confirmed_at, withdrawn_at)] = [
+        c for c in consents if c.list_id == ids["london-protest-reminders"]
+    ]
+    assert method is ConsentMethod.PREFERENCE_CENTRE
+    assert confirmed_at is not None
+    assert withdrawn_at is None
+    wording = db.session.scalar(
+        sa.select(Consent.wording_version).where(Consent.list_id == list_id, Consent.method == method)
+    )
+    assert wording == CURRENT_VERSION
+
+
+def test_unticking_a_list_leaves_it(client, db):
+    subscriber = add_subscriber(db, "untick@example.org", ["newsletter", "london-protest-reminders"])
+    ids = list_ids()
+
+    response = save(client, preferences_path(subscriber), "", [ids["london-protest-reminders"]])
+
+    assert response.status_code == 200
+    assert TICKED.findall(response.get_data(as_text=True)) == [str(ids["london-protest-reminders"])]
+    _, lists, consents = state(db, "untick@example.org")
+    assert lists["newsletter"] == (SubscriptionStatus.UNSUBSCRIBED, StatusReason.PREFERENCE_CENTRE)
+    assert lists["london-protest-reminders"][0] is SubscriptionStatus.CONFIRMED
+    withdrawn = {c.list_id: c.withdrawn_at is not None for c in consents}
+    assert withdrawn == {ids["newsletter"]: True, ids["london-protest-reminders"]: False}
+
+
+def test_a_list_the_form_does_not_offer_cannot_be_joined(client, db):
+    subscriber = add_subscriber(db, "private.list@example.org")
+    private = MailingList(slug="organisers-only", name="Organisers only", public=False)
+    db.session.add(private)
+    db.session.commit()
+    private_id = private.id
+
+    response = save(client, preferences_path(subscriber), "", [list_ids()["newsletter"], private_id])
+
+    assert response.status_code == 200
+    assert "Organisers only" not in response.get_data(as_text=True)
+    _, lists, _ = state(db, "private.list@example.org")
+    assert set(lists) == {"newsletter"}
+
+
+def test_unsubscribe_from_everything_in_the_preference_centre(client, db):
+    subscriber = add_subscriber(db, "leave.all@example.org", ["newsletter", "london-protest-reminders"])
+    path = preferences_path(subscriber)
+    page = client.get(path)
+
+    response = client.post(f"{path}/leave", data=form_fields(page.get_data(as_text=True)))
+
+    assert response.status_code == 200
+    text = response.get_data(as_text=True)
+    assert "You won't receive any more emails from our lists." in text
+    assert f'href="{path}"' in text
+    _, lists, consents = state(db, "leave.all@example.org")
+    assert set(lists.values()) == {(SubscriptionStatus.UNSUBSCRIBED, StatusReason.PREFERENCE_CENTRE)}
+    assert all(consent.withdrawn_at is not None for consent in consents)
+
+
+@pytest.mark.parametrize(
+    ("name", "lists", "message"),
+    [
+        ("Amina\r\nBcc: everyone@example.org", None, "Your name can&#39;t contain line breaks or control characters."),
+        ("A" * 10_000, None, "Please keep your name under 200 characters."),
+        ("Amina", ["newsletter"], "Please choose lists from the form."),
+    ],
+    ids=["line-break-in-name", "ten-thousand-character-name", "list-that-is-not-a-number"],
+)
+def test_bad_input_is_refused_with_a_clear_message_and_changes_nothing(client, db, name, lists, message):
+    subscriber = add_subscriber(db, "bad.input@example.org", name="Original")
+    before = state(db, "bad.input@example.org")
+    wanted = lists if lists is not None else list(list_ids().values())
+
+    response = save(client, preferences_path(subscriber), name, wanted)
+
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert f'<div class="alert alert-error" role="alert"><p>{message}</p></div>' in text
+    assert "Your preferences are saved." not in text
+    assert state(db, "bad.input@example.org") == before
+
+
+def test_preference_changes_need_the_csrf_token(client, db):
+    subscriber = add_subscriber(db, "no.csrf@example.org", ["newsletter", "london-protest-reminders"], name="Kept")
+    path = preferences_path(subscriber)
+    before = state(db, "no.csrf@example.org")
+
+    saved = save(client, path, "Changed", [], with_csrf=False)
+    left = client.post(f"{path}/leave", data={})
+
+    for response in (saved, left):
+        assert response.status_code == 400
+        assert "Please reload the page and try again" in response.get_data(as_text=True)
+    assert state(db, "no.csrf@example.org") == before
+
+
+def test_a_tampered_preferences_link_is_refused(client, db):
+    subscriber = add_subscriber(db, "tampered.prefs@example.org", name="Kept")
+    path = preferences_path(subscriber)
+    fields = form_fields(client.get(path).get_data(as_text=True))
+    prefix, token = path.rsplit("/", 1)
+    tampered = f"{prefix}/{'A' if token[0] != 'A' else 'B'}{token[1:]}"
+    before = state(db, "tampered.prefs@example.org")
+
+    responses = [
+        client.get(tampered),
+        client.post(tampered, data={**fields, "name": "Changed", "lists": []}),
+        client.post(f"{tampered}/leave", data=fields),
+        client.get(f"{tampered}/erase"),
+        client.post(f"{tampered}/erase", data={**fields, "confirm": "y"}),
+    ]
+
+    assert [response.status_code for response in responses] == [400] * 5
+    assert "tampered.prefs@example.org" not in responses[0].get_data(as_text=True)
+    assert state(db, "tampered.prefs@example.org") == before
+
+
+@pytest.mark.parametrize("page", ["confirm", "unsubscribe", "preferences", "erase", "bad-link"])
+def test_pages_behind_a_token_send_no_referrer_and_are_not_cached(client, db, page):
+    subscriber = add_subscriber(db, "headers@example.org")
+    paths = {
+        "confirm": "/confirm/" + tokens.make_confirm_token(subscriber.public_id, "nonce"),
+        "unsubscribe": mails.unsubscribe_url(subscriber, [list_ids()["newsletter"]]).removeprefix(BASE_URL),
+        "preferences": preferences_path(subscriber),
+        "erase": preferences_path(subscriber) + "/erase",
+        "bad-link": "/preferences/not-a-token",
+    }
+
+    response = client.get(paths[page])
+
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_erase_page_asks_for_confirmation_and_changes_nothing(client, db):
+    subscriber = add_subscriber(db, "erase.page@example.org")
+    before = state(db, "erase.page@example.org")
+
+    page = client.get(preferences_path(subscriber) + "/erase")
+
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "This can't be undone." in text
+    assert '<input type="checkbox" name="confirm" id="confirm" value="y" required>' in text
+    assert "Yes, erase my data and never email me again" in text
+    assert state(db, "erase.page@example.org") == before
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Suppression)) == 0
+
+
+@pytest.mark.parametrize("missing", ["ticked box", "csrf token"])
+def test_erasing_needs_the_box_ticked_and_the_csrf_token(client, db, missing):
+    subscriber = add_subscriber(db, "erase.refused@example.org")
+    path = preferences_path(subscriber) + "/erase"
+    fields = form_fields(client.get(path).get_data(as_text=True))
+    before = state(db, "erase.refused@example.org")
+    data = fields if missing == "ticked box" else {"confirm": "y"}
+
+    response = client.post(path, data=data)
+
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    if missing == "ticked box":
+        assert "Please tick the box to confirm that you want your data erased." in text
+    else:
+        assert "Please reload the page and try again" in text
+    assert state(db, "erase.refused@example.org") == before
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Suppression)) == 0
+
+
+def erase(client, subscriber):
+    path = preferences_path(subscriber) + "/erase"
+    fields = form_fields(client.get(path).get_data(as_text=True))
+    return client.post(path, data={**fields, "confirm": "y"})
+
+
+def test_erasing_keeps_nothing_but_the_suppression_hmac(client, db):
+    subscriber = add_subscriber(db, "zumrat.erased@example.org", ["newsletter"], name="Zumrat Erased")
+    save(client, preferences_path(subscriber), "Zumrat Erased", list(list_ids().values()))
+    add_subscriber(db, "stays@example.org")
+    erased_id = subscriber.id
+
+    response = erase(client, subscriber)
+
+    assert response.status_code == 200
+    assert "Your data is erased" in response.get_data(as_text=True)
+    db.session.rollback()
+    for column in (Subscriber.id, Subscription.subscriber_id, Consent.subscriber_id):
+        assert db.session.scalar(sa.select(sa.func.count()).where(column == erased_id)) == 0
+    assert state(db, "stays@example.org")[1] == {
+        "newsletter": (SubscriptionStatus.CONFIRMED, StatusReason.CONFIRMED_BY_SUBSCRIBER)
+    }
+    [suppression] = db.session.scalars(sa.select(Suppression)).all()
+    assert suppression.address_hmac == services.address_hmac("zumrat.erased@example.org")
+    assert suppression.reason is SuppressionReason.ERASED
+    # Nothing anywhere in the database still names the person.
+    tables = sa.MetaData()
+    tables.reflect(bind=db.engine)
+    for table in tables.sorted_tables:
+        for row in db.session.execute(sa.select(table)):
+            for column, value in row._mapping.items():
+                for needle in ("zumrat", "erased@example.org"):
+                    assert needle not in str(value).lower(), f"{table.name}.{column} still holds {needle!r}"
+
+
+def test_links_of_an_erased_subscriber_answer_gracefully(app, client, db):
+    subscriber = add_subscriber(db, "erased.links@example.org")
+    preferences = preferences_path(subscriber)
+    unsubscribe = mails.unsubscribe_url(subscriber, [list_ids()["newsletter"]]).removeprefix(BASE_URL)
+    confirm = "/confirm/" + tokens.make_confirm_token(subscriber.public_id, "nonce")
+    assert erase(client, subscriber).status_code == 200
+
+    for path in (preferences, preferences + "/erase"):
+        gone = client.get(path)
+        assert gone.status_code == 410
+        assert "This link no longer works." in gone.get_data(as_text=True)
+    assert client.get(confirm).status_code == 410
+    assert client.get(unsubscribe).status_code == 200
+    one_click = app.test_client(use_cookies=False).post(unsubscribe, data={"List-Unsubscribe": "One-Click"})
+    assert one_click.status_code == 200
+    assert "You have been unsubscribed" in one_click.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Subscriber)) == 0
+
+
+def test_signing_up_again_after_erasure_sends_nothing_and_answers_as_usual(client, db, worker, smtp_sink, signup):
+    subscriber = add_subscriber(db, "erased.again@example.org")
+    assert erase(client, subscriber).status_code == 200
+
+    again = signup("Erased.Again@example.org", lists=["newsletter", "london-protest-reminders"])
+    stranger = signup("stranger@example.org")
+
+    assert again.status_code == stranger.status_code == 303
+    assert again.headers["Location"] == stranger.headers["Location"] == "/subscribe/thanks"
+    smtp_sink.wait_for("stranger@example.org")
+    smtp_sink.settle()
+    assert smtp_sink.to("erased.again@example.org") == []
+    db.session.rollback()
+    assert db.session.scalar(sa.select(Subscriber.id).where(Subscriber.email == "erased.again@example.org")) is None
