@@ -58,3 +58,8 @@ def update_list(
     if changes:
         audit.record(actor, "list.update", "list", mailing_list.id, **changes)
     db.session.flush()
+
+
+def get_list(list_id: int) -> MailingList | None:
+    """A list by id, archived ones included."""
+    return db.session.get(MailingList, list_id)

@@ -5,7 +5,7 @@ Services flush but never commit, record an audit event for each change, and neve
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
 
@@ -262,3 +262,67 @@ def list_counts() -> dict[int, dict[str, int]]:
     for list_id, status, count in rows:
         counts.setdefault(list_id, {s.value: 0 for s in SubscriptionStatus})[status.value] = count
     return counts
+
+
+@dataclass(frozen=True)
+class WeekActivity:
+    """Subscriptions started and ended in one week (Monday 00:00 UTC onwards)."""
+
+    week_start: date
+    signups: int
+    unsubscribes: int
+
+
+def _weekly_counts(column, boundaries: list[datetime]) -> list[int]:
+    """How many rows have `column` in each [boundaries[i], boundaries[i + 1]), grouped in SQL; portable."""
+    week = sa.case(*((column < end, index) for index, end in enumerate(boundaries[1:-1])), else_=len(boundaries) - 2)
+    # A labelled subquery, so PostgreSQL groups by the same expression it selects (bound values differ otherwise).
+    weeks = sa.select(week.label("week")).where(column >= boundaries[0], column < boundaries[-1]).subquery()
+    rows = db.session.execute(sa.select(weeks.c.week, sa.func.count()).group_by(weeks.c.week))
+    counts = [0] * (len(boundaries) - 1)
+    for index, count in rows:
+        counts[index] = count
+    return counts
+
+
+def weekly_activity(weeks: int = 12, now: datetime | None = None) -> list[WeekActivity]:
+    """Subscriptions created (signups) and ended (unsubscribes) per week for the last `weeks` weeks, oldest first;
+    the current, partial week is last."""
+    weeks = max(2, weeks)
+    now = (now or utcnow()).astimezone(UTC)
+    this_monday = datetime.combine(now.date() - timedelta(days=now.weekday()), time(), tzinfo=UTC)
+    boundaries = [this_monday - timedelta(weeks=weeks - 1 - index) for index in range(weeks + 1)]
+    signups = _weekly_counts(Subscription.created_at, boundaries)
+    unsubscribes = _weekly_counts(Subscription.unsubscribed_at, boundaries)
+    return [WeekActivity(boundaries[index].date(), signups[index], unsubscribes[index]) for index in range(weeks)]
+
+
+def subscriptions_of(subscriber_ids: list[int]) -> dict[int, list[Subscription]]:
+    """The subscriptions (with their lists) of several subscribers, from one query, keyed by subscriber id."""
+    found: dict[int, list[Subscription]] = {subscriber_id: [] for subscriber_id in subscriber_ids}
+    if subscriber_ids:
+        statement = (
+            sa.select(Subscription).where(Subscription.subscriber_id.in_(subscriber_ids)).order_by(Subscription.list_id)
+        )
+        for subscription in db.session.scalars(statement):
+            found[subscription.subscriber_id].append(subscription)
+    return found
+
+
+def unsubscribe_all(subscriber: Subscriber, actor: Organiser | str) -> list[int]:
+    """Unsubscribe a subscriber from every list on an organiser's word; returns the ids of the lists left."""
+    left = journey.unsubscribe(subscriber, None, StatusReason.ORGANISER)
+    audit.record(actor, "subscription.unsubscribe_all", "subscriber", subscriber.id, lists=len(left))
+    db.session.flush()
+    return left
+
+
+def unsubscribe_from(subscriber: Subscriber, lists: list[MailingList] | None, actor: Organiser | str) -> list[str]:
+    """Unsubscribe on an organiser's word from these lists (every list if None); returns the slugs actually left."""
+    list_ids = None if lists is None else [m.id for m in lists]
+    left = set(journey.unsubscribe(subscriber, list_ids, StatusReason.ORGANISER))
+    slugs = sorted(s.mailing_list.slug for s in subscriber.subscriptions if s.list_id in left)
+    if slugs:
+        audit.record(actor, "subscription.unsubscribe", "subscriber", subscriber.id, lists=slugs)
+    db.session.flush()
+    return slugs

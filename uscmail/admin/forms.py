@@ -1,0 +1,36 @@
+"""Forms of the organisers' pages. Values are checked by the services; these forms carry the CSRF token."""
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, StringField, TextAreaField
+
+
+class ActionForm(FlaskForm):
+    """A button that needs nothing but the CSRF token (unsubscribe from all, archive, …)."""
+
+
+class NameForm(FlaskForm):
+    """A subscriber's name."""
+
+    name = StringField("Name", render_kw={"maxlength": 200, "autocomplete": "off"})
+
+
+class SubscriptionForm(FlaskForm):
+    """Subscribe to or unsubscribe from one list."""
+
+    list_id = HiddenField()
+    subscribed = HiddenField()
+
+
+class EraseForm(FlaskForm):
+    """Erasing needs an explicit tick."""
+
+    confirm = BooleanField("Yes, erase this subscriber's data for good")
+
+
+class ListForm(FlaskForm):
+    """A list's short name (creation only), name, description and visibility on the signup form."""
+
+    slug = StringField("Short name", render_kw={"maxlength": 64, "autocomplete": "off", "pattern": "[a-z0-9-]+"})
+    name = StringField("Name", render_kw={"maxlength": 200, "autocomplete": "off"})
+    description = TextAreaField("Description", render_kw={"maxlength": 2000, "rows": 4})
+    public = BooleanField("Public: offered on the signup form")
