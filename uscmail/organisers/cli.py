@@ -8,6 +8,7 @@ import sys
 import click
 from flask import Flask
 
+from ..api import tokens as api_tokens
 from ..extensions import db
 from ..subscriptions.services import InvalidInput
 from . import services
@@ -62,5 +63,33 @@ def init_organisers_cli(app: Flask) -> None:
         services.disable_organiser(organiser, ACTOR)
         db.session.commit()
         click.echo(f"disabled {organiser.email}")
+
+    @group.command("token")
+    @click.argument("email")
+    @click.option("--name", required=True, help="What the token is for, e.g. the script or machine using it.")
+    def token(email: str, name: str) -> None:
+        """Issue an API token with the organiser's role; it is printed once, and only its hash is stored."""
+        organiser = _organiser_or_fail(email)
+        try:
+            raw = api_tokens.create_token(organiser, name, ACTOR)
+        except InvalidInput as exc:
+            raise click.ClickException(str(exc)) from None
+        db.session.commit()
+        click.echo(
+            f"API token {name!r} for {organiser.email} ({organiser.role.value}); it is shown only now:", err=True
+        )
+        click.echo(raw)
+
+    @group.command("revoke-token")
+    @click.argument("email")
+    @click.option("--name", required=True, help="The name the token was issued with.")
+    def revoke_token(email: str, name: str) -> None:
+        """Revoke an organiser's API token(s) with this name."""
+        organiser = _organiser_or_fail(email)
+        revoked = api_tokens.revoke_tokens(organiser, name, ACTOR)
+        if not revoked:
+            raise click.ClickException(f"{organiser.email} has no live token called {name!r}")
+        db.session.commit()
+        click.echo(f"revoked {revoked} token(s) called {name!r} for {organiser.email}")
 
     app.cli.add_command(group)
