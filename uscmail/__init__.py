@@ -54,12 +54,15 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Mount the feature blueprints; the dev mail viewer only where configured."""
+    from .admin import routes as admin_routes
+    from .api import routes as api_routes
+    from .imports import routes as import_routes
+    from .imports import tasks as import_tasks  # noqa: F401 - registers the Celery task
     from .organisers import routes as organiser_routes
     from .subscriptions import api, routes, tasks  # noqa: F401 - tasks registers the Celery tasks
 
-    app.register_blueprint(routes.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(organiser_routes.bp)
+    for blueprint in (routes.bp, api.bp, organiser_routes.bp, admin_routes.bp, import_routes.bp, api_routes.bp):
+        app.register_blueprint(blueprint)
     if app.config.get("DEV_MAIL_VIEWER") and app.config.get("ENV_NAME") != "production":
         from .devmail.routes import bp as devmail_bp
 
@@ -83,7 +86,9 @@ def register_errorhandlers(app: Flask) -> None:
 def register_cli(app: Flask) -> None:
     """`flask seed` and friends."""
     from .cli import init_cli
+    from .imports.cli import init_imports_cli
     from .organisers.cli import init_organisers_cli
 
     init_cli(app)
     init_organisers_cli(app)
+    init_imports_cli(app)

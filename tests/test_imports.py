@@ -1,0 +1,334 @@
+"""CSV import (CLI and page) and export: file formats, skipped rows and their report, consent evidence, audit, roles."""
+
+import csv
+import io
+import re
+import time
+
+import sqlalchemy as sa
+
+from tests.conftest import form_fields
+from uscmail.imports.services import spreadsheet_safe
+from uscmail.models import (
+    Consent,
+    ConsentMethod,
+    MailingList,
+    StatusReason,
+    Subscriber,
+    Subscription,
+    SuppressionReason,
+)
+from uscmail.organisers.models import AuditEvent
+from uscmail.subscriptions import services as journey
+from uscmail.subscriptions.consent import CURRENT_VERSION, WORDINGS, wording_sha256
+
+NOTE = "Signed the paper list at the 5 October vigil"
+LINK = re.compile(r"https://lists\.uscuk\.test(/\S+)")
+
+
+def run_import(app, tmp_path, content: bytes, *options: str, lists=("newsletter",), basis="prior_consent"):
+    """Run `flask subscribers import` on a file with these bytes; return (result, report rows as dicts)."""
+    source = tmp_path / "people.csv"
+    source.write_bytes(content)
+    report = tmp_path / "report.csv"
+    report.unlink(missing_ok=True)
+    args = ["subscribers", "import", str(source), "--basis", basis, "--note", NOTE, "--report", str(report)]
+    for slug in lists:
+        args += ["--list", slug]
+    result = app.test_cli_runner().invoke(args=[*args, *options])
+    rows = (
+        list(csv.DictReader(io.StringIO(report.read_text(encoding="utf-8"), newline=""))) if report.exists() else None
+    )
+    return result, rows
+
+
+def emails(db):
+    db.session.rollback()
+    return sorted(db.session.scalars(sa.select(Subscriber.email)))
+
+
+def statuses(db, slug="newsletter"):
+    db.session.rollback()
+    rows = db.session.execute(
+        sa.select(Subscriber.email, Subscription.status)
+        .join(Subscription)
+        .join(MailingList)
+        .where(MailingList.slug == slug)
+    )
+    return dict(rows.all())
+
+
+def import_events(db):
+    db.session.rollback()
+    return db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "subscribers.import")).all()
+
+
+def test_prior_consent_subscribes_at_once_with_the_basis_on_every_consent_row(app, db, tmp_path):
+    content = b"email,name\nAmina@Example.org,Amina\nbilal@example.org,\n"
+    result, report = run_import(app, tmp_path, content, lists=("newsletter", "london-protest-reminders"))
+    assert result.exit_code == 0, result.output
+    assert "rows read: 2" in result.output and "new subscribers: 2" in result.output
+    assert "subscriptions added or changed: 4" in result.output
+    assert report == []
+    assert statuses(db) == {"amina@example.org": "confirmed", "bilal@example.org": "confirmed"}
+    assert statuses(db, "london-protest-reminders") == statuses(db)
+    amina = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == "amina@example.org"))
+    assert amina.name == "Amina" and amina.confirm_nonce is None and len(amina.public_id) >= 20
+    assert {s.status_reason for s in amina.subscriptions} == {StatusReason.ORGANISER}
+    consents = db.session.scalars(sa.select(Consent)).all()
+    assert len(consents) == 4
+    for consent in consents:
+        assert consent.method is ConsentMethod.IMPORT
+        assert consent.basis == NOTE
+        assert consent.wording_version == CURRENT_VERSION
+        assert consent.wording_sha256 == wording_sha256(WORDINGS[CURRENT_VERSION])
+        assert consent.confirmed_at == consent.created_at
+    [event] = import_events(db)
+    assert event.actor == "cli"
+    assert event.details["lists"] == ["newsletter", "london-protest-reminders"]
+    assert event.details["basis"] == "prior_consent" and event.details["note"] == NOTE
+    assert event.details["rows"] == 2 and event.details["imported"] == 2 and event.details["skipped"] == {}
+    assert "example.org" not in str(event.details)
+
+
+def test_bom_semicolons_and_quoted_newlines(app, db, tmp_path):
+    content = (
+        "\ufeffName;Email;Notes\n"
+        '"Rahima; de Groot";rahima@example.org;"met at the stall\nwants leaflets"\n'
+        '"Two\nlines";twolines@example.org;\n'
+        ";not an address;\n"
+        "Erkin;erkin@example.org;\n"
+    ).encode()
+    result, report = run_import(app, tmp_path, content)
+    assert result.exit_code == 0, result.output
+    assert emails(db) == ["erkin@example.org", "rahima@example.org"]
+    names = dict(db.session.execute(sa.select(Subscriber.email, Subscriber.name)).all())
+    assert names["rahima@example.org"] == "Rahima; de Groot"
+    # Rows are numbered as a spreadsheet shows them: a cell with a line break is still one row.
+    assert [(r["row"], r["reason"]) for r in report] == [("3", "invalid_name"), ("4", "invalid_address")]
+    assert report[0]["email"] == "twolines@example.org" and "line breaks" in report[0]["detail"]
+    assert report[1]["email"] == "not an address"
+
+
+def test_a_10_mb_line_is_skipped_with_a_reason_and_the_rest_imported(app, db, tmp_path):
+    huge = b"x" * (10 * 1024 * 1024)
+    content = b"email,name\nfirst@example.org,A\n" + huge + b"@example.org,B\nlast@example.org,C\n"
+    result, report = run_import(app, tmp_path, content)
+    assert result.exit_code == 0, result.output
+    assert emails(db) == ["first@example.org", "last@example.org"]
+    [skipped] = report
+    assert skipped["row"] == "3" and skipped["reason"] == "unreadable_row"
+    assert "longer than 64 KB" in skipped["detail"] and skipped["email"] == ""
+
+
+def test_a_latin1_file_is_refused_whole_even_when_the_bad_byte_comes_late(app, db, tmp_path):
+    good = "".join(f"person{i}@example.org,Person {i}\n" for i in range(3500))
+    content = ("email,name\n" + good + "gulnar@example.org,Gülnar\n").encode("latin-1")
+    result, report = run_import(app, tmp_path, content)
+    assert result.exit_code != 0
+    assert "not UTF-8" in result.output and "line 3502" in result.output and "nothing was imported" in result.output
+    assert report is None  # no half-written report either
+    assert emails(db) == []
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Consent)) == 0
+    assert import_events(db) == []
+
+
+def test_whole_file_errors_are_clear(app, db, tmp_path):
+    result, _ = run_import(app, tmp_path, b"address,name\na@example.org,A\n")
+    assert result.exit_code != 0 and "header with an 'email' column" in result.output
+    result, _ = run_import(app, tmp_path, b"")
+    assert result.exit_code != 0 and "The file is empty" in result.output
+    result, _ = run_import(app, tmp_path, b"email\na@example.org\n", lists=("no-such-list",))
+    assert result.exit_code != 0 and "There is no list called 'no-such-list'" in result.output
+    assert emails(db) == []
+
+
+def test_skipped_rows_are_reported_with_row_and_reason(app, db, tmp_path):
+    journey.suppress("erased@example.org", SuppressionReason.ERASED)
+    db.session.commit()
+    first, _ = run_import(app, tmp_path, b"email\nkept@example.org\nleft@example.org\n")
+    assert first.exit_code == 0, first.output
+    left = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == "left@example.org"))
+    journey.unsubscribe(left, None, StatusReason.UNSUBSCRIBE_LINK)
+    db.session.commit()
+    content = (
+        b"email,name\n"
+        b"new@example.org,New\n"
+        b"not-an-address,Nobody\n"
+        b"NEW@example.org,Again\n"
+        b"erased@example.org,Gone\n"
+        b"kept@example.org,Kept\n"
+        b"left@example.org,Left\n"
+        b"new@example.org,Third time\n"
+    )
+    result, report = run_import(app, tmp_path, content)
+    assert result.exit_code == 0, result.output
+    assert [(r["row"], r["email"], r["list"], r["reason"]) for r in report] == [
+        ("3", "not-an-address", "", "invalid_address"),
+        ("4", "new@example.org", "", "duplicate_in_file"),
+        ("5", "erased@example.org", "", "suppressed"),
+        ("6", "kept@example.org", "newsletter", "already_subscribed"),
+        ("7", "left@example.org", "newsletter", "unsubscribed_earlier"),
+        ("8", "new@example.org", "", "duplicate_in_file"),
+    ]
+    assert report[1]["detail"] == "same address as row 2" and report[5]["detail"] == "same address as row 2"
+    assert statuses(db) == {
+        "kept@example.org": "confirmed",
+        "left@example.org": "unsubscribed",
+        "new@example.org": "confirmed",
+    }
+    assert db.session.scalar(sa.select(Subscriber.name).where(Subscriber.email == "new@example.org")) == "New"
+    assert "erased@example.org" not in emails(db)
+    *_, event = import_events(db)
+    assert event.details["skipped"] == {
+        "invalid_address": 1,
+        "duplicate_in_file": 2,
+        "suppressed": 1,
+        "already_subscribed": 1,
+        "unsubscribed_earlier": 1,
+    }
+    assert event.details["imported"] == 1 and event.details["new_subscribers"] == 1
+
+
+def test_prior_consent_confirms_a_pending_signup(app, db, tmp_path):
+    newsletter = db.session.scalar(sa.select(MailingList).where(MailingList.slug == "newsletter"))
+    journey.request_subscription("waiting@example.org", None, [newsletter], ConsentMethod.FORM, CURRENT_VERSION)
+    db.session.commit()
+    result, report = run_import(app, tmp_path, b"email\nwaiting@example.org\n")
+    assert result.exit_code == 0 and report == []
+    assert statuses(db) == {"waiting@example.org": "confirmed"}
+    methods = db.session.scalars(sa.select(Consent.method).order_by(Consent.id)).all()
+    assert methods == [ConsentMethod.FORM, ConsentMethod.IMPORT]
+
+
+def test_dry_run_reports_and_writes_nothing(app, db, tmp_path):
+    content = b"email\na@example.org\nb@example.org\nb@example.org\nbad\n"
+    result, report = run_import(app, tmp_path, content, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "dry run, nothing written" in result.output
+    assert "rows that would be subscribed: 2" in result.output and "new subscribers: 2" in result.output
+    assert [(r["row"], r["reason"]) for r in report] == [("4", "duplicate_in_file"), ("5", "invalid_address")]
+    assert emails(db) == []
+    for model in (Subscription, Consent, AuditEvent):
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(model)) == 0
+    # The staging tables went with it: the same import for real works on the same connection pool.
+    result, _ = run_import(app, tmp_path, content)
+    assert result.exit_code == 0 and emails(db) == ["a@example.org", "b@example.org"]
+
+
+def test_formula_cells_are_defused_in_the_report_and_the_export(app, db, tmp_path):
+    content = b'email,name\n"=HYPERLINK(""http://evil"")",x\n=1+2@example.org,@SUM(A1)\n'
+    result, report = run_import(app, tmp_path, content)
+    assert result.exit_code == 0, result.output
+    assert report[0]["email"] == '\'=HYPERLINK("http://evil")'
+    out = tmp_path / "export.csv"
+    result = app.test_cli_runner().invoke(args=["subscribers", "export", str(out)])
+    assert result.exit_code == 0 and "exported 1 subscribers" in result.output
+    rows = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8"), newline="")))
+    assert rows[0] == ["email", "name", "locale", "created_at", "newsletter", "london-protest-reminders"]
+    assert rows[1][:2] == ["'=1+2@example.org", "'@SUM(A1)"] and rows[1][4:] == ["confirmed", ""]
+    [event] = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "subscribers.export")).all()
+    assert event.actor == "cli" and event.details == {"subscribers": 1}
+
+
+def test_every_risky_first_character_is_defused():
+    for risky in ("=1", "+1", "-1", "@x", "\tx", "\rx", "\0x"):
+        assert spreadsheet_safe(risky) == "'" + risky
+    assert spreadsheet_safe("Amina") == "Amina" and spreadsheet_safe(None) == "" and spreadsheet_safe(7) == "7"
+
+
+def test_export_page_is_admin_only_streamed_escaped_and_audited(app, db, tmp_path, sign_in_as):
+    run_import(app, tmp_path, b"email,name\nzed@example.org,-Zed\nyan@example.org,+Yan\n")
+    for role in ("viewer", "editor"):
+        assert sign_in_as(role).get("/organisers/export.csv").status_code == 403
+    # buffered: the test browser gives each request its own context, so the body is read inside it.
+    response = sign_in_as("admin").get("/organisers/export.csv", buffered=True)
+    assert response.status_code == 200 and "Content-Length" not in response.headers  # streamed, not built whole
+    assert response.headers["Content-Disposition"] == 'attachment; filename="uscmail-subscribers.csv"'
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert [row[:2] for row in rows[1:]] == [["zed@example.org", "'-Zed"], ["yan@example.org", "'+Yan"]]
+    db.session.rollback()
+    events = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "subscribers.export")).all()
+    assert [(e.actor, e.details) for e in events] == [("admin@example.org", {"subscribers": 2})]
+
+
+def test_needs_confirmation_queues_a_confirmation_mail_through_the_worker(app, db, tmp_path, worker, smtp_sink):
+    content = b"email,name\nmihrigul@example.org,Mihrigul\n"
+    result, report = run_import(app, tmp_path, content, basis="needs_confirmation")
+    assert result.exit_code == 0, result.output
+    assert "confirmation mails queued: 1" in result.output and report == []
+    assert statuses(db) == {"mihrigul@example.org": "pending"}
+    [consent] = db.session.scalars(sa.select(Consent)).all()
+    assert consent.method is ConsentMethod.IMPORT and consent.basis == NOTE and consent.confirmed_at is None
+    [mail] = smtp_sink.wait_for("mihrigul@example.org")
+    confirm_path = LINK.search(mail.text()).group(1)
+    browser = app.test_client()
+    page = browser.get(confirm_path)
+    assert browser.post(confirm_path, data=form_fields(page.get_data(as_text=True))).status_code == 200
+    smtp_sink.wait_for("mihrigul@example.org", count=2)  # the welcome mail
+    assert statuses(db) == {"mihrigul@example.org": "confirmed"}
+    assert db.session.scalar(sa.select(Consent.confirmed_at)) is not None
+
+
+def wait_for_job(browser, location, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        page = browser.get(location)
+        if "Refresh" not in page.headers or time.monotonic() > deadline:
+            return page
+        time.sleep(0.3)
+
+
+def test_upload_page_runs_the_import_in_the_worker_and_offers_the_report(
+    app, db, worker, smtp_sink, sign_in_as, tmp_path
+):
+    browser = sign_in_as("editor")
+    page = browser.get("/organisers/import")
+    assert page.status_code == 200 and "<form" in page.get_data(as_text=True)
+    assert sign_in_as("viewer").get("/organisers/import").status_code == 403
+    upload = b"email,name\nupload@example.org,Up\nbad-address,Bad\n"
+    data = {
+        **form_fields(page.get_data(as_text=True)),
+        "file": (io.BytesIO(upload), "people.csv"),
+        "lists": ["newsletter"],
+        "basis": "prior_consent",
+        "note": NOTE,
+    }
+    answer = browser.post("/organisers/import", data=data, content_type="multipart/form-data")
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    location = answer.headers["Location"]
+    done = wait_for_job(browser, location)
+    html = done.get_data(as_text=True)
+    assert "Refresh" not in done.headers and "Status: done" in html
+    assert '<progress id="import-progress" max="100" value="100">' in html
+    assert "rows read: 2" in html and "skipped (invalid_address): 1" in html
+    assert statuses(db) == {"upload@example.org": "confirmed"}
+    report = browser.get(location + "/report.csv", buffered=True)
+    assert report.status_code == 200 and report.headers["Content-Disposition"].startswith("attachment")
+    [row] = list(csv.DictReader(io.StringIO(report.get_data(as_text=True))))
+    assert (row["row"], row["email"], row["reason"]) == ("3", "bad-address", "invalid_address")
+    # Another editor cannot see this job or its report.
+    other = sign_in_as("editor", email="other-editor@example.org")
+    assert other.get(location).status_code == 404
+    assert other.get(location + "/report.csv", buffered=True).status_code == 404
+    [event] = import_events(db)
+    assert event.actor == "editor@example.org"
+
+
+def test_upload_page_dry_run_and_a_file_that_fails(app, db, worker, smtp_sink, sign_in_as):
+    browser = sign_in_as("editor")
+
+    def upload(content: bytes, **extra):
+        page = browser.get("/organisers/import").get_data(as_text=True)
+        data = {**form_fields(page), "file": (io.BytesIO(content), "x.csv"), "lists": ["newsletter"]}
+        data.update({"basis": "prior_consent", "note": NOTE, **extra})
+        return browser.post("/organisers/import", data=data, content_type="multipart/form-data")
+
+    dry = wait_for_job(browser, upload(b"email\ndry@example.org\n", dry_run="y").headers["Location"])
+    assert "This was a dry run: nothing was written." in dry.get_data(as_text=True)
+    assert "rows that would be subscribed: 1" in dry.get_data(as_text=True)
+    latin1 = wait_for_job(browser, upload("email,name\nx@example.org,Gülnar\n".encode("latin-1")).headers["Location"])
+    assert "Status: failed" in latin1.get_data(as_text=True) and "not UTF-8" in latin1.get_data(as_text=True)
+    assert emails(db) == []
+    missing = upload(b"email\na@example.org\n", note="")
+    assert missing.status_code == 400 and "State the consent basis." in missing.get_data(as_text=True)

@@ -1,0 +1,134 @@
+"""Imports started from the organiser page: the upload is kept under a random name and a Celery task runs it."""
+
+import secrets
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import current_app
+from werkzeug.datastructures import FileStorage
+
+from ..extensions import db
+from ..models import utcnow
+from ..organisers.models import Organiser, Role
+from ..subscribers.services import ConsentBasis
+from ..subscriptions.services import InvalidInput
+from . import services
+from .models import ImportJob, ImportStatus
+from .reader import ImportFileError
+
+
+def imports_folder() -> Path:
+    """Where uploads and reports are kept (inside the instance folder, never served directly)."""
+    folder = Path(current_app.instance_path) / "imports"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
+def create_job(
+    upload: FileStorage, slugs: list[str], basis: ConsentBasis, note: str, dry_run: bool, organiser: Organiser
+) -> ImportJob:
+    """Check the choices, save the upload and add a queued job; the caller commits, then queues run_import."""
+    services.resolve_lists(slugs)
+    note = services.check_basis_note(note)
+    upload_name = secrets.token_hex(16) + ".csv"
+    path = imports_folder() / upload_name
+    upload.save(path)
+    job = ImportJob(
+        organiser_id=organiser.id,
+        dry_run=dry_run,
+        basis=basis.value,
+        basis_note=note,
+        list_slugs=list(dict.fromkeys(slugs)),
+        filename=(upload.filename or "upload.csv")[:200],
+        upload_name=upload_name,
+        bytes_total=path.stat().st_size,
+    )
+    db.session.add(job)
+    db.session.flush()
+    return job
+
+
+def job_for(public_id: str, organiser: Organiser) -> ImportJob | None:
+    """A job by its public id, if this organiser started it (admins see every job)."""
+    job = db.session.scalar(sa.select(ImportJob).where(ImportJob.public_id == public_id))
+    if job is None or (job.organiser_id != organiser.id and organiser.role is not Role.ADMIN):
+        return None
+    return job
+
+
+def report_path(job: ImportJob) -> Path | None:
+    """The report file of a finished job, if there is one."""
+    return imports_folder() / job.report_name if job.report_name else None
+
+
+def _record_progress(job_id: int, bytes_read: int, rows: int) -> None:
+    """Progress goes through a connection of its own, so the page sees it while the import's transaction is open."""
+    with db.engine.begin() as connection:
+        connection.execute(
+            sa.update(ImportJob).where(ImportJob.id == job_id).values(bytes_read=bytes_read, counts={"rows": rows})
+        )
+
+
+def run_job(job_id: int) -> ImportStatus | None:
+    """Claim a queued job and run it; the import and the job's outcome are committed together. Returns the outcome,
+    or None if the job was not queued (already claimed by another delivery of the task)."""
+    claimed = db.session.execute(
+        sa.update(ImportJob)
+        .where(ImportJob.id == job_id, ImportJob.status == ImportStatus.QUEUED)
+        .values(status=ImportStatus.RUNNING, started_at=utcnow())
+    ).rowcount
+    db.session.commit()
+    if not claimed:
+        return None
+    job = db.session.get(ImportJob, job_id)
+    upload = imports_folder() / job.upload_name
+    report_name = secrets.token_hex(16) + ".csv"
+    try:
+        lists = services.resolve_lists(job.list_slugs)
+        actor = db.session.get(Organiser, job.organiser_id) if job.organiser_id else "import job"
+        with (
+            upload.open("rb") as binary,
+            (imports_folder() / report_name).open("w", encoding="utf-8", newline="") as out,
+        ):
+            result = services.import_subscribers(
+                binary,
+                lists,
+                ConsentBasis(job.basis),
+                job.basis_note,
+                actor,
+                dry_run=job.dry_run,
+                report=out,
+                progress=lambda bytes_read, rows: _record_progress(job_id, bytes_read, rows),
+            )
+    except (InvalidInput, ImportFileError, services.ImportConflict) as exc:
+        db.session.rollback()
+        (imports_folder() / report_name).unlink(missing_ok=True)
+        _finish(job_id, ImportStatus.FAILED, error=str(exc))
+        return ImportStatus.FAILED
+    finally:
+        upload.unlink(missing_ok=True)  # the upload is personal data; it is not kept once read
+    if job.dry_run:
+        db.session.rollback()
+    counts = {
+        "rows": result.rows,
+        "imported": result.imported,
+        "new_subscribers": result.new_subscribers,
+        "subscriptions": result.subscriptions,
+        "skipped": result.skipped,
+        "summary": result.summary(),
+    }
+    _finish(job_id, ImportStatus.DONE, counts=counts, report_name=report_name)
+    services.queue_confirmation_mails(result)
+    return ImportStatus.DONE
+
+
+def _finish(job_id: int, status: ImportStatus, **values) -> None:
+    job = db.session.get(ImportJob, job_id)
+    job.status = status
+    job.finished_at = utcnow()
+    job.upload_name = None
+    for name, value in values.items():
+        setattr(job, name, value)
+    if status is ImportStatus.DONE:
+        job.bytes_read = job.bytes_total
+    db.session.commit()

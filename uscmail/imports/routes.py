@@ -1,0 +1,103 @@
+"""Organiser pages: upload a CSV file to import, follow the job's progress, download its report; export (admins)."""
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from wtforms.fields.choices import SelectChoice
+
+from ..extensions import csrf, db
+from ..organisers import auth
+from ..organisers.models import Role
+from ..organisers.routes import organiser_page_context
+from ..subscribers.services import ConsentBasis
+from ..subscriptions.services import InvalidInput
+from . import export, jobs, services, tasks
+from .forms import ImportForm
+from .models import ImportStatus
+
+bp = Blueprint("imports", __name__, url_prefix="/organisers")
+bp.before_request(auth.load_current_session)
+bp.context_processor(organiser_page_context)
+
+DEFAULT_UPLOAD_LIMIT = 200 * 1024 * 1024
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@csrf.exempt  # the form's own CSRF field is checked below, once the larger upload limit applies
+@auth.role_required(Role.EDITOR)
+def upload():
+    """The import form; a valid upload becomes a queued job and the browser goes to its progress page."""
+    request.max_content_length = current_app.config.get("IMPORT_MAX_BYTES", DEFAULT_UPLOAD_LIMIT)
+    form = ImportForm()
+    form.lists.choices = [SelectChoice(m.slug, m.name) for m in services.importable_lists()]
+    error = None
+    if form.validate_on_submit():
+        try:
+            job = jobs.create_job(
+                form.file.data, form.lists.data, ConsentBasis(form.basis.data), form.note.data,
+                form.dry_run.data, g.organiser,
+            )  # fmt: skip
+        except InvalidInput as exc:
+            db.session.rollback()
+            error = str(exc)
+        else:
+            db.session.commit()
+            tasks.run_import.delay(job.id)
+            return redirect(url_for(".job", public_id=job.public_id))
+    elif request.method == "POST":
+        error = "; ".join(message for messages in form.errors.values() for message in messages)
+    return render_template("imports/upload.html", form=form, error=error), 400 if error else 200
+
+
+@bp.route("/import/<public_id>")
+@auth.role_required(Role.EDITOR)
+def job(public_id: str):
+    """A job's progress (the page refreshes itself until the job ends), then its counts and report."""
+    found = jobs.job_for(public_id, g.organiser) or abort(404)
+    running = found.status in (ImportStatus.QUEUED, ImportStatus.RUNNING)
+    response = make_response(render_template("imports/job.html", job=found, running=running))
+    if running:
+        response.headers["Refresh"] = "2"  # works without JavaScript, like a meta refresh
+    return response
+
+
+@bp.route("/import/<public_id>/report.csv")
+@auth.role_required(Role.EDITOR)
+def report(public_id: str):
+    """The skipped rows of a finished job, as a CSV download."""
+    found = jobs.job_for(public_id, g.organiser) or abort(404)
+    path = jobs.report_path(found)
+    if path is None or not path.exists():
+        abort(404)
+    response = send_file(path, mimetype="text/csv", as_attachment=True, download_name=f"import-{public_id}-report.csv")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/export.csv")
+@auth.role_required(Role.ADMIN)
+def export_csv():
+    """Every subscriber with their list memberships, streamed as CSV (audited before the first byte)."""
+    export.record_export(g.organiser)
+    db.session.commit()
+    app = current_app._get_current_object()
+
+    def chunks():
+        # The body is sent after this view returns; the generator holds an app context (and session) of its own.
+        with app.app_context():
+            yield from export.export_chunks()
+
+    response = Response(chunks(), mimetype="text/csv")
+    response.headers["Content-Disposition"] = 'attachment; filename="uscmail-subscribers.csv"'
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,12 @@
+"""Celery task of the import page: a thin wrapper around jobs.run_job."""
+
+from celery import shared_task
+
+from . import jobs
+
+
+@shared_task
+def run_import(job_id: int) -> str:
+    """Run a queued import job (a no-op if it is already claimed)."""
+    outcome = jobs.run_job(job_id)
+    return outcome.value if outcome else "not queued"
