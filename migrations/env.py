@@ -51,6 +51,11 @@ def render_item(type_, obj, autogen_context):
     return False
 
 
+def include_object(obj, name, type_, reflected, compare_to):
+    """Indexes named ix_search_* are PostgreSQL-only and live in the migrations alone, not in the models."""
+    return not (type_ == "index" and name and name.startswith("ix_search_"))
+
+
 def run_migrations_offline():
     """Run migrations in 'offline' mode.
 
