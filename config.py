@@ -52,6 +52,8 @@ class Config:
 
     CONFIRM_TOKEN_MAX_AGE = int(os.environ.get("CONFIRM_TOKEN_MAX_AGE", str(7 * 24 * 3600)))
     UNCONFIRMED_RETENTION_DAYS = int(os.environ.get("UNCONFIRMED_RETENTION_DAYS", "14"))
+    # Records of people unsubscribed from everything are erased after this many days (0 keeps them).
+    UNSUBSCRIBED_RETENTION_DAYS = int(os.environ.get("UNSUBSCRIBED_RETENTION_DAYS", "730"))
     SIGNUP_MIN_FILL_SECONDS = float(os.environ.get("SIGNUP_MIN_FILL_SECONDS", "2"))
     SIGNUP_RATE_LIMIT = os.environ.get("SIGNUP_RATE_LIMIT", "5 per hour")
     CONFIRMATION_MAILS_PER_ADDRESS = os.environ.get("CONFIRMATION_MAILS_PER_ADDRESS", "3 per day")
@@ -95,6 +97,10 @@ class Config:
                 "purge-unconfirmed": {
                     "task": "uscmail.subscriptions.tasks.purge_unconfirmed",
                     "schedule": 3600.0,
+                },
+                "purge-unsubscribed": {
+                    "task": "uscmail.subscriptions.tasks.purge_unsubscribed",
+                    "schedule": 6 * 3600.0,
                 },
             },
             "timezone": "Europe/London",

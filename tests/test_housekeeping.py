@@ -130,3 +130,79 @@ def test_the_beat_schedule_runs_the_purge_at_least_daily(app):
     assert entry["task"] in app.extensions["celery"].tasks
     assert 0 < entry["schedule"] <= 24 * 3600
     assert app.config["UNCONFIRMED_RETENTION_DAYS"] == 14
+
+
+def unsubscribed_days_ago(db, subscriber_id, days: float) -> None:
+    then = utcnow() - timedelta(days=days)
+    db.session.execute(
+        sa.update(Subscription).where(Subscription.subscriber_id == subscriber_id).values(unsubscribed_at=then)
+    )
+    db.session.commit()
+
+
+def test_long_unsubscribed_records_are_erased_through_the_worker_leaving_only_a_suppression(app, db, worker):
+    from uscmail.models import Suppression, SuppressionReason
+
+    gone = request(db, "long-gone@example.org", ("newsletter", "london-protest-reminders"))
+    confirm(db, gone)
+    leave(db, gone)
+    unsubscribed_days_ago(db, gone, 731)
+    recent = request(db, "recently-left@example.org")
+    confirm(db, recent)
+    leave(db, recent)
+    unsubscribed_days_ago(db, recent, 729)
+    half = request(db, "half-left@example.org", ("newsletter", "london-protest-reminders"))
+    confirm(db, half)
+    services.unsubscribe(db.session.get(Subscriber, half), [services.public_lists()[0].id], StatusReason.ONE_CLICK)
+    db.session.commit()
+    # One list left long ago; the other is still confirmed, so the record stays.
+    unsubscribed_days_ago(db, half, 900)
+    db.session.execute(
+        sa.update(Subscription)
+        .where(Subscription.subscriber_id == half, Subscription.status == SubscriptionStatus.CONFIRMED)
+        .values(unsubscribed_at=None)
+    )
+    db.session.commit()
+
+    tasks.purge_unsubscribed.delay()
+    deadline = time.monotonic() + 20
+    while records(db, gone)[0]:
+        assert time.monotonic() < deadline, "the worker did not erase the long-unsubscribed record"
+        time.sleep(0.2)
+    assert records(db, gone) == (False, [], 0)
+    assert records(db, recent)[0] and records(db, half)[0]
+    reasons = db.session.scalars(sa.select(Suppression.reason)).all()
+    assert reasons == [SuppressionReason.UNSUBSCRIBED]
+    assert services.is_suppressed("long-gone@example.org")
+
+
+def test_a_purged_unsubscriber_may_sign_up_again_and_confirming_lifts_the_suppression(app, db):
+    gone = request(db, "back-again@example.org")
+    confirm(db, gone)
+    leave(db, gone)
+    unsubscribed_days_ago(db, gone, 800)
+    assert services.purge_unsubscribed() == 1
+    db.session.commit()
+    again = request(db, "back-again@example.org")
+    assert again is not None
+    assert services.open_consent_list_ids(db.session.get(Subscriber, again))
+    confirm(db, again)
+    assert not services.is_suppressed("back-again@example.org")
+
+
+def test_erased_addresses_stay_blocked_and_a_zero_retention_keeps_records(app, db):
+    from uscmail.models import SuppressionReason
+
+    services.suppress("erased@example.org", SuppressionReason.ERASED)
+    db.session.commit()
+    assert request(db, "erased@example.org") is None
+    kept = request(db, "kept@example.org")
+    confirm(db, kept)
+    leave(db, kept)
+    unsubscribed_days_ago(db, kept, 5000)
+    app.config["UNSUBSCRIBED_RETENTION_DAYS"] = 0
+    try:
+        assert services.purge_unsubscribed() == 0
+    finally:
+        app.config["UNSUBSCRIBED_RETENTION_DAYS"] = 730
+    assert records(db, kept)[0]

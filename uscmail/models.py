@@ -86,6 +86,8 @@ class SuppressionReason(enum.StrEnum):
     COMPLAINT = "complaint"
     HARD_BOUNCE = "hard_bounce"
     ORGANISER = "organiser"
+    # Records removed after UNSUBSCRIBED_RETENTION_DAYS: not re-imported, but the person may sign up again themselves.
+    UNSUBSCRIBED = "unsubscribed"
 
 
 class Subscriber(db.Model):

@@ -75,11 +75,14 @@ def address_hmac(email: str) -> str:
     return hmac.new(key, email.encode(), hashlib.sha256).hexdigest()
 
 
+def suppression_reason(email: str) -> SuppressionReason | None:
+    """Why a normalised address is on the suppression list, or None if it is not."""
+    return db.session.scalar(sa.select(Suppression.reason).where(Suppression.address_hmac == address_hmac(email)))
+
+
 def is_suppressed(email: str) -> bool:
-    """True if the normalised address must never be mailed again."""
-    return (
-        db.session.scalar(sa.select(Suppression.id).where(Suppression.address_hmac == address_hmac(email))) is not None
-    )
+    """True if the normalised address must not be mailed (nor imported, nor added by an organiser)."""
+    return suppression_reason(email) is not None
 
 
 def suppress(email: str, reason: SuppressionReason) -> None:
@@ -138,7 +141,8 @@ def request_subscription(
     An existing subscriber's stored data (name, confirmed or unsubscribed rows) is never changed by an unconfirmed
     request; the change happens on confirmation. Suppressed addresses are not recorded at all.
     """
-    if is_suppressed(email):
+    # A person whose old, unsubscribed record was purged may come back by confirming again; no one else may.
+    if suppression_reason(email) not in (None, SuppressionReason.UNSUBSCRIBED):
         return SignupResult(None, [])
     shown = wording(wording_version)
     subscriber = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == email))
@@ -254,6 +258,13 @@ def confirm_subscription(subscriber: Subscriber) -> list[int]:
         .values(confirmed_at=now)
     )
     subscriber.confirm_nonce = None
+    if newly_confirmed:
+        db.session.execute(
+            sa.delete(Suppression).where(
+                Suppression.address_hmac == address_hmac(subscriber.email),
+                Suppression.reason == SuppressionReason.UNSUBSCRIBED,
+            )
+        )
     db.session.flush()
     return newly_confirmed
 
@@ -356,3 +367,30 @@ def purge_unconfirmed(now: datetime | None = None) -> int:
     )
     db.session.flush()
     return result.rowcount or 0
+
+
+def purge_unsubscribed(now: datetime | None = None) -> int:
+    """Erase subscribers whose every subscription ended more than UNSUBSCRIBED_RETENTION_DAYS ago (0 keeps them).
+
+    Only a suppression HMAC (reason "unsubscribed") stays, so an import cannot add them back; they may sign up again
+    themselves. Returns how many subscribers were erased (at most 10,000 a run; the beat task runs again).
+    """
+    days = current_app.config["UNSUBSCRIBED_RETENTION_DAYS"]
+    if days <= 0:
+        return 0
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    still_wanted = (
+        sa.select(Subscription.id)
+        .where(
+            Subscription.subscriber_id == Subscriber.id,
+            sa.or_(Subscription.status != SubscriptionStatus.UNSUBSCRIBED, Subscription.unsubscribed_at >= cutoff),
+        )
+        .exists()
+    )
+    has_any = sa.select(Subscription.id).where(Subscription.subscriber_id == Subscriber.id).exists()
+    expired = db.session.scalars(sa.select(Subscriber).where(has_any, ~still_wanted).limit(10_000)).all()
+    for subscriber in expired:
+        suppress(subscriber.email, SuppressionReason.UNSUBSCRIBED)
+        db.session.delete(subscriber)
+    db.session.flush()
+    return len(expired)

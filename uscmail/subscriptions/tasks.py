@@ -66,3 +66,12 @@ def purge_unconfirmed() -> int:
     db.session.commit()
     log.info("purged %d unconfirmed subscribers", removed)
     return removed
+
+
+@shared_task
+def purge_unsubscribed() -> int:
+    """Beat task: erase records of people unsubscribed from everything for longer than the retention period."""
+    removed = services.purge_unsubscribed()
+    db.session.commit()
+    log.info("purged %d long-unsubscribed subscribers", removed)
+    return removed
