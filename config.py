@@ -59,6 +59,7 @@ class Config:
     CONFIRMATION_MAILS_PER_ADDRESS = os.environ.get("CONFIRMATION_MAILS_PER_ADDRESS", "3 per day")
     EMAIL_CHECK_DELIVERABILITY = env_bool("EMAIL_CHECK_DELIVERABILITY")
     CORS_ORIGINS = env_list("CORS_ORIGINS")
+    API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "300 per minute")
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "20 per 15 minutes")
     LOGIN_FAILURES_PER_ACCOUNT = os.environ.get("LOGIN_FAILURES_PER_ACCOUNT", "5 per 15 minutes")
     ORGANISER_SESSION_IDLE_SECONDS = int(os.environ.get("ORGANISER_SESSION_IDLE_SECONDS", str(2 * 3600)))

@@ -675,3 +675,16 @@ def test_the_public_endpoints_answer_as_documented(app, db, api, worker, smtp_si
         json={"email": "pub2@example.org", "name": "\ud800", "lists": ["newsletter"], "consent": True},
     )
     assert_json_error(surrogate, 400, "control characters")
+
+
+def test_requests_are_rate_limited_per_token(app, db, api, tokens_by_role):
+    app.config["API_RATE_LIMIT"] = "3 per minute"
+    try:
+        statuses = [api("GET", "/api/v1/lists", token=tokens_by_role["viewer"]).status_code for _ in range(3)]
+        limited = api("GET", "/api/v1/lists", token=tokens_by_role["viewer"])
+        other = api("GET", "/api/v1/lists", token=tokens_by_role["editor"])
+    finally:
+        app.config["API_RATE_LIMIT"] = "300 per minute"
+    assert statuses == [200, 200, 200]
+    assert_json_error(limited, 429, "Too many requests")
+    assert other.status_code == 200

@@ -3,9 +3,10 @@
 from collections.abc import Callable
 from functools import wraps
 
-from flask import g, jsonify, request
+from flask import current_app, g, jsonify, request
 
-from ..extensions import db
+from ..extensions import client_key, db
+from ..organisers import security
 from ..organisers.models import Organiser, Role
 from . import tokens
 
@@ -33,6 +34,17 @@ def bearer_token() -> str | None:
     if scheme.lower() != "bearer":
         return None
     return value.strip() or None
+
+
+def rate_limit_key() -> str:
+    """Requests are counted per token (by its hash), or per client when no token is sent."""
+    raw = bearer_token()
+    return "token:" + security.sha256_hex(raw)[:32] if raw else "client:" + client_key()
+
+
+def rate_limit() -> str:
+    """The API rate limit, read from config at request time."""
+    return current_app.config["API_RATE_LIMIT"]
 
 
 def authenticate() -> Organiser:

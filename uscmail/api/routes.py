@@ -5,7 +5,7 @@ from datetime import datetime
 
 from flask import Blueprint, jsonify, url_for
 
-from ..extensions import csrf, db
+from ..extensions import csrf, db, limiter
 from ..models import ConsentMethod, MailingList, Subscriber, Subscription, SubscriptionStatus
 from ..organisers.models import Role
 from ..subscribers import lists as list_services
@@ -14,11 +14,12 @@ from ..subscriptions import services as journey
 from ..subscriptions.services import InvalidInput
 from ..subscriptions.tasks import send_signup_mail
 from . import inputs
-from .auth import ApiError, current_api_organiser, error_response, token_required
+from .auth import ApiError, current_api_organiser, error_response, rate_limit, rate_limit_key, token_required
 from .openapi import openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
+limiter.limit(rate_limit, key_func=rate_limit_key)(bp)
 
 SEARCH_ARGS = {"q", "list", "status", "after", "limit"}
 SUPPRESSED = (
