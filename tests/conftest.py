@@ -249,9 +249,10 @@ ORGANISER_PASSWORD = "correct horse battery staple"
 def sign_in_as(app, db):
     """sign_in_as("editor") -> a browser signed in (password and TOTP) as a new organiser with that role."""
     import pyotp
+    import sqlalchemy as sa
 
     from uscmail.organisers import services
-    from uscmail.organisers.models import Role
+    from uscmail.organisers.models import Organiser, Role
 
     def sign_in(role: str = "admin", email: str | None = None) -> IsolatedClient:
         email = email or f"{role}@example.org"
@@ -272,7 +273,8 @@ def sign_in_as(app, db):
         answer = browser.post("/organisers/two-factor", data={**form_fields(page), "code": code})
         assert answer.status_code == 302, answer.get_data(as_text=True)
         # Each TOTP code works once; forget the step so a second sign-in in the same test can reuse the window.
-        organiser.totp_last_step = None
+        # (An UPDATE statement: the ORM object here still believes the step is unset, and would write nothing.)
+        db.session.execute(sa.update(Organiser).where(Organiser.id == organiser.id).values(totp_last_step=None))
         db.session.commit()
         return browser
 

@@ -249,3 +249,12 @@ def test_sign_in_as_fixture_gives_each_role_its_pages(sign_in_as):
     assert "Signed in as editor@example.org, editor" in editor.get("/organisers/").get_data(as_text=True)
     assert editor.get("/organisers/audit").status_code == 403
     assert sign_in_as("admin").get("/organisers/audit").status_code == 200
+
+
+def test_navigation_offers_each_role_only_what_it_may_open(sign_in_as):
+    links = re.compile(r'<nav class="organiser-nav".*?</nav>', re.S)
+    pages = {role: links.search(sign_in_as(role).get("/organisers/").get_data(as_text=True)).group(0) for role in
+             ("viewer", "editor", "admin")}  # fmt: skip
+    assert "Subscribers" in pages["viewer"] and "Import" not in pages["viewer"]
+    assert "Import" in pages["editor"] and "Export" not in pages["editor"] and "Audit log" not in pages["editor"]
+    assert all(label in pages["admin"] for label in ("Import", "Export", "Audit log", "Organisers"))

@@ -54,6 +54,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Mount the feature blueprints; the dev mail viewer only where configured."""
+    from .accounts import routes as account_routes
     from .admin import routes as admin_routes
     from .api import routes as api_routes
     from .imports import routes as import_routes
@@ -61,7 +62,15 @@ def register_blueprints(app: Flask) -> None:
     from .organisers import routes as organiser_routes
     from .subscriptions import api, routes, tasks  # noqa: F401 - tasks registers the Celery tasks
 
-    for blueprint in (routes.bp, api.bp, organiser_routes.bp, admin_routes.bp, import_routes.bp, api_routes.bp):
+    for blueprint in (
+        routes.bp,
+        api.bp,
+        organiser_routes.bp,
+        admin_routes.bp,
+        import_routes.bp,
+        api_routes.bp,
+        account_routes.bp,
+    ):
         app.register_blueprint(blueprint)
     if app.config.get("DEV_MAIL_VIEWER") and app.config.get("ENV_NAME") != "production":
         from .devmail.routes import bp as devmail_bp

@@ -7,7 +7,8 @@ CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors {ancestors}"
 )
-TOKEN_PATHS = ("/confirm/", "/unsubscribe/", "/preferences/")
+# Pages and answers that carry tokens or personal data: never kept by a browser or proxy cache.
+NO_STORE_PATHS = ("/confirm/", "/unsubscribe/", "/preferences/", "/subscribe", "/organisers", "/api/")
 
 
 def init_security(app: Flask) -> None:
@@ -27,6 +28,6 @@ def init_security(app: Flask) -> None:
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
         response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
-        if request.path.startswith(TOKEN_PATHS) or request.path.startswith("/subscribe"):
+        if request.path.startswith(NO_STORE_PATHS):
             response.headers["Cache-Control"] = "no-store"
         return response

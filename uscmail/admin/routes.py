@@ -11,7 +11,6 @@ from flask import Blueprint, Response, abort, flash, g, redirect, render_templat
 from ..extensions import db
 from ..models import MailingList, Subscriber, SubscriptionStatus
 from ..organisers import auth
-from ..organisers.forms import LogoutForm
 from ..organisers.models import Role
 from ..subscribers import lists as list_services
 from ..subscribers import services as subscriber_services
@@ -27,19 +26,6 @@ PAGE_SIZE = 50
 ID = "int(max=2147483647)"
 KEYSET = re.compile(r"^[0-9]{1,10}$")
 STATUSES = [status.value for status in SubscriptionStatus]
-
-
-@bp.context_processor
-def admin_page_context() -> dict:
-    """Every organiser page has the sign-out button."""
-    return {"logout_form": LogoutForm(), "Role": Role}
-
-
-@bp.after_request
-def no_store(response: Response) -> Response:
-    """Pages full of personal data are never kept in a browser or proxy cache."""
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def can(role: Role) -> bool:

@@ -42,13 +42,6 @@ def invalid_input(error: InvalidInput):
     return error_response(ApiError(422, str(error)))
 
 
-@bp.after_request
-def no_store(response):
-    """API answers hold personal data: no cache may keep them."""
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 

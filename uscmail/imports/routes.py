@@ -18,7 +18,6 @@ from wtforms.fields.choices import SelectChoice
 from ..extensions import csrf, db
 from ..organisers import auth
 from ..organisers.models import Role
-from ..organisers.routes import organiser_page_context
 from ..subscribers.services import ConsentBasis
 from ..subscriptions.services import InvalidInput
 from . import export, jobs, services, tasks
@@ -27,7 +26,6 @@ from .models import ImportStatus
 
 bp = Blueprint("imports", __name__, url_prefix="/organisers")
 bp.before_request(auth.load_current_session)
-bp.context_processor(organiser_page_context)
 
 DEFAULT_UPLOAD_LIMIT = 200 * 1024 * 1024
 
@@ -79,9 +77,7 @@ def report(public_id: str):
     path = jobs.report_path(found)
     if path is None or not path.exists():
         abort(404)
-    response = send_file(path, mimetype="text/csv", as_attachment=True, download_name=f"import-{public_id}-report.csv")
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return send_file(path, mimetype="text/csv", as_attachment=True, download_name=f"import-{public_id}-report.csv")
 
 
 @bp.route("/export.csv")
@@ -99,5 +95,4 @@ def export_csv():
 
     response = Response(chunks(), mimetype="text/csv")
     response.headers["Content-Disposition"] = 'attachment; filename="uscmail-subscribers.csv"'
-    response.headers["Cache-Control"] = "no-store"
     return response

@@ -1,7 +1,7 @@
 """Organiser sign-in with mandatory TOTP, sign-out, and the organisers' home page."""
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
 
 from .. import audit
 from ..extensions import db, limiter
@@ -14,10 +14,15 @@ bp = Blueprint("organisers", __name__, url_prefix="/organisers")
 bp.before_request(auth.load_current_session)
 
 
-@bp.context_processor
+@bp.app_context_processor
 def organiser_page_context() -> dict:
-    """Every organiser page has the sign-out button."""
-    return {"logout_form": LogoutForm()}
+    """Organiser pages (of any blueprint) get the sign-out button and the roles for the navigation.
+
+    Only when an organiser is signed in, so public pages never get a CSRF token (and a session cookie) they don't use.
+    """
+    if g.get("organiser") is None:
+        return {"Role": Role}
+    return {"logout_form": LogoutForm(), "Role": Role}
 
 
 GENERIC_FAILURE = (

@@ -193,3 +193,45 @@ def disable_organiser(organiser: Organiser, actor: Organiser | str) -> None:
     organiser.active = False
     end_all_sessions(organiser)
     audit.record(actor, "organiser.disabled", "organiser", organiser.id)
+
+
+def leaves_no_admin(organiser: Organiser, role: Role, active: bool) -> bool:
+    """True if giving `organiser` this role and active flag would leave no active admin (locks the admin rows)."""
+    if role is Role.ADMIN and active:
+        return False
+    admins = db.session.scalars(
+        sa.select(Organiser.id).where(Organiser.role == Role.ADMIN, Organiser.active.is_(True)).with_for_update()
+    ).all()
+    return set(admins) <= {organiser.id}
+
+
+def verify_current_password(organiser: Organiser, password: str) -> bool:
+    """True if this is the organiser's password; a wrong one (or a locked account) counts as a failed login."""
+    if not account_locked(organiser.email) and security.check_password(organiser.password_hash, password):
+        return True
+    record_login_failure(organiser.email)
+    return False
+
+
+def unused_recovery_code_count(organiser: Organiser) -> int:
+    """How many of the organiser's recovery codes are still unused."""
+    return sum(1 for recovery in organiser.recovery_codes if recovery.used_at is None)
+
+
+def regenerate_recovery_codes(organiser: Organiser, code: str) -> list[str] | None:
+    """Replace every recovery code if `code` is a current TOTP code; returns the new codes (show once), or None.
+
+    A wrong code (or a locked account) counts as a failed login.
+    """
+    step = None
+    if organiser.totp_secret is not None and not account_locked(organiser.email):
+        step = security.accepted_totp_step(organiser.totp_secret, code, organiser.totp_last_step)
+    if step is None:
+        record_login_failure(organiser.email)
+        return None
+    organiser.totp_last_step = step
+    codes = security.new_recovery_codes()
+    organiser.recovery_codes = [RecoveryCode(code_sha256=security.sha256_hex(c)) for c in codes]
+    audit.record(organiser, "organiser.recovery_codes_regenerated", "organiser", organiser.id)
+    db.session.flush()
+    return codes

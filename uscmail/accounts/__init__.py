@@ -1,0 +1,1 @@
+"""Account pages: admins manage organisers; every organiser changes their own password and recovery codes."""
