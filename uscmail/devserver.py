@@ -24,8 +24,14 @@ def commands(port: str) -> dict[str, list[str]]:
     }  # fmt: skip
 
 
+def stop_on_sigterm(signum, frame) -> None:
+    """`kill` or a supervisor's SIGTERM stops everything, like Ctrl-C, so no process is left running."""
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     """Start every process; when one exits or Ctrl-C is pressed, stop them all."""
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     port = os.environ.get("PORT", "5000")
     processes = {name: subprocess.Popen(argv) for name, argv in commands(port).items()}  # noqa: S603
     print(
