@@ -99,6 +99,10 @@ class Config:
                     "task": "uscmail.subscriptions.tasks.purge_unconfirmed",
                     "schedule": 3600.0,
                 },
+                "apply-stale-signups": {
+                    "task": "uscmail.subscriptions.tasks.apply_stale_signups",
+                    "schedule": 60.0,
+                },
                 "purge-unsubscribed": {
                     "task": "uscmail.subscriptions.tasks.purge_unsubscribed",
                     "schedule": 6 * 3600.0,

@@ -8,10 +8,11 @@ The run sets everything up itself and removes it afterwards, also on Ctrl-C or a
 - gunicorn `uscmail:create_app()` with 2 workers on a free loopback port;
 - wrk (Debian package `wrk`) with bench/signup.lua as the load generator, on the same machine.
 
-No Celery worker runs, so the confirmation tasks just pile up in the run's Redis queue, and MAIL_SERVER points to a
-closed port: if a signup ever waited on SMTP it would fail, and show here as errors. After the load, the number of
-subscriber rows is checked against the 303 answers and the queued tasks. Finally a few hundred sequential signups of
-new and of already-confirmed addresses compare their latency, since timing must not reveal membership.
+No Celery worker runs, so the tasks that apply signups and send their mail just pile up in the run's Redis
+queue, and MAIL_SERVER points to a closed port: if a signup ever waited on SMTP it would fail, and show here as
+errors. After the load, the number of stored signups is checked against the 303 answers and the queued tasks.
+Finally a few hundred sequential signups of new and of already-confirmed addresses compare their latency, since
+timing must not reveal membership.
 """
 
 import argparse
@@ -49,18 +50,22 @@ CSRF_FIELD = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 STARTED_FIELD = re.compile(r'name="started" type="hidden" value="([^"]+)"')
 VERSION_FIELD = re.compile(r'name="consent_version" type="hidden" value="([^"]+)"')
 
-# Runs in a child process with the server's environment: confirms every subscriber whose address starts with argv[1],
-# through the same service the confirmation page uses.
+# Runs in a child process with the server's environment: applies the stored signups whose address starts with argv[1]
+# (the worker's job; no worker runs here), then confirms them through the same service the confirmation page uses.
 CONFIRM_SNIPPET = """
 import sys
 import sqlalchemy as sa
 from uscmail import create_app
 from uscmail.extensions import db
-from uscmail.models import Subscriber
+from uscmail.models import SignupRequest, Subscriber
 from uscmail.subscriptions import services
 
 app = create_app()
 with app.app_context():
+    stored = sa.select(SignupRequest.id).where(SignupRequest.email.startswith(sys.argv[1], autoescape=True))
+    for request_id in db.session.scalars(stored).all():
+        services.apply_signup_request(request_id)
+    db.session.commit()
     query = sa.select(Subscriber).where(Subscriber.email.startswith(sys.argv[1], autoescape=True))
     subscribers = db.session.scalars(query).all()
     confirmed = sum(1 for subscriber in subscribers if services.confirm_subscription(subscriber))
@@ -411,7 +416,7 @@ class Bench:
 
     def count_subscribers(self, prefix: str) -> int:
         with self.engine.connect() as connection:
-            query = sa.text("SELECT count(*) FROM subscribers WHERE starts_with(email, :prefix)")
+            query = sa.text("SELECT count(*) FROM signup_requests WHERE starts_with(email, :prefix)")
             return connection.scalar(query, {"prefix": prefix})
 
     def queued_tasks(self) -> int:
@@ -615,13 +620,13 @@ def run(args: argparse.Namespace) -> int:
     # wrk stops with up to one request per connection unanswered; the server may or may not have completed those.
     rows_ok = ok <= rows <= ok + in_flight
     print(
-        f"check:   {ok} answers 303 → {rows} new subscriber rows "
+        f"check:   {ok} answers 303 → {rows} stored signups "
         f"(up to {in_flight} more were unanswered when wrk stopped): {'OK' if rows_ok else 'MISMATCH'}"
     )
-    # Every signup so far was a new address (warm-up and load), so each queued exactly one task.
+    # Every accepted signup stores one row and queues exactly one task that applies it.
     tasks_ok = queued == all_rows
     print(
-        f"check:   {queued} confirmation tasks queued in Redis for {all_rows} new subscribers (warm-up and load), "
+        f"check:   {queued} tasks queued in Redis for {all_rows} stored signups (warm-up and load), "
         f"none consumed (no worker) and none waited for: {'OK' if tasks_ok else 'MISMATCH'}"
     )
 

@@ -227,9 +227,26 @@ def form_fields(html: str) -> dict[str, str]:
     return fields
 
 
+def wait_for_signups(db, timeout: float = 30.0) -> None:
+    """Wait until the worker has applied every stored signup (the web request only stores it and queues the task)."""
+    import sqlalchemy as sa
+
+    from uscmail.models import SignupRequest
+
+    deadline = time.monotonic() + timeout
+    while True:
+        waiting = db.session.scalar(sa.select(sa.func.count()).select_from(SignupRequest))
+        db.session.rollback()
+        if not waiting:
+            return
+        assert time.monotonic() < deadline, f"{waiting} signup(s) still not applied by the worker"
+        time.sleep(0.05)
+
+
 @pytest.fixture
-def signup(client):
-    """Submit the signup form like a browser: load it, then post it with its hidden fields."""
+def signup(client, db, celery_worker):
+    """Submit the signup form like a browser (load it, post it with its hidden fields), then wait until the live
+    worker has applied the signup, so the test sees the rows it led to."""
 
     def submit(email, lists=("newsletter",), name="", extra=None, test_client=None):
         test_client = test_client or client
@@ -237,7 +254,9 @@ def signup(client):
         data = {**form_fields(page.get_data(as_text=True)), "consent_version": "2026-11-27"}
         data.update(email=email, name=name, lists=list(lists), website="")
         data.update(extra or {})
-        return test_client.post("/subscribe", data=data)
+        response = test_client.post("/subscribe", data=data)
+        wait_for_signups(db)
+        return response
 
     return submit
 

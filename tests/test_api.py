@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
 
-from tests.conftest import isolated_client
+from tests.conftest import isolated_client, wait_for_signups
 from uscmail.api import tokens
 from uscmail.models import (
     Consent,
@@ -665,6 +665,7 @@ def test_the_public_endpoints_answer_as_documented(app, db, api, worker, smtp_si
     )
     assert accepted.status_code == 202
     assert_matches(app, "PublicAccepted", accepted.json)
+    wait_for_signups(db)
     assert db.session.scalar(sa.select(Subscriber.email)) == "pub@example.org"
     # Wait for the queued mail, so the worker is done with the database before the next test empties it.
     smtp_sink.wait_for("pub@example.org")

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect, sync_playwright
 
+from tests.conftest import wait_for_signups
 from tests.live_server import LiveServer
 from uscmail.models import MailingList, StatusReason, Subscriber, Subscription, SubscriptionStatus
 
@@ -252,6 +253,7 @@ def test_journey_in_the_browser(visit, worker, smtp_sink, db):
     expect(page).to_have_url(f"{origin}/subscribe/thanks")
     expect(heading(page)).to_have_text("Check your inbox")
     address = "amina.browser@example.org"
+    wait_for_signups(db)
     assert subscriptions_of(db, address) == {"newsletter": (SubscriptionStatus.PENDING, StatusReason.SIGNUP_FORM)}
 
     confirm_path = confirmation_path(smtp_sink, address)

@@ -5,7 +5,7 @@ import hashlib
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import form_fields
+from tests.conftest import form_fields, wait_for_signups
 from tests.test_signup import (
     LINK,
     STATES,
@@ -70,6 +70,7 @@ def test_a_valid_api_request_sends_a_confirmation_and_records_api_consent(app, d
 
     assert response.status_code == 202
     assert response.get_json() == {"status": "check_inbox", "message": ACCEPTED_MESSAGE}
+    wait_for_signups(db)
     subscriber = subscriber_row(db, "nur@example.org")
     assert subscriber.name == "Nur"
     assert {(s.status, s.status_reason) for s in subscriber.subscriptions} == {

@@ -13,7 +13,7 @@ from flask import g
 from flask.testing import FlaskClient
 from itsdangerous import URLSafeTimedSerializer
 
-from tests.conftest import form_fields
+from tests.conftest import form_fields, wait_for_signups
 from uscmail.models import (
     Consent,
     ConsentMethod,
@@ -195,7 +195,7 @@ def test_consent_is_recorded_per_list_with_the_wording_hash_and_no_ip_is_stored(
         "website": "",
     }
     assert browser.post("/subscribe", data=data, headers={"X-Forwarded-For": "198.51.100.99"}).status_code == 303
-
+    wait_for_signups(db)
     expected_sha = hashlib.sha256(consent.WORDINGS[WORDING_VERSION].encode("utf-8")).hexdigest()
     subscriber = subscriber_row(db, "gulnar@example.org")
     rows = db.session.execute(

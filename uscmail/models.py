@@ -102,6 +102,9 @@ class Subscriber(db.Model):
     locale: Mapped[str] = mapped_column(sa.String(16), default="en")
     # Random value bound into confirmation links; cleared once used so a link works only once.
     confirm_nonce: Mapped[str | None] = mapped_column(sa.String(32))
+    # Signup mails (confirmation, "already subscribed") sent in the current window, for CONFIRMATION_MAILS_PER_ADDRESS.
+    signup_mail_window_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    signup_mail_count: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -188,3 +191,19 @@ class Suppression(db.Model):
     address_hmac: Mapped[str] = mapped_column(sa.String(64), unique=True)
     reason: Mapped[SuppressionReason] = mapped_column(enum_column(SuppressionReason))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SignupRequest(db.Model):
+    """A signup as it arrived, before the worker applies it. Storing exactly this one row, whatever the address's
+    state, makes every signup answer take the same work, so timing cannot tell who is subscribed. Deleted once applied.
+    """
+
+    __tablename__ = "signup_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(320))
+    name: Mapped[str | None] = mapped_column(sa.String(200))
+    list_ids: Mapped[list[int]] = mapped_column(sa.JSON)
+    method: Mapped[ConsentMethod] = mapped_column(enum_column(ConsentMethod))
+    wording_version: Mapped[str] = mapped_column(sa.String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -167,14 +167,13 @@ def add_subscriber():
     )
     if outcome is services.AddOutcome.SUPPRESSED:
         raise ApiError(409, SUPPRESSED)
-    subscriber_id, address = subscriber.id, subscriber.email
-    db.session.commit()
+    subscriber_id = subscriber.id
     mail = "not_needed"
     if outcome is services.AddOutcome.CONFIRMATION_NEEDED:
-        mail = "limit_reached"
-        if journey.signup_mail_allowed(address):
-            send_signup_mail.delay(subscriber_id, [mailing_list.id for mailing_list in chosen])
-            mail = "queued"
+        mail = "queued" if journey.claim_signup_mail(subscriber_id) else "limit_reached"
+    db.session.commit()
+    if mail == "queued":
+        send_signup_mail.delay(subscriber_id, [mailing_list.id for mailing_list in chosen])
     body = {"outcome": outcome.value, "confirmation_mail": mail, "subscriber": subscriber_json(subscriber)}
     if outcome is services.AddOutcome.ALREADY_SUBSCRIBED:
         return body, 200

@@ -201,22 +201,16 @@ def queue_confirmation_mails(result: ImportResult) -> int:
         .order_by(Consent.subscriber_id, Consent.list_id)
         .execution_options(yield_per=1000)
     )
-    queued = 0
-    current: tuple[int, str] | None = None
-    list_ids: list[int] = []
-
-    def send() -> int:
-        if current is None or not journey.signup_mail_allowed(current[1]):
-            return 0
-        send_signup_mail.delay(current[0], list_ids)
-        return 1
-
-    for subscriber_id, list_id, email in db.session.execute(statement):
-        if current is None or current[0] != subscriber_id:
-            queued += send()
-            current, list_ids = (subscriber_id, email), []
-        list_ids.append(list_id)
-    queued += send()
+    groups: dict[int, list[int]] = {}
+    for subscriber_id, list_id, _email in db.session.execute(statement):
+        groups.setdefault(subscriber_id, []).append(list_id)
+    allowed = [
+        (subscriber_id, ids) for subscriber_id, ids in groups.items() if journey.claim_signup_mail(subscriber_id)
+    ]
+    db.session.commit()
+    for subscriber_id, ids in allowed:
+        send_signup_mail.delay(subscriber_id, ids)
+    queued = len(allowed)
     return queued
 
 

@@ -14,7 +14,7 @@ from flask import (
 )
 
 from ..extensions import csrf, db, limiter
-from ..models import ConsentMethod, StatusReason, Subscriber, SubscriptionStatus
+from ..models import ConsentMethod, MailingList, StatusReason, Subscriber, SubscriptionStatus
 from ..tokens import (
     TokenExpired,
     TokenInvalid,
@@ -53,17 +53,22 @@ def accept_signup(
     slugs: list[str],
     method: ConsentMethod,
     wording_version: str,
+    offered: list[MailingList] | None = None,
 ) -> None:
-    """Validate and record a signup, commit, then queue its mail. Raises services.InvalidInput for bad input."""
+    """Validate a signup, store it, commit, then queue the task that applies it and sends its mail.
+
+    The request never looks at the address's state: whether new, pending, confirmed, unsubscribed or suppressed,
+    it does the same single INSERT, so neither the answer nor its timing tells who is on a list.
+    Raises services.InvalidInput for bad input.
+    """
     address = services.normalise_email(email)
     clean_name = services.clean_name(name)
-    lists = services.public_lists_by_slug(slugs)
+    lists = services.public_lists_by_slug(slugs, offered)
     if wording_version != CURRENT_VERSION:
         raise services.InvalidInput("The consent wording has changed since the form was opened; please read it again.")
-    result = services.request_subscription(address, clean_name, lists, method, wording_version)
+    request_id = services.record_signup_request(address, clean_name, lists, method, wording_version)
     db.session.commit()
-    if result.subscriber_id is not None and services.signup_mail_allowed(address):
-        tasks.send_signup_mail.delay(result.subscriber_id, result.list_ids)
+    tasks.apply_signup.delay(request_id)
 
 
 def looks_like_a_bot(form: SignupForm) -> bool:
@@ -106,6 +111,7 @@ def subscribe():
                     form.lists.data or [],
                     ConsentMethod.FORM,
                     form.consent_version.data or "",
+                    offered=lists,
                 )
             except services.InvalidInput as exc:
                 error, status = str(exc), 400

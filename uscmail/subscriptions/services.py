@@ -15,11 +15,12 @@ import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 
-from ..extensions import db, limiter
+from ..extensions import db
 from ..models import (
     Consent,
     ConsentMethod,
     MailingList,
+    SignupRequest,
     StatusReason,
     Subscriber,
     Subscription,
@@ -93,15 +94,28 @@ def suppress(email: str, reason: SuppressionReason) -> None:
         db.session.flush()
 
 
-def signup_mail_allowed(email: str) -> bool:
-    """Count one signup mail to a normalised address against CONFIRMATION_MAILS_PER_ADDRESS; False once it is reached.
+def claim_signup_mail(subscriber_id: int) -> bool:
+    """Count one signup mail (confirmation or "already subscribed") against CONFIRMATION_MAILS_PER_ADDRESS.
 
-    Counted where the per-client limit is, in the limiter's storage: a worker child's in-memory counter would be one
-    of several on the embedded setup, and a task's retry would count twice.
+    One atomic UPDATE of the subscriber's window and count, so every web and worker process, on SQLite or PostgreSQL,
+    shares the same counter. False once the limit is reached: that mail is not sent. The caller commits.
     """
     rate = limits.parse(current_app.config["CONFIRMATION_MAILS_PER_ADDRESS"])
-    key = hmac.new(current_app.config["SECRET_KEY"].encode(), email.encode(), hashlib.sha256).hexdigest()[:32]
-    return limiter.limiter.hit(rate, current_app.config["RATELIMIT_KEY_PREFIX"], "address", key)
+    now = utcnow()
+    window_over = sa.or_(
+        Subscriber.signup_mail_window_start.is_(None),
+        Subscriber.signup_mail_window_start <= now - timedelta(seconds=rate.get_expiry()),
+    )
+    result = db.session.execute(
+        sa.update(Subscriber)
+        .where(Subscriber.id == subscriber_id, sa.or_(window_over, Subscriber.signup_mail_count < rate.amount))
+        .values(
+            signup_mail_count=sa.case((window_over, 1), else_=Subscriber.signup_mail_count + 1),
+            signup_mail_window_start=sa.case((window_over, now), else_=Subscriber.signup_mail_window_start),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
 
 
 def public_lists() -> list[MailingList]:
@@ -110,11 +124,12 @@ def public_lists() -> list[MailingList]:
     return list(db.session.scalars(query.order_by(MailingList.id)))
 
 
-def public_lists_by_slug(slugs: list[str]) -> list[MailingList]:
-    """The public lists named by slug; InvalidInput if any is unknown or none is given."""
+def public_lists_by_slug(slugs: list[str], offered: list[MailingList] | None = None) -> list[MailingList]:
+    """The public lists named by slug (among `offered`, if the caller has them); InvalidInput if any is unknown or none
+    is given."""
     if not slugs:
         raise InvalidInput("Please choose at least one list.")
-    available = {mailing_list.slug: mailing_list for mailing_list in public_lists()}
+    available = {mailing_list.slug: mailing_list for mailing_list in (offered or public_lists())}
     unknown = [slug for slug in slugs if slug not in available]
     if unknown:
         raise InvalidInput("Unknown list: " + ", ".join(sorted(set(map(str, unknown)))[:5]))
@@ -135,6 +150,7 @@ def request_subscription(
     lists: list[MailingList],
     method: ConsentMethod,
     wording_version: str,
+    requested_at: datetime | None = None,
 ) -> SignupResult:
     """Record a signup request: a pending subscription and consent per list that is not already confirmed.
 
@@ -162,6 +178,7 @@ def request_subscription(
             )
         )
     )
+    requested_at = requested_at or utcnow()
     reason = StatusReason.SIGNUP_API if method is ConsentMethod.API else StatusReason.SIGNUP_FORM
     for mailing_list in lists:
         subscription = existing.get(mailing_list.id)
@@ -184,12 +201,53 @@ def request_subscription(
                     method=method,
                     wording_version=shown.version,
                     wording_sha256=shown.sha256,
+                    created_at=requested_at,
                 )
             )
     if subscriber.confirm_nonce is None:
         subscriber.confirm_nonce = secrets.token_urlsafe(16)
     db.session.flush()
     return SignupResult(subscriber.id, [mailing_list.id for mailing_list in lists])
+
+
+def record_signup_request(
+    email: str, name: str | None, lists: list[MailingList], method: ConsentMethod, wording_version: str
+) -> int:
+    """Store a validated signup for the worker to apply: the same single INSERT whatever the address's state."""
+    signup = SignupRequest(
+        email=email,
+        name=name,
+        list_ids=[mailing_list.id for mailing_list in lists],
+        method=method,
+        wording_version=wording_version,
+    )
+    db.session.add(signup)
+    db.session.flush()
+    return signup.id
+
+
+def apply_signup_request(request_id: int) -> SignupResult | None:
+    """Turn a stored signup into pending subscriptions and consent (request_subscription), then delete it.
+
+    None if it was already applied (a duplicate task, or the sweeper got there first).
+    """
+    signup = db.session.get(SignupRequest, request_id, with_for_update=True)
+    if signup is None:
+        return None
+    lists = list(db.session.scalars(sa.select(MailingList).where(MailingList.id.in_(signup.list_ids))))
+    result = request_subscription(
+        signup.email, signup.name, lists, signup.method, signup.wording_version, requested_at=signup.created_at
+    )
+    db.session.delete(signup)
+    db.session.flush()
+    return result
+
+
+def stale_signup_request_ids(older_than: timedelta) -> list[int]:
+    """Signups stored but not applied for a while (their task was lost); the sweeper applies them."""
+    cutoff = utcnow() - older_than
+    query = sa.select(SignupRequest.id).where(SignupRequest.created_at < cutoff).order_by(SignupRequest.id)
+    return list(db.session.scalars(query.limit(1000)))
 
 
 def _confirm_window() -> timedelta:

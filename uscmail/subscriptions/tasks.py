@@ -2,6 +2,7 @@
 
 import logging
 import smtplib
+from datetime import timedelta
 
 from celery import shared_task
 
@@ -25,7 +26,7 @@ SMTP_RETRY = {
 def send_signup_mail(subscriber_id: int, list_ids: list[int]) -> str:
     """After a signup request: a confirmation mail, or an "already subscribed" notice.
 
-    The per-address limit is counted before this task is queued (services.signup_mail_allowed).
+    The per-address limit is counted before this task is queued (services.claim_signup_mail).
     """
     subscriber = db.session.get(Subscriber, subscriber_id)
     if subscriber is None:
@@ -47,6 +48,35 @@ def send_signup_mail(subscriber_id: int, list_ids: list[int]) -> str:
     send_messages([message])
     log.info("signup mail (%s) sent to subscriber %s", outcome, subscriber_id)
     return outcome
+
+
+@shared_task
+def apply_signup(request_id: int) -> str:
+    """Apply a stored signup (pending subscriptions and consent), then queue its mail within the per-address limit.
+
+    Split from the sending, so an SMTP retry never applies a signup twice and a lost mail task loses no signup.
+    """
+    result = services.apply_signup_request(request_id)
+    if result is None or result.subscriber_id is None:
+        db.session.commit()
+        return "nothing to send"
+    allowed = services.claim_signup_mail(result.subscriber_id)
+    db.session.commit()
+    if not allowed:
+        log.info("signup mail for subscriber %s withheld: per-address limit", result.subscriber_id)
+        return "limited"
+    send_signup_mail.delay(result.subscriber_id, result.list_ids)
+    return "queued"
+
+
+@shared_task
+def apply_stale_signups() -> int:
+    """Beat task: apply signups whose task was lost (a broker restart, say); each is applied once."""
+    applied = 0
+    for request_id in services.stale_signup_request_ids(timedelta(minutes=1)):
+        apply_signup(request_id)
+        applied += 1
+    return applied
 
 
 @shared_task(**SMTP_RETRY)
