@@ -87,3 +87,15 @@ def test_development_mail_viewer_shows_caught_mail_with_clickable_links(tmp_path
     assert '<a href="https://lists.example.org/confirm/abc">' in page
     assert "&lt;b&gt;now&lt;/b&gt;" in page
     assert client.get("/dev/mail/..%2Fconfig.py").status_code == 404
+
+
+def test_production_session_cookie_is_host_prefixed_secure_and_http_only():
+    probe = (
+        "from uscmail import create_app; c = create_app().config; "
+        "print(c['SESSION_COOKIE_NAME'], c['SESSION_COOKIE_SECURE'], c['SESSION_COOKIE_HTTPONLY'], "
+        "c['SESSION_COOKIE_SAMESITE'], c.get('SESSION_COOKIE_DOMAIN'))"
+    )
+    env = {**os.environ, **PRODUCTION}
+    result = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_DIR, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["__Host-session", "True", "True", "Lax", "None"]
