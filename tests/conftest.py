@@ -20,6 +20,9 @@ from flask.testing import FlaskClient
 
 from tests.smtp_sink import SmtpSink
 
+# Fixtures for the browser tests: live_server, chromium, visit.
+pytest_plugins = ["tests.browser_support"]
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BACKEND = os.environ.get("USCMAIL_TEST_BACKEND", "sqlite")
 RUN_ID = uuid.uuid4().hex[:10]

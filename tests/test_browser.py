@@ -8,15 +8,13 @@ mails land in test-artifacts/ for a person to look at.
 import re
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.conftest import wait_for_signups
-from tests.live_server import LiveServer
 from uscmail.models import MailingList, StatusReason, Subscriber, Subscription, SubscriptionStatus
 
 pytestmark = pytest.mark.browser
@@ -26,16 +24,6 @@ ARTIFACTS = PROJECT_DIR / "test-artifacts"
 SCREENSHOTS = ARTIFACTS / "screenshots"
 PUBLIC_ORIGIN = "https://lists.uscuk.test"
 LINK = re.compile(r"https://lists\.uscuk\.test(/\S+)")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
 AXE = Axe()
 AXE_OPTIONS = {
     "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]},
@@ -75,61 +63,6 @@ STYLE_OF_ELEMENT = """
   };
 }
 """
-
-
-@pytest.fixture(scope="module")
-def live_server(app):
-    """The session's app over HTTP on 127.0.0.1; it queues into the broker the worker consumes."""
-    server = LiveServer(app).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One headless Chromium for the whole module."""
-    expect.set_options(timeout=15_000)  # a busy CI machine can take more than the default 5 s to answer
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-class Visit:
-    """A fresh browser context (no cookies) on the live server that records every request its pages make."""
-
-    def __init__(self, browser, origin: str, **options):
-        self.origin = origin
-        self.context = browser.new_context(base_url=origin, **options)
-        self.requests: list[str] = []
-        self.server_errors: list[str] = []
-        self.context.on("request", lambda request: self.requests.append(request.url))
-        self.context.on("response", self._note_server_error)
-        self.page = self.context.new_page()
-
-    def _note_server_error(self, response) -> None:
-        if response.status >= 500:
-            self.server_errors.append(f"{response.status} {response.url}")
-
-    def foreign_requests(self) -> list[str]:
-        """Requests that went anywhere but the live server."""
-        ours = urlsplit(self.origin)
-        return [url for url in self.requests if urlsplit(url)[:2] != ours[:2]]
-
-
-@pytest.fixture
-def visit(browser, live_server, db):
-    """Open browser contexts on the live server; they are closed after the test."""
-    visits = []
-
-    def open_visit(**options) -> Visit:
-        opened = Visit(browser, live_server.url, **options)
-        visits.append(opened)
-        return opened
-
-    yield open_visit
-    for opened in visits:
-        opened.context.close()
 
 
 def heading(page):

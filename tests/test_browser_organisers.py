@@ -11,19 +11,11 @@ from datetime import timedelta
 import pyotp
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
+from tests.browser_support import Visit
 from tests.conftest import ORGANISER_PASSWORD
-from tests.live_server import LiveServer
-from tests.test_browser import (
-    CHROMIUM_ARGS,
-    SCREENSHOTS,
-    VIEWPORTS,
-    Visit,
-    axe_violations,
-    heading,
-    horizontal_overflow,
-)
+from tests.test_browser import SCREENSHOTS, VIEWPORTS, axe_violations, heading, horizontal_overflow
 from uscmail import audit
 from uscmail.models import MailingList, Subscriber, Subscription, utcnow
 from uscmail.organisers import services as organiser_services
@@ -43,39 +35,6 @@ PEOPLE = [
     ("dilnur@example.org", "Dilnur Abdulla", ("newsletter",)),
     (LONG_ADDRESS, "Rahima Qasim-Montgomery-Fairweather", ("newsletter", "london-protest-reminders")),
 ]
-
-
-@pytest.fixture(scope="module")
-def live_server(app):
-    """The session's app over HTTP on 127.0.0.1."""
-    server = LiveServer(app).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """One headless Chromium for the whole module."""
-    expect.set_options(timeout=15_000)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def visit(chromium, live_server, db):
-    """Open browser contexts on the live server; they are closed after the test."""
-    visits = []
-
-    def open_visit(**options) -> Visit:
-        opened = Visit(chromium, live_server.url, **options)
-        visits.append(opened)
-        return opened
-
-    yield open_visit
-    for opened in visits:
-        opened.context.close()
 
 
 def mailing_list(db, slug: str) -> MailingList:
