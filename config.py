@@ -52,6 +52,9 @@ class Config:
 
     CONFIRM_TOKEN_MAX_AGE = int(os.environ.get("CONFIRM_TOKEN_MAX_AGE", str(7 * 24 * 3600)))
     UNCONFIRMED_RETENTION_DAYS = int(os.environ.get("UNCONFIRMED_RETENTION_DAYS", "14"))
+    # Import reports list addresses: deleted after this many days. A job running this long has lost its worker.
+    IMPORT_REPORT_RETENTION_DAYS = int(os.environ.get("IMPORT_REPORT_RETENTION_DAYS", "7"))
+    IMPORT_STUCK_HOURS = int(os.environ.get("IMPORT_STUCK_HOURS", "6"))
     # Records of people unsubscribed from everything are erased after this many days (0 keeps them).
     UNSUBSCRIBED_RETENTION_DAYS = int(os.environ.get("UNSUBSCRIBED_RETENTION_DAYS", "730"))
     SIGNUP_MIN_FILL_SECONDS = float(os.environ.get("SIGNUP_MIN_FILL_SECONDS", "2"))
@@ -102,6 +105,10 @@ class Config:
                 "apply-stale-signups": {
                     "task": "uscmail.subscriptions.tasks.apply_stale_signups",
                     "schedule": 60.0,
+                },
+                "housekeep-imports": {
+                    "task": "uscmail.imports.tasks.housekeep_imports",
+                    "schedule": 3600.0,
                 },
                 "purge-unsubscribed": {
                     "task": "uscmail.subscriptions.tasks.purge_unsubscribed",

@@ -332,3 +332,40 @@ def test_upload_page_dry_run_and_a_file_that_fails(app, db, worker, smtp_sink, s
     assert emails(db) == []
     missing = upload(b"email\na@example.org\n", note="")
     assert missing.status_code == 400 and "State the consent basis." in missing.get_data(as_text=True)
+
+
+def test_housekeeping_deletes_old_reports_and_fails_imports_whose_worker_died(app, db, sign_in_as):
+    from datetime import timedelta
+
+    from uscmail.imports import jobs
+    from uscmail.imports.models import ImportJob, ImportStatus
+    from uscmail.models import utcnow
+    from uscmail.organisers.models import Organiser
+
+    sign_in_as("editor")
+    organiser_id = db.session.scalar(sa.select(Organiser.id))
+    folder = jobs.imports_folder()
+    now = utcnow()
+    files = {name: folder / f"{name}-{now.timestamp():.0f}.csv" for name in ("old", "recent", "stuck")}
+    for path in files.values():
+        path.write_text("email\nperson@example.org\n")
+
+    def job(**values):
+        row = ImportJob(organiser_id=organiser_id, basis="prior_consent", basis_note="test", **values)
+        db.session.add(row)
+        return row
+
+    old = job(status=ImportStatus.DONE, report_name=files["old"].name, finished_at=now - timedelta(days=8))
+    recent = job(status=ImportStatus.DONE, report_name=files["recent"].name, finished_at=now - timedelta(days=6))
+    stuck = job(status=ImportStatus.RUNNING, upload_name=files["stuck"].name, started_at=now - timedelta(hours=7))
+    running = job(status=ImportStatus.RUNNING, upload_name=None, started_at=now - timedelta(minutes=5))
+    db.session.commit()
+
+    assert jobs.housekeep(now) == {"reports_deleted": 1, "jobs_failed": 1}
+    db.session.commit()
+    assert not files["old"].exists() and old.report_name is None and old.counts == {}
+    assert files["recent"].exists() and recent.report_name == files["recent"].name
+    assert not files["stuck"].exists() and stuck.status is ImportStatus.FAILED and "start it again" in stuck.error
+    assert running.status is ImportStatus.RUNNING
+    assert jobs.housekeep(now) == {"reports_deleted": 0, "jobs_failed": 0}
+    files["recent"].unlink()

@@ -1,6 +1,7 @@
 """Imports started from the organiser page: the upload is kept under a random name and a Celery task runs it."""
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -132,3 +133,32 @@ def _finish(job_id: int, status: ImportStatus, **values) -> None:
     if status is ImportStatus.DONE:
         job.bytes_read = job.bytes_total
     db.session.commit()
+
+
+def housekeep(now=None) -> dict[str, int]:
+    """Delete import reports (they name people) older than IMPORT_REPORT_RETENTION_DAYS, and fail jobs whose worker
+    died mid-run (nothing of theirs was written: an import commits in one transaction), removing their uploads.
+    Job rows stay, holding counts only. Returns how many reports were deleted and jobs failed."""
+    now = now or utcnow()
+    report_cutoff = now - timedelta(days=current_app.config["IMPORT_REPORT_RETENTION_DAYS"])
+    stuck_cutoff = now - timedelta(hours=current_app.config["IMPORT_STUCK_HOURS"])
+    old_reports = db.session.scalars(
+        sa.select(ImportJob).where(ImportJob.report_name.is_not(None), ImportJob.finished_at < report_cutoff)
+    ).all()
+    for job in old_reports:
+        (imports_folder() / job.report_name).unlink(missing_ok=True)
+        job.report_name = None
+    stuck = db.session.scalars(
+        sa.select(ImportJob).where(ImportJob.status == ImportStatus.RUNNING, ImportJob.started_at < stuck_cutoff)
+    ).all()
+    for job in stuck:
+        if job.upload_name:
+            (imports_folder() / job.upload_name).unlink(missing_ok=True)
+        job.upload_name = None
+        job.status = ImportStatus.FAILED
+        job.finished_at = now
+        job.error = (
+            "The import stopped part-way (the worker was restarted). Nothing was imported; please start it again."
+        )
+    db.session.flush()
+    return {"reports_deleted": len(old_reports), "jobs_failed": len(stuck)}

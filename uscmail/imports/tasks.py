@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from ..extensions import db
 from . import jobs
 
 
@@ -10,3 +11,11 @@ def run_import(job_id: int) -> str:
     """Run a queued import job (a no-op if it is already claimed)."""
     outcome = jobs.run_job(job_id)
     return outcome.value if outcome else "not queued"
+
+
+@shared_task
+def housekeep_imports() -> dict[str, int]:
+    """Beat task: delete old import reports and fail imports whose worker died."""
+    outcome = jobs.housekeep()
+    db.session.commit()
+    return outcome
