@@ -296,8 +296,8 @@ def test_the_last_active_admin_cannot_demote_or_disable_themselves(db, sign_in_a
 
     add_organiser(db, "second@example.org", role="admin")
     stepped_down = post_from(admin, "/organisers/accounts", f"/organisers/accounts/{admin_id}/role", role="editor")
-    assert stepped_down.status_code == 302 and stepped_down.headers["Location"] == "/organisers/account/signed-out"
-    assert "admin@example.org is now editor" in text(admin.get("/organisers/account/signed-out"))
+    assert stepped_down.status_code == 302 and stepped_down.headers["Location"] == "/organisers/login"
+    assert "admin@example.org is now editor" in text(admin.get("/organisers/login"))
     assert not signed_in(admin)
     assert organiser(db, "admin@example.org").role is Role.EDITOR
 
@@ -366,7 +366,7 @@ def test_changing_your_password_ends_every_session_and_only_the_new_password_wor
         new_password=NEW_PASSWORD,
         new_password_again=NEW_PASSWORD,
     )
-    assert answer.status_code == 302 and answer.headers["Location"] == "/organisers/account/signed-out"
+    assert answer.status_code == 302 and answer.headers["Location"] == "/organisers/login"
     page = text(here.get(answer.headers["Location"]))
     assert "Your password is changed and all your sessions have ended" in page
     assert 'action="/organisers/login"' in page

@@ -12,7 +12,6 @@ from ..api import tokens as api_tokens
 from ..extensions import db
 from ..organisers import auth
 from ..organisers import services as organiser_services
-from ..organisers.forms import LoginForm
 from ..organisers.models import Organiser, Role
 from ..subscriptions.services import InvalidInput
 from . import services
@@ -58,7 +57,7 @@ def done(target: Organiser, message: str):
     flash(message)
     if target.id == g.organiser.id:
         session.pop(auth.SESSION_KEY, None)
-        return redirect(url_for(".sign_in_again"))
+        return redirect(url_for("organisers.login"))
     return redirect(url_for(".organisers"))
 
 
@@ -226,7 +225,7 @@ def change_password():
     db.session.commit()
     session.pop(auth.SESSION_KEY, None)
     flash("Your password is changed and all your sessions have ended. Sign in with your new password.")
-    return redirect(url_for(".sign_in_again"))
+    return redirect(url_for("organisers.login"))
 
 
 @bp.post("/account/recovery-codes")
@@ -243,9 +242,3 @@ def regenerate_recovery_codes():
             "Your recovery codes are unchanged.",
         )
     return render_template("accounts/recovery_codes.html", codes=codes)
-
-
-@bp.get("/account/signed-out")
-def sign_in_again():
-    """After a change that ended your sessions: what happened, and the sign-in form."""
-    return render_template("accounts/sign_in_again.html", form=LoginForm())

@@ -172,7 +172,7 @@ def change_subscription(subscriber_id: int):
 def unsubscribe_all(subscriber_id: int):
     """Unsubscribe from every list at once."""
     subscriber = subscriber_or_404(subscriber_id)
-    left = subscriber_services.unsubscribe_all(subscriber, g.organiser)
+    left = subscriber_services.unsubscribe_from(subscriber, None, g.organiser)
     return back_to(subscriber, f"Unsubscribed from {len(left)} list{'' if len(left) == 1 else 's'}.")
 
 

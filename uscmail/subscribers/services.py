@@ -122,43 +122,14 @@ def set_subscription(
 ) -> None:
     """Subscribe (confirmed, on the organiser's word) or unsubscribe one subscriber from one list."""
     if subscribed:
-        _subscribe_confirmed(subscriber, mailing_list, ConsentMethod.API, basis="organiser")
+        journey.subscribe_confirmed(
+            subscriber, mailing_list.id, StatusReason.ORGANISER, ConsentMethod.API, basis="organiser"
+        )
         audit.record(actor, "subscription.subscribe", "subscriber", subscriber.id, list=mailing_list.slug)
     else:
         journey.unsubscribe(subscriber, [mailing_list.id], StatusReason.ORGANISER)
         audit.record(actor, "subscription.unsubscribe", "subscriber", subscriber.id, list=mailing_list.slug)
     db.session.flush()
-
-
-def _subscribe_confirmed(
-    subscriber: Subscriber, mailing_list: MailingList, method: ConsentMethod, basis: str | None
-) -> bool:
-    """Make the subscription confirmed with a consent record; False if it already was."""
-    subscription = next((s for s in subscriber.subscriptions if s.list_id == mailing_list.id), None)
-    if subscription is not None and subscription.status is SubscriptionStatus.CONFIRMED:
-        return False
-    now = utcnow()
-    if subscription is None:
-        subscription = Subscription(subscriber=subscriber, list_id=mailing_list.id)
-        db.session.add(subscription)
-    subscription.status = SubscriptionStatus.CONFIRMED
-    subscription.status_reason = StatusReason.ORGANISER
-    subscription.confirmed_at = now
-    subscription.unsubscribed_at = None
-    wording = current_wording()
-    db.session.add(
-        Consent(
-            subscriber_id=subscriber.id,
-            list_id=mailing_list.id,
-            method=method,
-            wording_version=wording.version,
-            wording_sha256=wording.sha256,
-            basis=basis,
-            created_at=now,
-            confirmed_at=now,
-        )
-    )
-    return True
 
 
 def add_subscriber(
@@ -196,7 +167,9 @@ def add_subscriber(
             subscriber = Subscriber(email=address, name=clean_name)
             db.session.add(subscriber)
             db.session.flush()
-        changed = [_subscribe_confirmed(subscriber, m, method, basis_note) for m in lists]
+        changed = [
+            journey.subscribe_confirmed(subscriber, m.id, StatusReason.ORGANISER, method, basis_note) for m in lists
+        ]
         outcome = AddOutcome.SUBSCRIBED if any(changed) else AddOutcome.ALREADY_SUBSCRIBED
     audit.record(actor, "subscriber.add", "subscriber", subscriber.id, outcome=outcome.value, basis=basis.value)
     db.session.flush()
@@ -310,14 +283,6 @@ def subscriptions_of(subscriber_ids: list[int]) -> dict[int, list[Subscription]]
         for subscription in db.session.scalars(statement):
             found[subscription.subscriber_id].append(subscription)
     return found
-
-
-def unsubscribe_all(subscriber: Subscriber, actor: Organiser | str) -> list[int]:
-    """Unsubscribe a subscriber from every list on an organiser's word; returns the ids of the lists left."""
-    left = journey.unsubscribe(subscriber, None, StatusReason.ORGANISER)
-    audit.record(actor, "subscription.unsubscribe_all", "subscriber", subscriber.id, lists=len(left))
-    db.session.flush()
-    return left
 
 
 def unsubscribe_from(subscriber: Subscriber, lists: list[MailingList] | None, actor: Organiser | str) -> list[str]:

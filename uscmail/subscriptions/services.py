@@ -361,33 +361,41 @@ def update_preferences(subscriber: Subscriber, name: str | None, wanted_list_ids
     wanted = wanted_list_ids & offered
     unwanted = offered - wanted
     unsubscribe(subscriber, sorted(unwanted), StatusReason.PREFERENCE_CENTRE)
-    now = utcnow()
-    by_list = {s.list_id: s for s in subscriber.subscriptions}
-    shown = None
     for list_id in sorted(wanted):
-        subscription = by_list.get(list_id)
-        if subscription is not None and subscription.status is SubscriptionStatus.CONFIRMED:
-            continue
-        if subscription is None:
-            subscription = Subscription(subscriber=subscriber, list_id=list_id)
-            db.session.add(subscription)
-        subscription.status = SubscriptionStatus.CONFIRMED
-        subscription.status_reason = StatusReason.PREFERENCE_CENTRE
-        subscription.confirmed_at = now
-        subscription.unsubscribed_at = None
-        shown = shown or current_wording()
-        db.session.add(
-            Consent(
-                subscriber_id=subscriber.id,
-                list_id=list_id,
-                method=ConsentMethod.PREFERENCE_CENTRE,
-                wording_version=shown.version,
-                wording_sha256=shown.sha256,
-                created_at=now,
-                confirmed_at=now,
-            )
-        )
+        subscribe_confirmed(subscriber, list_id, StatusReason.PREFERENCE_CENTRE, ConsentMethod.PREFERENCE_CENTRE)
     db.session.flush()
+
+
+def subscribe_confirmed(
+    subscriber: Subscriber, list_id: int, reason: StatusReason, method: ConsentMethod, basis: str | None = None
+) -> bool:
+    """Confirm a subscription at once (no confirmation mail), with a consent record given and confirmed now, for
+    callers that already know the mailbox is theirs or hold evidence of consent. False if it already was confirmed."""
+    subscription = next((s for s in subscriber.subscriptions if s.list_id == list_id), None)
+    if subscription is not None and subscription.status is SubscriptionStatus.CONFIRMED:
+        return False
+    now = utcnow()
+    if subscription is None:
+        subscription = Subscription(subscriber=subscriber, list_id=list_id)
+        db.session.add(subscription)
+    subscription.status = SubscriptionStatus.CONFIRMED
+    subscription.status_reason = reason
+    subscription.confirmed_at = now
+    subscription.unsubscribed_at = None
+    wording = current_wording()
+    db.session.add(
+        Consent(
+            subscriber_id=subscriber.id,
+            list_id=list_id,
+            method=method,
+            wording_version=wording.version,
+            wording_sha256=wording.sha256,
+            basis=basis,
+            created_at=now,
+            confirmed_at=now,
+        )
+    )
+    return True
 
 
 def erase_subscriber(subscriber: Subscriber) -> None:
