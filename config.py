@@ -46,7 +46,7 @@ class Config:
     MAIL_USE_SSL = env_bool("MAIL_USE_SSL")
     MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
     MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
-    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "USC-UK <news@uscmail.localhost>")
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "USC-UK <news@uscmail.test>")
     MAIL_TIMEOUT = float(os.environ.get("MAIL_TIMEOUT", "30"))
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
 
@@ -73,6 +73,23 @@ class Config:
     # Development mail catcher: where caught mail is kept, and whether /dev/mail shows it.
     DEV_MAIL_DIR = os.environ.get("DEV_MAIL_DIR", str(INSTANCE_DIR / "devmail"))
     DEV_MAIL_VIEWER = env_bool("DEV_MAIL_VIEWER", True)
+
+    # Campaign sending. Deliveries are claimed in batches; LANES batch tasks per campaign run at once (across all
+    # workers); a claim lapses after LEASE seconds if its worker dies. 4xx answers are retried up to MAX_ATTEMPTS
+    # times, RETRY_BACKOFF seconds doubling each time; CONNECTION_FAILURES in a row pause the campaign.
+    CAMPAIGN_BATCH_SIZE = int(os.environ.get("CAMPAIGN_BATCH_SIZE", "200"))
+    CAMPAIGN_LANES = int(os.environ.get("CAMPAIGN_LANES", "4"))
+    CAMPAIGN_LEASE_SECONDS = int(os.environ.get("CAMPAIGN_LEASE_SECONDS", "300"))
+    CAMPAIGN_MAX_ATTEMPTS = int(os.environ.get("CAMPAIGN_MAX_ATTEMPTS", "4"))
+    CAMPAIGN_RETRY_BACKOFF = float(os.environ.get("CAMPAIGN_RETRY_BACKOFF", "60"))
+    CAMPAIGN_CONNECTION_FAILURES = int(os.environ.get("CAMPAIGN_CONNECTION_FAILURES", "5"))
+    CAMPAIGN_TEST_RECIPIENTS_MAX = int(os.environ.get("CAMPAIGN_TEST_RECIPIENTS_MAX", "5"))
+    # The relay's limits, shared by every worker through Redis (per worker process without Redis); 0 = no limit.
+    SEND_RATE_PER_SECOND = int(os.environ.get("SEND_RATE_PER_SECOND", "0"))
+    SEND_RATE_PER_HOUR = int(os.environ.get("SEND_RATE_PER_HOUR", "0"))
+    SEND_RATE_PER_DAY = int(os.environ.get("SEND_RATE_PER_DAY", "0"))
+    # Where workers without Redis keep their send journal (what each batch has sent so far).
+    SEND_JOURNAL_DIR = os.environ.get("SEND_JOURNAL_DIR", str(INSTANCE_DIR / "send-journal"))
 
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     SESSION_COOKIE_HTTPONLY = True
@@ -109,6 +126,14 @@ class Config:
                 "housekeep-imports": {
                     "task": "uscmail.imports.tasks.housekeep_imports",
                     "schedule": 3600.0,
+                },
+                "start-due-campaigns": {
+                    "task": "uscmail.campaigns.tasks.start_due_campaigns",
+                    "schedule": 30.0,
+                },
+                "reap-deliveries": {
+                    "task": "uscmail.campaigns.tasks.reap_deliveries",
+                    "schedule": 30.0,
                 },
                 "purge-unsubscribed": {
                     "task": "uscmail.subscriptions.tasks.purge_unsubscribed",

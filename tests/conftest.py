@@ -5,9 +5,11 @@ USCMAIL_TEST_BACKEND=postgres uses PostgreSQL and Redis on 127.0.0.1. Each run g
 rate-limit key prefix, so runs never meet.
 """
 
+import contextlib
 import contextvars
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -56,6 +58,9 @@ TEST_ENV = {
     "CELERY_QUEUE": f"uscmail-test-{RUN_ID}",
     "RATELIMIT_KEY_PREFIX": f"uscmail-test-{RUN_ID}",
     "DEV_MAIL_DIR": str(RUN_DIR / "devmail"),
+    "SEND_JOURNAL_DIR": str(RUN_DIR / "send-journal"),
+    # Transient SMTP failures are retried after half a second (doubling), not a minute, so tests see the retry.
+    "CAMPAIGN_RETRY_BACKOFF": "0.5",
 }
 os.environ.update(TEST_ENV)
 # The in-process app must reach the broker and database the worker uses.
@@ -106,35 +111,82 @@ def app():
     _drop_database()
 
 
+class WorkerProcess:
+    """A real Celery worker in its own process group, so a test can SIGKILL it and its pool children at once."""
+
+    def __init__(self, name: str, concurrency: int = 2, **env: str):
+        self.log_path = RUN_DIR / f"{name}.log"
+        self.queue = env.get("CELERY_QUEUE", TEST_ENV["CELERY_QUEUE"])
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "worker", "worker",
+                "--loglevel", "INFO", "--concurrency", str(concurrency), "--hostname", f"{name}@%h",
+                "--without-gossip", "--without-mingle", "--without-heartbeat",
+            ],
+            cwd=PROJECT_DIR,
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while b" ready." not in self.log_path.read_bytes():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError("Celery worker did not start:\n" + self.log())
+            time.sleep(0.2)
+
+    def log(self) -> str:
+        """What the worker has logged so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool processes: no clean-up of any kind runs."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=20)
+        self._log.close()
+
+    def stop(self) -> None:
+        """Warm shutdown (SIGTERM), killing it if it takes too long."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+
 @pytest.fixture(scope="session")
 def celery_worker(app):
     """A real Celery worker process consuming this run's queue (prefork, two processes)."""
-    log_path = RUN_DIR / "worker.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "celery", "-A", "worker", "worker",
-            "--loglevel", "INFO", "--concurrency", "2",
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
-        ],
-        cwd=PROJECT_DIR,
-        env={**os.environ},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while b" ready." not in log_path.read_bytes():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("Celery worker did not start:\n" + log_path.read_text(errors="replace")[-4000:])
-        time.sleep(0.2)
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    worker = WorkerProcess("worker")
+    yield worker.process
+    worker.stop()
+
+
+@pytest.fixture
+def spawn_worker(app, smtp_sink):
+    """spawn_worker(name, queue=..., **env) -> a further worker with its own settings; stopped after the test.
+
+    Give it its own queue (and publish to it with apply_async(queue=...)) to keep the session worker out of the test.
+    """
+    workers = []
+
+    def spawn(name: str, queue: str | None = None, concurrency: int = 2, **env: str) -> WorkerProcess:
+        env = {key: str(value) for key, value in env.items()}
+        if queue:
+            env["CELERY_QUEUE"] = queue
+        worker = WorkerProcess(f"{name}-{uuid.uuid4().hex[:6]}", concurrency=concurrency, **env)
+        workers.append(worker)
+        return worker
+
+    yield spawn
+    for worker in workers:
+        if worker.process.poll() is None:
+            worker.kill()
 
 
 @pytest.fixture
@@ -202,6 +254,23 @@ def isolated_client(app, environ_base: dict | None = None) -> IsolatedClient:
     client = IsolatedClient(app, app.response_class, use_cookies=True)
     client.environ_base.update(environ_base or {})
     return client
+
+
+@pytest.fixture
+def api(app, db):
+    """call(method, path, token=..., **kwargs): a request with `Authorization: Bearer <token>` when a token is given;
+    then a rollback, so the test sees what the request committed."""
+    client = isolated_client(app)
+
+    def call(method: str, path: str, token: str | None = None, **kwargs):
+        headers = dict(kwargs.pop("headers", {}))
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        response = client.open(path, method=method, headers=headers, **kwargs)
+        db.session.rollback()
+        return response
+
+    return call
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """An aiosmtpd server that captures real SMTP traffic for tests, and can refuse chosen recipients."""
 
+import asyncio
 import socket
 import threading
 import time
@@ -19,6 +20,7 @@ class CapturedMail:
     rcpt_tos: list[str]
     raw: bytes
     message: EmailMessage
+    received_at: float = 0.0
 
     def text(self) -> str:
         """The text/plain part."""
@@ -41,10 +43,13 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if self.sink.delay:
+            await asyncio.sleep(self.sink.delay)
         raw = envelope.original_content or envelope.content
         message = BytesParser(policy=policy.default).parsebytes(raw)
+        captured = CapturedMail(envelope.mail_from, list(envelope.rcpt_tos), raw, message, time.monotonic())
         with self.sink.lock:
-            self.sink.messages.append(CapturedMail(envelope.mail_from, list(envelope.rcpt_tos), raw, message))
+            self.sink.messages.append(captured)
         return "250 Message accepted"
 
 
@@ -61,6 +66,8 @@ class SmtpSink:
         self.port = _free_port()
         self.messages: list[CapturedMail] = []
         self.replies: dict[str, str] = {}
+        # Seconds to wait before accepting each message, to make a send slow enough to interrupt.
+        self.delay = 0.0
         self.lock = threading.Lock()
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True)
 
@@ -71,11 +78,17 @@ class SmtpSink:
         with self.lock:
             self.messages.clear()
             self.replies.clear()
+        self.delay = 0.0
 
     def to(self, address: str) -> list[CapturedMail]:
         """Messages whose envelope includes this recipient."""
         with self.lock:
             return [m for m in self.messages if address.lower() in (r.lower() for r in m.rcpt_tos)]
+
+    def count(self) -> int:
+        """How many messages have arrived."""
+        with self.lock:
+            return len(self.messages)
 
     def wait_for(self, address: str, count: int = 1, timeout: float = 20.0) -> list[CapturedMail]:
         """Wait until `count` messages to `address` have arrived; fail the test if they don't."""

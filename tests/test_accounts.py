@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import ORGANISER_PASSWORD, form_fields, isolated_client
+from tests.pages import fresh, post_from, text
 from uscmail.api import tokens as api_tokens
 from uscmail.organisers import services
 from uscmail.organisers.models import ApiToken, AuditEvent, Organiser, RecoveryCode, Role
@@ -15,21 +16,6 @@ from uscmail.organisers.models import ApiToken, AuditEvent, Organiser, RecoveryC
 NEW_PASSWORD = "a much longer brand new passphrase"
 HOSTILE = '<script>alert(1)</script>"><img src=x onerror=alert(1)>'
 CODE = re.compile(r"<code>([a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4})</code>")
-
-
-def text(response) -> str:
-    return response.get_data(as_text=True)
-
-
-def fresh(db):
-    """End the test's own transaction so it sees what the requests committed."""
-    db.session.rollback()
-    return db.session
-
-
-def post_from(browser, page: str, action: str, **data):
-    """Load `page` for its CSRF token, then post `data` to `action`, as the browser would."""
-    return browser.post(action, data={**form_fields(text(browser.get(page))), **data})
 
 
 def organiser(db, email: str) -> Organiser:

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import form_fields, isolated_client
+from tests.conftest import isolated_client
+from tests.pages import fresh, post_from, text
 from uscmail.models import (
     Consent,
     MailingList,
@@ -45,22 +46,6 @@ def add(db, email: str, name: str | None = None, lists=("newsletter",)) -> int:
     )
     db.session.commit()
     return subscriber.id
-
-
-def fresh(db):
-    """End the test's own transaction so it sees what the requests committed."""
-    db.session.rollback()
-    return db.session
-
-
-def text(response) -> str:
-    return response.get_data(as_text=True)
-
-
-def post_from(browser, page: str, action: str, **data):
-    """Load `page` for its CSRF token, then post `data` to `action`, as the browser would."""
-    fields = form_fields(text(browser.get(page)))
-    return browser.post(action, data={**fields, **data})
 
 
 def statuses(db, subscriber_id: int) -> dict[str, tuple[str, str]]:

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
 
-from tests.conftest import isolated_client, wait_for_signups
+from tests.conftest import wait_for_signups
 from uscmail.api import tokens
 from uscmail.models import (
     Consent,
@@ -44,22 +44,6 @@ def issue_token(db, role: str, email: str | None = None, name: str = "script") -
     raw = tokens.create_token(organiser, name, "test")
     db.session.commit()
     return raw
-
-
-@pytest.fixture
-def api(app, db):
-    """call(method, path, token=..., **kwargs): a request with `Authorization: Bearer <token>` when a token is given."""
-    client = isolated_client(app)
-
-    def call(method: str, path: str, token: str | None = None, **kwargs):
-        headers = dict(kwargs.pop("headers", {}))
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        response = client.open(path, method=method, headers=headers, **kwargs)
-        db.session.rollback()  # see what the request committed
-        return response
-
-    return call
 
 
 @pytest.fixture

@@ -57,6 +57,9 @@ def register_blueprints(app: Flask) -> None:
     from .accounts import routes as account_routes
     from .admin import routes as admin_routes
     from .api import routes as api_routes
+    from .campaigns import archive as campaign_archive
+    from .campaigns import routes as campaign_routes
+    from .campaigns import tasks as campaign_tasks  # noqa: F401 - registers the Celery tasks
     from .imports import routes as import_routes
     from .imports import tasks as import_tasks  # noqa: F401 - registers the Celery task
     from .organisers import routes as organiser_routes
@@ -70,6 +73,8 @@ def register_blueprints(app: Flask) -> None:
         import_routes.bp,
         api_routes.bp,
         account_routes.bp,
+        campaign_routes.bp,
+        campaign_archive.bp,
     ):
         app.register_blueprint(blueprint)
     if app.config.get("DEV_MAIL_VIEWER") and app.config.get("ENV_NAME") != "production":
@@ -94,6 +99,7 @@ def register_errorhandlers(app: Flask) -> None:
 
 def register_cli(app: Flask) -> None:
     """`flask seed` and friends."""
+    from .campaigns.cli import init_campaigns_cli
     from .cli import init_cli
     from .imports.cli import init_imports_cli
     from .organisers.cli import init_organisers_cli
@@ -101,3 +107,4 @@ def register_cli(app: Flask) -> None:
     init_cli(app)
     init_organisers_cli(app)
     init_imports_cli(app)
+    init_campaigns_cli(app)

@@ -1,4 +1,6 @@
-"""The OpenAPI 3.1 document for /api/v1 (organisers, bearer tokens) and /api/v1/public (the signup endpoint)."""
+"""The OpenAPI 3.1 document for /api/v1 (organisers, bearer tokens) and /api/v1/public (the signup endpoint).
+
+The campaign endpoints are described in openapi_campaigns.py."""
 
 from functools import cache
 
@@ -37,8 +39,9 @@ def answer(description: str, schema: dict | None = None, **extra) -> dict:
     return response
 
 
-def errors(*codes: int) -> dict:
-    """Error responses for these statuses, each with {"error": message}."""
+def errors(*codes: int, descriptions: dict[int, str] | None = None) -> dict:
+    """Error responses for these statuses, each with {"error": message}; `descriptions` replaces ERRORS' wording."""
+    wording = {**ERRORS, **(descriptions or {})}
     result = {}
     for code in codes:
         extra = {}
@@ -46,7 +49,7 @@ def errors(*codes: int) -> dict:
             extra["headers"] = {
                 "WWW-Authenticate": {"description": 'Bearer realm="uscmail"', "schema": {"type": "string"}}
             }
-        result[str(code)] = answer(ERRORS[code], ref("Error"), **extra)
+        result[str(code)] = answer(wording[code], ref("Error"), **extra)
     return result
 
 
@@ -333,6 +336,9 @@ def paths() -> dict:
 @cache
 def openapi_document() -> dict:
     """The whole document (built once per process; it does not depend on the request)."""
+    # Imported here: the campaign part builds on the helpers above.
+    from .openapi_campaigns import campaign_paths, campaign_schemas
+
     return {
         "openapi": "3.1.0",
         "info": {
@@ -343,13 +349,14 @@ def openapi_document() -> dict:
             "`flask --app uscmail organisers token EMAIL --name NAME` and carry the organiser's role "
             '(viewer reads, editor writes, admin erases). Errors are `{"error": message}`: 400 for a request '
             "that does not match this document, 422 for a value that is refused (unknown list slugs included), "
+            "409 for a conflict with the current state (a campaign that is already sending can't be changed), "
             "415 for a body that is not JSON. Nothing changes when a request is refused.",
         },
-        "tags": [{"name": "organisers"}, {"name": "public"}],
+        "tags": [{"name": "organisers"}, {"name": "campaigns"}, {"name": "public"}],
         "security": [{"bearerAuth": []}],
-        "paths": paths(),
+        "paths": {**paths(), **campaign_paths()},
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "uscm_…"}},
-            "schemas": schemas(),
+            "schemas": {**schemas(), **campaign_schemas()},
         },
     }

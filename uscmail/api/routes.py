@@ -228,3 +228,6 @@ def erase_subscriber(subscriber_id: int):
     services.erase(subscriber_or_404(subscriber_id), current_api_organiser())
     db.session.commit()
     return "", 204
+
+
+from . import campaigns  # noqa: E402,F401 - registers the campaign endpoints

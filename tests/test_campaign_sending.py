@@ -1,0 +1,288 @@
+"""The send pipeline with real parts: Celery workers, the database, the SMTP sink. Each recipient is mailed once."""
+
+import collections
+import time
+import uuid
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from tests.campaign_support import add_confirmed, counts, make_campaign, start, status_of, wait_for_status, wait_until
+from uscmail.campaigns import reaper, services
+from uscmail.campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
+from uscmail.models import MailingList, Subscriber, SubscriptionStatus, SuppressionReason
+from uscmail.subscriptions import services as journey
+
+SENT, FAILED, SKIPPED, UNKNOWN = (
+    DeliveryStatus.SENT,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.SKIPPED,
+    DeliveryStatus.UNKNOWN,
+)
+
+
+def received_per_address(smtp_sink) -> collections.Counter:
+    """How many messages each envelope recipient received."""
+    with smtp_sink.lock:
+        return collections.Counter(rcpt.lower() for mail in smtp_sink.messages for rcpt in mail.rcpt_tos)
+
+
+def test_a_campaign_reaches_every_confirmed_subscriber_exactly_once(db, worker, smtp_sink):
+    addresses = add_confirmed(2000)
+    campaign = make_campaign()
+    start(campaign)
+    wait_for_status(campaign.id, CampaignStatus.SENT, timeout=180)
+    received = received_per_address(smtp_sink)
+    assert set(received) == set(addresses)
+    assert set(received.values()) == {1}
+    assert counts(campaign.id) == {SENT: 2000}
+    finished = services.get_campaign(campaign.id)
+    assert (finished.sent_count, finished.failed_count) == (2000, 0), "the final tallies are kept on the campaign"
+    message = smtp_sink.to(addresses[0])[0].message
+    assert message["Subject"] == "Solidarity news"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "Supporter 0" in smtp_sink.to(addresses[0])[0].text()
+
+
+def test_two_workers_share_one_campaign_without_duplicates(db, spawn_worker, smtp_sink):
+    queue = f"campaign-two-{uuid.uuid4().hex[:6]}"
+    first = spawn_worker("first", queue=queue, CAMPAIGN_BATCH_SIZE=50)
+    second = spawn_worker("second", queue=queue, CAMPAIGN_BATCH_SIZE=50)
+    smtp_sink.delay = 0.002
+    addresses = add_confirmed(1500)
+    campaign = make_campaign()
+    start(campaign, queue=queue)
+    wait_for_status(campaign.id, CampaignStatus.SENT, timeout=180)
+    received = received_per_address(smtp_sink)
+    assert set(received) == set(addresses) and set(received.values()) == {1}
+    for worker in (first, second):
+        assert "send_batch" in worker.log() and "succeeded" in worker.log(), "both workers sent batches"
+
+
+def test_a_worker_killed_mid_campaign_loses_nothing_and_sends_nothing_twice(db, spawn_worker, smtp_sink, app):
+    queue = f"campaign-kill-{uuid.uuid4().hex[:6]}"
+    settings = {"CAMPAIGN_BATCH_SIZE": 100, "CAMPAIGN_LEASE_SECONDS": 3}
+    doomed = spawn_worker("doomed", queue=queue, **settings)
+    smtp_sink.delay = 0.01
+    addresses = add_confirmed(600)
+    campaign = make_campaign()
+    start(campaign, queue=queue)
+    wait_until(lambda: smtp_sink.count() >= 150, what="the first messages")
+    doomed.kill()
+    before_restart = smtp_sink.count()
+    assert status_of(campaign.id) is CampaignStatus.SENDING
+    assert counts(campaign.id).get(DeliveryStatus.SENDING), "the dead worker's claims are still held"
+
+    time.sleep(3.5)  # the dead claims' leases lapse
+    with app.app_context():
+        assert reaper.reap_expired_claims() >= 1
+    spawn_worker("restarted", queue=queue, **settings)
+    from uscmail.campaigns import tasks
+
+    for campaign_id in reaper.stalled_campaigns():
+        tasks.start_campaign.apply_async((campaign_id,), queue=queue)
+    wait_for_status(campaign.id, CampaignStatus.SENT, timeout=180)
+
+    received = received_per_address(smtp_sink)
+    assert max(received.values()) == 1, "nobody is mailed twice"
+    final = counts(campaign.id)
+    # Only the messages on the wire when the worker died (one per connection: two pool processes) are in doubt.
+    assert final.get(UNKNOWN, 0) <= 2
+    assert final[SENT] + final.get(UNKNOWN, 0) == 600
+    sent_ids = set(db.session.scalars(sa.select(Delivery.subscriber_id).where(Delivery.status == SENT)))
+    sent_addresses = set(db.session.scalars(sa.select(Subscriber.email).where(Subscriber.id.in_(sent_ids))))
+    assert sent_addresses <= set(received), "every delivery marked sent really arrived"
+    assert set(received) <= set(addresses) and len(received) >= 598
+    assert smtp_sink.count() > before_restart
+
+
+def test_smtp_answers_421_451_and_550_for_chosen_recipients(db, worker, smtp_sink, app):
+    addresses = add_confirmed(30)
+    greylisted, busy, gone = addresses[3], addresses[7], addresses[11]
+    smtp_sink.replies[greylisted] = "451 4.7.1 Greylisted, try again later"
+    smtp_sink.replies[busy] = "421 4.3.2 Too busy, closing connection"
+    smtp_sink.replies[gone] = "550 5.1.1 <" + gone + ">: mailbox unknown"
+    campaign = make_campaign()
+    start(campaign)
+    wait_until(lambda: counts(campaign.id).get(SENT, 0) == 27, what="the other 27")
+    assert not smtp_sink.to(greylisted) and not smtp_sink.to(gone)
+    # The transient refusals are retried after a backoff and arrive once the server takes them.
+    smtp_sink.replies.pop(greylisted)
+    smtp_sink.replies.pop(busy)
+    wait_for_status(campaign.id, CampaignStatus.SENT, timeout=60)
+    assert len(smtp_sink.to(greylisted)) == 1 and len(smtp_sink.to(busy)) == 1
+    assert counts(campaign.id) == {SENT: 29, FAILED: 1}
+    failed = db.session.scalar(sa.select(Delivery).where(Delivery.status == FAILED))
+    assert failed.error.startswith("550 5.1.1") and "@" not in failed.error, "the reason is kept, the address is not"
+    # A mailbox that does not exist is a hard bounce: suppressed and unsubscribed.
+    with app.app_context():
+        assert journey.suppression_reason(gone) is SuppressionReason.HARD_BOUNCE
+    bounced = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == gone))
+    assert [s.status for s in bounced.subscriptions] == [SubscriptionStatus.UNSUBSCRIBED]
+
+
+def test_transient_failures_give_up_after_the_attempt_limit(db, worker, smtp_sink):
+    addresses = add_confirmed(3)
+    smtp_sink.replies[addresses[1]] = "452 4.2.2 Mailbox full"
+    campaign = make_campaign()
+    start(campaign)
+    wait_for_status(campaign.id, CampaignStatus.SENT, timeout=60)
+    failed = db.session.scalar(sa.select(Delivery).where(Delivery.status == FAILED))
+    assert failed.attempts == 4 and failed.error.startswith("gave up after 4 attempts: 452")
+    # "Resend to failed" queues it once more; now the mailbox has room.
+    smtp_sink.replies.clear()
+    services.resend_failed(services.get_campaign(campaign.id), "test")
+    db.session.commit()
+    from uscmail.campaigns import tasks
+
+    tasks.start_campaign.delay(campaign.id)
+    wait_for_status(campaign.id, CampaignStatus.SENT, timeout=60)
+    wait_until(lambda: counts(campaign.id) == {SENT: 3}, what="the resent delivery")
+    assert len(smtp_sink.to(addresses[1])) == 1
+
+
+def test_pause_resume_and_cancel_take_effect_within_a_batch(db, worker, smtp_sink):
+    smtp_sink.delay = 0.01
+    addresses = add_confirmed(1200)
+    campaign = make_campaign()
+    start(campaign)
+    wait_until(lambda: smtp_sink.count() >= 50, what="sending to begin")
+    services.pause(services.get_campaign(campaign.id), "test")
+    db.session.commit()
+    wait_until(lambda: not counts(campaign.id).get(DeliveryStatus.SENDING), what="batches in flight to stop")
+    paused_at = smtp_sink.count()
+    time.sleep(1.5)
+    assert smtp_sink.count() == paused_at, "nothing is sent while paused"
+    assert paused_at < 1200
+
+    services.resume(services.get_campaign(campaign.id), "test")
+    db.session.commit()
+    from uscmail.campaigns import tasks
+
+    tasks.start_campaign.delay(campaign.id)
+    wait_until(lambda: smtp_sink.count() >= paused_at + 100, what="sending to resume")
+    services.cancel(services.get_campaign(campaign.id), "test")
+    db.session.commit()
+    wait_until(lambda: not counts(campaign.id).get(DeliveryStatus.SENDING), what="batches in flight to stop")
+    cancelled_at = smtp_sink.count()
+    time.sleep(1.5)
+    assert smtp_sink.count() == cancelled_at < 1200
+    final = counts(campaign.id)
+    assert status_of(campaign.id) is CampaignStatus.CANCELLED
+    assert final[SENT] == cancelled_at and final[SKIPPED] == 1200 - cancelled_at
+    received = received_per_address(smtp_sink)
+    assert max(received.values()) == 1 and set(received) <= set(addresses)
+
+
+def test_someone_who_unsubscribes_after_the_send_began_is_not_mailed(db, worker, smtp_sink):
+    smtp_sink.delay = 0.01
+    addresses = add_confirmed(400)
+    campaign = make_campaign()
+    start(campaign)
+    wait_until(lambda: smtp_sink.count() >= 20, what="sending to begin")
+    last = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == addresses[-1]))
+    journey.unsubscribe(last, None, journey.StatusReason.ONE_CLICK)
+    db.session.commit()
+    wait_for_status(campaign.id, CampaignStatus.SENT, timeout=120)
+    assert not smtp_sink.to(addresses[-1])
+    assert counts(campaign.id) == {SENT: 399, SKIPPED: 1}
+
+
+def test_names_with_line_breaks_cannot_add_headers(db, worker, smtp_sink):
+    (address,) = add_confirmed(1)
+    # Written straight to the database, as an old import might have: validation would refuse it.
+    db.session.execute(
+        sa.update(Subscriber).where(Subscriber.email == address).values(name="Evil\r\nBcc: thief@example.net")
+    )
+    db.session.commit()
+    campaign = make_campaign()
+    start(campaign)
+    (mail,) = smtp_sink.wait_for(address)
+    assert mail.rcpt_tos == [address]
+    assert mail.message["Bcc"] is None
+    assert mail.message["To"].addresses[0].display_name == "Evil Bcc: thief@example.net"
+    assert not smtp_sink.to("thief@example.net")
+
+
+def test_connection_failures_pause_the_campaign_and_say_why(db, spawn_worker, smtp_sink):
+    queue = f"campaign-down-{uuid.uuid4().hex[:6]}"
+    # Port 9 (discard) is closed on loopback: every connection is refused.
+    spawn_worker("nosmtp", queue=queue, MAIL_PORT=9, CAMPAIGN_CONNECTION_FAILURES=3)
+    add_confirmed(20)
+    campaign = make_campaign()
+    start(campaign, queue=queue)
+    wait_for_status(campaign.id, CampaignStatus.PAUSED, timeout=60)
+    paused = services.get_campaign(campaign.id)
+    assert "could not be reached 3 times in a row" in paused.status_detail
+    # Nothing lost: once the last batch has put its rows back, every row waits for the resume.
+    wait_until(lambda: counts(campaign.id) == {DeliveryStatus.PENDING: 20}, what="the rows to be released")
+
+
+def test_the_global_rate_limit_holds_and_does_not_stall_another_campaign(db, spawn_worker, smtp_sink):
+    queue = f"campaign-rate-{uuid.uuid4().hex[:6]}"
+    spawn_worker("limited", queue=queue, concurrency=1, SEND_RATE_PER_SECOND=20)
+    big = make_campaign("Big")
+    add_confirmed(200, domain="big.example.org")
+    start(big, queue=queue)
+    wait_until(lambda: smtp_sink.count() >= 20, what="the big campaign to start")
+    reminders = db.session.scalar(sa.select(MailingList).where(MailingList.slug == "london-protest-reminders"))
+    add_confirmed(5, mailing_list=reminders, domain="small.example.org")
+    small = make_campaign("Small", lists=[reminders])
+    start(small, queue=queue)
+    wait_for_status(small.id, CampaignStatus.SENT, timeout=60)
+    big_sent = counts(big.id).get(SENT, 0)
+    assert big_sent < 200, "the later, smaller campaign did not wait for the big one to finish"
+    wait_for_status(big.id, CampaignStatus.SENT, timeout=60)
+    with smtp_sink.lock:
+        arrivals = sorted(mail.received_at for mail in smtp_sink.messages)
+    # No second-long window holds more than the limit (plus one for the window's edge).
+    busiest = max(sum(1 for t in arrivals if start_at <= t < start_at + 1.0) for start_at in arrivals)
+    assert busiest <= 21
+
+
+def test_a_scheduled_campaign_goes_out_once_when_its_time_comes(db, worker, smtp_sink):
+    from uscmail.campaigns import tasks
+    from uscmail.models import utcnow
+
+    addresses = add_confirmed(5)
+    campaign = make_campaign()
+    services.schedule(campaign, utcnow() + timedelta(hours=1), "test")
+    db.session.commit()
+    assert tasks.start_due_campaigns() == 0, "not yet due"
+    # The clock moves on: the time has come.
+    db.session.execute(sa.update(Campaign).where(Campaign.id == campaign.id).values(scheduled_at=utcnow()))
+    db.session.commit()
+    # Two beat processes, or one run overlapping the last: the campaign starts once.
+    assert tasks.start_due_campaigns() + tasks.start_due_campaigns() == 1
+    wait_for_status(campaign.id, CampaignStatus.SENT, timeout=60)
+    received = received_per_address(smtp_sink)
+    assert set(received) == set(addresses) and set(received.values()) == {1}
+
+
+def test_a_scheduled_campaign_with_nobody_to_send_to_is_cancelled_with_the_reason(db):
+    from uscmail.campaigns import tasks
+    from uscmail.models import utcnow
+
+    campaign = make_campaign()
+    services.schedule(campaign, utcnow() + timedelta(hours=1), "test")
+    db.session.execute(sa.update(Campaign).where(Campaign.id == campaign.id).values(scheduled_at=utcnow()))
+    db.session.commit()
+    assert tasks.start_due_campaigns() == 0
+    cancelled = services.get_campaign(campaign.id)
+    assert cancelled.status is CampaignStatus.CANCELLED
+    assert cancelled.status_detail.startswith("Not sent at the scheduled time: Nobody is confirmed")
+
+
+def test_a_claim_takes_exactly_its_batch_and_claims_never_overlap(db, app):
+    from uscmail.campaigns import sending
+
+    add_confirmed(300)
+    campaign = make_campaign()
+    services.start_sending(campaign, "test")
+    db.session.commit()
+    sending.snapshot(campaign.id, on_first_chunk=lambda: None)
+    first = sending.claim_batch(campaign.id, 20)
+    second = sending.claim_batch(campaign.id, 20)
+    assert len(first.rows) == 20 and len(second.rows) == 20
+    assert not {row[0] for row in first.rows} & {row[0] for row in second.rows}
+    assert counts(campaign.id) == {DeliveryStatus.SENDING: 40, DeliveryStatus.PENDING: 260}

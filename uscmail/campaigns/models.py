@@ -1,0 +1,135 @@
+"""Campaigns and their deliveries: one Delivery row per campaign and subscriber says what became of that message."""
+
+import enum
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from ..models import MailingList, UTCDateTime, enum_column, new_public_id, utcnow
+
+# A big integer key on PostgreSQL; SQLite only auto-increments a column declared INTEGER.
+BigIntegerKey = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class CampaignKind(enum.StrEnum):
+    """What a campaign is for."""
+
+    NEWSLETTER = "newsletter"
+    REMINDER = "reminder"
+
+
+class CampaignStatus(enum.StrEnum):
+    """draft → scheduled → sending ⇄ paused → sent | cancelled."""
+
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    PAUSED = "paused"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+
+
+class BodyFormat(enum.StrEnum):
+    """How the organiser wrote the body."""
+
+    MARKDOWN = "markdown"
+    HTML = "html"
+
+
+class DeliveryStatus(enum.StrEnum):
+    """pending → sending → sent | failed | skipped | unknown (on the wire when its worker died; never re-sent)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    UNKNOWN = "unknown"
+
+
+campaign_lists = sa.Table(
+    "campaign_lists",
+    db.metadata,
+    sa.Column("campaign_id", sa.ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("list_id", sa.ForeignKey("mailing_lists.id", ondelete="RESTRICT"), primary_key=True),
+)
+
+
+class Campaign(db.Model):
+    """A newsletter or reminder: its content, its target lists, and where it stands."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (sa.Index("ix_campaigns_status_scheduled_at", "status", "scheduled_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # For the web version and the public archive: reveals nothing and cannot be guessed.
+    public_id: Mapped[str] = mapped_column(sa.String(32), unique=True, default=new_public_id)
+    kind: Mapped[CampaignKind] = mapped_column(enum_column(CampaignKind), default=CampaignKind.NEWSLETTER)
+    subject: Mapped[str] = mapped_column(sa.String(255))
+    preheader: Mapped[str] = mapped_column(sa.String(255), default="")
+    body_format: Mapped[BodyFormat] = mapped_column(enum_column(BodyFormat), default=BodyFormat.MARKDOWN)
+    body: Mapped[str] = mapped_column(sa.Text, default="")
+    from_name: Mapped[str] = mapped_column(sa.String(200))
+    from_email: Mapped[str] = mapped_column(sa.String(320))
+    reply_to: Mapped[str | None] = mapped_column(sa.String(320))
+    status: Mapped[CampaignStatus] = mapped_column(enum_column(CampaignStatus), default=CampaignStatus.DRAFT)
+    # Why the campaign is paused or stopped, in words an organiser can act on (never an address).
+    status_detail: Mapped[str | None] = mapped_column(sa.String(500))
+    # Listed in the public archive (/archive); the archived copy carries no personal data.
+    public: Mapped[bool] = mapped_column(default=False)
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # True once every recipient has a Delivery row; the campaign cannot finish before.
+    snapshot_done: Mapped[bool] = mapped_column(default=False)
+    # Final tallies, written when the campaign ends (sent or cancelled), so history pages need not count deliveries.
+    sent_count: Mapped[int | None] = mapped_column()
+    failed_count: Mapped[int | None] = mapped_column()
+    # SMTP connection failures in a row; too many pauses the campaign.
+    connection_failures: Mapped[int] = mapped_column(default=0)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organisers.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    lists: Mapped[list[MailingList]] = relationship(secondary=campaign_lists, order_by=MailingList.id)
+
+    @property
+    def list_ids(self) -> list[int]:
+        """Ids of the target lists, in order."""
+        return [mailing_list.id for mailing_list in self.lists]
+
+    @property
+    def editable(self) -> bool:
+        """Content and targets may change only before sending starts."""
+        return self.status in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
+
+
+class Delivery(db.Model):
+    """One campaign to one subscriber. Unique per pair: the unit of "nothing lost, nothing sent twice".
+
+    Holds no address: the subscriber row does. The Message-ID is derived from the campaign and this row's id.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        sa.UniqueConstraint("campaign_id", "subscriber_id"),
+        sa.Index("ix_deliveries_campaign_status", "campaign_id", "status", "id"),
+        sa.Index("ix_deliveries_status_lease", "status", "lease_until"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(sa.ForeignKey("campaigns.id", ondelete="CASCADE"))
+    # NULL once the subscriber erased their data; such a row is never sent.
+    subscriber_id: Mapped[int | None] = mapped_column(sa.ForeignKey("subscribers.id", ondelete="SET NULL"))
+    status: Mapped[DeliveryStatus] = mapped_column(enum_column(DeliveryStatus), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    # A transient failure (SMTP 4xx) waits until then before the next attempt.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The claim of the batch sending this row, and when that claim lapses if its worker dies.
+    claim: Mapped[str | None] = mapped_column(sa.String(32))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # SMTP code and reply text, or why it was skipped; never an address.
+    error: Mapped[str | None] = mapped_column(sa.String(300))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,76 @@
+"""Recovery after a worker dies: claims whose lease lapsed get their journalled outcomes, and campaigns that stopped
+moving get their batch tasks queued again. Safe to run any number of times, by any number of beat processes."""
+
+import logging
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from ..extensions import db
+from ..models import utcnow
+from . import outcomes as oc
+from .journal import send_journal
+from .models import Campaign, CampaignStatus, Delivery, DeliveryStatus
+from .sending import maybe_finish
+
+log = logging.getLogger(__name__)
+
+
+def reap_expired_claims() -> int:
+    """Apply the journal of every claim whose lease lapsed; the message that was on the wire becomes `unknown`.
+
+    Returns the number of claims reaped.
+    """
+    expired = db.session.execute(
+        sa.select(Delivery.claim, Delivery.campaign_id)
+        .where(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < utcnow())
+        .distinct()
+    ).all()
+    db.session.commit()
+    journal = send_journal()
+    for claim, campaign_id in expired:
+        outcomes = [outcome for outcome in map(oc.Outcome.parse, journal.read(claim)) if outcome is not None]
+        status = db.session.scalar(sa.select(Campaign.status).where(Campaign.id == campaign_id))
+        oc.apply_outcomes(claim, outcomes, leftover=oc.UNKNOWN, cancelled=status is CampaignStatus.CANCELLED)
+        db.session.commit()
+        journal.discard(claim)
+        log.warning(
+            "reaped the claim of a stopped worker on campaign %s (%s outcomes journalled)", campaign_id, len(outcomes)
+        )
+    return len(expired)
+
+
+def stalled_campaigns() -> list[int]:
+    """Sending campaigns that nothing is working on: a snapshot that stopped, or pending rows and no live claim."""
+    now = utcnow()
+    quiet_since = now - timedelta(seconds=current_app.config["CAMPAIGN_LEASE_SECONDS"])
+    live_claim = sa.exists().where(
+        Delivery.campaign_id == Campaign.id,
+        Delivery.status == DeliveryStatus.SENDING,
+        Delivery.lease_until >= now,
+    )
+    ready = sa.exists().where(
+        Delivery.campaign_id == Campaign.id,
+        Delivery.status == DeliveryStatus.PENDING,
+        sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+    )
+    stalled_snapshot = sa.and_(Campaign.snapshot_done.is_(False), Campaign.updated_at < quiet_since)
+    campaign_ids = list(
+        db.session.scalars(
+            sa.select(Campaign.id).where(
+                Campaign.status == CampaignStatus.SENDING,
+                sa.or_(stalled_snapshot, sa.and_(Campaign.snapshot_done.is_(True), ready, ~live_claim)),
+            )
+        )
+    )
+    db.session.commit()
+    return campaign_ids
+
+
+def finish_done_campaigns() -> None:
+    """Mark sent any sending campaign with nothing left to do (e.g. its last batch's worker died)."""
+    for campaign_id in db.session.scalars(
+        sa.select(Campaign.id).where(Campaign.status == CampaignStatus.SENDING)
+    ).all():
+        maybe_finish(campaign_id)

@@ -1,0 +1,286 @@
+"""Campaign bodies: the organiser's Markdown or HTML, personalised in a sandbox, sanitised, framed in the mail layout.
+
+What organiser templates may use, and the sandbox that runs them, are in `sandbox`.
+
+Whatever a `{{ … }}` produces is text, never markup: each value is replaced by a token while the body is converted
+from Markdown, sanitised and framed, and put back at the very end, HTML-escaped in the HTML part and as it is in the
+text part. A name like `<x@y>` or `*Bob*` therefore can't become a link, emphasis or a tag, and the expensive steps run
+once per shape the template takes, not once per recipient (see `CampaignTemplate`).
+"""
+
+import html
+import re
+from dataclasses import dataclass
+
+import css_inline
+import lxml.html
+import nh3
+from flask import render_template
+from inscriptis.css_profiles import CSS_PROFILES
+from inscriptis.html_engine import Inscriptis
+from inscriptis.html_properties import Display
+from inscriptis.model.config import ParserConfig
+from inscriptis.model.html_element import HtmlElement
+from jinja2 import TemplateError
+from jinja2.sandbox import SecurityError
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from ..mail.messages import external_url
+from .models import BodyFormat, Campaign
+
+# Other modules import TemplateRefused, MailValues and clean_name from here.
+from .sandbox import (
+    FALLBACK_NAME,
+    MailValues,
+    TemplateRefused,
+    TemplateSubscriber,
+    Tokens,
+    UnknownName,
+    _link,
+    _Outputs,
+    _outputs,
+    clean_name,
+    compile_body,
+)
+
+SAMPLE_NAME = "Alex"
+PREVIEW_TOKEN = "preview"  # noqa: S105 - not a secret; unsigned, so preview links open the "link not valid" page
+
+
+@dataclass
+class RenderedMail:
+    """One campaign mail as the recipient sees it."""
+
+    subject: str
+    html: str
+    text: str
+
+
+MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "div", "dl", "dt", "em",
+    "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "li", "mark", "ol", "p", "pre",
+    "q", "s", "small", "span", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "abbr": {"title"},
+    "td": {"colspan", "rowspan", "style"},
+    "th": {"colspan", "rowspan", "style"},
+    "p": {"style"},
+}
+# Personal text inside a link or image address would be sent to whatever site it points at.
+ADDRESS_ATTRIBUTE = re.compile(r'\b(?:href|src)="[^"]*"')
+
+
+def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
+    if tag == "img" and attribute == "src" and not value.lower().startswith("https://"):
+        return None  # no plain-http images: they leak the reader's address to anyone on the path
+    return value
+
+
+def sanitise(fragment: str) -> str:
+    """Keep ordinary formatting, links (http, https, mailto) and https images; drop scripts, styles, frames, forms,
+    event handlers and every other attribute."""
+    return nh3.clean(
+        fragment,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        attribute_filter=_attribute_filter,
+        url_schemes={"http", "https", "mailto"},
+        url_relative="deny",
+        filter_style_properties={"text-align"},
+    )
+
+
+_TEXT_CSS = dict(CSS_PROFILES["strict"])
+for _tag in ("a", "b", "code", "del", "em", "i", "mark", "s", "small", "span", "strong", "sub", "sup", "u"):
+    _TEXT_CSS[_tag] = HtmlElement(whitespace=None)  # inherit, so <pre><code> keeps its line breaks
+_TEXT_CSS["blockquote"] = HtmlElement(display=Display.block, margin_before=1, margin_after=1, padding_inline=4)
+TEXT_CONFIG = ParserConfig(css=_TEXT_CSS, display_images=True)
+
+
+def html_to_text(fragment: str) -> str:
+    """Plain text of sanitised HTML; a link whose words differ from its address is followed by `<address>`."""
+    if not fragment.strip():
+        return ""
+    tree = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    for link in tree.iter("a"):
+        href = link.get("href")
+        words = " ".join(link.text_content().split())
+        if href and words not in (href, href.removeprefix("mailto:")):
+            link.tail = f" <{href}>" + (link.tail or "")
+    text = Inscriptis(tree, TEXT_CONFIG).get_text()
+    return "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
+
+
+INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+
+
+def web_version_url(campaign: Campaign) -> str:
+    """The public address of the campaign's web version, which carries no personal data."""
+    return external_url("archive.web_version", public_id=campaign.public_id or "preview")
+
+
+class CampaignTemplate:
+    """A campaign's body compiled once, able to render the whole mail for any values.
+
+    A render runs the sandboxed template (cheap) to learn its shape: the output with every value replaced by a token.
+    Markdown, sanitising, layout, CSS inlining and the text part (expensive) run once per shape and are cached; the
+    values are then substituted in.
+    """
+
+    MAX_SHAPES = 256
+
+    def __init__(
+        self, body: str, body_format: BodyFormat, *, subject: str = "", preheader: str = "", contact: str = ""
+    ):
+        self.subject = subject
+        self.body_format = BodyFormat(body_format)
+        self.template, self.name_plain, self.urls_plain = compile_body(body, self.body_format)
+        self.tokens = Tokens(body)
+        self.layout = {"subject": subject, "preheader": preheader, "contact": contact}
+        self.drafts: dict[tuple[str, bool], tuple[str, str]] = {}
+
+    @classmethod
+    def for_campaign(cls, campaign: Campaign) -> "CampaignTemplate":
+        """The template of a campaign, saved or not."""
+        return cls(
+            campaign.body or "",
+            campaign.body_format or BodyFormat.MARKDOWN,
+            subject=campaign.subject or "",
+            preheader=campaign.preheader or "",
+            contact=campaign.reply_to or campaign.from_email or "",
+        )
+
+    def run(self, values: MailValues) -> tuple[str, list[str]]:
+        """The template's shape for these values, and the texts its tokens stand for; TemplateRefused on failure."""
+        name = clean_name(values.name)
+        subscriber = TemplateSubscriber(name=name or UnknownName(FALLBACK_NAME))
+        outputs = _Outputs(self.tokens)
+        reset = _outputs.set(outputs)
+        try:
+            shape = self.template.render(
+                subscriber=subscriber,
+                unsubscribe_url=_link(values.unsubscribe_url, "unsubscribe"),
+                preferences_url=_link(values.preferences_url, "preferences"),
+                web_version_url=_link(values.web_version_url, "web"),
+            )
+        except SecurityError as exc:
+            raise TemplateRefused(f"The template does something that is not allowed: {exc}.") from None
+        except TemplateError as exc:
+            raise TemplateRefused(f"The template could not be filled in: {exc.message}.") from None
+        except (ArithmeticError, TypeError, ValueError, LookupError) as exc:
+            raise TemplateRefused(f"The template could not be filled in: {exc}.") from None
+        finally:
+            _outputs.reset(reset)
+        return shape, outputs.texts
+
+    def unsafe_fragment(self, shape: str) -> str:
+        """The body for a shape as HTML, before sanitising."""
+        return MARKDOWN.render(shape) if self.body_format is BodyFormat.MARKDOWN else shape
+
+    def personal_text_in_address(self, shape: str) -> bool:
+        """Whether a text value lands in a link or image address (where sanitising would drop or keep it)."""
+        fragment = self.unsafe_fragment(shape)
+        if not fragment.strip():
+            return False
+        tree = lxml.html.fragment_fromstring(fragment, create_parent="div")
+        return any(
+            self.tokens.text_pattern.search(element.get(attribute) or "")
+            for element in tree.iter()
+            for attribute in ("href", "src")
+        )
+
+    def fragment(self, shape: str) -> str:
+        """The sanitised HTML body for a shape, with any personal text taken out of link and image addresses."""
+        fragment = sanitise(self.unsafe_fragment(shape))
+        return ADDRESS_ATTRIBUTE.sub(lambda match: self.tokens.text_pattern.sub("", match[0]), fragment)
+
+    def draft(self, shape: str, web_version: bool = False) -> tuple[str, str]:
+        """The whole mail (HTML with CSS inlined, and text) for a shape, tokens still in place."""
+        key = (shape, web_version)
+        if key in self.drafts:
+            return self.drafts[key]
+        fragment = self.fragment(shape)
+        urls = self.tokens.urls
+        context = dict(
+            self.layout,
+            body_html=Markup(fragment),  # noqa: S704 - sanitised by nh3 just above
+            body_text=html_to_text(fragment),
+            unsubscribe_url=urls["unsubscribe"],
+            preferences_url=urls["preferences"],
+            web_version_url=urls["web"],
+            subscribe_url=external_url("subscriptions.subscribe"),
+            web_version=web_version,
+        )
+        html_part = INLINER.inline(render_template("email/campaign.html", **context))
+        text_part = render_template("email/campaign.txt", **context).strip("\n") + "\n"
+        if len(self.drafts) < self.MAX_SHAPES:
+            self.drafts[key] = (html_part, text_part)
+        return html_part, text_part
+
+    def fill(self, content: str, texts: list[str], urls: dict[str, str]) -> str:
+        """Put values in place of their tokens (the caller escapes them for HTML)."""
+        return self.tokens.pattern.sub(lambda match: texts[int(match[1])] if match[1] else urls[match[2]], content)
+
+    def render(self, values: MailValues) -> RenderedMail:
+        """The finished mail for these values."""
+        shape, texts = self.run(values)
+        html_part, text_part = self.draft(shape, values.web_version)
+        urls = {"unsubscribe": values.unsubscribe_url, "preferences": values.preferences_url}
+        urls["web"] = values.web_version_url
+        html_urls = {key: html.escape(url) for key, url in urls.items()}
+        return RenderedMail(
+            subject=self.subject,
+            html=self.fill(html_part, [html.escape(text) for text in texts], html_urls),
+            text=self.fill(text_part, texts, urls),
+        )
+
+
+def render_mail(campaign: Campaign, values: MailValues) -> RenderedMail:
+    """Render one mail of a campaign, from scratch."""
+    return CampaignTemplate.for_campaign(campaign).render(values)
+
+
+def render_preview(campaign: Campaign, name: str | None = SAMPLE_NAME) -> RenderedMail:
+    """The mail as a subscriber called `name` would get it; its personal links lead to a "link not valid" page.
+    Works on an unsaved campaign."""
+    unsubscribe_url = external_url("subscriptions.unsubscribe", token=PREVIEW_TOKEN)
+    preferences_url = external_url("subscriptions.preferences", token=PREVIEW_TOKEN)
+    return render_mail(campaign, MailValues(name, unsubscribe_url, preferences_url, web_version_url(campaign)))
+
+
+def render_web_version(campaign: Campaign) -> RenderedMail:
+    """The public copy: no name, no personal link; the footer points to the signup page instead."""
+    subscribe_url = external_url("subscriptions.subscribe")
+    values = MailValues(
+        name=None,
+        unsubscribe_url=subscribe_url,
+        preferences_url=subscribe_url,
+        web_version_url=web_version_url(campaign),
+        web_version=True,
+    )
+    return render_mail(campaign, values)
+
+
+def check_template(body: str, body_format: BodyFormat | str | None = None) -> None:
+    """Refuse, with a message for the organiser, a body that the sandbox won't run, that fails when filled in with
+    sample values (with a name and without), or that puts personal text into a link or image address.
+
+    Without `body_format`, the body must pass as Markdown and as HTML."""
+    formats = [BodyFormat(body_format)] if body_format else list(BodyFormat)
+    links = ("https://example.org/u/sample", "https://example.org/p/sample", "https://example.org/w")
+    samples = [MailValues(SAMPLE_NAME, *links), MailValues(None, *links)]
+    for each_format in formats:
+        template = CampaignTemplate(body, each_format)
+        for values in samples:
+            shape, _ = template.run(values)
+            if template.personal_text_in_address(shape):
+                raise TemplateRefused(
+                    "The template puts subscriber.name or other text into a link or image address; personal "
+                    "details can only appear in the text. Links can use unsubscribe_url, preferences_url and "
+                    "web_version_url as they are."
+                )

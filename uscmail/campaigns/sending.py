@@ -1,0 +1,412 @@
+"""The campaign send pipeline (DESIGN.md "Campaign send"): snapshot the recipients set-based into delivery rows,
+claim rows in batches atomically, send over a reused SMTP connection, journal each answer, write outcomes in bulk.
+
+Many workers may send one campaign at once: a claim takes rows no other claim holds (FOR UPDATE SKIP LOCKED on
+PostgreSQL; SQLite runs one writer at a time), and a row is only ever sent by the claim holding it.
+"""
+
+import logging
+import smtplib
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from flask import current_app
+
+from ..extensions import db
+from ..mail.ratelimit import SendRateLimit
+from ..models import Subscriber, Subscription, SubscriptionStatus, Suppression, utcnow
+from ..subscriptions.services import address_hmac
+from . import outcomes as oc
+from .journal import send_journal
+from .models import Campaign, CampaignStatus, Delivery, DeliveryStatus
+from .outcomes import Outcome
+from .smtp import ConnectionLost, SenderRefused, drop_connection, send_one, smtp_connection
+
+if TYPE_CHECKING:
+    from . import builder
+
+log = logging.getLogger(__name__)
+
+FIRST_SNAPSHOT_CHUNK = 500  # small, so the first messages leave while the rest of the snapshot is written
+SNAPSHOT_CHUNK = 20_000
+# Sends taken from the rate limiter at a time: at most 1/20 of the per-second limit, since permits taken at once are
+# spent over the next moments and a big chunk would let a window hold more than the limit.
+PERMIT_CHUNK = 20
+# A batch re-reads the campaign's status and its recipients' subscriptions this often as it goes.
+CHECKPOINT_MESSAGES = 50
+CHECKPOINT_SECONDS = 1.0
+
+
+def _insert(table):
+    if db.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def _eligible(campaign: Campaign, after: int):
+    return sa.and_(
+        Subscription.list_id.in_(campaign.list_ids),
+        Subscription.status == SubscriptionStatus.CONFIRMED,
+        Subscription.subscriber_id > after,
+    )
+
+
+def snapshot_chunk(campaign: Campaign, after: int, limit: int) -> int | None:
+    """Add delivery rows for the next `limit` eligible subscribers with ids above `after` (idempotent on the unique
+    key). Returns the highest subscriber id covered, or None when none are left."""
+    upper_ids = (
+        sa.select(Subscription.subscriber_id)
+        .where(_eligible(campaign, after))
+        .distinct()
+        .order_by(Subscription.subscriber_id)
+        .limit(limit)
+        .subquery()
+    )
+    upper = db.session.scalar(sa.select(sa.func.max(upper_ids.c.subscriber_id)))
+    if upper is None:
+        return None
+    rows = (
+        sa.select(
+            Subscription.subscriber_id,
+            sa.literal(campaign.id),
+            sa.literal(DeliveryStatus.PENDING.value),
+            sa.literal(0),
+        )
+        .where(_eligible(campaign, after), Subscription.subscriber_id <= upper)
+        .distinct()
+    )
+    statement = _insert(Delivery.__table__).from_select(["subscriber_id", "campaign_id", "status", "attempts"], rows)
+    db.session.execute(statement.on_conflict_do_nothing())
+    return upper
+
+
+def snapshot(campaign_id: int, on_first_chunk) -> None:
+    """Snapshot every recipient of a sending campaign, committing chunk by chunk; call on_first_chunk() once the first
+    rows exist, so sending starts at once."""
+    after, first = 0, True
+    while True:
+        campaign = db.session.get(Campaign, campaign_id)
+        if campaign is None or campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.SENT):
+            return
+        upper = snapshot_chunk(campaign, after, FIRST_SNAPSHOT_CHUNK if first else SNAPSHOT_CHUNK)
+        if upper is None:
+            break
+        # Touching the campaign shows the reaper that the snapshot is alive.
+        campaign.updated_at = utcnow()
+        db.session.commit()
+        if first:
+            on_first_chunk()
+            first = False
+        after = upper
+    db.session.execute(sa.update(Campaign).where(Campaign.id == campaign_id).values(snapshot_done=True))
+    db.session.commit()
+
+
+def maybe_finish(campaign_id: int) -> bool:
+    """Mark a sending campaign sent once its snapshot is complete and no delivery is pending or being sent."""
+    unfinished = sa.exists().where(
+        Delivery.campaign_id == campaign_id,
+        Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]),
+    )
+    result = db.session.execute(
+        sa.update(Campaign)
+        .where(
+            Campaign.id == campaign_id,
+            Campaign.status == CampaignStatus.SENDING,
+            Campaign.snapshot_done.is_(True),
+            ~unfinished,
+        )
+        .values(status=CampaignStatus.SENT, finished_at=utcnow())
+    )
+    finished = result.rowcount == 1
+    if finished:
+        from .services import record_tallies
+
+        record_tallies(campaign_id)
+    db.session.commit()
+    return finished
+
+
+def next_retry_at(campaign_id: int) -> datetime | None:
+    """When the earliest delivery waiting after a transient failure may be tried again."""
+    return db.session.scalar(
+        sa.select(sa.func.min(Delivery.next_attempt_at)).where(
+            Delivery.campaign_id == campaign_id, Delivery.status == DeliveryStatus.PENDING
+        )
+    )
+
+
+@dataclass
+class Batch:
+    """The rows one claim holds: (delivery id, subscriber id) in id order."""
+
+    claim: str
+    rows: list[tuple[int, int | None]]
+    lease_until: datetime
+
+
+def claim_batch(campaign_id: int, size: int) -> Batch | None:
+    """Atomically take up to `size` pending rows whose time has come; None if there are none."""
+    db.session.commit()  # start a fresh transaction: on SQLite the claim must be its first statement
+    now = utcnow()
+    lease = now + timedelta(seconds=current_app.config["CAMPAIGN_LEASE_SECONDS"])
+    claim = uuid.uuid4().hex
+    candidates = (
+        sa.select(Delivery.id)
+        .where(
+            Delivery.campaign_id == campaign_id,
+            Delivery.status == DeliveryStatus.PENDING,
+            sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+        )
+        .order_by(Delivery.id)
+        .limit(size)
+    )
+    if db.engine.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    # A materialised CTE runs the LIMITed, SKIP LOCKED selection once; PostgreSQL may re-run a subquery under IN for
+    # each row, and SKIP LOCKED then finds new rows each time, so the claim would take far more than `size`.
+    claimable = candidates.cte("claimable").prefix_with("MATERIALIZED")
+    statement = (
+        sa.update(Delivery)
+        .where(Delivery.id == claimable.c.id, Delivery.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.SENDING, claim=claim, lease_until=lease, attempts=Delivery.attempts + 1)
+        .returning(Delivery.id, Delivery.subscriber_id)
+        .execution_options(synchronize_session=False)
+    )
+    rows = sorted(tuple(row) for row in db.session.execute(statement).all())
+    db.session.commit()
+    return Batch(claim, rows, lease) if rows else None
+
+
+def recipients_of(ids: list[int], campaign: Campaign) -> tuple[list["builder.Recipient"], list[Outcome]]:
+    """These deliveries' recipients still confirmed on a target list and not suppressed; the others as skipped outcomes.
+
+    Asked when a batch starts and again as it goes, so someone who unsubscribes after the send began is not mailed.
+    """
+    from .builder import Recipient
+
+    still_subscribed = sa.exists().where(
+        Subscription.subscriber_id == Subscriber.id,
+        Subscription.list_id.in_(campaign.list_ids),
+        Subscription.status == SubscriptionStatus.CONFIRMED,
+    )
+    rows = db.session.execute(
+        sa.select(Delivery.id, Subscriber.email, Subscriber.name, Subscriber.public_id)
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Delivery.id.in_(ids), still_subscribed)
+        .order_by(Delivery.id)
+    ).all()
+    digests = {row.email: address_hmac(row.email) for row in rows}
+    suppressed = set(
+        db.session.scalars(sa.select(Suppression.address_hmac).where(Suppression.address_hmac.in_(digests.values())))
+    )
+    recipients = [
+        Recipient(delivery_id=row.id, email=row.email, name=row.name, public_id=row.public_id)
+        for row in rows
+        if digests[row.email] not in suppressed
+    ]
+    kept = {recipient.delivery_id for recipient in recipients}
+    reasons = {row.id: "suppressed" for row in rows if row.id not in kept}
+    skipped = [
+        Outcome(delivery_id, oc.SKIPPED, reasons.get(delivery_id, "no longer subscribed"))
+        for delivery_id in ids
+        if delivery_id not in kept
+    ]
+    return recipients, skipped
+
+
+_prepared: dict[tuple, "builder.PreparedCampaign"] = {}
+
+
+def prepared_campaign(campaign: Campaign) -> "builder.PreparedCampaign":
+    """The campaign rendered once per worker process; its content cannot change once sending has begun."""
+    key = (campaign.id, campaign.started_at)
+    if key not in _prepared:
+        if len(_prepared) > 8:
+            _prepared.clear()
+        from .builder import prepare
+
+        _prepared[key] = prepare(campaign)
+    return _prepared[key]
+
+
+@dataclass
+class BatchResult:
+    """How a batch ended: `again_in` seconds until this campaign's next batch should run (None: no more now)."""
+
+    sent: int = 0
+    again_in: float | None = 0.0
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+def campaign_status(campaign_id: int) -> CampaignStatus | None:
+    """The campaign's status as committed now (another process may have paused it)."""
+    status = db.session.scalar(sa.select(Campaign.status).where(Campaign.id == campaign_id))
+    db.session.commit()
+    return status
+
+
+def _heartbeat(batch: Batch) -> None:
+    """Extend the claim's lease: its worker is alive."""
+    lease = utcnow() + timedelta(seconds=current_app.config["CAMPAIGN_LEASE_SECONDS"])
+    db.session.execute(
+        sa.update(Delivery)
+        .where(Delivery.claim == batch.claim, Delivery.status == DeliveryStatus.SENDING)
+        .values(lease_until=lease)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def record_connection_failure(campaign_id: int, error: str) -> float | None:
+    """Count a failed connection; after CAMPAIGN_CONNECTION_FAILURES in a row, pause the campaign with the reason.
+
+    Returns the seconds to wait before trying again, or None if the campaign is now paused.
+    """
+    failures = db.session.scalar(
+        sa.update(Campaign)
+        .where(Campaign.id == campaign_id)
+        .values(connection_failures=Campaign.connection_failures + 1)
+        .returning(Campaign.connection_failures)
+    )
+    limit = current_app.config["CAMPAIGN_CONNECTION_FAILURES"]
+    if failures is not None and failures >= limit:
+        reason = (
+            f"Paused: the mail server could not be reached {failures} times in a row ({error[:200]}). "
+            "Check the mail server settings, then resume."
+        )
+        db.session.execute(
+            sa.update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SENDING)
+            .values(status=CampaignStatus.PAUSED, status_detail=reason)
+        )
+        db.session.commit()
+        log.warning("campaign %s paused after %s connection failures", campaign_id, failures)
+        return None
+    db.session.commit()
+    return min(60.0, 2.0 ** (failures or 1))
+
+
+def pause_for_sender(campaign_id: int, detail: str) -> None:
+    """The relay refuses our sender address: pause with the relay's answer, since every message would fail."""
+    reason = f"Paused: the mail server refuses the sender address ({detail}). Fix the sender, then resume."
+    db.session.execute(
+        sa.update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SENDING)
+        .values(status=CampaignStatus.PAUSED, status_detail=reason[:500])
+    )
+    db.session.commit()
+
+
+def send_batch(campaign_id: int) -> BatchResult:
+    """Claim one batch of the campaign's deliveries and send it. Pause and cancel are honoured between messages."""
+    campaign = db.session.get(Campaign, campaign_id)
+    if campaign is None or campaign.status is not CampaignStatus.SENDING:
+        return BatchResult(again_in=None)
+    prepared = prepared_campaign(campaign)
+    limiter = SendRateLimit()
+    size = current_app.config["CAMPAIGN_BATCH_SIZE"]
+    if limiter.per_second:
+        size = min(size, limiter.per_second)
+    batch = claim_batch(campaign_id, size)
+    if batch is None:
+        maybe_finish(campaign_id)
+        retry_at = next_retry_at(campaign_id)
+        db.session.commit()
+        return BatchResult(again_in=max(1.0, (retry_at - utcnow()).total_seconds()) if retry_at else None)
+
+    recipients, skipped = recipients_of([delivery_id for delivery_id, _ in batch.rows], campaign)
+    journal = send_journal()
+    journal.record(batch.claim, (outcome.entry() for outcome in skipped))
+    result = BatchResult(outcomes=list(skipped))
+    heartbeat_every = max(1.0, current_app.config["CAMPAIGN_LEASE_SECONDS"] / 3)
+    last_heartbeat = time.monotonic()
+    permits = 0
+    cancelled = False
+    try:
+        connection = smtp_connection()
+    except (smtplib.SMTPException, OSError) as exc:
+        return _stop(batch, campaign_id, result, cancelled, wait=record_connection_failure(campaign_id, str(exc)))
+    if campaign.connection_failures:
+        db.session.execute(sa.update(Campaign).where(Campaign.id == campaign_id).values(connection_failures=0))
+        db.session.commit()
+
+    last_checkpoint, dropped = time.monotonic(), set()
+    for position, recipient in enumerate(recipients):
+        if (
+            position and position % CHECKPOINT_MESSAGES == 0
+        ) or time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS:
+            # Pause, cancel and unsubscribes take effect within the batch, not only between batches.
+            if time.monotonic() - last_heartbeat >= heartbeat_every:
+                _heartbeat(batch)
+                last_heartbeat = time.monotonic()
+            status = campaign_status(campaign_id)
+            if status is not CampaignStatus.SENDING:
+                return _stop(batch, campaign_id, result, status is CampaignStatus.CANCELLED, wait=None)
+            _, gone = recipients_of([r.delivery_id for r in recipients[position:]], campaign)
+            db.session.commit()
+            dropped = {outcome.delivery_id for outcome in gone}
+            journal.record(batch.claim, (outcome.entry() for outcome in gone))
+            result.outcomes.extend(gone)
+            last_checkpoint = time.monotonic()
+        if recipient.delivery_id in dropped:
+            continue
+        if permits == 0:
+            chunk = max(1, min(PERMIT_CHUNK, (limiter.per_second or 20 * PERMIT_CHUNK) // 20))
+            permits, wait = limiter.acquire(min(chunk, len(recipients) - position))
+            if permits == 0:
+                return _stop(batch, campaign_id, result, cancelled, wait=wait)
+        permits -= 1
+        try:
+            outcome = send_one(connection, prepared, recipient)
+        except ConnectionLost as exc:
+            drop_connection(connection)
+            try:
+                connection = smtp_connection()
+            except (smtplib.SMTPException, OSError):
+                return _stop(
+                    batch, campaign_id, result, cancelled, wait=record_connection_failure(campaign_id, str(exc))
+                )
+            # Lost before DATA: this message was not sent; a later batch sends it.
+            requeued = Outcome(recipient.delivery_id, oc.REQUEUE)
+            journal.record(batch.claim, (requeued.entry(),))
+            result.outcomes.append(requeued)
+            continue
+        except SenderRefused as exc:
+            pause_for_sender(campaign_id, str(exc))
+            return _stop(batch, campaign_id, result, cancelled, wait=None)
+        journal.record(batch.claim, (outcome.entry(),))
+        result.outcomes.append(outcome)
+        if outcome.kind == oc.SENT:
+            result.sent += 1
+        elif outcome.kind == oc.UNKNOWN or outcome.detail.startswith("421"):
+            # The relay closed the connection (421) or it broke: start the next message on a fresh one.
+            drop_connection(connection)
+            try:
+                connection = smtp_connection()
+            except (smtplib.SMTPException, OSError) as exc:
+                return _stop(
+                    batch, campaign_id, result, cancelled, wait=record_connection_failure(campaign_id, str(exc))
+                )
+    return _stop(batch, campaign_id, result, cancelled, wait=0.0)
+
+
+def _stop(batch: Batch, campaign_id: int, result: BatchResult, cancelled: bool, wait: float | None) -> BatchResult:
+    """Write the batch's outcomes in bulk (rows not attempted go back to pending), then forget its journal."""
+    status = campaign_status(campaign_id)
+    cancelled = cancelled or status is CampaignStatus.CANCELLED
+    oc.apply_outcomes(batch.claim, result.outcomes, leftover=oc.REQUEUE, cancelled=cancelled)
+    db.session.commit()
+    send_journal().discard(batch.claim)
+    if status is not CampaignStatus.SENDING:
+        wait = None
+    elif wait == 0.0:
+        maybe_finish(campaign_id)
+    result.again_in = wait
+    return result

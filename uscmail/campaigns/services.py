@@ -1,0 +1,428 @@
+"""Campaign operations, called the same way from pages, the API, the CLI and tests. They flush; the caller commits,
+and only after the commit queues any task (see `after_commit` in tasks.py)."""
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+
+from .. import audit
+from ..extensions import db
+from ..mail.messages import sender_address
+from ..models import MailingList, Subscription, SubscriptionStatus, utcnow
+from ..organisers.models import Organiser
+from ..subscriptions.services import InvalidInput, normalise_email
+from . import render
+from .models import BodyFormat, Campaign, CampaignKind, CampaignStatus, Delivery, DeliveryStatus
+
+SUBJECT_MAX_LENGTH = 255
+PREHEADER_MAX_LENGTH = 255
+FROM_NAME_MAX_LENGTH = 200
+BODY_MAX_LENGTH = 500_000
+
+
+@dataclass
+class CampaignFields:
+    """What an organiser writes; every field is checked by `clean_fields` before it is stored."""
+
+    subject: str
+    body: str
+    list_ids: list[int]
+    body_format: BodyFormat = BodyFormat.MARKDOWN
+    preheader: str = ""
+    from_name: str | None = None
+    from_email: str | None = None
+    reply_to: str | None = None
+    public: bool = False
+
+
+class TransitionRefused(InvalidInput):
+    """The campaign is not in a state that allows this action (e.g. pausing a sent campaign)."""
+
+
+def _single_line(value: str | None, what: str, max_length: int, required: bool) -> str:
+    value = (value or "").strip()
+    if required and not value:
+        raise InvalidInput(f"Please give the campaign a {what}.")
+    # Cc covers CR and LF: a header value must never be able to start another header.
+    if any(unicodedata.category(ch) in {"Cc", "Cs", "Zl", "Zp"} for ch in value):
+        raise InvalidInput(f"The {what} can't contain line breaks or control characters.")
+    if len(value) > max_length:
+        raise InvalidInput(f"Please keep the {what} under {max_length} characters.")
+    return value
+
+
+def sender_email(raw: str, what: str) -> str:
+    """Validate a sender or reply-to address. Unlike a supporter's address, the reserved `.test` domain is allowed
+    (development and tests send from it)."""
+    try:
+        result = validate_email(
+            raw.strip(), check_deliverability=False, test_environment=True, globally_deliverable=False
+        )
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"The {what} doesn't look like an email address: {exc}") from None
+    return result.normalized
+
+
+def _target_lists(list_ids: list[int]) -> list[MailingList]:
+    if not list_ids:
+        raise InvalidInput("Choose at least one list to send to.")
+    lists = list(db.session.scalars(sa.select(MailingList).where(MailingList.id.in_(set(list_ids)))))
+    if len(lists) != len(set(list_ids)):
+        raise InvalidInput("One of the chosen lists does not exist.")
+    if any(mailing_list.archived for mailing_list in lists):
+        raise InvalidInput("Archived lists can't be sent to; choose an active list.")
+    return sorted(lists, key=lambda mailing_list: mailing_list.id)
+
+
+def clean_fields(fields: CampaignFields) -> tuple[dict, list[MailingList]]:
+    """Check and normalise what the organiser wrote; return column values and target lists, or raise InvalidInput.
+
+    The body is compiled in the sandbox here, so a template that reaches for config or Python internals is refused
+    when it is saved, not when it is sent.
+    """
+    default_sender = sender_address()
+    subject = _single_line(fields.subject, "subject", SUBJECT_MAX_LENGTH, required=True)
+    preheader = _single_line(fields.preheader, "preheader", PREHEADER_MAX_LENGTH, required=False)
+    from_name = _single_line(fields.from_name, "sender name", FROM_NAME_MAX_LENGTH, required=False)
+    from_name = from_name or default_sender.display_name or "USC-UK"
+    from_email = (fields.from_email or "").strip() or default_sender.addr_spec
+    from_email = sender_email(from_email, "sender address")
+    reply_to = sender_email(fields.reply_to, "reply-to address") if (fields.reply_to or "").strip() else None
+    try:
+        body_format = BodyFormat(fields.body_format)
+    except ValueError:
+        raise InvalidInput("The body format must be markdown or html.") from None
+    body = fields.body or ""
+    if not body.strip():
+        raise InvalidInput("Please write the body of the campaign.")
+    # NUL and lone surrogates cannot be stored (PostgreSQL refuses them) and never belong in a mail.
+    if "\x00" in body or any("\ud800" <= ch <= "\udfff" for ch in body):
+        raise InvalidInput("The body contains characters that can't be sent (NUL or a broken character).")
+    if len(body) > BODY_MAX_LENGTH:
+        raise InvalidInput(f"The body is too long (at most {BODY_MAX_LENGTH:,} characters).")
+    render.check_template(body, body_format)
+    lists = _target_lists(fields.list_ids)
+    values = {
+        "subject": subject,
+        "preheader": preheader,
+        "body_format": body_format,
+        "body": body,
+        "from_name": from_name,
+        "from_email": from_email,
+        "reply_to": reply_to,
+        "public": bool(fields.public),
+    }
+    return values, lists
+
+
+def create_campaign(
+    fields: CampaignFields, actor: Organiser | str, kind: CampaignKind = CampaignKind.NEWSLETTER
+) -> Campaign:
+    """A new draft."""
+    values, lists = clean_fields(fields)
+    campaign = Campaign(kind=kind, created_by_id=actor.id if isinstance(actor, Organiser) else None, **values)
+    campaign.lists = lists
+    db.session.add(campaign)
+    db.session.flush()
+    audit.record(actor, "campaign.create", "campaign", campaign.id, kind=kind.value)
+    return campaign
+
+
+def update_campaign(campaign: Campaign, fields: CampaignFields, actor: Organiser | str) -> Campaign:
+    """Change a draft or scheduled campaign; refused once sending has begun."""
+    if not campaign.editable:
+        raise TransitionRefused(f"This campaign is {campaign.status.value}; it can no longer be changed.")
+    values, lists = clean_fields(fields)
+    for key, value in values.items():
+        setattr(campaign, key, value)
+    campaign.lists = lists
+    db.session.flush()
+    audit.record(actor, "campaign.update", "campaign", campaign.id)
+    return campaign
+
+
+def get_campaign(campaign_id: int) -> Campaign | None:
+    """The campaign with this id, or None."""
+    return db.session.get(Campaign, campaign_id)
+
+
+def campaigns_page(
+    kind: CampaignKind | None = None, status: CampaignStatus | None = None, limit: int = 100
+) -> list[Campaign]:
+    """Most recent campaigns first, optionally of one kind or status."""
+    statement = sa.select(Campaign).order_by(Campaign.id.desc()).limit(limit)
+    if kind is not None:
+        statement = statement.where(Campaign.kind == kind)
+    if status is not None:
+        statement = statement.where(Campaign.status == status)
+    return list(db.session.scalars(statement))
+
+
+def delete_draft(campaign: Campaign, actor: Organiser | str) -> None:
+    """Delete a campaign that was never sent."""
+    if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
+        raise TransitionRefused("Only drafts can be deleted; a sent campaign stays in the history.")
+    audit.record(actor, "campaign.delete", "campaign", campaign.id)
+    db.session.delete(campaign)
+    db.session.flush()
+
+
+def eligible_subscribers(list_ids: list[int]) -> sa.Select:
+    """SELECT of the ids of subscribers confirmed on any of these lists (each once)."""
+    return (
+        sa.select(Subscription.subscriber_id)
+        .where(Subscription.list_id.in_(list_ids), Subscription.status == SubscriptionStatus.CONFIRMED)
+        .distinct()
+    )
+
+
+def recipient_count(list_ids: list[int]) -> int:
+    """How many people would receive a campaign to these lists now."""
+    if not list_ids:
+        return 0
+    return db.session.scalar(sa.select(sa.func.count()).select_from(eligible_subscribers(list_ids).subquery()))
+
+
+def _transition(campaign: Campaign, allowed: set[CampaignStatus], new: CampaignStatus, refusal: str, **values) -> None:
+    """Move the campaign to `new` only if it is still in one of `allowed` (a worker may have moved it meanwhile)."""
+    result = db.session.execute(
+        sa.update(Campaign)
+        .where(Campaign.id == campaign.id, Campaign.status.in_(allowed))
+        .values(status=new, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(campaign)
+    if result.rowcount != 1:
+        raise TransitionRefused(refusal.format(status=campaign.status.value))
+
+
+def schedule(campaign: Campaign, when: datetime, actor: Organiser | str) -> None:
+    """Send automatically at `when` (an aware datetime, which must be in the future)."""
+    if when.tzinfo is None:
+        raise InvalidInput("The schedule needs a time zone.")
+    if when <= utcnow() + timedelta(seconds=30):
+        raise InvalidInput("Choose a time in the future for the campaign to go out.")
+    _transition(
+        campaign,
+        {CampaignStatus.DRAFT, CampaignStatus.SCHEDULED},
+        CampaignStatus.SCHEDULED,
+        "This campaign is {status}; it can't be scheduled.",
+        scheduled_at=when,
+    )
+    audit.record(actor, "campaign.schedule", "campaign", campaign.id, scheduled_at=when.isoformat())
+
+
+def unschedule(campaign: Campaign, actor: Organiser | str) -> None:
+    """Back to draft; nothing will be sent."""
+    _transition(
+        campaign,
+        {CampaignStatus.SCHEDULED},
+        CampaignStatus.DRAFT,
+        "This campaign is {status}, not scheduled.",
+        scheduled_at=None,
+    )
+    audit.record(actor, "campaign.unschedule", "campaign", campaign.id)
+
+
+def start_sending(campaign: Campaign, actor: Organiser | str) -> None:
+    """Mark a draft or scheduled campaign as sending; the caller commits and then queues `tasks.start_campaign`."""
+    if recipient_count(campaign.list_ids) == 0:
+        raise InvalidInput("Nobody is confirmed on the chosen lists, so there is no one to send to.")
+    _transition(
+        campaign,
+        {CampaignStatus.DRAFT, CampaignStatus.SCHEDULED},
+        CampaignStatus.SENDING,
+        "This campaign is {status}; it can't be sent again.",
+        started_at=utcnow(),
+        status_detail=None,
+    )
+    audit.record(actor, "campaign.send", "campaign", campaign.id)
+
+
+def pause(campaign: Campaign, actor: Organiser | str, reason: str | None = None) -> None:
+    """Stop sending after the batches in flight; resume() carries on with what was not sent."""
+    _transition(
+        campaign,
+        {CampaignStatus.SENDING},
+        CampaignStatus.PAUSED,
+        "This campaign is {status}; only a campaign that is sending can be paused.",
+        status_detail=reason,
+    )
+    audit.record(actor, "campaign.pause", "campaign", campaign.id)
+
+
+def resume(campaign: Campaign, actor: Organiser | str) -> None:
+    """Carry on sending a paused campaign; the caller commits and then queues `tasks.start_campaign`."""
+    _transition(
+        campaign,
+        {CampaignStatus.PAUSED},
+        CampaignStatus.SENDING,
+        "This campaign is {status}; only a paused campaign can be resumed.",
+        status_detail=None,
+        connection_failures=0,
+    )
+    audit.record(actor, "campaign.resume", "campaign", campaign.id)
+
+
+def cancel(campaign: Campaign, actor: Organiser | str) -> None:
+    """Stop for good: nothing more is sent, and the rows not yet sent are marked skipped."""
+    _transition(
+        campaign,
+        {CampaignStatus.SCHEDULED, CampaignStatus.SENDING, CampaignStatus.PAUSED},
+        CampaignStatus.CANCELLED,
+        "This campaign is {status}; it can't be cancelled.",
+        finished_at=utcnow(),
+    )
+    db.session.execute(
+        sa.update(Delivery)
+        .where(Delivery.campaign_id == campaign.id, Delivery.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.SKIPPED, error="campaign cancelled")
+        .execution_options(synchronize_session=False)
+    )
+    record_tallies(campaign.id)
+    audit.record(actor, "campaign.cancel", "campaign", campaign.id)
+
+
+def resend_failed(campaign: Campaign, actor: Organiser | str) -> int:
+    """Queue the failed deliveries again (not the `unknown` ones, which may have arrived); return how many.
+
+    The caller commits and then queues `tasks.start_campaign`.
+    """
+    if campaign.status not in (CampaignStatus.SENT, CampaignStatus.PAUSED, CampaignStatus.SENDING):
+        raise TransitionRefused(f"This campaign is {campaign.status.value}; there is nothing to resend.")
+    result = db.session.execute(
+        sa.update(Delivery)
+        .where(Delivery.campaign_id == campaign.id, Delivery.status == DeliveryStatus.FAILED)
+        .values(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=None, error=None)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 0:
+        raise InvalidInput("No deliveries of this campaign have failed.")
+    if campaign.status is CampaignStatus.SENT:
+        _transition(
+            campaign,
+            {CampaignStatus.SENT},
+            CampaignStatus.SENDING,
+            "This campaign is {status}.",
+            finished_at=None,
+        )
+    audit.record(actor, "campaign.resend_failed", "campaign", campaign.id, count=result.rowcount)
+    return result.rowcount
+
+
+@dataclass
+class CampaignStats:
+    """Where a campaign's deliveries stand, for the progress bar and the API."""
+
+    status: str
+    status_detail: str | None
+    recipients: int
+    pending: int
+    sent: int
+    failed: int
+    skipped: int
+    unknown: int
+    rate_per_second: float
+    seconds_remaining: int | None
+    snapshot_done: bool
+
+    @property
+    def done(self) -> int:
+        """Deliveries that reached an end state."""
+        return self.sent + self.failed + self.skipped + self.unknown
+
+    @property
+    def percent(self) -> int:
+        """Share of deliveries in an end state, 0–100."""
+        return int(100 * self.done / self.recipients) if self.recipients else 0
+
+    def as_dict(self) -> dict:
+        """JSON-ready form."""
+        return {
+            "status": self.status,
+            "status_detail": self.status_detail,
+            "recipients": self.recipients,
+            "pending": self.pending,
+            "sent": self.sent,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "unknown": self.unknown,
+            "done": self.done,
+            "percent": self.percent,
+            "rate_per_second": self.rate_per_second,
+            "seconds_remaining": self.seconds_remaining,
+            "snapshot_done": self.snapshot_done,
+        }
+
+
+def delivery_counts(campaign_id: int) -> dict[DeliveryStatus, int]:
+    """The campaign's deliveries by status (one grouped query on its index)."""
+    return dict(
+        db.session.execute(
+            sa.select(Delivery.status, sa.func.count())
+            .where(Delivery.campaign_id == campaign_id)
+            .group_by(Delivery.status)
+        ).all()
+    )
+
+
+def record_tallies(campaign_id: int) -> None:
+    """Store the final sent and failed counts on a campaign that has ended."""
+    counts = delivery_counts(campaign_id)
+    db.session.execute(
+        sa.update(Campaign)
+        .where(Campaign.id == campaign_id)
+        .values(sent_count=counts.get(DeliveryStatus.SENT, 0), failed_count=counts.get(DeliveryStatus.FAILED, 0))
+        .execution_options(synchronize_session=False)
+    )
+
+
+RATE_WINDOW = timedelta(seconds=30)
+
+
+def campaign_stats(campaign: Campaign) -> CampaignStats:
+    """Counts by status (one grouped query on the campaign's index), the recent send rate and time remaining."""
+    counts = delivery_counts(campaign.id)
+    pending = counts.get(DeliveryStatus.PENDING, 0) + counts.get(DeliveryStatus.SENDING, 0)
+    rate = 0.0
+    if campaign.status is CampaignStatus.SENDING:
+        since = utcnow() - RATE_WINDOW
+        recent = db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Delivery)
+            .where(
+                Delivery.campaign_id == campaign.id,
+                Delivery.status == DeliveryStatus.SENT,
+                Delivery.sent_at >= since,
+            )
+        )
+        rate = round(recent / RATE_WINDOW.total_seconds(), 1)
+    remaining = int(pending / rate) if rate and pending else (0 if not pending else None)
+    return CampaignStats(
+        status=campaign.status.value,
+        status_detail=campaign.status_detail,
+        recipients=sum(counts.values()),
+        pending=pending,
+        sent=counts.get(DeliveryStatus.SENT, 0),
+        failed=counts.get(DeliveryStatus.FAILED, 0),
+        skipped=counts.get(DeliveryStatus.SKIPPED, 0),
+        unknown=counts.get(DeliveryStatus.UNKNOWN, 0),
+        rate_per_second=rate,
+        seconds_remaining=remaining,
+        snapshot_done=campaign.snapshot_done,
+    )
+
+
+def test_send_addresses(raw: str) -> list[str]:
+    """Parse up to MAX_TEST_RECIPIENTS comma- or line-separated addresses for a test send, or raise InvalidInput."""
+    parts = [part.strip() for part in (raw or "").replace("\n", ",").split(",") if part.strip()]
+    limit = current_app.config["CAMPAIGN_TEST_RECIPIENTS_MAX"]
+    if not parts:
+        raise InvalidInput("Enter at least one address for the test.")
+    if len(parts) > limit:
+        raise InvalidInput(f"A test goes to at most {limit} addresses.")
+    return [normalise_email(part) for part in parts]

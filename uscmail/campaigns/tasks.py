@@ -1,0 +1,99 @@
+"""Celery tasks of the campaign pipeline; thin wrappers that call the sending services.
+
+Every task is acks_late (global setting) and idempotent: a task run twice, or run again after its worker died,
+finds the work already claimed or done.
+"""
+
+import logging
+
+import sqlalchemy as sa
+from celery import shared_task
+from flask import current_app
+
+from ..extensions import db
+from ..models import utcnow
+from ..subscriptions.services import InvalidInput
+from . import reaper, sending, services
+from .models import Campaign, CampaignStatus
+
+log = logging.getLogger(__name__)
+
+
+def queue_lanes(campaign_id: int) -> None:
+    """Queue CAMPAIGN_LANES batch tasks; each sends a batch and queues the next, so campaigns take turns."""
+    for _ in range(current_app.config["CAMPAIGN_LANES"]):
+        send_batch.delay(campaign_id)
+
+
+@shared_task
+def start_campaign(campaign_id: int) -> str:
+    """Snapshot the recipients of a sending campaign (if not done yet) and start its batch tasks."""
+    campaign = db.session.get(Campaign, campaign_id)
+    if campaign is None or campaign.status is not CampaignStatus.SENDING:
+        return "not sending"
+    if campaign.snapshot_done:
+        queue_lanes(campaign_id)
+    else:
+        sending.snapshot(campaign_id, on_first_chunk=lambda: queue_lanes(campaign_id))
+    sending.maybe_finish(campaign_id)
+    return "started"
+
+
+@shared_task
+def send_batch(campaign_id: int) -> int:
+    """Send one batch of the campaign, then queue the next (after a wait if the rate limit or a retry asks for one)."""
+    result = sending.send_batch(campaign_id)
+    if result.again_in is not None:
+        send_batch.apply_async((campaign_id,), countdown=result.again_in or None)
+    return result.sent
+
+
+@shared_task
+def send_test(campaign_id: int, addresses: list[str]) -> int:
+    """Send a test copy ("[Test]" in the subject) to each address; unsubscribe links in it match nobody."""
+    campaign = db.session.get(Campaign, campaign_id)
+    if campaign is None:
+        return 0
+    from .builder import Recipient, prepare  # imported here: the builder renders templates, not needed at start-up
+
+    prepared = prepare(campaign, test=True)
+    connection = sending.smtp_connection()
+    for address in addresses:
+        recipient = Recipient(delivery_id=None, email=address, name=None, public_id="test")
+        options = ["SMTPUTF8", "BODY=8BITMIME"] if prepared.needs_smtputf8(recipient) else []
+        connection.sendmail(prepared.envelope_from, [address], prepared.build(recipient), mail_options=options)
+    log.info("test of campaign %s sent to %s addresses", campaign_id, len(addresses))
+    return len(addresses)
+
+
+@shared_task
+def start_due_campaigns() -> int:
+    """Beat: start scheduled campaigns whose time has come (a second beat run finds them already started)."""
+    due = db.session.scalars(
+        sa.select(Campaign).where(Campaign.status == CampaignStatus.SCHEDULED, Campaign.scheduled_at <= utcnow())
+    ).all()
+    started = 0
+    for campaign in due:
+        try:
+            services.start_sending(campaign, "scheduler")
+        except InvalidInput as exc:
+            db.session.rollback()
+            if campaign.status is CampaignStatus.SCHEDULED:
+                services.cancel(campaign, "scheduler")
+                campaign.status_detail = f"Not sent at the scheduled time: {exc}"
+                db.session.commit()
+            continue
+        db.session.commit()
+        start_campaign.delay(campaign.id)
+        started += 1
+    return started
+
+
+@shared_task
+def reap_deliveries() -> int:
+    """Beat: recover claims of dead workers, restart stalled campaigns, finish campaigns with nothing left."""
+    reaped = reaper.reap_expired_claims()
+    for campaign_id in reaper.stalled_campaigns():
+        start_campaign.delay(campaign_id)
+    reaper.finish_done_campaigns()
+    return reaped
