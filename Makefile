@@ -6,7 +6,7 @@ PORT ?= 5000
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint format bench-signup clean
+.PHONY: run test lint format bench-signup bench-campaign clean
 
 $(RUN_STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ format: $(DEV_STAMP)
 
 bench-signup: $(DEV_STAMP)
 	$(BIN)/python bench/signup.py
+
+bench-campaign: $(DEV_STAMP)
+	$(BIN)/python bench/campaign.py
 
 clean:
 	rm -rf $(VENV) instance/*.sqlite instance/devmail instance/celerybeat-schedule*

@@ -24,7 +24,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,13 +35,13 @@ from pathlib import Path
 
 import redis
 import sqlalchemy as sa
+from common import child_pids, free_port, process_cpu  # bench/common.py
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BENCH_DIR = PROJECT_DIR / "bench"
 LUA_SCRIPT = BENCH_DIR / "signup.lua"
 VENV_BIN = Path(sys.executable).parent
 TARGET_RATIO = 0.5
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # The per-client signup limit, raised so that one load generator on one IP is never throttled.
 BENCH_SIGNUP_RATE_LIMIT = "100000000 per hour"
 
@@ -122,40 +121,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def process_cpu(pid: int) -> float | None:
-    """User + system CPU seconds of a local process, or None if it is gone or not ours to see."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def child_pids(parent: int) -> list[int]:
-    """Pids of the direct children of a process (from /proc)."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
-                children.append(int(entry.name))
-    return children
-
-
 def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
     """CPU seconds used between two snapshots (processes started in between count in full)."""
     return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -35,6 +35,13 @@ class _Handler:
     def __init__(self, sink: "SmtpSink"):
         self.sink = sink
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+        session.host_name = hostname
+        if self.sink.pipelining:
+            # Offer RFC 2920 PIPELINING, as Postfix and most relays do; aiosmtpd reads pipelined commands in order.
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
         reply = self.sink.replies.get(address.lower())
         if reply:
@@ -68,6 +75,8 @@ class SmtpSink:
         self.replies: dict[str, str] = {}
         # Seconds to wait before accepting each message, to make a send slow enough to interrupt.
         self.delay = 0.0
+        # Whether EHLO offers PIPELINING (for connections opened from now on).
+        self.pipelining = True
         self.lock = threading.Lock()
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True)
 
@@ -79,6 +88,7 @@ class SmtpSink:
             self.messages.clear()
             self.replies.clear()
         self.delay = 0.0
+        self.pipelining = True
 
     def to(self, address: str) -> list[CapturedMail]:
         """Messages whose envelope includes this recipient."""

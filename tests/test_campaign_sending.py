@@ -286,3 +286,27 @@ def test_a_claim_takes_exactly_its_batch_and_claims_never_overlap(db, app):
     assert len(first.rows) == 20 and len(second.rows) == 20
     assert not {row[0] for row in first.rows} & {row[0] for row in second.rows}
     assert counts(campaign.id) == {DeliveryStatus.SENDING: 40, DeliveryStatus.PENDING: 260}
+
+
+def test_a_relay_without_pipelining_gets_the_same_messages(db, spawn_worker, smtp_sink):
+    # The other tests' sink offers PIPELINING (MAIL, RCPT and DATA in one write); this one does not.
+    smtp_sink.pipelining = False
+    queue = f"campaign-stepwise-{uuid.uuid4().hex[:6]}"
+    spawn_worker("stepwise", queue=queue)
+    addresses = add_confirmed(40)
+    smtp_sink.replies[addresses[5]] = "550 5.1.1 mailbox unknown"
+    campaign = make_campaign(body="Dear {{ subscriber.name }},\n\n.a line that starts with a dot\n")
+    start(campaign, queue=queue)
+    wait_for_status(campaign.id, CampaignStatus.SENT, timeout=60)
+    assert counts(campaign.id) == {SENT: 39, FAILED: 1}
+    received = received_per_address(smtp_sink)
+    assert set(received) == set(addresses) - {addresses[5]} and set(received.values()) == {1}
+    assert ".a line that starts with a dot" in smtp_sink.to(addresses[0])[0].text()
+
+
+def test_a_leading_dot_survives_pipelined_sending(db, worker, smtp_sink):
+    (address,) = add_confirmed(1)
+    campaign = make_campaign(body="Dear {{ subscriber.name }},\n\n.a line that starts with a dot\n")
+    start(campaign)
+    (mail,) = smtp_sink.wait_for(address)
+    assert ".a line that starts with a dot" in mail.text()

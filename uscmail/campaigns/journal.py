@@ -24,6 +24,7 @@ class RedisJournal:
     def __init__(self, url: str, prefix: str):
         self.client = redis.Redis.from_url(url)
         self.prefix = prefix
+        self.expiring: set[str] = set()
 
     def _key(self, claim: str) -> str:
         return f"{self.prefix}:send-journal:{claim}"
@@ -31,12 +32,18 @@ class RedisJournal:
     def record(self, claim: str, entries: Iterable[str]) -> None:
         """Append entries (in one round trip)."""
         entries = list(entries)
-        if entries:
-            key = self._key(claim)
-            with self.client.pipeline(transaction=False) as pipe:
-                pipe.rpush(key, *entries)
-                pipe.expire(key, JOURNAL_TTL_SECONDS)
-                pipe.execute()
+        if not entries:
+            return
+        key = self._key(claim)
+        if claim in self.expiring:
+            self.client.rpush(key, *entries)
+            return
+        # The first write of a claim also sets its expiry, so a journal nobody reads does not stay for ever.
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.rpush(key, *entries)
+            pipe.expire(key, JOURNAL_TTL_SECONDS)
+            pipe.execute()
+        self.expiring.add(claim)
 
     def read(self, claim: str) -> list[str]:
         """Every entry of the claim, in order."""
@@ -45,6 +52,7 @@ class RedisJournal:
     def discard(self, claim: str) -> None:
         """Forget the claim once its outcomes are in the database."""
         self.client.delete(self._key(claim))
+        self.expiring.discard(claim)
 
 
 class FileJournal:

@@ -26,7 +26,6 @@ REQUEUE = "requeue"  # not sent, through no fault of the message (connection los
 KINDS = {SENT, FAILED, BOUNCED, RETRY, SKIPPED, UNKNOWN, REQUEUE}
 
 ADDRESS = re.compile(r"\S*@\S*")
-CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -55,11 +54,6 @@ def smtp_detail(code: int, reply: bytes | str) -> str:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
     text = ADDRESS.sub("<address>", " ".join(text.split()))
     return f"{code} {text}"[:250]
-
-
-def _chunks(values: list, size: int = CHUNK):
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
 
 
 def _retry_delay(attempts: int) -> timedelta:
@@ -91,13 +85,6 @@ def apply_outcomes(claim: str, outcomes: list[Outcome], leftover: str, cancelled
     for delivery_id in rest:
         final[delivery_id] = Outcome(delivery_id, REQUEUE)
 
-    sent = [o.delivery_id for o in final.values() if o.kind == SENT]
-    for ids in _chunks(sent):
-        db.session.execute(
-            sa.update(table)
-            .where(table.c.id.in_(ids), table.c.claim == claim)
-            .values(status=DeliveryStatus.SENT, sent_at=now, claim=None, lease_until=None, error=None)
-        )
     changes = []
     max_attempts = current_app.config["CAMPAIGN_MAX_ATTEMPTS"]
     for outcome in final.values():
@@ -141,6 +128,12 @@ def apply_outcomes(claim: str, outcomes: list[Outcome], leftover: str, cancelled
             ),
             changes,
         )
+    # Every row the claim still holds now has outcome SENT: one UPDATE by claim, with no list of ids.
+    db.session.execute(
+        sa.update(table)
+        .where(table.c.claim == claim, table.c.status == DeliveryStatus.SENDING)
+        .values(status=DeliveryStatus.SENT, sent_at=now, claim=None, lease_until=None, error=None)
+    )
     bounced = [o.delivery_id for o in final.values() if o.kind == BOUNCED]
     if bounced:
         suppress_bounced(bounced)

@@ -2,7 +2,9 @@
 transaction whose failures are told apart by whether the message could have been delivered."""
 
 import contextlib
+import re
 import smtplib
+from smtplib import quoteaddr
 from typing import TYPE_CHECKING
 
 from flask import current_app
@@ -61,30 +63,73 @@ def send_one(connection: smtplib.SMTP, prepared: "PreparedCampaign", recipient: 
     """One SMTP transaction. Failures before DATA leave the message unsent (requeue); a break during DATA leaves it
     in doubt (unknown), because the relay may have accepted it."""
     data = prepared.build(recipient)
-    options = ["SMTPUTF8", "BODY=8BITMIME"] if prepared.needs_smtputf8(recipient) else []
+    if prepared.needs_smtputf8(recipient):
+        return _send_stepwise(connection, prepared.envelope_from, recipient, data, ["SMTPUTF8", "BODY=8BITMIME"])
+    if connection.has_extn("pipelining"):
+        return _send_pipelined(connection, prepared.envelope_from, recipient, data)
+    return _send_stepwise(connection, prepared.envelope_from, recipient, data, [])
+
+
+PIPELINED_STAGES = (("mail", (250,)), ("rcpt", (250, 251)), ("data", (354,)))
+LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
+
+
+def _refused(delivery_id: int | None, stage: str, code: int, reply: bytes) -> Outcome:
+    """The outcome of a refusal before the message was transferred (MAIL, RCPT or DATA answered with an error)."""
+    detail = oc.smtp_detail(code, reply)
+    if stage == "mail" and code >= 500:
+        raise SenderRefused(detail)
+    if code < 500:
+        return Outcome(delivery_id, oc.RETRY, detail)
+    if stage == "rcpt" and code in HARD_BOUNCE_CODES:
+        return Outcome(delivery_id, oc.BOUNCED, detail)
+    return Outcome(delivery_id, oc.FAILED, detail)
+
+
+def _send_pipelined(connection: smtplib.SMTP, envelope_from: str, recipient: "Recipient", data: bytes) -> Outcome:
+    """MAIL, RCPT and DATA in one write (RFC 2920 PIPELINING), then the message: two round trips instead of four."""
     delivery_id = recipient.delivery_id
     try:
-        code, reply = connection.mail(prepared.envelope_from, options)
+        connection.send(f"MAIL FROM:{quoteaddr(envelope_from)}\r\nRCPT TO:{quoteaddr(recipient.email)}\r\nDATA\r\n")
+        answers = [connection.getreply() for _ in range(3)]
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        raise ConnectionLost(str(exc)) from exc
+    for (stage, accepted), (code, reply) in zip(PIPELINED_STAGES, answers, strict=True):
+        if code not in accepted:
+            _reset(connection)
+            return _refused(delivery_id, stage, code, reply)
+    try:
+        # Dot-stuffing (RFC 5321 4.5.2), as smtplib's data() does; the builder's lines already end in CRLF.
+        connection.send(LEADING_DOT.sub(b"..", data) + b".\r\n")
+        code, reply = connection.getreply()
+    except (smtplib.SMTPServerDisconnected, OSError):
+        return Outcome(delivery_id, oc.UNKNOWN, "the connection broke while the message was being sent")
+    if code == 250:
+        return Outcome(delivery_id, oc.SENT)
+    return Outcome(delivery_id, oc.FAILED if code >= 500 else oc.RETRY, oc.smtp_detail(code, reply))
+
+
+def _send_stepwise(
+    connection: smtplib.SMTP, envelope_from: str, recipient: "Recipient", data: bytes, options: list[str]
+) -> Outcome:
+    """MAIL, RCPT and DATA one after the other, for relays without PIPELINING (and SMTPUTF8 messages)."""
+    delivery_id = recipient.delivery_id
+    try:
+        code, reply = connection.mail(envelope_from, options)
         if code != 250:
             _reset(connection)
-            if code >= 500:
-                raise SenderRefused(oc.smtp_detail(code, reply))
-            return Outcome(delivery_id, oc.RETRY, oc.smtp_detail(code, reply))
+            return _refused(delivery_id, "mail", code, reply)
         code, reply = connection.rcpt(recipient.email)
         if code not in (250, 251):
             _reset(connection)
-            if code >= 500:
-                kind = oc.BOUNCED if code in HARD_BOUNCE_CODES else oc.FAILED
-                return Outcome(delivery_id, kind, oc.smtp_detail(code, reply))
-            return Outcome(delivery_id, oc.RETRY, oc.smtp_detail(code, reply))
+            return _refused(delivery_id, "rcpt", code, reply)
     except (smtplib.SMTPServerDisconnected, OSError) as exc:
         raise ConnectionLost(str(exc)) from exc
     try:
         code, reply = connection.data(data)
     except smtplib.SMTPDataError as exc:  # DATA itself refused: nothing was transferred
         _reset(connection)
-        kind = oc.FAILED if exc.smtp_code >= 500 else oc.RETRY
-        return Outcome(delivery_id, kind, oc.smtp_detail(exc.smtp_code, exc.smtp_error))
+        return _refused(delivery_id, "data", exc.smtp_code, exc.smtp_error)
     except (smtplib.SMTPServerDisconnected, OSError):
         return Outcome(delivery_id, oc.UNKNOWN, "the connection broke while the message was being sent")
     if code == 250:
