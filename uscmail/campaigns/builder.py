@@ -277,6 +277,7 @@ class PreparedCampaign:
         self.reply_to = campaign.reply_to
         self.subject = ("[Test] " if test else "") + single_line(campaign.subject or "")
         self.domain = ascii_domain(campaign.from_email)
+        self.message_id_key = current_app.config["SECRET_KEY"].encode() + b"|message-id"
         self.list_ids = sorted(campaign.list_ids)
         self.web_url = web_version_url(campaign)
         first_list = campaign.lists[0] if campaign.lists else None
@@ -336,10 +337,12 @@ class PreparedCampaign:
         return not (recipient.email.isascii() and self.envelope_from.isascii() and (self.reply_to or "").isascii())
 
     def message_id(self, recipient: Recipient) -> str:
-        """`<campaign.delivery@domain>`; random for tests and for messages without a delivery row."""
+        """`<campaign.tag@domain>`, the tag a keyed hash of the delivery: stable for the delivery, but it does not
+        count deliveries, so recipients cannot read the size of the list from it. Random for tests."""
         if recipient.delivery_id is None or self.test:
             return f"<{self.public_id}.test-{secrets.token_hex(8)}@{self.domain}>"
-        return f"<{self.public_id}.{recipient.delivery_id}@{self.domain}>"
+        tag = hmac.digest(self.message_id_key, str(recipient.delivery_id).encode(), "sha256").hex()[:20]
+        return f"<{self.public_id}.{tag}@{self.domain}>"
 
     def date(self) -> str:
         """The Date header's value (RFC 5322), computed at most once a second."""
