@@ -88,6 +88,8 @@ class Config:
     SEND_RATE_PER_SECOND = int(os.environ.get("SEND_RATE_PER_SECOND", "0"))
     SEND_RATE_PER_HOUR = int(os.environ.get("SEND_RATE_PER_HOUR", "0"))
     SEND_RATE_PER_DAY = int(os.environ.get("SEND_RATE_PER_DAY", "0"))
+    # How often beat looks for reminders that are due.
+    REMINDER_CHECK_SECONDS = float(os.environ.get("REMINDER_CHECK_SECONDS", "120"))
     # Where workers without Redis keep their send journal (what each batch has sent so far).
     SEND_JOURNAL_DIR = os.environ.get("SEND_JOURNAL_DIR", str(INSTANCE_DIR / "send-journal"))
 
@@ -130,6 +132,10 @@ class Config:
                 "start-due-campaigns": {
                     "task": "uscmail.campaigns.tasks.start_due_campaigns",
                     "schedule": 30.0,
+                },
+                "send-due-reminders": {
+                    "task": "uscmail.reminders.tasks.send_due_reminders",
+                    "schedule": self.REMINDER_CHECK_SECONDS,
                 },
                 "reap-deliveries": {
                     "task": "uscmail.campaigns.tasks.reap_deliveries",

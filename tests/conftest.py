@@ -159,6 +159,46 @@ class WorkerProcess:
         self._log.close()
 
 
+class BeatProcess:
+    """A real `celery beat` process publishing to `queue`, with its own schedule file."""
+
+    def __init__(self, name: str, queue: str, **env: str):
+        self.log_path = RUN_DIR / f"{name}.log"
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker", "beat", "--loglevel", "INFO",
+             "--schedule", str(RUN_DIR / f"{name}-schedule")],
+            cwd=PROJECT_DIR,
+            env={**os.environ, "CELERY_QUEUE": queue, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def kill(self) -> None:
+        """Stop it (SIGKILL: beat keeps nothing worth a clean shutdown here)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=20)
+        self._log.close()
+
+
+@pytest.fixture
+def spawn_beat(app):
+    """spawn_beat(name, queue, **env) -> a beat process; killed after the test."""
+    beats = []
+
+    def spawn(name: str, queue: str, **env: str) -> BeatProcess:
+        beat = BeatProcess(f"{name}-{uuid.uuid4().hex[:6]}", queue, **{k: str(v) for k, v in env.items()})
+        beats.append(beat)
+        return beat
+
+    yield spawn
+    for beat in beats:
+        if beat.process.poll() is None:
+            beat.kill()
+
+
 @pytest.fixture(scope="session")
 def celery_worker(app):
     """A real Celery worker process consuming this run's queue (prefork, two processes)."""

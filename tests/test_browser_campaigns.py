@@ -108,6 +108,32 @@ class Inspector:
         return "\n".join(f"{name}:\n  " + "\n  ".join(lines) for name, lines in self.problems.items())
 
 
+def upcoming_protest() -> None:
+    """A monthly protest, not on hold, with a note on its next date, for the public /events page."""
+    from datetime import date, time
+
+    from uscmail.reminders.models import Event, OccurrenceOverride
+    from uscmail.reminders.schedule import occurrence_dates
+
+    event = Event(
+        title="Monthly protest at the Chinese Embassy",
+        rrule="FREQ=MONTHLY;BYMONTHDAY=5",
+        first_date=date(2026, 1, 5),
+        start_time=time(18, 0),
+        place="Chinese Embassy, 49–51 Portland Place, London W1B 1JL",
+        map_url="https://www.openstreetmap.org/?mlat=51.5210&mlon=-0.1457",
+        list_id=newsletter().id,
+        subject_template="Protest {{ date }}",
+        body_template="See you there.",
+    )
+    database.session.add(event)
+    database.session.flush()
+    today = date.today()
+    next_date = occurrence_dates(event, today, date(today.year + 1, today.month, 1))[1]
+    database.session.add(OccurrenceOverride(event_id=event.id, occurrence_date=next_date, note="Bring banners"))
+    database.session.commit()
+
+
 @pytest.mark.parametrize(
     ("scheme", "viewport"), [("light", "desktop"), ("dark", "desktop"), ("light", "phone"), ("dark", "phone")]
 )
@@ -116,6 +142,7 @@ def test_campaign_pages_are_accessible_and_fit_the_screen(visit, db, scheme, vie
     add_confirmed(12)
     draft = make_campaign("Newsletter: March", body="Dear {{ subscriber.name }},\n\n## Protest on the 5th\n\nJoin us.")
     sent = finished_campaign()
+    upcoming_protest()
     browser_visit = visit(viewport=VIEWPORTS[viewport], color_scheme=scheme)
     page = browser_visit.page
     inspect = Inspector(page, scheme, viewport)
@@ -148,6 +175,9 @@ def test_campaign_pages_are_accessible_and_fit_the_screen(visit, db, scheme, vie
     inspect("campaign-sent", LONG_SUBJECT)
     page.get_by_role("link", name="Plain-text version").click()
     inspect("text", "Plain-text version")
+    page.goto("/events")
+    inspect("events", "Protests")
+    expect(page.locator("#events")).to_contain_text("Bring banners")
     page.goto("/archive")
     inspect("archive", "Newsletter archive")
     page.get_by_role("link", name=LONG_SUBJECT).click()  # the web version: the mail itself, for no one in particular

@@ -383,3 +383,26 @@ def test_spamassassin_finds_nothing_wrong_with_the_message(db, tmp_path, body_fo
     assert "HTML_MESSAGE" in tests  # the report is real: it saw the HTML part
     assert not UNWANTED_RULES.findall(" ".join(tests)), tests
     assert status.startswith("No,")
+
+
+CALENDAR = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nMETHOD:PUBLISH\r\nBEGIN:VEVENT\r\nUID:x@example.org\r\n"
+    "DTSTAMP:20270101T000000Z\r\nDTSTART:20270305T180000Z\r\nSUMMARY:Protest ✊\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+@pytest.mark.parametrize("email", ["ayse@example.org", "ayşe@example.org"])
+def test_a_calendar_invitation_travels_as_an_attachment_after_the_alternatives(db, email):
+    campaign = make_campaign(db)
+    campaign.calendar = CALENDAR
+    prepared = builder.prepare(campaign)
+    message = parse(prepared.build(Recipient(delivery_id=5, email=email, name="Ayşe", public_id="p" * 22)))
+    assert message.get_content_type() == "multipart/mixed"
+    alternative, invite = message.iter_parts()
+    assert alternative.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in alternative.iter_parts()] == ["text/plain", "text/html"]
+    assert invite.get_content_type() == "text/calendar" and invite.get_param("method") == "PUBLISH"
+    assert invite.get_filename() == "invite.ics"
+    assert invite.get_content().replace("\r\n", "\n") == CALENDAR.replace("\r\n", "\n")
+    assert "Ayşe" in message.get_body(preferencelist=("plain",)).get_content()
+    assert not message.defects and not any(part.defects for part in message.walk())

@@ -1,5 +1,7 @@
 """Command-line tools: `flask --app uscmail seed`."""
 
+from datetime import date
+
 import click
 import sqlalchemy as sa
 from flask import Flask
@@ -31,8 +33,40 @@ def seed_defaults() -> list[str]:
             db.session.add(MailingList(public=True, **values))
             created.append(values["slug"])
     current_wording()
+    db.session.flush()
+    if seed_protest_event():
+        created.append("event: monthly protest")
     db.session.commit()
     return created
+
+
+PROTEST_PLACE = "Chinese Embassy, 49–51 Portland Place, London W1B 1JL"
+
+
+def seed_protest_event() -> bool:
+    """The monthly protest outside the embassy, created on hold with no time set, so nothing is sent until an
+    organiser has reviewed it. Returns True if it was created."""
+    from .reminders.models import Event
+    from .reminders.services import DEFAULT_BODY, DEFAULT_SUBJECT, default_list
+
+    mailing_list = default_list()
+    if mailing_list is None or db.session.scalar(sa.select(Event.id).limit(1)) is not None:
+        return False
+    db.session.add(
+        Event(
+            title="Monthly protest at the Chinese Embassy",
+            rrule="FREQ=MONTHLY;BYMONTHDAY=5",
+            first_date=date(2026, 1, 5),
+            start_time=None,
+            place=PROTEST_PLACE,
+            list_id=mailing_list.id,
+            subject_template=DEFAULT_SUBJECT,
+            body_template=DEFAULT_BODY,
+            on_hold=True,
+            hold_reason="New: set the time of the protest and review the reminders, then resume.",
+        )
+    )
+    return True
 
 
 def init_cli(app: Flask) -> None:

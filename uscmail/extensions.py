@@ -46,3 +46,12 @@ migrate = Migrate()
 mail = Mail()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=client_key, default_limits=[], headers_enabled=False)
+
+
+def upsert_insert(table):
+    """An INSERT that supports ON CONFLICT (and RETURNING) on this app's database, PostgreSQL or SQLite."""
+    if db.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)

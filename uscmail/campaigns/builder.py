@@ -263,6 +263,20 @@ TEXT_HEADERS = b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-E
 HTML_HEADERS = b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
 
 
+CALENDAR_FILENAME = "invite.ics"
+
+
+def _calendar_part(calendar: str) -> bytes:
+    """An iCalendar attachment as a MIME part (headers and base64 body, lines of 76)."""
+    encoded = b64encode(calendar.encode()).decode("ascii")
+    lines = "\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+    return (
+        'Content-Type: text/calendar; method="PUBLISH"; charset="utf-8"\r\n'
+        f'Content-Disposition: attachment; filename="{CALENDAR_FILENAME}"\r\n'
+        f"Content-Transfer-Encoding: base64\r\n\r\n{lines}"
+    ).encode()
+
+
 class PreparedCampaign:
     """A campaign ready to send: `build(recipient)` returns the complete message bytes (CRLF line endings) for
     `smtplib.SMTP.sendmail(prepared.envelope_from, [recipient.email], data)`, with the SMTPUTF8 mail option when
@@ -286,6 +300,8 @@ class PreparedCampaign:
         )
         kind = getattr(campaign.kind, "value", campaign.kind) or "newsletter"
         self.feedback_id = f"{campaign.id or 0}:{kind}:uscmail:{self.domain}"
+        self.calendar = campaign.calendar
+        self.calendar_part = _calendar_part(campaign.calendar) if campaign.calendar else b""
         self._prepare_links()
         self._prepare_headers()
         self.bodies = {True: _Body(self.template, self.web_url, named=True)}
@@ -363,10 +379,19 @@ class PreparedCampaign:
             mailbox_header("To", name, recipient.email)
             + f"Date: {self.date()}\r\nMessage-ID: {self.message_id(recipient)}\r\n"
         )
-        structure = (
-            f"List-Unsubscribe: <{unsubscribe_url}>\r\n"  # one line: a folded URL would break some readers
-            f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n--{boundary}\r\n'
-        )
+        # One line: a folded URL would break some readers.
+        structure = f"List-Unsubscribe: <{unsubscribe_url}>\r\n"
+        if self.calendar_part:
+            # multipart/mixed: the text and HTML alternatives, then the calendar invitation as an attachment.
+            structure += (
+                f'Content-Type: multipart/mixed;\r\n boundary="{boundary}m"\r\n\r\n--{boundary}m\r\n'
+                f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n--{boundary}\r\n'
+            )
+            ending = f"\r\n--{boundary}--\r\n\r\n--{boundary}m\r\n".encode() + self.calendar_part
+            ending += f"\r\n--{boundary}m--\r\n".encode()
+        else:
+            structure += f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n--{boundary}\r\n'
+            ending = f"\r\n--{boundary}--\r\n".encode()
         return b"".join(
             [
                 self.from_header,
@@ -379,7 +404,7 @@ class PreparedCampaign:
                 f"\r\n--{boundary}\r\n".encode(),
                 HTML_HEADERS,
                 *html_body,
-                f"\r\n--{boundary}--\r\n".encode(),
+                ending,
             ]
         )
 
@@ -406,6 +431,14 @@ class PreparedCampaign:
         message["Auto-Submitted"] = "no"
         message.set_content(mail.text, subtype="plain", charset="utf-8", cte="quoted-printable")
         message.add_alternative(mail.html, subtype="html", charset="utf-8", cte="quoted-printable")
+        if self.calendar:
+            message.add_attachment(
+                self.calendar.encode(),
+                maintype="text",
+                subtype="calendar",
+                filename=CALENDAR_FILENAME,
+                params={"method": "PUBLISH", "charset": "utf-8"},
+            )
         return message.as_bytes(policy=message_policy)
 
 

@@ -84,6 +84,8 @@ class Campaign(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # True once every recipient has a Delivery row; the campaign cannot finish before.
     snapshot_done: Mapped[bool] = mapped_column(default=False)
+    # An iCalendar invitation attached to every message (a protest reminder's occurrence), or None.
+    calendar: Mapped[str | None] = mapped_column(sa.Text)
     # Final tallies, written when the campaign ends (sent or cancelled), so history pages need not count deliveries.
     sent_count: Mapped[int | None] = mapped_column()
     failed_count: Mapped[int | None] = mapped_column()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from flask import current_app
 
-from ..extensions import db
+from ..extensions import db, upsert_insert
 from ..mail.ratelimit import SendRateLimit
 from ..models import Subscriber, Subscription, SubscriptionStatus, Suppression, utcnow
 from ..subscriptions.services import address_hmac
@@ -38,14 +38,6 @@ SNAPSHOT_CHUNK = 20_000
 PERMIT_CHUNK = 20
 # A batch re-reads the campaign's status and its recipients' subscriptions this often (seconds) as it goes.
 CHECKPOINT_SECONDS = 0.5
-
-
-def _insert(table):
-    if db.engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
 
 
 def _eligible(campaign: Campaign, after: int):
@@ -80,7 +72,9 @@ def snapshot_chunk(campaign: Campaign, after: int, limit: int) -> int | None:
         .where(_eligible(campaign, after), Subscription.subscriber_id <= upper)
         .distinct()
     )
-    statement = _insert(Delivery.__table__).from_select(["subscriber_id", "campaign_id", "status", "attempts"], rows)
+    statement = upsert_insert(Delivery.__table__).from_select(
+        ["subscriber_id", "campaign_id", "status", "attempts"], rows
+    )
     db.session.execute(statement.on_conflict_do_nothing())
     return upper
 

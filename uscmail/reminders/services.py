@@ -1,0 +1,181 @@
+"""Reminders: decide which are due, and turn each into a campaign of kind `reminder` with the occurrence's invitation.
+
+`plan_due_reminders` is idempotent: a unique Reminder row per event × occurrence × offset is inserted before anything
+is sent, so two beat processes, a restart or an overlapping run never send a reminder twice.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from ..extensions import db, upsert_insert
+from ..mail.messages import sender_address
+from ..models import MailingList, utcnow
+from ..subscriptions.services import InvalidInput
+from .calendar import occurrence_calendar
+from .models import Event, OccurrenceOverride, Reminder, ReminderStatus
+from .schedule import Occurrence, occurrences, reminder_times
+
+log = logging.getLogger(__name__)
+
+# How far back a run looks for reminders it missed (the system was down): older ones are not even logged.
+LOOKBACK = timedelta(days=7)
+# A reminder sent this much after its time counts as late.
+GRACE = timedelta(minutes=15)
+
+DEFAULT_SUBJECT = "Protest {{ date }}: {{ title }}"
+DEFAULT_BODY = """Dear {{ subscriber.name }},
+
+We protest outside **{{ place }}** on **{{ date }} at {{ time }}**. Please join us, and bring a friend.
+{% if notes %}
+**{{ notes }}**
+{% endif %}
+{% if map_url %}[How to get there]({{ map_url }}){% endif %}
+
+The invitation attached to this email adds the protest to your calendar.
+"""
+
+
+class _PersonalPassThrough:
+    """Stands for `subscriber` in a reminder template: its name is left for the campaign's own personalisation."""
+
+    name = "{{ subscriber.name }}"
+
+
+_ENVIRONMENT = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+@dataclass(frozen=True)
+class ReminderContent:
+    """A reminder's subject and Markdown body for one occurrence."""
+
+    subject: str
+    body: str
+
+
+def occurrence_values(event: Event, occurrence: Occurrence) -> dict:
+    """The variables a reminder template may use."""
+    return {
+        "title": event.title,
+        "date": occurrence.starts_at.strftime("%A %-d %B %Y"),
+        "time": occurrence.starts_at.strftime("%H:%M"),
+        "place": occurrence.place,
+        "notes": occurrence.note or "",
+        "map_url": event.map_url or "",
+        "subscriber": _PersonalPassThrough(),
+        "unsubscribe_url": "{{ unsubscribe_url }}",
+        "preferences_url": "{{ preferences_url }}",
+        "web_version_url": "{{ web_version_url }}",
+    }
+
+
+def render_content(event: Event, occurrence: Occurrence) -> ReminderContent:
+    """Fill the event's templates with the occurrence (date, time, place, notes), or raise InvalidInput."""
+    values = occurrence_values(event, occurrence)
+    try:
+        subject = _ENVIRONMENT.from_string(event.subject_template).render(values)
+        body = _ENVIRONMENT.from_string(event.body_template).render(values)
+    except TemplateError as exc:
+        raise InvalidInput(f"The reminder template can't be used: {exc}") from None
+    return ReminderContent(" ".join(subject.split()), body)
+
+
+def overrides_of(event: Event) -> dict[date, OccurrenceOverride]:
+    """The event's per-occurrence overrides by date."""
+    rows = db.session.scalars(sa.select(OccurrenceOverride).where(OccurrenceOverride.event_id == event.id))
+    return {row.occurrence_date: row for row in rows}
+
+
+def _claim(event: Event, occurrence: Occurrence, key: str, due_at: datetime, status: ReminderStatus) -> int | None:
+    """Insert the unique Reminder row; its id, or None if another run already has it."""
+    statement = (
+        upsert_insert(Reminder)
+        .values(
+            event_id=event.id,
+            occurrence_date=occurrence.date,
+            offset_key=key,
+            due_at=due_at,
+            status=status,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing()
+        .returning(Reminder.id)
+    )
+    return db.session.scalar(statement)
+
+
+def reminder_campaign(event: Event, occurrence: Occurrence):
+    """A campaign of kind `reminder` for the occurrence, carrying its invitation (not yet sending)."""
+    from ..campaigns import services as campaigns
+    from ..campaigns.models import CampaignKind
+
+    content = render_content(event, occurrence)
+    sender = sender_address()
+    fields = campaigns.CampaignFields(
+        subject=content.subject,
+        body=content.body,
+        list_ids=[event.list_id],
+        from_name=sender.display_name or None,
+        from_email=sender.addr_spec,
+    )
+    campaign = campaigns.create_campaign(fields, "reminders", kind=CampaignKind.REMINDER)
+    campaign.calendar = occurrence_calendar(event, occurrence)
+    return campaign
+
+
+def plan_due_reminders(now: datetime | None = None) -> list[int]:
+    """Record every reminder whose time has come and start its campaign; returns the campaign ids to queue.
+
+    Reminders missed while the system was down go out late if the protest is still ahead, and are recorded as
+    skipped if not. Events on hold or without a start time send nothing. Each reminder commits on its own.
+    """
+    from ..campaigns import services as campaigns
+
+    now = now or utcnow()
+    started = []
+    events = db.session.scalars(
+        sa.select(Event).where(Event.on_hold.is_(False), Event.start_time.is_not(None)).order_by(Event.id)
+    ).all()
+    for event in events:
+        furthest = max((int(offset["days_before"]) for offset in event.reminder_offsets), default=0)
+        window = occurrences(
+            event, overrides_of(event), (now - LOOKBACK).date(), (now + timedelta(days=furthest + 1)).date()
+        )
+        for occurrence in window:
+            for due in reminder_times(event, occurrence):
+                if due.due_at > now or due.due_at < max(now - LOOKBACK, event.active_since):
+                    continue
+                if occurrence.cancelled:
+                    _claim(event, occurrence, due.offset_key, due.due_at, ReminderStatus.CANCELLED)
+                elif occurrence.starts_at <= now:
+                    if _claim(event, occurrence, due.offset_key, due.due_at, ReminderStatus.SKIPPED):
+                        log.warning("reminder %s of event %s skipped: the protest had begun", due.offset_key, event.id)
+                else:
+                    status = ReminderStatus.LATE if now - due.due_at > GRACE else ReminderStatus.SENT
+                    reminder_id = _claim(event, occurrence, due.offset_key, due.due_at, status)
+                    if reminder_id is None:
+                        db.session.rollback()
+                        continue
+                    if campaigns.recipient_count([event.list_id]) == 0:
+                        # Nobody to remind: recorded as skipped, so the event page shows it.
+                        db.session.execute(
+                            sa.update(Reminder).where(Reminder.id == reminder_id).values(status=ReminderStatus.SKIPPED)
+                        )
+                    else:
+                        campaign = reminder_campaign(event, occurrence)
+                        campaigns.start_sending(campaign, "reminders")
+                        db.session.execute(
+                            sa.update(Reminder).where(Reminder.id == reminder_id).values(campaign_id=campaign.id)
+                        )
+                        started.append(campaign.id)
+                db.session.commit()
+    return started
+
+
+def default_list() -> MailingList | None:
+    """The London protest reminders list."""
+    return db.session.scalar(sa.select(MailingList).where(MailingList.slug == "london-protest-reminders"))
