@@ -1,0 +1,298 @@
+"""Organiser operations on events, called the same way from pages, the API and tests: create and edit, hold and
+resume (with optional notices), per-occurrence overrides, and what the event page shows. They flush; the caller
+commits, then queues `campaigns.tasks.start_campaign` for any campaign id returned."""
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+
+from .. import audit
+from ..extensions import db
+from ..models import MailingList, utcnow
+from ..organisers.models import Organiser
+from ..subscriptions.services import InvalidInput
+from .models import Event, OccurrenceOverride, Reminder
+from .schedule import Occurrence, ReminderTime, RuleInvalid, occurrence_dates, occurrences, parse_offsets, parse_rule
+from .services import overrides_of, reminder_campaign, render_content
+
+TITLE_MAX, PLACE_MAX, NOTE_MAX, REASON_MAX = 200, 300, 1000, 500
+HORIZON_DAYS = 400
+WEEKDAYS = {"MO": "Monday", "TU": "Tuesday", "WE": "Wednesday", "TH": "Thursday", "FR": "Friday", "SA": "Saturday",
+            "SU": "Sunday"}  # fmt: skip
+ORDINALS = {1: "first", 2: "second", 3: "third", 4: "fourth", -1: "last"}
+
+
+@dataclass
+class EventFields:
+    """What an organiser sets on an event; checked by `clean_event_fields` before it is stored."""
+
+    title: str
+    place: str
+    list_id: int
+    rrule: str = "FREQ=MONTHLY;BYMONTHDAY=5"
+    first_date: date | None = None
+    start_time: time | None = None
+    duration_minutes: int = 120
+    timezone: str = "Europe/London"
+    map_url: str | None = None
+    reminder_offsets: list[dict] | None = None
+    subject_template: str | None = None
+    body_template: str | None = None
+
+
+def _line(value: str | None, what: str, max_length: int, required: bool = True) -> str:
+    value = (value or "").strip()
+    if required and not value:
+        raise InvalidInput(f"Please give the {what}.")
+    if any(unicodedata.category(ch) in {"Cc", "Cs", "Zl", "Zp"} for ch in value):
+        raise InvalidInput(f"The {what} can't contain line breaks or control characters.")
+    if len(value) > max_length:
+        raise InvalidInput(f"Please keep the {what} under {max_length} characters.")
+    return value
+
+
+def clean_event_fields(fields: EventFields) -> dict:
+    """Checked column values, or InvalidInput naming the problem; the templates are tried on a sample occurrence."""
+    from .services import DEFAULT_BODY, DEFAULT_SUBJECT
+
+    values = {
+        "title": _line(fields.title, "title", TITLE_MAX),
+        "place": _line(fields.place, "place", PLACE_MAX),
+        "first_date": fields.first_date or utcnow().date(),
+        "start_time": fields.start_time,
+        "subject_template": (fields.subject_template or DEFAULT_SUBJECT).strip(),
+        "body_template": fields.body_template or DEFAULT_BODY,
+    }
+    try:
+        values["timezone"] = str(ZoneInfo(fields.timezone or "Europe/London"))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"{fields.timezone!r} is not a time zone name such as Europe/London.") from None
+    if not isinstance(fields.duration_minutes, int) or not 1 <= fields.duration_minutes <= 24 * 60:
+        raise InvalidInput("The duration must be between 1 minute and 24 hours.")
+    values["duration_minutes"] = fields.duration_minutes
+    map_url = (fields.map_url or "").strip() or None
+    if map_url and (not re.match(r"^https://[^\s/]+\.[^\s]*$", map_url) or len(map_url) > 500):
+        raise InvalidInput("The map link must be an https:// address.")
+    values["map_url"] = map_url
+    mailing_list = db.session.get(MailingList, fields.list_id) if fields.list_id else None
+    if mailing_list is None or mailing_list.archived:
+        raise InvalidInput("Choose an active list to remind.")
+    values["list_id"] = mailing_list.id
+    try:
+        parse_rule(fields.rrule, values["first_date"])
+        values["rrule"] = fields.rrule.strip().removeprefix("RRULE:")
+        values["reminder_offsets"] = parse_offsets(
+            fields.reminder_offsets if fields.reminder_offsets is not None else default_offsets()
+        )
+    except RuleInvalid as exc:
+        raise InvalidInput(str(exc)) from None
+    probe = Event(**values)
+    upcoming = occurrence_dates(probe, values["first_date"], values["first_date"] + timedelta(days=HORIZON_DAYS))
+    if not upcoming:
+        raise InvalidInput("That rule gives no dates in the next year; check it.")
+    _try_templates(probe, upcoming[0])
+    return values
+
+
+def default_offsets() -> list[dict]:
+    """Three days before at 10:00, and the morning of the protest at 08:00."""
+    from .models import DEFAULT_OFFSETS
+
+    return [dict(offset) for offset in DEFAULT_OFFSETS]
+
+
+def _try_templates(event: Event, day: date) -> None:
+    """Render the templates for a sample occurrence and check the result as a campaign body would be checked."""
+    from ..campaigns import render
+
+    zone = ZoneInfo(event.timezone)
+    from .schedule import local_datetime
+
+    starts_at = local_datetime(day, event.start_time or time(18, 0), zone)
+    sample = Occurrence(0, day, starts_at, starts_at, event.place, "Bring banners", False)
+    content = render_content(event, sample)
+    if not content.subject:
+        raise InvalidInput("The subject template gives an empty subject.")
+    render.check_template(content.body)
+
+
+def create_event(fields: EventFields, actor: Organiser | str) -> Event:
+    """A new event, on hold until an organiser resumes it (so a half-finished event sends nothing)."""
+    event = Event(on_hold=True, hold_reason="New: review the event, then resume it.", **clean_event_fields(fields))
+    db.session.add(event)
+    db.session.flush()
+    audit.record(actor, "event.create", "event", event.id)
+    return event
+
+
+def update_event(event: Event, fields: EventFields, actor: Organiser | str) -> Event:
+    """Change an event; reminders already recorded keep their rows, so nothing is sent twice after a change."""
+    for key, value in clean_event_fields(fields).items():
+        setattr(event, key, value)
+    db.session.flush()
+    audit.record(actor, "event.update", "event", event.id)
+    return event
+
+
+def next_occurrence(event: Event) -> Occurrence | None:
+    """The next occurrence that is not cancelled and has not begun, or None."""
+    now = utcnow()
+    for occurrence in occurrences(event, overrides_of(event), now.date(), (now + timedelta(days=HORIZON_DAYS)).date()):
+        if occurrence.starts_at > now and not occurrence.cancelled:
+            return occurrence
+    return None
+
+
+def _notice(event: Event, subject: str, body: str) -> int:
+    """A one-off campaign to the event's list (a paused or resumed notice), started; returns its id."""
+    from ..campaigns import services as campaigns
+    from ..campaigns.models import CampaignKind
+
+    fields = campaigns.CampaignFields(subject=subject, body=body, list_ids=[event.list_id])
+    campaign = campaigns.create_campaign(fields, "reminders", kind=CampaignKind.REMINDER)
+    campaigns.start_sending(campaign, "reminders")
+    return campaign.id
+
+
+def hold(event: Event, reason: str, actor: Organiser | str, notice: bool = False) -> int | None:
+    """Put the event on hold: no reminders go out. With `notice`, tell the list; returns that campaign's id."""
+    reason = _line(reason, "reason for the hold", REASON_MAX)
+    if event.on_hold:
+        raise InvalidInput("This event is already on hold.")
+    event.on_hold, event.hold_reason = True, reason
+    audit.record(actor, "event.hold", "event", event.id, notice=notice)
+    db.session.flush()
+    if not notice:
+        return None
+    body = f"Dear {{{{ subscriber.name }}}},\n\nOur protests ({event.title}) are paused for now.\n\n{reason}\n\n"
+    body += "We will write again when they resume."
+    return _notice(event, f"Protests paused: {event.title}", body)
+
+
+def resume(event: Event, actor: Organiser | str, notice: bool = False) -> int | None:
+    """Take the event off hold; reminders due from now on go out. With `notice`, announce the next date."""
+    if not event.on_hold:
+        raise InvalidInput("This event is not on hold.")
+    if event.start_time is None:
+        raise InvalidInput("Set the start time of the protest before resuming it.")
+    event.on_hold, event.hold_reason, event.active_since = False, None, utcnow()
+    audit.record(actor, "event.resume", "event", event.id, notice=notice)
+    db.session.flush()
+    upcoming = next_occurrence(event)
+    if not notice or upcoming is None:
+        return None
+    when = upcoming.starts_at.strftime("%A %-d %B %Y at %H:%M")
+    body = f"Dear {{{{ subscriber.name }}}},\n\nOur protests resume on **{when}**, at {upcoming.place}.\n\n"
+    body += "You will get a reminder before each one."
+    return _notice(event, f"Protests resume on {upcoming.starts_at.strftime('%-d %B')}: {event.title}", body)
+
+
+def set_override(
+    event: Event,
+    occurrence_date: date,
+    actor: Organiser | str,
+    cancelled: bool = False,
+    start_time: time | None = None,
+    place: str | None = None,
+    note: str | None = None,
+) -> OccurrenceOverride | None:
+    """Change one occurrence (None clears the override when nothing is set). The date must be one the rule gives."""
+    if occurrence_date not in occurrence_dates(event, occurrence_date, occurrence_date):
+        raise InvalidInput(f"{occurrence_date:%-d %B %Y} is not a date of this event.")
+    place = _line(place, "place", PLACE_MAX, required=False) or None
+    note = (note or "").strip() or None
+    if note and len(note) > NOTE_MAX:
+        raise InvalidInput(f"Please keep the note under {NOTE_MAX} characters.")
+    override = db.session.scalar(
+        sa.select(OccurrenceOverride).where(
+            OccurrenceOverride.event_id == event.id, OccurrenceOverride.occurrence_date == occurrence_date
+        )
+    )
+    if not (cancelled or start_time or place or note):
+        if override is not None:
+            db.session.delete(override)
+        audit.record(actor, "event.override_clear", "event", event.id, date=occurrence_date.isoformat())
+        db.session.flush()
+        return None
+    if override is None:
+        override = OccurrenceOverride(event_id=event.id, occurrence_date=occurrence_date)
+        db.session.add(override)
+    override.cancelled, override.start_time, override.place, override.note = cancelled, start_time, place, note
+    audit.record(actor, "event.override", "event", event.id, date=occurrence_date.isoformat(), cancelled=cancelled)
+    db.session.flush()
+    return override
+
+
+@dataclass(frozen=True)
+class PlannedReminder:
+    """One reminder of an upcoming occurrence: when it is due, and its row once it has been decided."""
+
+    time: ReminderTime
+    reminder: Reminder | None
+
+
+def upcoming_with_reminders(event: Event, count: int = 6) -> list[tuple[Occurrence, list[PlannedReminder]]]:
+    """The next `count` occurrences (from today) with their reminder times and what became of each."""
+    from .schedule import reminder_times
+
+    today = utcnow().date()
+    found = occurrences(event, overrides_of(event), today, today + timedelta(days=HORIZON_DAYS))[:count]
+    rows = db.session.scalars(
+        sa.select(Reminder).where(Reminder.event_id == event.id, Reminder.occurrence_date >= today)
+    ).all()
+    decided = {(row.occurrence_date, row.offset_key): row for row in rows}
+    return [
+        (
+            occurrence,
+            [
+                PlannedReminder(due, decided.get((occurrence.date, due.offset_key)))
+                for due in reminder_times(event, occurrence)
+            ],
+        )
+        for occurrence in found
+    ]
+
+
+def reminder_log(event: Event, limit: int = 50) -> list[Reminder]:
+    """The event's most recent reminder decisions (sent, late, skipped, cancelled), newest first."""
+    return list(
+        db.session.scalars(
+            sa.select(Reminder).where(Reminder.event_id == event.id).order_by(Reminder.due_at.desc()).limit(limit)
+        )
+    )
+
+
+def preview_next_reminder(event: Event):
+    """The next reminder exactly as it will be sent (a RenderedMail for a sample subscriber), or None."""
+    from ..campaigns import render
+
+    upcoming = next_occurrence(event)
+    if upcoming is None:
+        return None
+    campaign = reminder_campaign(event, upcoming)
+    mail = render.render_preview(campaign)
+    db.session.rollback()  # the preview campaign is not kept
+    return mail
+
+
+def describe_rule(event: Event) -> str:
+    """The recurrence in words for the common rules ("on the 5th of every month"), else the rule itself."""
+    parts = dict(part.split("=", 1) for part in event.rrule.upper().split(";") if "=" in part)
+    freq, monthday, byday = parts.get("FREQ"), parts.get("BYMONTHDAY"), parts.get("BYDAY")
+    if freq == "MONTHLY" and monthday and set(parts) <= {"FREQ", "BYMONTHDAY", "INTERVAL"}:
+        day = int(monthday)
+        if day == -1:
+            return "on the last day of every month"
+        suffix = "th" if 10 <= day % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+        text = f"on the {day}{suffix} of every month"
+        return text + (f" (months without a {day}{suffix} are skipped)" if day > 28 else "")
+    match = re.fullmatch(r"(-?\d)([A-Z]{2})", byday or "")
+    if freq == "MONTHLY" and match and int(match[1]) in ORDINALS and match[2] in WEEKDAYS:
+        return f"on the {ORDINALS[int(match[1])]} {WEEKDAYS[match[2]]} of every month"
+    if freq == "WEEKLY" and byday in WEEKDAYS:
+        return f"every {WEEKDAYS[byday]}"
+    return event.rrule
