@@ -283,7 +283,9 @@ def describe_rule(event: Event) -> str:
     """The recurrence in words for the common rules ("on the 5th of every month"), else the rule itself."""
     parts = dict(part.split("=", 1) for part in event.rrule.upper().split(";") if "=" in part)
     freq, monthday, byday = parts.get("FREQ"), parts.get("BYMONTHDAY"), parts.get("BYDAY")
-    if freq == "MONTHLY" and monthday and set(parts) <= {"FREQ", "BYMONTHDAY", "INTERVAL"}:
+    if parts.get("INTERVAL", "1") != "1" or not set(parts) <= {"FREQ", "BYMONTHDAY", "BYDAY", "INTERVAL"}:
+        return event.rrule
+    if freq == "MONTHLY" and monthday and not byday:
         day = int(monthday)
         if day == -1:
             return "on the last day of every month"
