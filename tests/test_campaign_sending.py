@@ -4,6 +4,7 @@ import collections
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -310,3 +311,41 @@ def test_a_leading_dot_survives_pipelined_sending(db, worker, smtp_sink):
     start(campaign)
     (mail,) = smtp_sink.wait_for(address)
     assert ".a line that starts with a dot" in mail.text()
+
+
+def test_a_dead_workers_lost_journal_leaves_its_batch_unknown_never_resent(db, spawn_worker, smtp_sink, app):
+    from tests.conftest import REDIS_URL, TEST_ENV
+    from uscmail.campaigns import tasks
+
+    queue = f"campaign-lost-{uuid.uuid4().hex[:6]}"
+    settings = {"CAMPAIGN_BATCH_SIZE": 100, "CAMPAIGN_LEASE_SECONDS": 3}
+    doomed = spawn_worker("doomed", queue=queue, **settings)
+    smtp_sink.delay = 0.01
+    add_confirmed(600)
+    campaign = make_campaign()
+    start(campaign, queue=queue)
+    wait_until(lambda: smtp_sink.count() >= 150, what="the first messages")
+    doomed.kill()
+    in_doubt = counts(campaign.id)[DeliveryStatus.SENDING]
+    # The journal's store loses everything (a Redis restart without persistence; the disk of a dead machine).
+    if REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(match=f"{TEST_ENV['RATELIMIT_KEY_PREFIX']}:send-journal:*"):
+            client.delete(key)
+    else:
+        for path in Path(TEST_ENV["SEND_JOURNAL_DIR"]).glob("*.journal"):
+            path.unlink()
+    time.sleep(3.5)
+    with app.app_context():
+        assert reaper.reap_expired_claims() >= 1
+    spawn_worker("restarted", queue=queue, **settings)
+    for campaign_id in reaper.stalled_campaigns():
+        tasks.start_campaign.apply_async((campaign_id,), queue=queue)
+    wait_for_status(campaign.id, CampaignStatus.SENT, timeout=180)
+    received = received_per_address(smtp_sink)
+    assert max(received.values()) == 1, "nobody is mailed twice, even with the journal gone"
+    final = counts(campaign.id)
+    assert final[UNKNOWN] == in_doubt, "every row of the dead batches is in doubt, and counted"
+    assert final[SENT] + final[UNKNOWN] == 600

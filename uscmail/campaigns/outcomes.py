@@ -24,6 +24,10 @@ SKIPPED = "skipped"  # not sent: unsubscribed or erased since the snapshot, or s
 UNKNOWN = "unknown"  # on the wire when the connection or the worker died: never re-sent automatically
 REQUEUE = "requeue"  # not sent, through no fault of the message (connection lost before DATA): back to pending
 KINDS = {SENT, FAILED, BOUNCED, RETRY, SKIPPED, UNKNOWN, REQUEUE}
+# Leftover policy when a dead worker's journal is missing (its store lost it): nothing can be known of any row.
+LOST = "lost"
+# Written to the journal before a batch claims its rows: a claim whose journal lacks it has lost its journal.
+BEGIN_ENTRY = "0\tbegin\t"
 
 ADDRESS = re.compile(r"\S*@\S*")
 
@@ -66,7 +70,8 @@ def apply_outcomes(claim: str, outcomes: list[Outcome], leftover: str, cancelled
 
     `leftover` is REQUEUE when the batch stopped early on purpose (pause, rate limit, lost connection), or UNKNOWN when
     its worker died: then the first row without an outcome, the one that may have been on the wire, is marked unknown
-    and the rest go back to pending. Rows the claim no longer holds (taken over by the reaper) are left alone.
+    and the rest go back to pending. LOST (the dead worker's journal is gone) marks every such row unknown. Rows the
+    claim no longer holds (taken over by the reaper) are left alone.
     """
     table = Delivery.__table__
     now = utcnow()
@@ -79,6 +84,13 @@ def apply_outcomes(claim: str, outcomes: list[Outcome], leftover: str, cancelled
     )
     final = {outcome.delivery_id: outcome for outcome in outcomes if outcome.delivery_id in claimed}
     rest = [delivery_id for delivery_id in claimed if delivery_id not in final]
+    if leftover == LOST:
+        # Any of them may have been sent: none is sent again.
+        for delivery_id in rest:
+            final[delivery_id] = Outcome(
+                delivery_id, UNKNOWN, "its worker stopped and the record of its batch was lost"
+            )
+        rest = []
     if leftover == UNKNOWN and rest:
         final[rest[0]] = Outcome(rest[0], UNKNOWN, "its worker stopped while sending it")
         rest = rest[1:]

@@ -30,9 +30,12 @@ def reap_expired_claims() -> int:
     db.session.commit()
     journal = send_journal()
     for claim, campaign_id in expired:
-        outcomes = [outcome for outcome in map(oc.Outcome.parse, journal.read(claim)) if outcome is not None]
+        entries = journal.read(claim)
+        outcomes = [outcome for outcome in map(oc.Outcome.parse, entries) if outcome is not None]
+        # No begin entry: the journal was lost (e.g. Redis restarted without persistence), so nothing is re-sent.
+        leftover = oc.UNKNOWN if oc.BEGIN_ENTRY in entries else oc.LOST
         status = db.session.scalar(sa.select(Campaign.status).where(Campaign.id == campaign_id))
-        oc.apply_outcomes(claim, outcomes, leftover=oc.UNKNOWN, cancelled=status is CampaignStatus.CANCELLED)
+        oc.apply_outcomes(claim, outcomes, leftover=leftover, cancelled=status is CampaignStatus.CANCELLED)
         db.session.commit()
         journal.discard(claim)
         log.warning(

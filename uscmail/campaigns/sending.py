@@ -144,12 +144,12 @@ class Batch:
     lease_until: datetime
 
 
-def claim_batch(campaign_id: int, size: int) -> Batch | None:
-    """Atomically take up to `size` pending rows whose time has come; None if there are none."""
+def claim_batch(campaign_id: int, size: int, claim: str | None = None) -> Batch | None:
+    """Atomically take up to `size` pending rows whose time has come, under `claim`; None if there are none."""
     db.session.commit()  # start a fresh transaction: on SQLite the claim must be its first statement
     now = utcnow()
     lease = now + timedelta(seconds=current_app.config["CAMPAIGN_LEASE_SECONDS"])
-    claim = uuid.uuid4().hex
+    claim = claim or uuid.uuid4().hex
     candidates = (
         sa.select(Delivery.id)
         .where(
@@ -314,15 +314,19 @@ def send_batch(campaign_id: int) -> BatchResult:
     size = current_app.config["CAMPAIGN_BATCH_SIZE"]
     if limiter.per_second:
         size = min(size, limiter.per_second)
-    batch = claim_batch(campaign_id, size)
+    journal = send_journal()
+    claim = uuid.uuid4().hex
+    # Journalled before the claim: a dead worker's claim whose journal lacks this entry has lost its journal.
+    journal.record(claim, (oc.BEGIN_ENTRY,))
+    batch = claim_batch(campaign_id, size, claim)
     if batch is None:
+        journal.discard(claim)
         maybe_finish(campaign_id)
         retry_at = next_retry_at(campaign_id)
         db.session.commit()
         return BatchResult(again_in=max(1.0, (retry_at - utcnow()).total_seconds()) if retry_at else None)
 
     recipients, skipped = recipients_of(batch.claim, campaign)
-    journal = send_journal()
     journal.record(batch.claim, (outcome.entry() for outcome in skipped))
     result = BatchResult(outcomes=list(skipped))
     heartbeat_every = max(1.0, current_app.config["CAMPAIGN_LEASE_SECONDS"] / 3)
