@@ -42,7 +42,17 @@ def test_a_new_event_waits_on_hold_until_an_organiser_resumes_it(db):
     [
         ({"title": " "}, "give the title"),
         ({"place": "Embassy\r\nBcc: x@y"}, "line breaks"),
-        ({"rrule": "FREQ=SOMETIMES"}, "can't be read"),
+        ({"rrule": "FREQ=SOMETIMES"}, "repeats DAILY, WEEKLY, MONTHLY or YEARLY"),
+        ({"rrule": "FREQ=MINUTELY"}, "repeats DAILY"),
+        ({"rrule": "FREQ=MONTHLY;INTERVAL=0"}, "INTERVAL must be"),
+        ({"rrule": "FREQ=DAILY;BYSETPOS=2"}, "BYSETPOS"),
+        ({"rrule": "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"}, "no dates at all"),
+        ({"rrule": "FREQ=YEARLY;BYEASTER=400"}, "can't use BYEASTER"),
+        ({"rrule": "FREQ=MONTHLY;BYDAY=9MO"}, "can't be used"),
+        ({"first_date": date(1, 1, 1)}, "within ten years"),
+        ({"body_template": "Hello\x00"}, "can't be stored"),
+        ({"subject_template": "{{ place }}" * 20}, "over 255 characters"),
+        ({"timezone": "Europe"}, "not a time zone"),
         ({"rrule": "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"}, "no dates in the next year"),
         ({"timezone": "Mars/Olympus"}, "not a time zone"),
         ({"duration_minutes": 0}, "duration"),
@@ -128,6 +138,8 @@ def test_the_preview_shows_the_next_reminder_as_it_will_be_sent(db):
         ("FREQ=MONTHLY;BYDAY=-1FR", "on the last Friday of every month"),
         ("FREQ=WEEKLY;BYDAY=TH", "every Thursday"),
         ("FREQ=MONTHLY;INTERVAL=2;BYDAY=2TU", "FREQ=MONTHLY;INTERVAL=2;BYDAY=2TU"),
+        ("FREQ=MONTHLY;BYMONTHDAY=5,20", "FREQ=MONTHLY;BYMONTHDAY=5,20"),
+        ("FREQ=MONTHLY;BYMONTHDAY=-2", "FREQ=MONTHLY;BYMONTHDAY=-2"),
     ],
 )
 def test_the_rule_in_words(db, rule, words):

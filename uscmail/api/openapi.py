@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document for /api/v1 (organisers, bearer tokens) and /api/v1/public (the signup endpoint).
 
-The campaign endpoints are described in openapi_campaigns.py."""
+The campaign endpoints are described in openapi_campaigns.py, the event endpoints in openapi_events.py."""
 
 from functools import cache
 
@@ -336,8 +336,9 @@ def paths() -> dict:
 @cache
 def openapi_document() -> dict:
     """The whole document (built once per process; it does not depend on the request)."""
-    # Imported here: the campaign part builds on the helpers above.
+    # Imported here: the campaign and event parts build on the helpers above.
     from .openapi_campaigns import campaign_paths, campaign_schemas
+    from .openapi_events import event_paths, event_schemas
 
     return {
         "openapi": "3.1.0",
@@ -352,11 +353,11 @@ def openapi_document() -> dict:
             "409 for a conflict with the current state (a campaign that is already sending can't be changed), "
             "415 for a body that is not JSON. Nothing changes when a request is refused.",
         },
-        "tags": [{"name": "organisers"}, {"name": "campaigns"}, {"name": "public"}],
+        "tags": [{"name": "organisers"}, {"name": "campaigns"}, {"name": "events"}, {"name": "public"}],
         "security": [{"bearerAuth": []}],
-        "paths": {**paths(), **campaign_paths()},
+        "paths": {**paths(), **campaign_paths(), **event_paths()},
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "uscm_…"}},
-            "schemas": {**schemas(), **campaign_schemas()},
+            "schemas": {**schemas(), **campaign_schemas(), **event_schemas()},
         },
     }

@@ -230,4 +230,4 @@ def erase_subscriber(subscriber_id: int):
     return "", 204
 
 
-from . import campaigns  # noqa: E402,F401 - registers the campaign endpoints
+from . import campaigns, events  # noqa: E402,F401 - registers the campaign and event endpoints

@@ -6,20 +6,23 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
 
 import sqlalchemy as sa
 
 from .. import audit
+from ..campaigns.services import TransitionRefused
 from ..extensions import db
 from ..models import MailingList, utcnow
 from ..organisers.models import Organiser
 from ..subscriptions.services import InvalidInput
-from .models import Event, OccurrenceOverride, Reminder
+from .models import Event, OccurrenceOverride, Reminder, ReminderStatus
 from .schedule import Occurrence, ReminderTime, RuleInvalid, occurrence_dates, occurrences, parse_offsets, parse_rule
 from .services import overrides_of, reminder_campaign, render_content
 
-TITLE_MAX, PLACE_MAX, NOTE_MAX, REASON_MAX = 200, 300, 1000, 500
+TITLE_MAX, PLACE_MAX, NOTE_MAX, REASON_MAX, SUBJECT_MAX, BODY_MAX = 200, 300, 1000, 500, 255, 20_000
+FIRST_DATE_RANGE_DAYS = 3653
 HORIZON_DAYS = 400
 WEEKDAYS = {"MO": "Monday", "TU": "Tuesday", "WE": "Wednesday", "TH": "Thursday", "FR": "Friday", "SA": "Saturday",
             "SU": "Sunday"}  # fmt: skip
@@ -59,22 +62,26 @@ def clean_event_fields(fields: EventFields) -> dict:
     """Checked column values, or InvalidInput naming the problem; the templates are tried on a sample occurrence."""
     from .services import DEFAULT_BODY, DEFAULT_SUBJECT
 
+    today = utcnow().date()
     values = {
         "title": _line(fields.title, "title", TITLE_MAX),
         "place": _line(fields.place, "place", PLACE_MAX),
-        "first_date": fields.first_date or utcnow().date(),
+        "first_date": fields.first_date or today,
         "start_time": fields.start_time,
-        "subject_template": (fields.subject_template or DEFAULT_SUBJECT).strip(),
-        "body_template": fields.body_template or DEFAULT_BODY,
+        "subject_template": _line(fields.subject_template or DEFAULT_SUBJECT, "subject template", SUBJECT_MAX),
+        "body_template": _text(fields.body_template or DEFAULT_BODY, "body template", BODY_MAX),
     }
-    try:
-        values["timezone"] = str(ZoneInfo(fields.timezone or "Europe/London"))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(f"{fields.timezone!r} is not a time zone name such as Europe/London.") from None
+    # Far off is a typing mistake, and would make every view of the event walk years of dates.
+    if abs((values["first_date"] - today).days) > FIRST_DATE_RANGE_DAYS:
+        raise InvalidInput("The first date must be within ten years of today.")
+    zone_name = (fields.timezone or "Europe/London").strip()
+    if zone_name not in time_zones():
+        raise InvalidInput(f"{zone_name[:64]!r} is not a time zone name such as Europe/London.")
+    values["timezone"] = zone_name
     if not isinstance(fields.duration_minutes, int) or not 1 <= fields.duration_minutes <= 24 * 60:
         raise InvalidInput("The duration must be between 1 minute and 24 hours.")
     values["duration_minutes"] = fields.duration_minutes
-    map_url = (fields.map_url or "").strip() or None
+    map_url = _text((fields.map_url or "").strip(), "map link", 500) or None
     if map_url and (not re.match(r"^https://[^\s/]+\.[^\s]*$", map_url) or len(map_url) > 500):
         raise InvalidInput("The map link must be an https:// address.")
     values["map_url"] = map_url
@@ -91,11 +98,29 @@ def clean_event_fields(fields: EventFields) -> dict:
     except RuleInvalid as exc:
         raise InvalidInput(str(exc)) from None
     probe = Event(**values)
-    upcoming = occurrence_dates(probe, values["first_date"], values["first_date"] + timedelta(days=HORIZON_DAYS))
+    try:
+        upcoming = occurrence_dates(probe, values["first_date"], values["first_date"] + timedelta(days=HORIZON_DAYS))
+    except RuleInvalid as exc:
+        raise InvalidInput(str(exc)) from None
     if not upcoming:
         raise InvalidInput("That rule gives no dates in the next year; check it.")
     _try_templates(probe, upcoming[0])
     return values
+
+
+def _text(value: str, what: str, max_length: int) -> str:
+    """Multi-line text: any length up to max_length, but no NUL or broken characters (they can't be stored)."""
+    if any(ch == "\x00" or "\ud800" <= ch <= "\udfff" for ch in value):
+        raise InvalidInput(f"The {what} contains characters that can't be stored (NUL or a broken character).")
+    if len(value) > max_length:
+        raise InvalidInput(f"Please keep the {what} under {max_length:,} characters.")
+    return value
+
+
+@cache
+def time_zones() -> frozenset[str]:
+    """Every IANA time zone name this machine knows."""
+    return frozenset(available_timezones())
 
 
 def default_offsets() -> list[dict]:
@@ -117,6 +142,8 @@ def _try_templates(event: Event, day: date) -> None:
     content = render_content(event, sample)
     if not content.subject:
         raise InvalidInput("The subject template gives an empty subject.")
+    if len(content.subject) > SUBJECT_MAX:
+        raise InvalidInput(f"The subject template gives a subject over {SUBJECT_MAX} characters.")
     render.check_template(content.body)
 
 
@@ -136,6 +163,28 @@ def update_event(event: Event, fields: EventFields, actor: Organiser | str) -> E
     db.session.flush()
     audit.record(actor, "event.update", "event", event.id)
     return event
+
+
+def all_events() -> list[Event]:
+    """Every event, oldest first."""
+    return list(db.session.scalars(sa.select(Event).order_by(Event.id)))
+
+
+def delete_event(event: Event, actor: Organiser | str) -> None:
+    """Delete an event none of whose reminders went out (with its overrides and its log of unsent reminders).
+
+    An event with a sent reminder stays, so the history keeps what it refers to: put it on hold instead.
+    """
+    sent = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Reminder)
+        .where(Reminder.event_id == event.id, Reminder.status.in_((ReminderStatus.SENT, ReminderStatus.LATE)))
+    )
+    if sent:
+        raise TransitionRefused("Reminders of this event have been sent, so it stays in the history; put it on hold.")
+    audit.record(actor, "event.delete", "event", event.id)
+    db.session.delete(event)
+    db.session.flush()
 
 
 def next_occurrence(event: Event) -> Occurrence | None:
@@ -160,9 +209,9 @@ def _notice(event: Event, subject: str, body: str) -> int:
 
 def hold(event: Event, reason: str, actor: Organiser | str, notice: bool = False) -> int | None:
     """Put the event on hold: no reminders go out. With `notice`, tell the list; returns that campaign's id."""
-    reason = _line(reason, "reason for the hold", REASON_MAX)
     if event.on_hold:
-        raise InvalidInput("This event is already on hold.")
+        raise TransitionRefused("This event is already on hold.")
+    reason = _line(reason, "reason for the hold", REASON_MAX)
     event.on_hold, event.hold_reason = True, reason
     audit.record(actor, "event.hold", "event", event.id, notice=notice)
     db.session.flush()
@@ -176,7 +225,7 @@ def hold(event: Event, reason: str, actor: Organiser | str, notice: bool = False
 def resume(event: Event, actor: Organiser | str, notice: bool = False) -> int | None:
     """Take the event off hold; reminders due from now on go out. With `notice`, announce the next date."""
     if not event.on_hold:
-        raise InvalidInput("This event is not on hold.")
+        raise TransitionRefused("This event is not on hold.")
     if event.start_time is None:
         raise InvalidInput("Set the start time of the protest before resuming it.")
     event.on_hold, event.hold_reason, event.active_since = False, None, utcnow()
@@ -204,9 +253,7 @@ def set_override(
     if occurrence_date not in occurrence_dates(event, occurrence_date, occurrence_date):
         raise InvalidInput(f"{occurrence_date:%-d %B %Y} is not a date of this event.")
     place = _line(place, "place", PLACE_MAX, required=False) or None
-    note = (note or "").strip() or None
-    if note and len(note) > NOTE_MAX:
-        raise InvalidInput(f"Please keep the note under {NOTE_MAX} characters.")
+    note = _text((note or "").strip(), "note", NOTE_MAX) or None
     override = db.session.scalar(
         sa.select(OccurrenceOverride).where(
             OccurrenceOverride.event_id == event.id, OccurrenceOverride.occurrence_date == occurrence_date
@@ -286,6 +333,8 @@ def describe_rule(event: Event) -> str:
     if parts.get("INTERVAL", "1") != "1" or not set(parts) <= {"FREQ", "BYMONTHDAY", "BYDAY", "INTERVAL"}:
         return event.rrule
     if freq == "MONTHLY" and monthday and not byday:
+        if not re.fullmatch(r"-1|[1-9]|[12][0-9]|3[01]", monthday):
+            return event.rrule  # a list of days, or counted from the end
         day = int(monthday)
         if day == -1:
             return "on the last day of every month"

@@ -35,24 +35,70 @@ def local_datetime(day: date, at: time, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, at).replace(tzinfo=zone, fold=0).astimezone(UTC).astimezone(zone)
 
 
+RULE_MAX_LENGTH = 500
+# RFC 5545 parts an organiser may use: no time of day (that is the start time), no dateutil extensions (BYEASTER).
+RULE_PARTS = {"FREQ", "INTERVAL", "COUNT", "UNTIL", "BYDAY", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYMONTH",
+              "BYSETPOS", "WKST"}  # fmt: skip
+# Sub-daily rules, and INTERVAL=0, would keep the rule engine busy for minutes or for ever.
+FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
+INTERVAL_MAX = 1000
+DATE_PARTS = {"BYMONTH", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO"}
+
+
 def parse_rule(rule: str, first_date: date):
-    """The dateutil rule for an RRULE string starting on first_date, or RuleInvalid."""
+    """The dateutil rule for an RRULE string starting on first_date, or RuleInvalid saying what is wrong."""
     text = (rule or "").strip()
     if text.upper().startswith("RRULE:"):
         text = text[6:]
-    if not text or "DTSTART" in text.upper() or "\n" in text:
+    if not text or "DTSTART" in text.upper() or "\n" in text or "\r" in text:
         raise RuleInvalid("Give a recurrence rule such as FREQ=MONTHLY;BYMONTHDAY=5 (without DTSTART).")
+    if len(text) > RULE_MAX_LENGTH:
+        raise RuleInvalid(f"Please keep the recurrence rule under {RULE_MAX_LENGTH} characters.")
+    pairs = (part.partition("=") for part in text.split(";"))
+    parts = {key.strip().upper(): value.strip().upper() for key, _, value in pairs}
+    refused = sorted(key for key in parts if key not in RULE_PARTS)
+    if refused:
+        raise RuleInvalid(
+            f"A rule can't use {', '.join(refused)[:100]}; the time of day is the start time. "
+            f"It may use {', '.join(sorted(RULE_PARTS))}."
+        )
+    if parts.get("FREQ") not in FREQUENCIES:
+        raise RuleInvalid(f"A rule repeats {', '.join(FREQUENCIES[:-1])} or {FREQUENCIES[-1]} (FREQ=…).")
+    interval = parts.get("INTERVAL", "1")
+    if not (interval.isascii() and interval.isdigit() and 1 <= int(interval) <= INTERVAL_MAX):
+        raise RuleInvalid(f"INTERVAL must be a whole number from 1 to {INTERVAL_MAX}.")
+    if parts["FREQ"] == "DAILY" and "BYSETPOS" in parts:
+        raise RuleInvalid(
+            "BYSETPOS picks among the days of a week, month or year: use it with WEEKLY, MONTHLY or YEARLY."
+        )
+    dtstart = datetime.combine(first_date, time(0))
     try:
-        return rrulestr(text, dtstart=datetime.combine(first_date, time(0)))
-    except (ValueError, TypeError) as exc:
+        rule = rrulestr(text, dtstart=dtstart)
+        if parts["FREQ"] == "DAILY" and DATE_PARTS & set(parts):
+            # A daily rule whose date parts never match would walk every day to the year 9999 before giving up; the
+            # same parts on a yearly rule give the same days, and fail fast.
+            yearly = rrulestr(text.upper().replace("FREQ=DAILY", "FREQ=YEARLY"), dtstart=dtstart)
+            if yearly.after(dtstart, inc=True) is None:
+                raise RuleInvalid("That rule gives no dates at all; check its BY… parts.")
+        return rule
+    except RuleInvalid:
+        raise
+    except (ValueError, TypeError, IndexError, KeyError, OverflowError) as exc:
         raise RuleInvalid(f"That recurrence rule can't be read: {exc}") from None
 
 
 def occurrence_dates(event: Event, after: date, until: date) -> list[date]:
     """The dates the event's rule gives from `after` to `until`, both included."""
     rule = parse_rule(event.rrule, event.first_date)
+    end = datetime.combine(until, time(0))
+    if not rule._until and not rule._count:  # noqa: SLF001 - dateutil exposes no accessor
+        # Bounded, so a rule that never matches stops at `until` instead of searching to the year 9999.
+        rule = rule.replace(until=end)
     start = datetime.combine(max(after, event.first_date), time(0))
-    return [moment.date() for moment in rule.between(start, datetime.combine(until, time(0)), inc=True)]
+    try:
+        return [moment.date() for moment in rule.between(start, end, inc=True)]
+    except (ValueError, IndexError, OverflowError) as exc:
+        raise RuleInvalid(f"That recurrence rule can't be used: {exc}") from None
 
 
 def occurrences(event: Event, overrides: dict[date, OccurrenceOverride], after: date, until: date) -> list[Occurrence]:

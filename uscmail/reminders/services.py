@@ -116,7 +116,7 @@ def reminder_campaign(event: Event, occurrence: Occurrence):
     content = render_content(event, occurrence)
     sender = sender_address()
     fields = campaigns.CampaignFields(
-        subject=content.subject,
+        subject=content.subject[: campaigns.SUBJECT_MAX_LENGTH],
         body=content.body,
         list_ids=[event.list_id],
         from_name=sender.display_name or None,
@@ -166,8 +166,16 @@ def plan_due_reminders(now: datetime | None = None) -> list[int]:
                             sa.update(Reminder).where(Reminder.id == reminder_id).values(status=ReminderStatus.SKIPPED)
                         )
                     else:
-                        campaign = reminder_campaign(event, occurrence)
-                        campaigns.start_sending(campaign, "reminders")
+                        try:
+                            campaign = reminder_campaign(event, occurrence)
+                            campaigns.start_sending(campaign, "reminders")
+                        except InvalidInput as exc:
+                            # Recorded as skipped, not retried every run: the event page shows it, the log says why.
+                            db.session.rollback()
+                            _claim(event, occurrence, due.offset_key, due.due_at, ReminderStatus.SKIPPED)
+                            db.session.commit()
+                            log.error("reminder %s of event %s could not be made: %s", due.offset_key, event.id, exc)
+                            continue
                         db.session.execute(
                             sa.update(Reminder).where(Reminder.id == reminder_id).values(campaign_id=campaign.id)
                         )
