@@ -16,7 +16,8 @@ from playwright.sync_api import expect
 
 from tests.campaign_support import add_confirmed, make_campaign, newsletter, status_of, wait_for_status
 from tests.conftest import ORGANISER_PASSWORD
-from tests.test_browser import VIEWPORTS, axe_violations, heading, horizontal_overflow
+from tests.inspector import Inspector
+from tests.test_browser import VIEWPORTS, heading
 from uscmail.campaigns import services, tasks
 from uscmail.campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from uscmail.extensions import db as database
@@ -78,36 +79,6 @@ def finished_campaign() -> Campaign:
     return campaign
 
 
-class Inspector:
-    """Checks each page it is given: axe, no sideways scrolling; saves a screenshot; collects what is wrong."""
-
-    def __init__(self, page, scheme: str, viewport: str):
-        self.page = page
-        self.scheme = scheme
-        self.viewport = viewport
-        self.problems: dict[str, list[str]] = {}
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-
-    def __call__(self, name: str, title: str) -> None:
-        expect(heading(self.page)).to_have_text(title)
-        self.page.wait_for_load_state("load")
-        found = axe_violations(self.page)
-        overflow = horizontal_overflow(self.page)
-        if overflow > 0:
-            found.append(f"page is {overflow}px wider than the {VIEWPORTS[self.viewport]['width']}px viewport")
-        if found:
-            self.problems[name] = found
-        path = SCREENSHOTS / f"campaigns-{name}-{self.viewport}-{self.scheme}.png"
-        # Chromium paints a sandboxed frame only once it has been on screen.
-        for frame in self.page.locator("iframe").all():
-            frame.scroll_into_view_if_needed()
-            self.page.wait_for_timeout(400)
-        self.page.screenshot(path=path, full_page=True)
-
-    def report(self) -> str:
-        return "\n".join(f"{name}:\n  " + "\n  ".join(lines) for name, lines in self.problems.items())
-
-
 def upcoming_protest() -> None:
     """A monthly protest, not on hold, with a note on its next date, for the public /events page."""
     from datetime import date, time
@@ -145,7 +116,7 @@ def test_campaign_pages_are_accessible_and_fit_the_screen(visit, db, scheme, vie
     upcoming_protest()
     browser_visit = visit(viewport=VIEWPORTS[viewport], color_scheme=scheme)
     page = browser_visit.page
-    inspect = Inspector(page, scheme, viewport)
+    inspect = Inspector(page, scheme, viewport, SCREENSHOTS, "campaigns")
     sign_in(page, secret)
 
     page.get_by_role("navigation", name="Organisers").get_by_role("link", name="Campaigns").click()

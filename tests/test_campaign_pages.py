@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from tests.campaign_support import add_confirmed, counts, make_campaign, newsletter, status_of, wait_for_status
 from tests.conftest import form_fields, isolated_client
-from tests.pages import fresh, post_from, text
+from tests.pages import alert, flashed, fresh, post_from, text
 from uscmail.campaigns import services
 from uscmail.campaigns.models import Campaign, CampaignStatus, DeliveryStatus
 from uscmail.extensions import db as database
@@ -53,16 +53,6 @@ def sending_without_task(db, campaign: Campaign) -> None:
     """Mark the campaign sending and commit, queueing nothing, so no worker can move it on behind the test's back."""
     services.start_sending(campaign, "test")
     db.session.commit()
-
-
-def alert(page: str) -> str:
-    match = re.search(r'<div class="alert alert-error" role="alert" id="page-error"><p>(.*?)</p>', page, re.S)
-    return match.group(1) if match else ""
-
-
-def flashed(page: str) -> str:
-    match = re.search(r'<div class="alert alert-success" role="status">(.*?)</div>', page, re.S)
-    return match.group(1) if match else ""
 
 
 # Who may do what

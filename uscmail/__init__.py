@@ -64,6 +64,7 @@ def register_blueprints(app: Flask) -> None:
     from .imports import tasks as import_tasks  # noqa: F401 - registers the Celery task
     from .organisers import routes as organiser_routes
     from .reminders import public as event_pages
+    from .reminders import routes as reminder_routes
     from .reminders import tasks as reminder_tasks  # noqa: F401 - registers the Celery task and the models
     from .subscriptions import api, routes, tasks  # noqa: F401 - tasks registers the Celery tasks
 
@@ -78,6 +79,7 @@ def register_blueprints(app: Flask) -> None:
         campaign_routes.bp,
         campaign_archive.bp,
         event_pages.bp,
+        reminder_routes.bp,
     ):
         app.register_blueprint(blueprint)
     if app.config.get("DEV_MAIL_VIEWER") and app.config.get("ENV_NAME") != "production":

@@ -14,12 +14,13 @@ import sqlalchemy as sa
 from .. import audit
 from ..campaigns.services import TransitionRefused
 from ..extensions import db
+from ..mail.messages import sender_address
 from ..models import MailingList, utcnow
 from ..organisers.models import Organiser
 from ..subscriptions.services import InvalidInput
 from .models import Event, OccurrenceOverride, Reminder, ReminderStatus
 from .schedule import Occurrence, ReminderTime, RuleInvalid, occurrence_dates, occurrences, parse_offsets, parse_rule
-from .services import overrides_of, reminder_campaign, render_content
+from .services import overrides_of, render_content
 
 TITLE_MAX, PLACE_MAX, NOTE_MAX, REASON_MAX, SUBJECT_MAX, BODY_MAX = 200, 300, 1000, 500, 255, 20_000
 FIRST_DATE_RANGE_DAYS = 3653
@@ -316,14 +317,28 @@ def reminder_log(event: Event, limit: int = 50) -> list[Reminder]:
 def preview_next_reminder(event: Event):
     """The next reminder exactly as it will be sent (a RenderedMail for a sample subscriber), or None."""
     from ..campaigns import render
+    from ..campaigns.models import Campaign, CampaignKind
 
     upcoming = next_occurrence(event)
     if upcoming is None:
         return None
-    campaign = reminder_campaign(event, upcoming)
-    mail = render.render_preview(campaign)
-    db.session.rollback()  # the preview campaign is not kept
-    return mail
+    content = render_content(event, upcoming)
+    sender = sender_address()
+    # Built in memory only (never added to the session): the same content and layout the reminder will have.
+    campaign = Campaign(
+        kind=CampaignKind.REMINDER,
+        subject=content.subject[:SUBJECT_MAX],
+        body=content.body,
+        from_name=sender.display_name or "USC-UK",
+        from_email=sender.addr_spec,
+        lists=[event.mailing_list],
+    )
+    return render.render_preview(campaign)
+
+
+def get_event(event_id: int) -> Event | None:
+    """The event with this id, or None."""
+    return db.session.get(Event, event_id)
 
 
 def describe_rule(event: Event) -> str:

@@ -67,7 +67,7 @@ class ReminderStatus(enum.StrEnum):
     SENT = "sent"  # its campaign was started
     LATE = "late"  # sent after its time (the system was down), while the protest was still ahead
     SKIPPED = "skipped"  # not sent: the protest had already begun when the system came back
-    CANCELLED = "cancelled"  # not sent: the occurrence was cancelled or the event was on hold
+    CANCELLED = "cancelled"  # not sent: the occurrence was cancelled (an event on hold records nothing)
 
 
 class Reminder(db.Model):
