@@ -673,3 +673,17 @@ def test_requests_are_rate_limited_per_token(app, db, api, tokens_by_role):
     assert statuses == [200, 200, 200]
     assert_json_error(limited, 429, "Too many requests")
     assert other.status_code == 200
+
+
+def assert_roles_enforced(api, viewer: str, writes: list[tuple], reads: list[str]) -> None:
+    """Every write needs the editor role (403 for a viewer, 401 without a token); every read works for a viewer and
+    needs a valid token."""
+    for method, path, body in writes:
+        assert_json_error(api(method, path, viewer, json=body), 403, "needs the editor role")
+        response = api(method, path, json=body)
+        assert_json_error(response, 401, "Send an API token")
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    for path in reads:
+        assert api("GET", path, viewer).status_code == 200
+        assert_json_error(api("GET", path, "uscm_not-a-token"), 401, "not valid")
+        assert_json_error(api("GET", path), 401, "Send an API token")

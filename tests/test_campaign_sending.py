@@ -60,29 +60,41 @@ def test_two_workers_share_one_campaign_without_duplicates(db, spawn_worker, smt
         assert "send_batch" in worker.log() and "succeeded" in worker.log(), "both workers sent batches"
 
 
-def test_a_worker_killed_mid_campaign_loses_nothing_and_sends_nothing_twice(db, spawn_worker, smtp_sink, app):
+KILL_SETTINGS = {"CAMPAIGN_BATCH_SIZE": 100, "CAMPAIGN_LEASE_SECONDS": 3}
+
+
+def kill_mid_campaign(spawn_worker, smtp_sink, recipients: int = 600):
+    """Start a campaign on a worker of its own, SIGKILL that worker after 150 messages; (campaign, queue, addresses)."""
     queue = f"campaign-kill-{uuid.uuid4().hex[:6]}"
-    settings = {"CAMPAIGN_BATCH_SIZE": 100, "CAMPAIGN_LEASE_SECONDS": 3}
-    doomed = spawn_worker("doomed", queue=queue, **settings)
+    doomed = spawn_worker("doomed", queue=queue, **KILL_SETTINGS)
     smtp_sink.delay = 0.01
-    addresses = add_confirmed(600)
+    addresses = add_confirmed(recipients)
     campaign = make_campaign()
     start(campaign, queue=queue)
     wait_until(lambda: smtp_sink.count() >= 150, what="the first messages")
     doomed.kill()
-    before_restart = smtp_sink.count()
     assert status_of(campaign.id) is CampaignStatus.SENDING
     assert counts(campaign.id).get(DeliveryStatus.SENDING), "the dead worker's claims are still held"
+    return campaign, queue, addresses
 
-    time.sleep(3.5)  # the dead claims' leases lapse
-    with app.app_context():
-        assert reaper.reap_expired_claims() >= 1
-    spawn_worker("restarted", queue=queue, **settings)
+
+def reap_and_restart(app, spawn_worker, queue: str, campaign_id: int) -> None:
+    """After the dead claims' leases lapse: the reaper runs, a new worker starts, the stalled campaign carries on."""
     from uscmail.campaigns import tasks
 
-    for campaign_id in reaper.stalled_campaigns():
-        tasks.start_campaign.apply_async((campaign_id,), queue=queue)
-    wait_for_status(campaign.id, CampaignStatus.SENT, timeout=180)
+    time.sleep(3.5)
+    with app.app_context():
+        assert reaper.reap_expired_claims() >= 1
+    spawn_worker("restarted", queue=queue, **KILL_SETTINGS)
+    for stalled_id in reaper.stalled_campaigns():
+        tasks.start_campaign.apply_async((stalled_id,), queue=queue)
+    wait_for_status(campaign_id, CampaignStatus.SENT, timeout=180)
+
+
+def test_a_worker_killed_mid_campaign_loses_nothing_and_sends_nothing_twice(db, spawn_worker, smtp_sink, app):
+    campaign, queue, addresses = kill_mid_campaign(spawn_worker, smtp_sink)
+    before_restart = smtp_sink.count()
+    reap_and_restart(app, spawn_worker, queue, campaign.id)
 
     received = received_per_address(smtp_sink)
     assert max(received.values()) == 1, "nobody is mailed twice"
@@ -315,17 +327,8 @@ def test_a_leading_dot_survives_pipelined_sending(db, worker, smtp_sink):
 
 def test_a_dead_workers_lost_journal_leaves_its_batch_unknown_never_resent(db, spawn_worker, smtp_sink, app):
     from tests.conftest import REDIS_URL, TEST_ENV
-    from uscmail.campaigns import tasks
 
-    queue = f"campaign-lost-{uuid.uuid4().hex[:6]}"
-    settings = {"CAMPAIGN_BATCH_SIZE": 100, "CAMPAIGN_LEASE_SECONDS": 3}
-    doomed = spawn_worker("doomed", queue=queue, **settings)
-    smtp_sink.delay = 0.01
-    add_confirmed(600)
-    campaign = make_campaign()
-    start(campaign, queue=queue)
-    wait_until(lambda: smtp_sink.count() >= 150, what="the first messages")
-    doomed.kill()
+    campaign, queue, _ = kill_mid_campaign(spawn_worker, smtp_sink)
     in_doubt = counts(campaign.id)[DeliveryStatus.SENDING]
     # The journal's store loses everything (a Redis restart without persistence; the disk of a dead machine).
     if REDIS_URL:
@@ -337,13 +340,7 @@ def test_a_dead_workers_lost_journal_leaves_its_batch_unknown_never_resent(db, s
     else:
         for path in Path(TEST_ENV["SEND_JOURNAL_DIR"]).glob("*.journal"):
             path.unlink()
-    time.sleep(3.5)
-    with app.app_context():
-        assert reaper.reap_expired_claims() >= 1
-    spawn_worker("restarted", queue=queue, **settings)
-    for campaign_id in reaper.stalled_campaigns():
-        tasks.start_campaign.apply_async((campaign_id,), queue=queue)
-    wait_for_status(campaign.id, CampaignStatus.SENT, timeout=180)
+    reap_and_restart(app, spawn_worker, queue, campaign.id)
     received = received_per_address(smtp_sink)
     assert max(received.values()) == 1, "nobody is mailed twice, even with the journal gone"
     final = counts(campaign.id)
