@@ -104,9 +104,14 @@ def app():
         upgrade()
     yield flask_app
     with flask_app.app_context():
+        from sqlalchemy.orm import close_all_sessions
+
         from uscmail.extensions import db
 
         db.session.remove()
+        # Sessions of app contexts pushed by other threads (the live server's, the tests' own) may still hold a
+        # connection: give every one back, so dispose() closes them all before the database is dropped.
+        close_all_sessions()
         db.engine.dispose()
     _drop_database()
 
