@@ -4,6 +4,7 @@ Every setting that differs between machines comes from an environment variable; 
 """
 
 import os
+from email.utils import parseaddr
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -47,6 +48,8 @@ class Config:
     MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
     MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
     MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "USC-UK <news@uscmail.test>")
+    # Further addresses campaigns may be sent from; MAIL_DEFAULT_SENDER's is always allowed.
+    MAIL_SENDERS = env_list("MAIL_SENDERS")
     MAIL_TIMEOUT = float(os.environ.get("MAIL_TIMEOUT", "30"))
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
 
@@ -84,6 +87,8 @@ class Config:
     CAMPAIGN_RETRY_BACKOFF = float(os.environ.get("CAMPAIGN_RETRY_BACKOFF", "60"))
     CAMPAIGN_CONNECTION_FAILURES = int(os.environ.get("CAMPAIGN_CONNECTION_FAILURES", "5"))
     CAMPAIGN_TEST_RECIPIENTS_MAX = int(os.environ.get("CAMPAIGN_TEST_RECIPIENTS_MAX", "5"))
+    # Test mails each organiser may send, in a moving window shared by every web process (through Redis if set).
+    CAMPAIGN_TEST_MAILS_PER_ORGANISER = os.environ.get("CAMPAIGN_TEST_MAILS_PER_ORGANISER", "10 per hour")
     # The relay's limits, shared by every worker through Redis (per worker process without Redis); 0 = no limit.
     SEND_RATE_PER_SECOND = int(os.environ.get("SEND_RATE_PER_SECOND", "0"))
     SEND_RATE_PER_HOUR = int(os.environ.get("SEND_RATE_PER_HOUR", "0"))
@@ -193,6 +198,9 @@ class ProductionConfig(Config):
             problems.append("DATABASE_URL must be set")
         if not self.BASE_URL.startswith("https://"):
             problems.append("BASE_URL must be an https:// URL")
+        unreadable = [entry for entry in self.MAIL_SENDERS if "@" not in parseaddr(entry)[1]]
+        if unreadable:
+            problems.append(f"MAIL_SENDERS must list email addresses, not {', '.join(unreadable)}")
         if problems:
             raise RuntimeError("uscmail refuses to start: " + "; ".join(problems))
 

@@ -54,6 +54,8 @@ TEST_ENV = {
     "MAIL_SERVER": "127.0.0.1",
     "MAIL_PORT": str(SMTP_SINK.port),
     "MAIL_DEFAULT_SENDER": "USC-UK <news@uscuk.test>",
+    # A second sender address campaigns may use (the default sender's is always allowed).
+    "MAIL_SENDERS": "USC-UK News <news@example.org>",
     "BASE_URL": "https://lists.uscuk.test",
     "CELERY_QUEUE": f"uscmail-test-{RUN_ID}",
     "RATELIMIT_KEY_PREFIX": f"uscmail-test-{RUN_ID}",

@@ -33,6 +33,7 @@ def run_app(env_changes: dict, drop: tuple = ()) -> subprocess.CompletedProcess:
         ({"SECRET_KEY": "short"}, (), "SECRET_KEY must be set"),
         ({}, ("DATABASE_URL",), "DATABASE_URL must be set"),
         ({"BASE_URL": "http://lists.example.org"}, (), "BASE_URL must be an https:// URL"),
+        ({"MAIL_SENDERS": "news, Ops <ops@example.org>"}, (), "MAIL_SENDERS must list email addresses, not news"),
     ],
 )
 def test_production_refuses_to_start_without_real_settings(changes, drop, complaint):

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import request, url_for
 
-from ..campaigns import render, services, tasks
+from ..campaigns import render, services, tasks, testcopy
 from ..campaigns.models import BodyFormat, Campaign, CampaignKind, CampaignStatus
 from ..campaigns.services import CampaignFields, TransitionRefused
 from ..extensions import db
@@ -34,6 +34,13 @@ def transition_refused(error: TransitionRefused):
     """The campaign is in a state that does not allow this: 409 with the services' message."""
     db.session.rollback()
     return error_response(ApiError(409, str(error)))
+
+
+@bp.errorhandler(testcopy.TestSendLimited)
+def test_send_limited(error: testcopy.TestSendLimited):
+    """Too many test mails from this organiser: 429 with the services' message and Retry-After."""
+    db.session.rollback()
+    return error_response(ApiError(429, str(error), {"Retry-After": str(error.retry_after)}))
 
 
 def _timestamp(value: datetime | None) -> str | None:
@@ -182,8 +189,9 @@ def send_test(campaign_id: int):
     raw = payload["addresses"]
     if not isinstance(raw, list) or not raw or not all(isinstance(item, str) for item in raw):
         raise inputs.bad_request("'addresses' must be a non-empty list of email addresses.")
-    addresses = services.test_send_addresses("\n".join(raw))
-    tasks.send_test.delay(campaign.id, addresses)
+    addresses = testcopy.send_test_copy(campaign, "\n".join(raw), current_api_organiser())
+    db.session.commit()
+    tasks.queue_test(campaign.id, addresses)
     return {"addresses": addresses}, 202
 
 

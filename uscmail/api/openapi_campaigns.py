@@ -11,8 +11,10 @@ CAMPAIGN_ERRORS = {
     409: "The campaign's status does not allow this: e.g. changing, deleting or sending a campaign that is already "
     "sending or sent, resuming one that is not paused. The message says which status it is in.",
     422: "Well-formed, but a value is refused: a blank or over-long subject, line breaks in a header field, an invalid "
-    "address, a body template that does not compile, an unknown or archived list, a schedule in the past, no one "
-    "confirmed on the target lists.",
+    "address, a sender address that is not one of ours (MAIL_SENDERS), a body template that does not compile, an "
+    "unknown or archived list, a schedule in the past, no one confirmed on the target lists.",
+    429: "The organiser has sent as many test mails as CAMPAIGN_TEST_MAILS_PER_ORGANISER allows; Retry-After says "
+    "when to try again.",
 }
 TAGS = {"tags": ["campaigns"]}
 ADDRESS = {"type": "string", "maxLength": 320}
@@ -45,7 +47,11 @@ def _editable_fields() -> dict:
             "maxLength": FROM_NAME_MAX_LENGTH,
             "description": "Null or blank: the default sender's name.",
         },
-        "from_email": {**NULLABLE_ADDRESS, "description": "Null or blank: the default sender's address."},
+        "from_email": {
+            **NULLABLE_ADDRESS,
+            "description": "One of our sender addresses (MAIL_DEFAULT_SENDER's or MAIL_SENDERS'); null or blank: the "
+            "default sender's address.",
+        },
         "reply_to": NULLABLE_ADDRESS,
         "public": {"type": "boolean", "default": False, "description": "Listed in the public archive once sent."},
     }
@@ -135,10 +141,19 @@ def campaign_schemas() -> dict:
 
 
 def _action(
-    operation_id: str, summary: str, status: str, result: str, schema: dict, request: dict | None = None, conflict=True
+    operation_id: str,
+    summary: str,
+    status: str,
+    result: str,
+    schema: dict,
+    request: dict | None = None,
+    conflict=True,
+    limited=False,
 ) -> dict:
-    """A POST on a campaign; `conflict`: it changes the status, so 409 when the current one does not allow it."""
+    """A POST on a campaign; `conflict`: it changes the status, so 409 when the current one does not allow it;
+    `limited`: it counts against a per-organiser limit, so 429."""
     codes = (400, 401, 403, 404, 409, 415, 422) if conflict else (400, 401, 403, 404, 415, 422)
+    codes += (429,) if limited else ()
     return {
         "parameters": [CAMPAIGN_ID],
         "post": operation(
@@ -214,12 +229,15 @@ def campaign_paths() -> dict:
         },
         f"{prefix}/test": _action(
             "testCampaign",
-            "Mail a test copy, its subject prefixed [Test], to a few addresses (editor). Any status.",
+            "Mail a test copy, its subject prefixed [Test], to a few addresses (editor). Any status. Test mails count "
+            "against the organiser's CAMPAIGN_TEST_MAILS_PER_ORGANISER, and each test is audited (addresses as keyed "
+            "digests only).",
             "202",
             "Queued.",
             ref("TestQueued"),
             body(ref("TestSend")),
             conflict=False,
+            limited=True,
         ),
         f"{prefix}/schedule": _action(
             "scheduleCampaign",

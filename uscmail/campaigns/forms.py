@@ -5,10 +5,18 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, RadioField, SelectMultipleField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 
-from ..mail.messages import sender_address
+from ..mail.messages import allowed_sender, allowed_senders, sender_address
 from ..subscriptions.services import InvalidInput
 from .models import BodyFormat, Campaign
 from .services import FROM_NAME_MAX_LENGTH, PREHEADER_MAX_LENGTH, SUBJECT_MAX_LENGTH, CampaignFields
@@ -19,7 +27,11 @@ LOCAL_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
 
 
 class CampaignForm(FlaskForm):
-    """What an organiser writes: content, sender, target lists (checkboxes rendered by the template), archive."""
+    """What an organiser writes: content, sender, target lists (checkboxes rendered by the template), archive.
+
+    The sender address is chosen from the allowed senders; a stored one that is no longer allowed is still shown,
+    marked, so saving explains why it must change instead of silently changing it.
+    """
 
     subject = StringField("Subject", render_kw={"maxlength": SUBJECT_MAX_LENGTH, "autocomplete": "off"})
     preheader = StringField(
@@ -35,9 +47,18 @@ class CampaignForm(FlaskForm):
     # Rendered by the template as checkboxes with each list's confirmed count; the services check the ids.
     lists = SelectMultipleField("Send to", choices=[], validate_choice=False)
     from_name = StringField("Sender name", render_kw={"maxlength": FROM_NAME_MAX_LENGTH, "autocomplete": "off"})
-    from_email = StringField("Sender address", render_kw={"maxlength": 320, "autocomplete": "off", "type": "email"})
+    # The services check the value: a select is only what an honest browser sends.
+    from_email = SelectField("Sender address", choices=[], validate_choice=False)
     reply_to = StringField("Reply-to address (optional)", render_kw={"maxlength": 320, "type": "email"})
     public = BooleanField("Show in the public archive once sent")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [(address, address) for address in allowed_senders()]
+        current = (self.from_email.data or "").strip()
+        if current and allowed_sender(current) is None:
+            choices.append((current, f"{current} (no longer allowed)"))
+        self.from_email.choices = choices
 
     @classmethod
     def for_campaign(cls, campaign: Campaign | None) -> "CampaignForm":

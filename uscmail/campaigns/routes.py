@@ -14,7 +14,7 @@ from ..organisers.models import Role
 from ..subscribers import lists as list_services
 from ..subscribers import services as subscriber_services
 from ..subscriptions.services import InvalidInput
-from . import render, services, tasks
+from . import render, services, tasks, testcopy
 from .archive import mail_document
 from .forms import (
     ActionForm,
@@ -71,7 +71,10 @@ def campaign_or_404(campaign_id: int) -> Campaign:
 
 
 def status_for(refusal: InvalidInput) -> int:
-    """409 when the campaign's status does not allow the action (someone or the worker moved it on), else 400."""
+    """409 when the campaign's status does not allow the action (someone or the worker moved it on), 429 when the
+    organiser has sent too many test mails, else 400."""
+    if isinstance(refusal, testcopy.TestSendLimited):
+        return 429
     return 409 if isinstance(refusal, TransitionRefused) else 400
 
 
@@ -226,14 +229,16 @@ def stats(campaign_id: int):
 @bp.post(f"/<{ID}:campaign_id>/test")
 @auth.role_required(Role.EDITOR)
 def send_test(campaign_id: int):
-    """Send a test copy (subject marked "[Test]") to a few addresses."""
+    """Send a test copy (subject marked "[Test]") to a few addresses, within the organiser's test-mail limit."""
     campaign = campaign_or_404(campaign_id)
     form = TestSendForm()
     try:
-        addresses = services.test_send_addresses(form.addresses.data)
+        addresses = testcopy.send_test_copy(campaign, form.addresses.data, g.organiser)
     except InvalidInput as exc:
-        return render_campaign(campaign, error=str(exc), test_form=form)
-    tasks.send_test.delay(campaign.id, addresses)
+        db.session.rollback()
+        return render_campaign(campaign, error=str(exc), status=status_for(exc), test_form=form)
+    db.session.commit()
+    tasks.queue_test(campaign.id, addresses)
     return back_to(campaign.id, f"Test sent to {len(addresses)} address{'' if len(addresses) == 1 else 'es'}.")
 
 

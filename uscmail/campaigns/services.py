@@ -7,14 +7,13 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app
 
 from .. import audit
 from ..extensions import db
-from ..mail.messages import sender_address
+from ..mail.messages import allowed_sender, allowed_senders, sender_address
 from ..models import MailingList, Subscription, SubscriptionStatus, utcnow
 from ..organisers.models import Organiser
-from ..subscriptions.services import InvalidInput, normalise_email
+from ..subscriptions.services import InvalidInput
 from . import render
 from .models import BodyFormat, Campaign, CampaignKind, CampaignStatus, Delivery, DeliveryStatus
 
@@ -67,6 +66,34 @@ def sender_email(raw: str, what: str) -> str:
     return result.normalized
 
 
+def _choices(addresses: list[str]) -> str:
+    return addresses[0] if len(addresses) == 1 else ", ".join(addresses[:-1]) + " or " + addresses[-1]
+
+
+def campaign_sender(raw: str) -> str:
+    """A From address, which must be one of the configured senders (MAIL_DEFAULT_SENDER's or MAIL_SENDERS'), in
+    the configured spelling; InvalidInput otherwise, so no one can send as an address that is not ours."""
+    address = sender_email(raw, "sender address")
+    allowed = allowed_sender(address)
+    if allowed is None:
+        raise InvalidInput(f"{address} is not one of our sender addresses; choose {_choices(allowed_senders())}.")
+    return allowed
+
+
+def check_sender(campaign: Campaign) -> None:
+    """Refuse to mail a campaign saved with a sender that MAIL_SENDERS no longer allows (nothing is changed)."""
+    if allowed_sender(campaign.from_email) is None:
+        remedy = (
+            f"edit it and choose {_choices(allowed_senders())}"
+            if campaign.editable
+            else "cancel it, or ask an administrator to allow the address again"
+        )
+        raise InvalidInput(
+            f"This campaign's sender address {campaign.from_email} is no longer one of ours, so nothing was sent; "
+            f"{remedy}."
+        )
+
+
 def _target_lists(list_ids: list[int]) -> list[MailingList]:
     if not list_ids:
         raise InvalidInput("Choose at least one list to send to.")
@@ -90,7 +117,7 @@ def clean_fields(fields: CampaignFields) -> tuple[dict, list[MailingList]]:
     from_name = _single_line(fields.from_name, "sender name", FROM_NAME_MAX_LENGTH, required=False)
     from_name = from_name or default_sender.display_name or "USC-UK"
     from_email = (fields.from_email or "").strip() or default_sender.addr_spec
-    from_email = sender_email(from_email, "sender address")
+    from_email = campaign_sender(from_email)
     reply_to = sender_email(fields.reply_to, "reply-to address") if (fields.reply_to or "").strip() else None
     try:
         body_format = BodyFormat(fields.body_format)
@@ -230,6 +257,7 @@ def unschedule(campaign: Campaign, actor: Organiser | str) -> None:
 
 def start_sending(campaign: Campaign, actor: Organiser | str) -> None:
     """Mark a draft or scheduled campaign as sending; the caller commits and then queues `tasks.start_campaign`."""
+    check_sender(campaign)
     if recipient_count(campaign.list_ids) == 0:
         raise InvalidInput("Nobody is confirmed on the chosen lists, so there is no one to send to.")
     _transition(
@@ -257,6 +285,7 @@ def pause(campaign: Campaign, actor: Organiser | str, reason: str | None = None)
 
 def resume(campaign: Campaign, actor: Organiser | str) -> None:
     """Carry on sending a paused campaign; the caller commits and then queues `tasks.start_campaign`."""
+    check_sender(campaign)
     _transition(
         campaign,
         {CampaignStatus.PAUSED},
@@ -294,6 +323,7 @@ def resend_failed(campaign: Campaign, actor: Organiser | str) -> int:
     """
     if campaign.status not in (CampaignStatus.SENT, CampaignStatus.PAUSED, CampaignStatus.SENDING):
         raise TransitionRefused(f"This campaign is {campaign.status.value}; there is nothing to resend.")
+    check_sender(campaign)
     result = db.session.execute(
         sa.update(Delivery)
         .where(Delivery.campaign_id == campaign.id, Delivery.status == DeliveryStatus.FAILED)
@@ -415,14 +445,3 @@ def campaign_stats(campaign: Campaign) -> CampaignStats:
         seconds_remaining=remaining,
         snapshot_done=campaign.snapshot_done,
     )
-
-
-def test_send_addresses(raw: str) -> list[str]:
-    """Parse up to MAX_TEST_RECIPIENTS comma- or line-separated addresses for a test send, or raise InvalidInput."""
-    parts = [part.strip() for part in (raw or "").replace("\n", ",").split(",") if part.strip()]
-    limit = current_app.config["CAMPAIGN_TEST_RECIPIENTS_MAX"]
-    if not parts:
-        raise InvalidInput("Enter at least one address for the test.")
-    if len(parts) > limit:
-        raise InvalidInput(f"A test goes to at most {limit} addresses.")
-    return [normalise_email(part) for part in parts]

@@ -11,6 +11,7 @@ from celery import shared_task
 from flask import current_app
 
 from ..extensions import db
+from ..mail.messages import allowed_sender
 from ..models import utcnow
 from ..subscriptions.services import InvalidInput
 from . import reaper, sending, services
@@ -54,6 +55,10 @@ def send_test(campaign_id: int, addresses: list[str]) -> int:
     campaign = db.session.get(Campaign, campaign_id)
     if campaign is None:
         return 0
+    if allowed_sender(campaign.from_email) is None:
+        # Checked when the test was asked for; MAIL_SENDERS may have changed while it waited in the queue.
+        log.warning("test of campaign %s not sent: its sender address is no longer allowed", campaign_id)
+        return 0
     from .builder import Recipient, prepare  # imported here: the builder renders templates, not needed at start-up
 
     prepared = prepare(campaign, test=True)
@@ -64,6 +69,13 @@ def send_test(campaign_id: int, addresses: list[str]) -> int:
         connection.sendmail(prepared.envelope_from, [address], prepared.build(recipient), mail_options=options)
     log.info("test of campaign %s sent to %s addresses", campaign_id, len(addresses))
     return len(addresses)
+
+
+def queue_test(campaign_id: int, addresses: list[str]) -> None:
+    """Queue a test send after the commit that audited it; the task's arguments are shown (in logs, events and
+    `celery inspect`) with a count in place of the addresses."""
+    shown = f"({campaign_id}, [{len(addresses)} address{'' if len(addresses) == 1 else 'es'}])"
+    send_test.apply_async((campaign_id, addresses), argsrepr=shown)
 
 
 @shared_task

@@ -21,6 +21,24 @@ def sender_address() -> Address:
     return Address(display_name=single_line(display_name), username=username, domain=domain)
 
 
+def allowed_senders() -> list[str]:
+    """The addresses campaigns may be sent from: MAIL_DEFAULT_SENDER's first, then MAIL_SENDERS' (names dropped),
+    each once, as configured."""
+    entries = [current_app.config["MAIL_DEFAULT_SENDER"], *current_app.config.get("MAIL_SENDERS", [])]
+    addresses: dict[str, str] = {}
+    for entry in entries:
+        address = parseaddr(entry)[1].strip()
+        if "@" in address:
+            addresses.setdefault(address.lower(), address)
+    return list(addresses.values())
+
+
+def allowed_sender(address: str | None) -> str | None:
+    """The configured spelling of `address` if campaigns may be sent from it (compared without case), else None."""
+    wanted = (address or "").strip().lower()
+    return next((allowed for allowed in allowed_senders() if allowed.lower() == wanted), None)
+
+
 def recipient_address(email: str, name: str | None) -> Address:
     """A recipient's To address; the display name is reduced to a single line first."""
     username, _, domain = email.rpartition("@")
