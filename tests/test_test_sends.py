@@ -55,6 +55,7 @@ def test_the_eleventh_test_mail_in_an_hour_is_refused_and_each_send_is_audited(d
     campaign = make_campaign("Tested often")
     editor = sign_in_as("editor")
     page = f"{BASE}/{campaign.id}"
+    assert "You can send 10 test mails per hour." in text(editor.get(page))
     for n in range(9):
         response = post_from(editor, page, f"{page}/test", addresses=f"tester{n}@example.net")
         assert response.status_code == 302, alert(text(response))

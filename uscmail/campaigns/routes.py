@@ -207,6 +207,7 @@ def render_campaign(
         schedule_form=schedule_form,
         test_form=test_form or TestSendForm(),
         test_limit=current_app.config["CAMPAIGN_TEST_RECIPIENTS_MAX"],
+        test_allowance=testcopy.allowance(),
         action_form=ActionForm(),
         error=error,
     ), status if error else 200

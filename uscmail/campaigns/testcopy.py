@@ -51,14 +51,21 @@ def recipient_digest(address: str) -> str:
     return hmac.new(key, DIGEST_PURPOSE + address.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def _per(rate: limits.RateLimitItem) -> str:
+def _rate() -> limits.RateLimitItem:
+    return limits.parse(current_app.config["CAMPAIGN_TEST_MAILS_PER_ORGANISER"])
+
+
+def allowance() -> str:
+    """'10 test mails per hour', as the campaign page and the refusal word the organiser's limit."""
+    rate = _rate()
     unit = rate.GRANULARITY.name
-    return unit if rate.multiples == 1 else f"{rate.multiples} {unit}s"
+    per = unit if rate.multiples == 1 else f"{rate.multiples} {unit}s"
+    return f"{rate.amount} test mail{'' if rate.amount == 1 else 's'} per {per}"
 
 
 def count_test_mails(organiser: Organiser, mails: int) -> None:
     """Count `mails` test mails against the organiser's window, all or none; TestSendLimited if they do not fit."""
-    rate = limits.parse(current_app.config["CAMPAIGN_TEST_MAILS_PER_ORGANISER"])
+    rate = _rate()
     window = MovingWindowRateLimiter(limiter.storage)
     key = (current_app.config["RATELIMIT_KEY_PREFIX"], "test-mails", str(organiser.id))
     if window.hit(rate, *key, cost=mails):
@@ -68,7 +75,7 @@ def count_test_mails(organiser: Organiser, mails: int) -> None:
     minutes = math.ceil(retry_after / 60)
     left = f"{stats.remaining} more" if stats.remaining else "none"
     raise TestSendLimited(
-        f"You can send at most {rate.amount} test mails per {_per(rate)}, and {left} can be sent now. "
+        f"You can send at most {allowance()}, and {left} can be sent now. "
         f"Try again in {minutes} minute{'' if minutes == 1 else 's'}.",
         retry_after,
     )
