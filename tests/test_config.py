@@ -88,6 +88,11 @@ def test_development_mail_viewer_shows_caught_mail_with_clickable_links(tmp_path
     assert '<a href="https://lists.example.org/confirm/abc">' in page
     assert "&lt;b&gt;now&lt;/b&gt;" in page
     assert client.get("/dev/mail/..%2Fconfig.py").status_code == 404
+    # Only this machine may read it, even if the development server is made to listen on another address.
+    stranger = create_app(config).test_client()
+    stranger.environ_base["REMOTE_ADDR"] = "192.0.2.10"
+    for path in ("/dev/mail/", "/dev/mail/1700000000000000000-0123abcd.eml"):
+        assert stranger.get(path).status_code == 404
 
 
 def test_production_session_cookie_is_host_prefixed_secure_and_http_only():

@@ -23,12 +23,21 @@ def create_app(config_object=None) -> Flask:
         config_object = config_from_env()
     app.config.from_object(config_object)
     Path(app.instance_path).mkdir(exist_ok=True)
+    register_logging(app)
     register_extensions(app)
     register_blueprints(app)
     register_security(app)
     register_errorhandlers(app)
     register_cli(app)
     return app
+
+
+def register_logging(app: Flask) -> None:
+    """Keep link tokens, query strings and client addresses out of the app's and werkzeug's logs (gunicorn's are
+    handled by uscmail.gunicorn_conf)."""
+    from .requestlog import install
+
+    install(app.logger)
 
 
 def register_extensions(app: Flask) -> None:

@@ -1,4 +1,8 @@
-"""`make run`: the web app, a Celery worker, Celery beat and the development mail catcher, stopped by one Ctrl-C."""
+"""`make run`: the web app, a Celery worker, Celery beat and the development mail catcher, stopped by one Ctrl-C.
+
+The web app runs under gunicorn with the production logging (uscmail.gunicorn_conf: no client addresses, tokens
+redacted); it and the mail catcher listen on 127.0.0.1 only, as /dev/mail/ shows every mail sent to anyone.
+"""
 
 import os
 import signal
@@ -16,24 +20,33 @@ def commands(port: str) -> dict[str, list[str]]:
     """The processes to run, by name."""
     config = Config()
     return {
-        "mail": [sys.executable, "-m", "uscmail.devmail.catcher", "--port", str(config.MAIL_PORT),
-                 "--directory", config.DEV_MAIL_DIR],
-        "web": [str(BIN / "flask"), "--app", "uscmail", "run", "--port", port, "--no-reload"],
+        "mail": [sys.executable, "-m", "uscmail.devmail.catcher", "--host", "127.0.0.1",
+                 "--port", str(config.MAIL_PORT), "--directory", config.DEV_MAIL_DIR],
+        # One process with threads, like `flask run`; a short graceful timeout so Ctrl-C stops it at once.
+        "web": [sys.executable, "-m", "gunicorn", "-c", "python:uscmail.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
+                "--workers", "1", "--threads", "4", "--graceful-timeout", "3", "uscmail:create_app()"],
         "worker": [str(BIN / "celery"), "-A", "worker", "worker", "--loglevel", "INFO", "--concurrency", "2"],
         "beat": [str(BIN / "celery"), "-A", "worker", "beat", "--loglevel", "INFO"],
     }  # fmt: skip
 
 
 def stop_on_sigterm(signum, frame) -> None:
-    """`kill` or a supervisor's SIGTERM stops everything, like Ctrl-C, so no process is left running."""
+    """`kill`, a supervisor's SIGTERM or a closed terminal's SIGHUP stops everything, like Ctrl-C, so no process is
+    left running."""
     raise KeyboardInterrupt
 
 
 def main() -> int:
     """Start every process; when one exits or Ctrl-C is pressed, stop them all."""
     signal.signal(signal.SIGTERM, stop_on_sigterm)
+    signal.signal(signal.SIGHUP, stop_on_sigterm)  # the terminal closed
     port = os.environ.get("PORT", "5000")
-    processes = {name: subprocess.Popen(argv) for name, argv in commands(port).items()}  # noqa: S603
+    # gunicorn gets the terminal's Ctrl-C only through the SIGTERM below: given SIGINT as well, its worker hangs
+    # until killed. Ctrl-C and the SIGHUP of a closed terminal reach this process, which stops it.
+    processes = {
+        name: subprocess.Popen(argv, process_group=0 if name == "web" else None)  # noqa: S603
+        for name, argv in commands(port).items()
+    }
     print(
         f"\n  uscmail is running: open http://127.0.0.1:{port}/\n"
         f"  mail it sends is readable at http://127.0.0.1:{port}/dev/mail/\n"

@@ -1,16 +1,29 @@
-"""/dev/mail: read the mail the development catcher caught. Registered only outside production."""
+"""/dev/mail: read the mail the development catcher caught. Registered only outside production, and answered only
+to this machine: it shows every mail sent to anyone, links with their tokens included."""
 
+import ipaddress
 import re
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
-from flask import Blueprint, Response, abort, current_app, render_template
+from flask import Blueprint, Response, abort, current_app, render_template, request
 from markupsafe import Markup, escape
 
 bp = Blueprint("devmail", __name__, url_prefix="/dev/mail")
 NAME = re.compile(r"^[0-9]+-[0-9a-f]{8}\.eml$")
 URL = re.compile(r"https?://[^\s<>\"]+")
+
+
+@bp.before_request
+def local_only() -> None:
+    """404 (as if the page did not exist) for any client that is not on this machine."""
+    try:
+        local = ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        local = False
+    if not local:
+        abort(404)
 
 
 def _directory() -> Path:

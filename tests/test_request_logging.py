@@ -1,0 +1,140 @@
+"""What `make run` and production log and where they listen: the web server (gunicorn with uscmail.gunicorn_conf, as
+`make run` starts it) logs requests without client addresses and with link tokens redacted, and the development web
+server and mail catcher listen on 127.0.0.1 only."""
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_DIR, RUN_DIR
+from uscmail import devserver
+
+# The client connects from another loopback address, so its address can be looked for in the log.
+CLIENT_ADDRESS = "127.0.0.3"
+FORWARDED_FOR = "203.0.113.77"
+USER_AGENT = "Fingerprintable/1.0"
+TOKENS = {
+    "unsubscribe": "eyJwIjoiVW5zdWJzY3JpYmVUb2tlbiJ9.Zk3xQa.unsubscribe-secret-part",
+    "preferences": "eyJwIjoiUHJlZmVyZW5jZXNUb2tlbiJ9.Zk3xQb.preferences-secret-part",
+    "confirm": "eyJwIjoiQ29uZmlybVRva2VuIn0.Zk3xQc.confirm-secret-part",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def refused(host: str, port: int) -> bool:
+    """True if nothing accepts a connection to host:port."""
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError:
+        return True
+    return False
+
+
+def start(argv: list[str], log_path: Path, ready: bytes, **env: str) -> subprocess.Popen:
+    """Start a development process as `make run` does, and wait until it has logged `ready`."""
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        argv, cwd=PROJECT_DIR, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    log.close()
+    deadline = time.monotonic() + 30
+    while ready not in log_path.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process)
+            pytest.fail(f"{argv[0]} did not start:\n{log_path.read_text(errors='replace')}")
+        time.sleep(0.1)
+    return process
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM, as the development runner sends on Ctrl-C; SIGKILL if it lingers."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait(timeout=10)
+
+
+def get(port: int, path: str) -> int:
+    """GET path from CLIENT_ADDRESS, claiming to be forwarded for another address; the status."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20, source_address=(CLIENT_ADDRESS, 0))
+    try:
+        headers = {"X-Forwarded-For": FORWARDED_FOR, "Referer": path, "User-Agent": USER_AGENT}
+        connection.request("GET", path, headers=headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_the_web_server_logs_requests_without_client_addresses_or_tokens_and_listens_on_loopback(app, db):
+    port = free_port()
+    log_path = RUN_DIR / f"web-{port}.log"
+    web = start(devserver.commands(str(port))["web"], log_path, b"Booting worker")
+    try:
+        statuses = {
+            path: get(port, path)
+            for path in (
+                f"/unsubscribe/{TOKENS['unsubscribe']}",
+                f"/preferences/{TOKENS['preferences']}/erase",
+                f"/confirm/{TOKENS['confirm']}?source=someone@example.org",
+                "/subscribe?email=someone@example.org",
+            )
+        }
+        assert all(status < 500 for status in statuses.values()), statuses
+        # A malformed request is warned about in gunicorn's own log, which names the client unless redacted.
+        with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(CLIENT_ADDRESS, 0)) as raw:
+            raw.sendall(b"NOT HTTP /unsubscribe/" + TOKENS["unsubscribe"].encode() + b"\r\n\r\n")
+            raw.recv(1024)
+        assert refused("127.0.0.2", port)  # another address of this machine: nothing listens there
+    finally:
+        stop(web)
+    log = log_path.read_text(errors="replace")
+    assert f"Listening at: http://127.0.0.1:{port}" in log
+    assert "Invalid request from ip=<redacted>: " in log, log
+    for line in ('"GET /unsubscribe/<redacted> HTTP/1.1"', '"GET /preferences/<redacted>/erase HTTP/1.1"',
+                 '"GET /confirm/<redacted>?<redacted> HTTP/1.1"', '"GET /subscribe?<redacted> HTTP/1.1"'):  # fmt: skip
+        assert line in log, log
+    for secret in (*TOKENS.values(), "secret-part", CLIENT_ADDRESS, FORWARDED_FOR, "someone", USER_AGENT):
+        assert secret not in log, secret
+
+
+def test_flask_run_logs_no_client_address_or_token_either(app, db):
+    port = free_port()
+    log_path = RUN_DIR / f"flask-run-{port}.log"
+    argv = [str(Path(sys.executable).parent / "flask"), "--app", "uscmail", "run", "--port", str(port), "--no-reload"]
+    server = start(argv, log_path, b"Press CTRL+C")
+    try:
+        assert get(port, f"/unsubscribe/{TOKENS['unsubscribe']}") == 400
+    finally:
+        stop(server)
+    log = log_path.read_text(errors="replace")
+    assert "GET /unsubscribe/<redacted> HTTP/1.1" in log, log  # werkzeug colours the request line
+    assert TOKENS["unsubscribe"] not in log and CLIENT_ADDRESS not in log
+
+
+def test_the_development_mail_catcher_listens_on_loopback_only(tmp_path):
+    port = free_port()
+    argv = devserver.commands("5000")["mail"]
+    assert argv[argv.index("--host") + 1] == "127.0.0.1"
+    argv[argv.index("--port") + 1] = str(port)
+    argv[argv.index("--directory") + 1] = str(tmp_path)
+    catcher = start(argv, tmp_path / "catcher.log", b"listening on")
+    try:
+        assert f"listening on 127.0.0.1:{port}" in (tmp_path / "catcher.log").read_text()
+        assert not refused("127.0.0.1", port)
+        assert refused("127.0.0.2", port)
+    finally:
+        stop(catcher)
