@@ -6,16 +6,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from email_validator import EmailNotValidError, validate_email
 
 from .. import audit
 from ..extensions import db
-from ..mail.messages import allowed_sender, allowed_senders, sender_address
+from ..mail.messages import sender_address
 from ..models import MailingList, Subscription, SubscriptionStatus, utcnow
 from ..organisers.models import Organiser
 from ..subscriptions.services import InvalidInput
 from . import render
 from .models import BodyFormat, Campaign, CampaignKind, CampaignStatus, Delivery, DeliveryStatus
+from .senders import campaign_sender, check_sender, sender_email
 
 SUBJECT_MAX_LENGTH = 255
 PREHEADER_MAX_LENGTH = 255
@@ -52,46 +52,6 @@ def _single_line(value: str | None, what: str, max_length: int, required: bool) 
     if len(value) > max_length:
         raise InvalidInput(f"Please keep the {what} under {max_length} characters.")
     return value
-
-
-def sender_email(raw: str, what: str) -> str:
-    """Validate a sender or reply-to address. Unlike a supporter's address, the reserved `.test` domain is allowed
-    (development and tests send from it)."""
-    try:
-        result = validate_email(
-            raw.strip(), check_deliverability=False, test_environment=True, globally_deliverable=False
-        )
-    except EmailNotValidError as exc:
-        raise InvalidInput(f"The {what} doesn't look like an email address: {exc}") from None
-    return result.normalized
-
-
-def _choices(addresses: list[str]) -> str:
-    return addresses[0] if len(addresses) == 1 else ", ".join(addresses[:-1]) + " or " + addresses[-1]
-
-
-def campaign_sender(raw: str) -> str:
-    """A From address, which must be one of the configured senders (MAIL_DEFAULT_SENDER's or MAIL_SENDERS'), in
-    the configured spelling; InvalidInput otherwise, so no one can send as an address that is not ours."""
-    address = sender_email(raw, "sender address")
-    allowed = allowed_sender(address)
-    if allowed is None:
-        raise InvalidInput(f"{address} is not one of our sender addresses; choose {_choices(allowed_senders())}.")
-    return allowed
-
-
-def check_sender(campaign: Campaign) -> None:
-    """Refuse to mail a campaign saved with a sender that MAIL_SENDERS no longer allows (nothing is changed)."""
-    if allowed_sender(campaign.from_email) is None:
-        remedy = (
-            f"edit it and choose {_choices(allowed_senders())}"
-            if campaign.editable
-            else "cancel it, or ask an administrator to allow the address again"
-        )
-        raise InvalidInput(
-            f"This campaign's sender address {campaign.from_email} is no longer one of ours, so nothing was sent; "
-            f"{remedy}."
-        )
 
 
 def _target_lists(list_ids: list[int]) -> list[MailingList]:

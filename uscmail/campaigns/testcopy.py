@@ -17,7 +17,7 @@ from ..extensions import limiter
 from ..organisers.models import Organiser
 from ..subscriptions.services import InvalidInput, normalise_email
 from .models import Campaign
-from .services import check_sender
+from .senders import check_sender
 
 # Digests of tested addresses are keyed with this purpose, so they match nothing else kept (e.g. suppressions).
 DIGEST_PURPOSE = b"uscmail test-send recipient\x00"
