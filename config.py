@@ -52,6 +52,9 @@ class Config:
     MAIL_SENDERS = env_list("MAIL_SENDERS")
     MAIL_TIMEOUT = float(os.environ.get("MAIL_TIMEOUT", "30"))
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+    # Hosts campaign mail may show images from (https only). None by default: a remote image tells its host who
+    # opened the mail, and when.
+    MAIL_IMAGE_HOSTS = env_list("MAIL_IMAGE_HOSTS")
 
     CONFIRM_TOKEN_MAX_AGE = int(os.environ.get("CONFIRM_TOKEN_MAX_AGE", str(7 * 24 * 3600)))
     UNCONFIRMED_RETENTION_DAYS = int(os.environ.get("UNCONFIRMED_RETENTION_DAYS", "14"))

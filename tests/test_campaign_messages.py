@@ -179,7 +179,7 @@ def test_fast_messages_equal_the_standard_library_build(db, subject, body_format
         "Dear {{ subscriber.name | upper }}!",
         "{% if subscriber.name %}Dear {{ subscriber.name }}!{% else %}Dear all!{% endif %}",
         "{{ subscriber.name }} has {{ subscriber.name | length }} letters. {{ 'x' ~ subscriber.name ~ 'y' }}",
-        "{% for letter in subscriber.name %}[{{ letter }}]{% endfor %} {{ unsubscribe_url | length }}",
+        "{% for letter in subscriber.name %}[{{ letter }}]{% endfor %} [Leave]({{ unsubscribe_url }})",
         "{% set who = subscriber.name %}{% if who == 'Bob' %}Hi Bob!{% endif %} Dear {{ who }}.",
     ],
 )

@@ -73,4 +73,9 @@ def web_version(public_id: str):
     campaign = campaign_for_web_version(public_id)
     if campaign is None:
         abort(404)
-    return mail_document(render.render_web_version(campaign).html, policy=WEB_VERSION_CSP)
+    try:
+        mail = render.render_web_version(campaign)
+    except render.TemplateRefused:
+        # Saved before a rule that now refuses it (a personal link inside another address): never shown.
+        abort(404)
+    return mail_document(mail.html, policy=WEB_VERSION_CSP)

@@ -202,7 +202,7 @@ class _Body:
         self.name_token = tokens.name
         self.shapes: dict[str, tuple[_Part, _Part]] = {}
         self.html = self.text = None
-        if template.urls_plain and (template.name_plain or not named):
+        if template.name_plain or not named:
             self._substitute_into_one_render()
 
     def _values(self, name: str | None, unsubscribe_url: str, preferences_url: str) -> MailValues:

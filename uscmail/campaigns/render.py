@@ -11,11 +11,12 @@ once per shape the template takes, not once per recipient (see `CampaignTemplate
 import html
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import css_inline
 import lxml.html
 import nh3
-from flask import render_template
+from flask import current_app, render_template
 from inscriptis.css_profiles import CSS_PROFILES
 from inscriptis.html_engine import Inscriptis
 from inscriptis.html_properties import Display
@@ -71,20 +72,51 @@ ALLOWED_ATTRIBUTES = {
     "th": {"colspan", "rowspan", "style"},
     "p": {"style"},
 }
-# Personal text inside a link or image address would be sent to whatever site it points at.
-ADDRESS_ATTRIBUTE = re.compile(r'\b(?:href|src)="[^"]*"')
+# Attributes a mail client never fetches or follows, where a name may appear.
+TEXT_ATTRIBUTES = frozenset({"alt", "title"})
+# Characters that, just before a personal link in the text, make it part of some other address.
+ADDRESS_CHARACTERS = frozenset("/.?=&#%@\\")
+PERSONAL_TEXT_IN_ADDRESS = (
+    "The template puts subscriber.name or other text into a link or image address; personal details can only "
+    "appear in the text. Links can use unsubscribe_url, preferences_url and web_version_url as they are."
+)
+PERSONAL_LINK_MISPLACED = (
+    "unsubscribe_url and preferences_url are personal: use each only as a whole link target "
+    '(<a href="{{ unsubscribe_url }}"> or [words]({{ unsubscribe_url }})) or on its own in the text, never inside '
+    "another address, an image or a style, and never changed by a filter or joined to other text."
+)
+
+
+def image_hosts() -> frozenset[str]:
+    """The hosts campaign mail may show images from (MAIL_IMAGE_HOSTS); none by default."""
+    return frozenset(host.lower() for host in current_app.config.get("MAIL_IMAGE_HOSTS", ()))
+
+
+def image_allowed(src: str, hosts: frozenset[str]) -> bool:
+    """Whether an image address may stay: https, on an allowed host. Every recipient's mail client fetches it, telling
+    that host who opened the mail and when."""
+    try:
+        address = urlsplit(src.strip())
+        host = (address.hostname or "").lower()
+    except ValueError:
+        return False
+    return address.scheme.lower() == "https" and not address.username and host in hosts
 
 
 def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
-    if tag == "img" and attribute == "src" and not value.lower().startswith("https://"):
-        return None  # no plain-http images: they leak the reader's address to anyone on the path
+    if tag == "img" and attribute == "src" and not image_allowed(value, image_hosts()):
+        return None
     return value
 
 
+# An image whose address was dropped: nothing left to show but a broken-image box.
+IMAGE_WITHOUT_ADDRESS = re.compile(r"<img(?![^>]*\ssrc=)[^>]*>")
+
+
 def sanitise(fragment: str) -> str:
-    """Keep ordinary formatting, links (http, https, mailto) and https images; drop scripts, styles, frames, forms,
-    event handlers and every other attribute."""
-    return nh3.clean(
+    """Keep ordinary formatting, links (http, https, mailto) and images from the allowed hosts (MAIL_IMAGE_HOSTS,
+    none by default); drop scripts, styles, frames, forms, event handlers and every other attribute."""
+    cleaned = nh3.clean(
         fragment,
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
@@ -93,6 +125,7 @@ def sanitise(fragment: str) -> str:
         url_relative="deny",
         filter_style_properties={"text-align"},
     )
+    return IMAGE_WITHOUT_ADDRESS.sub("", cleaned)
 
 
 _TEXT_CSS = dict(CSS_PROFILES["strict"])
@@ -140,6 +173,9 @@ class CampaignTemplate:
         self.subject = subject
         self.body_format = BodyFormat(body_format)
         self.template, self.name_plain, self.urls_plain = compile_body(body, self.body_format)
+        if not self.urls_plain:
+            # A personal link made into text (joined, filtered, sliced, assigned) could be put anywhere.
+            raise TemplateRefused(PERSONAL_LINK_MISPLACED)
         self.tokens = Tokens(body)
         self.layout = {"subject": subject, "preheader": preheader, "contact": contact}
         self.drafts: dict[tuple[str, bool], tuple[str, str]] = {}
@@ -182,22 +218,55 @@ class CampaignTemplate:
         """The body for a shape as HTML, before sanitising."""
         return MARKDOWN.render(shape) if self.body_format is BodyFormat.MARKDOWN else shape
 
-    def personal_text_in_address(self, shape: str) -> bool:
-        """Whether a text value lands in a link or image address (where sanitising would drop or keep it)."""
-        fragment = self.unsafe_fragment(shape)
+    def address_problem(self, fragment: str) -> str | None:
+        """Why this HTML would hand a personal value to a site a mail client fetches or follows, or None.
+
+        Personal links may be the whole target of a link, or stand on their own in the text; a name may be in the
+        text and in alt or title, never in an address."""
         if not fragment.strip():
-            return False
+            return None
         tree = lxml.html.fragment_fromstring(fragment, create_parent="div")
-        return any(
-            self.tokens.text_pattern.search(element.get(attribute) or "")
-            for element in tree.iter()
-            for attribute in ("href", "src")
-        )
+        personal = self.tokens.personal_url_pattern
+        for node in tree.iter():
+            is_element = isinstance(node.tag, str)
+            for attribute, value in node.attrib.items() if is_element else ():
+                if personal.search(value) and not (attribute == "href" and personal.fullmatch(value.strip())):
+                    return PERSONAL_LINK_MISPLACED
+                if attribute not in TEXT_ATTRIBUTES and self.tokens.text_pattern.search(value):
+                    return PERSONAL_TEXT_IN_ADDRESS
+            for text in (node.text if is_element else None, node.tail):
+                for match in personal.finditer(text or ""):
+                    word_before = re.search(r"\S*$", text[: match.start()])[0]
+                    if ADDRESS_CHARACTERS.intersection(word_before):
+                        return PERSONAL_LINK_MISPLACED
+        return None
+
+    def check_shape(self, shape: str) -> None:
+        """Refuse a shape whose HTML puts personal values into addresses, or shows images from other sites."""
+        fragment = self.unsafe_fragment(shape)
+        problem = self.address_problem(fragment)
+        if problem:
+            raise TemplateRefused(problem)
+        if not fragment.strip():
+            return
+        hosts = image_hosts()
+        for image in lxml.html.fragment_fromstring(fragment, create_parent="div").iter("img"):
+            src = (image.get("src") or "").strip()
+            if not image_allowed(src, hosts):
+                where = urlsplit(src).hostname if src.lower().startswith("https://") else None
+                raise TemplateRefused(
+                    f"Images from {where or 'other places'} can't be used in campaign mail: every reader's mail "
+                    "client would fetch them, telling that site who opened the mail. "
+                    + (f"Images may come from {', '.join(sorted(hosts))}." if hosts else "No image hosts are allowed.")
+                )
 
     def fragment(self, shape: str) -> str:
-        """The sanitised HTML body for a shape, with any personal text taken out of link and image addresses."""
+        """The sanitised HTML body for a shape; TemplateRefused if it would still hand a personal value to a site."""
         fragment = sanitise(self.unsafe_fragment(shape))
-        return ADDRESS_ATTRIBUTE.sub(lambda match: self.tokens.text_pattern.sub("", match[0]), fragment)
+        problem = self.address_problem(fragment)
+        if problem:
+            raise TemplateRefused(problem)
+        return fragment
 
     def draft(self, shape: str, web_version: bool = False) -> tuple[str, str]:
         """The whole mail (HTML with CSS inlined, and text) for a shape, tokens still in place."""
@@ -268,7 +337,8 @@ def render_web_version(campaign: Campaign) -> RenderedMail:
 
 def check_template(body: str, body_format: BodyFormat | str | None = None) -> None:
     """Refuse, with a message for the organiser, a body that the sandbox won't run, that fails when filled in with
-    sample values (with a name and without), or that puts personal text into a link or image address.
+    sample values (with a name and without), that puts personal values where a mail client would hand them to
+    another site, or that shows images from hosts not in MAIL_IMAGE_HOSTS.
 
     Without `body_format`, the body must pass as Markdown and as HTML."""
     formats = [BodyFormat(body_format)] if body_format else list(BodyFormat)
@@ -278,9 +348,4 @@ def check_template(body: str, body_format: BodyFormat | str | None = None) -> No
         template = CampaignTemplate(body, each_format)
         for values in samples:
             shape, _ = template.run(values)
-            if template.personal_text_in_address(shape):
-                raise TemplateRefused(
-                    "The template puts subscriber.name or other text into a link or image address; personal "
-                    "details can only appear in the text. Links can use unsubscribe_url, preferences_url and "
-                    "web_version_url as they are."
-                )
+            template.check_shape(shape)

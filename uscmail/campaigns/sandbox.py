@@ -96,6 +96,9 @@ class Tokens:
         self.name = f"N{self.nonce}N"
         self.pattern = re.compile(rf"X{self.nonce}(\d+)X|{re.escape(base)}(unsubscribe|preferences|web)")
         self.text_pattern = re.compile(rf"X{self.nonce}\d+X")
+        self.personal_url_pattern = re.compile(
+            "|".join(re.escape(self.urls[key]) for key in ("unsubscribe", "preferences"))
+        )
 
     def text(self, index: int) -> str:
         """The token for the index-th text value of a render."""
@@ -104,7 +107,8 @@ class Tokens:
 
 class Link(str):
     """A URL variable's value. Output as it is, it becomes a URL-shaped token, so it still works as a link target;
-    anything made from it (`{{ unsubscribe_url ~ "x" }}`) is text like any other value."""
+    anything made from it (`{{ web_version_url ~ "x" }}`) is text like any other value. The personal links may only
+    be output as they are (see `render.PERSONAL_LINK_MISPLACED`)."""
 
     _kind = ""
 
