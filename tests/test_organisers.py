@@ -114,6 +114,27 @@ def test_account_locks_after_five_failures_even_for_the_right_password(app, db):
     assert "locked for a while" in locked.get_data(as_text=True)
 
 
+@pytest.mark.parametrize(
+    ("failing_as", "then_as"),
+    [
+        ("admin@example.org", "admin@\uff45xample.org"),  # full-width e: the same domain after UTS-46 mapping
+        ("admin@\uff45xample.org", "admin@example.org"),
+        ("admin@example.org", "ADMIN@EXAMPLE.ORG"),
+        ("Admin@Example.ORG", " admin@example.org "),
+    ],
+)
+def test_the_lockout_counts_the_account_however_its_address_is_typed(app, db, failing_as, then_as):
+    create(app)
+    for _ in range(5):
+        failed = post_form(isolated_client(app), "/organisers/login", email=failing_as, password="nope nope nope")
+        assert failed.status_code == 400
+    locked = post_form(isolated_client(app), "/organisers/login", email=then_as, password=PASSWORD)
+    assert locked.status_code == 400
+    assert "locked for a while" in locked.get_data(as_text=True)
+    assert [e.organiser_id is not None for e in db.session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.action == "login.failed"))] == [True] * 6  # fmt: skip
+
+
 def test_sign_in_attempts_are_limited_per_client_address(app, db):
     browser = isolated_client(app, environ_base={"REMOTE_ADDR": "198.51.100.9"})
     statuses = [

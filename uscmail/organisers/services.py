@@ -15,11 +15,22 @@ from . import security
 from .models import Organiser, OrganiserSession, RecoveryCode, Role, SessionStage
 
 
+def account_address(email: str) -> str | None:
+    """The normalised form of an organiser's address as typed at sign-in (UTS-46 domain, lower case), or None.
+
+    Everything that names an account by what was typed (lookup, per-account lockout) goes through this one function,
+    so `editor@ｅxample.org` and `EDITOR@example.org` are the same account everywhere.
+    """
+    try:
+        return normalise_email(email)
+    except InvalidInput:
+        return None
+
+
 def organiser_by_email(email: str) -> Organiser | None:
     """The organiser with this address (normalised), or None."""
-    try:
-        address = normalise_email(email)
-    except InvalidInput:
+    address = account_address(email)
+    if address is None:
         return None
     return db.session.scalar(sa.select(Organiser).where(Organiser.email == address))
 
@@ -40,8 +51,11 @@ def create_organiser(email: str, password: str, role: Role, actor: Organiser | s
 
 
 def _account_key(email: str) -> str:
+    # Keyed on the normalised address, as sign-in looks it up; text that is no address cannot name an account,
+    # but is still counted (under its own key) so a failure costs the same either way.
+    address = account_address(email) or "invalid:" + email.strip().casefold()
     key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, email.strip().lower().encode(), "sha256").hexdigest()[:32]
+    return hmac.new(key, address.encode(), "sha256").hexdigest()[:32]
 
 
 def _login_rate() -> limits.RateLimitItem:
