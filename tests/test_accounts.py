@@ -354,7 +354,7 @@ def test_changing_your_password_ends_every_session_and_only_the_new_password_wor
     )
     assert answer.status_code == 302 and answer.headers["Location"] == "/organisers/login"
     page = text(here.get(answer.headers["Location"]))
-    assert "Your password is changed and all your sessions have ended" in page
+    assert "Your password is changed, all your sessions have ended and your API tokens are revoked" in page
     assert 'action="/organisers/login"' in page
     assert not signed_in(here) and not signed_in(elsewhere)
     assert organiser(db, "viewer@example.org").password_hash != old_hash

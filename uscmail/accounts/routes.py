@@ -121,7 +121,7 @@ class ConfirmedAction:
 CONFIRMED_ACTIONS = {
     "disable": ConfirmedAction(
         title="Disable {email}?",
-        explanation="They can no longer sign in, their sessions end now and their API tokens stop working.",
+        explanation="They can no longer sign in, their sessions end now and their API tokens are revoked.",
         tick="Yes, disable this account",
         button="Disable the account",
         done="{email} is disabled.",
@@ -130,7 +130,8 @@ CONFIRMED_ACTIONS = {
     ),
     "reset-2fa": ConfirmedAction(
         title="Reset two-factor authentication of {email}?",
-        explanation="Their authenticator app and recovery codes stop working and their sessions end now. "
+        explanation="Their authenticator app and recovery codes stop working, their sessions end now and their API "
+        "tokens are revoked. "
         "At their next sign-in they set up an authenticator app again.",
         tick="Yes, reset their two-factor authentication",
         button="Reset two-factor authentication",
@@ -224,7 +225,10 @@ def change_password():
         return render_account(password_form=form, error=f"{exc} Nothing was changed.")
     db.session.commit()
     session.pop(auth.SESSION_KEY, None)
-    flash("Your password is changed and all your sessions have ended. Sign in with your new password.")
+    flash(
+        "Your password is changed, all your sessions have ended and your API tokens are revoked. "
+        "Sign in with your new password."
+    )
     return redirect(url_for("organisers.login"))
 
 

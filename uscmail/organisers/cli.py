@@ -49,11 +49,14 @@ def init_organisers_cli(app: Flask) -> None:
     @group.command("reset-2fa")
     @click.argument("email")
     def reset_2fa(email: str) -> None:
-        """Remove an organiser's authenticator and recovery codes; they enrol again at next sign-in."""
+        """Remove an organiser's authenticator and recovery codes and revoke their API tokens."""
         organiser = _organiser_or_fail(email)
         services.reset_two_factor(organiser, ACTOR)
         db.session.commit()
-        click.echo(f"two-factor authentication reset for {organiser.email}; their sessions have ended")
+        click.echo(
+            f"two-factor authentication reset for {organiser.email}; their sessions have ended "
+            "and their API tokens are revoked"
+        )
 
     @group.command("disable")
     @click.argument("email")

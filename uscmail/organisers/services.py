@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from .. import audit
+from ..api import tokens as api_tokens
 from ..extensions import db, limiter
 from ..models import utcnow
 from ..subscriptions.services import InvalidInput, normalise_email
@@ -176,21 +177,23 @@ def enrol_totp(organiser: Organiser, secret: str, code: str) -> list[str] | None
 
 
 def reset_two_factor(organiser: Organiser, actor: Organiser | str) -> None:
-    """Remove TOTP and recovery codes; the organiser enrols again at next login; all sessions end."""
+    """Remove TOTP and recovery codes; the organiser enrols again at next login; all sessions and API tokens end."""
     organiser.totp_secret = None
     organiser.totp_last_step = None
     organiser.recovery_codes = []
     end_all_sessions(organiser)
+    api_tokens.revoke_all_tokens(organiser, actor, reason="2fa_reset")
     audit.record(actor, "organiser.2fa_reset", "organiser", organiser.id)
 
 
 def change_password(organiser: Organiser, new_password: str, actor: Organiser | str) -> None:
-    """Set a new password and end every session."""
+    """Set a new password; every session ends and every API token is revoked."""
     problem = security.password_problem(new_password)
     if problem:
         raise InvalidInput(problem)
     organiser.password_hash = security.hash_password(new_password)
     end_all_sessions(organiser)
+    api_tokens.revoke_all_tokens(organiser, actor, reason="password_changed")
     audit.record(actor, "organiser.password_changed", "organiser", organiser.id)
 
 
@@ -206,6 +209,7 @@ def disable_organiser(organiser: Organiser, actor: Organiser | str) -> None:
     """Disable an account; its sessions and API tokens stop working."""
     organiser.active = False
     end_all_sessions(organiser)
+    api_tokens.revoke_all_tokens(organiser, actor, reason="disabled")
     audit.record(actor, "organiser.disabled", "organiser", organiser.id)
 
 
