@@ -468,7 +468,7 @@ def test_regenerated_recovery_codes_work_once_and_the_old_ones_stop_working(app,
 
     events = audit_rows(db, "organiser.recovery_codes_regenerated")
     assert [e.actor for e in events] == ["editor@example.org"] * 2
-    stored = fresh(db).scalars(sa.select(RecoveryCode.code_sha256)).all()
+    stored = fresh(db).scalars(sa.select(RecoveryCode.code_hash)).all()
     assert not set(stored) & set(new_codes)
 
 

@@ -24,12 +24,17 @@ def post_form(browser, path, **data):
 
 
 def secret_of(db, email):
-    pending = db.session.scalar(
-        sa.select(OrganiserSession.pending_totp_secret).join(Organiser).where(Organiser.email == email)
-    )
-    enrolled = db.session.scalar(sa.select(Organiser.totp_secret).where(Organiser.email == email))
+    """The organiser's TOTP secret, enrolled or pending in a session row (decrypted)."""
     db.session.rollback()
-    return enrolled or pending
+    pending = db.session.scalars(
+        sa.select(OrganiserSession)
+        .join(Organiser)
+        .where(Organiser.email == email, OrganiserSession.pending_totp_secret_encrypted.is_not(None))
+    ).first()
+    enrolled = db.session.scalar(sa.select(Organiser).where(Organiser.email == email)).totp_secret
+    secret = enrolled or (pending.pending_totp_secret if pending else None)
+    db.session.rollback()
+    return secret
 
 
 def code_for(secret, offset_steps=0):
@@ -84,7 +89,7 @@ def test_first_sign_in_enrols_totp_with_our_own_qr_code_and_shows_recovery_codes
     home = browser.get("/organisers/")
     assert home.status_code == 200 and "Signed in as admin@example.org, admin" in home.get_data(as_text=True)
     stored = db.session.scalar(sa.select(Organiser)).recovery_codes
-    assert all(code not in {r.code_sha256 for r in stored} for code in codes)
+    assert all(code not in {r.code_hash for r in stored} for code in codes)
 
 
 def test_wrong_password_and_unknown_account_get_the_same_answer(app, db):

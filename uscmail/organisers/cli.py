@@ -1,4 +1,4 @@
-"""`flask --app uscmail organisers ...`: create accounts, reset 2FA, disable, issue API tokens.
+"""`flask --app uscmail organisers ...`: create accounts, reset 2FA, disable, issue API tokens, rotate the TOTP key.
 
 Passwords are read from a prompt or from stdin, never from the command line (where ps and shell history would see them).
 """
@@ -13,6 +13,7 @@ from ..extensions import db
 from ..subscriptions.services import InvalidInput
 from . import services
 from .models import Role
+from .security import SecretUnreadable
 
 ACTOR = "cli"
 
@@ -94,5 +95,21 @@ def init_organisers_cli(app: Flask) -> None:
             raise click.ClickException(f"{organiser.email} has no live token called {name!r}")
         db.session.commit()
         click.echo(f"revoked {revoked} token(s) called {name!r} for {organiser.email}")
+
+    @group.command("rotate-totp-key")
+    def rotate_totp_key() -> None:
+        """Re-encrypt every TOTP secret with TOTP_ENCRYPTION_KEY (old keys must be in TOTP_ENCRYPTION_KEY_FALLBACKS)."""
+        try:
+            done, unreadable = services.reencrypt_totp_secrets()
+        except SecretUnreadable as exc:
+            raise click.ClickException(str(exc)) from None
+        db.session.commit()
+        click.echo(f"re-encrypted {done} TOTP secret(s) with the current TOTP_ENCRYPTION_KEY")
+        if unreadable:
+            raise click.ClickException(
+                f"no configured key decrypts the TOTP secret of {', '.join(unreadable)}; add the key they were "
+                "encrypted with to TOTP_ENCRYPTION_KEY_FALLBACKS and run this again, or reset their two-factor "
+                "authentication"
+            )
 
     app.cli.add_command(group)

@@ -68,7 +68,7 @@ def login():
         else:
             _begin(organiser, SessionStage.PASSWORD)
             db.session.commit()
-            step = ".two_factor" if organiser.totp_secret else ".two_factor_setup"
+            step = ".two_factor" if organiser.enrolled else ".two_factor_setup"
             return redirect(url_for(step, next=request.args.get("next")))
     elif request.method == "POST":
         error = "The form expired; please try again."
@@ -96,7 +96,7 @@ def two_factor():
     """Step two: a code from the authenticator app (each accepted once) or a recovery code."""
     row = _password_stage()
     organiser = row.organiser
-    if organiser.totp_secret is None:
+    if not organiser.enrolled:
         return redirect(url_for(".two_factor_setup"))
     form = CodeForm()
     error = None
@@ -120,7 +120,7 @@ def two_factor_setup():
     """First sign-in: enrol an authenticator app from a QR code we render ourselves, then show recovery codes once."""
     row = _password_stage()
     organiser = row.organiser
-    if organiser.totp_secret is not None:
+    if organiser.enrolled:
         return redirect(url_for(".two_factor"))
     if row.pending_totp_secret is None:
         row.pending_totp_secret = security.new_totp_secret()

@@ -147,16 +147,25 @@ def end_all_sessions(organiser: Organiser) -> None:
 
 def verify_second_factor(organiser: Organiser, code: str) -> bool:
     """Accept a current TOTP code (each once only) or an unused recovery code."""
-    if organiser.totp_secret is None:
+    if not organiser.enrolled:
         return False
     step = security.accepted_totp_step(organiser.totp_secret, code, organiser.totp_last_step)
     if step is not None:
         organiser.totp_last_step = step
         return True
-    digest = security.sha256_hex(security.normalise_recovery_code(code))
+    if not security.looks_like_recovery_code(code):
+        return False
     for recovery in organiser.recovery_codes:
-        if recovery.used_at is None and hmac.compare_digest(recovery.code_sha256, digest):
-            recovery.used_at = utcnow()
+        if recovery.used_at is None and security.recovery_code_matches(recovery.code_hash, code):
+            # Consumed with a conditional UPDATE, so two sign-ins racing with one code cannot both pass.
+            used = db.session.execute(
+                sa.update(RecoveryCode)
+                .where(RecoveryCode.id == recovery.id, RecoveryCode.used_at.is_(None))
+                .values(used_at=utcnow())
+                .execution_options(synchronize_session="fetch")
+            )
+            if not used.rowcount:
+                return False
             audit.record(organiser, "login.recovery_code_used", "organiser", organiser.id)
             return True
     return False
@@ -170,7 +179,7 @@ def enrol_totp(organiser: Organiser, secret: str, code: str) -> list[str] | None
     organiser.totp_secret = secret
     organiser.totp_last_step = step
     codes = security.new_recovery_codes()
-    organiser.recovery_codes = [RecoveryCode(code_sha256=security.sha256_hex(c)) for c in codes]
+    organiser.recovery_codes = [RecoveryCode(code_hash=security.hash_recovery_code(c)) for c in codes]
     audit.record(organiser, "organiser.2fa_enrolled", "organiser", organiser.id)
     db.session.flush()
     return codes
@@ -242,14 +251,38 @@ def regenerate_recovery_codes(organiser: Organiser, code: str) -> list[str] | No
     A wrong code (or a locked account) counts as a failed login.
     """
     step = None
-    if organiser.totp_secret is not None and not account_locked(organiser.email):
+    if organiser.enrolled and not account_locked(organiser.email):
         step = security.accepted_totp_step(organiser.totp_secret, code, organiser.totp_last_step)
     if step is None:
         record_login_failure(organiser.email)
         return None
     organiser.totp_last_step = step
     codes = security.new_recovery_codes()
-    organiser.recovery_codes = [RecoveryCode(code_sha256=security.sha256_hex(c)) for c in codes]
+    organiser.recovery_codes = [RecoveryCode(code_hash=security.hash_recovery_code(c)) for c in codes]
     audit.record(organiser, "organiser.recovery_codes_regenerated", "organiser", organiser.id)
     db.session.flush()
     return codes
+
+
+def reencrypt_totp_secrets() -> tuple[int, list[str]]:
+    """Re-encrypt every stored TOTP secret (enrolled and pending) with the current TOTP_ENCRYPTION_KEY.
+
+    Returns how many were re-encrypted and the addresses of organisers whose secret no configured key opens (left
+    as they are). Once nothing is unreadable, the old key can leave TOTP_ENCRYPTION_KEY_FALLBACKS.
+    """
+    done, unreadable = 0, []
+    for organiser in db.session.scalars(sa.select(Organiser).where(Organiser.totp_secret_encrypted.is_not(None))):
+        try:
+            organiser.totp_secret_encrypted = security.reencrypt_secret(organiser.totp_secret_encrypted)
+            done += 1
+        except security.SecretUnreadable:
+            unreadable.append(organiser.email)
+    pending = sa.select(OrganiserSession).where(OrganiserSession.pending_totp_secret_encrypted.is_not(None))
+    for row in db.session.scalars(pending):
+        try:
+            row.pending_totp_secret_encrypted = security.reencrypt_secret(row.pending_totp_secret_encrypted)
+            done += 1
+        except security.SecretUnreadable:
+            db.session.delete(row)  # an unfinished enrolment: it simply starts again
+    db.session.flush()
+    return done, unreadable
