@@ -68,6 +68,8 @@ class Config:
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
 
     CONFIRM_TOKEN_MAX_AGE = int(os.environ.get("CONFIRM_TOKEN_MAX_AGE", str(7 * 24 * 3600)))
+    # A new organiser's one-time set-up link (password and authenticator app) works for this long.
+    ENROLMENT_LINK_MAX_AGE = int(os.environ.get("ENROLMENT_LINK_MAX_AGE", str(72 * 3600)))
     UNCONFIRMED_RETENTION_DAYS = int(os.environ.get("UNCONFIRMED_RETENTION_DAYS", "14"))
     # Import reports list addresses: deleted after this many days. A job running this long has lost its worker.
     IMPORT_REPORT_RETENTION_DAYS = int(os.environ.get("IMPORT_REPORT_RETENTION_DAYS", "7"))

@@ -1,4 +1,4 @@
-"""organiser secrets at rest: TOTP secrets encrypted (Fernet), recovery codes as salted Argon2id
+"""organiser secrets at rest: TOTP secrets encrypted (Fernet), recovery codes as salted Argon2id; set-up links
 
 Revision ID: 0008_organiser_secrets
 Revises: 0007_reminders
@@ -8,6 +8,8 @@ TOTP secrets (enrolled, and pending in session rows) are encrypted with TOTP_ENC
 stored as bare SHA-256 digests; each digest is rehashed with Argon2id (its own salt), which is exactly what the
 application now stores for a code (Argon2id of the code's SHA-256), so every unused code keeps working and no bare
 digest is left. Downgrading decrypts the secrets again but cannot undo Argon2id: recovery codes are then deleted.
+
+organisers.enrolment_nonce_sha256 holds the hash of the nonce in an organiser's one live set-up link.
 
 The organisers table is changed with plain ALTER TABLE (SQLite 3.35+ drops columns natively), never with a batch
 copy: on SQLite with foreign keys on, dropping the old table would cascade to sessions, tokens and codes and set the
@@ -68,6 +70,7 @@ def _convert(table, id_column, source: str, target: str, change) -> None:
 
 def upgrade():
     op.add_column("organisers", sa.Column("totp_secret_encrypted", sa.Text(), nullable=True))
+    op.add_column("organisers", sa.Column("enrolment_nonce_sha256", sa.String(length=64), nullable=True))
     op.add_column("organiser_sessions", sa.Column("pending_totp_secret_encrypted", sa.Text(), nullable=True))
     op.add_column("recovery_codes", sa.Column("code_hash", sa.String(length=255), nullable=True))
 
@@ -102,7 +105,10 @@ def downgrade():
     # Argon2id cannot be turned back into the bare SHA-256 the old code expects: the codes are deleted.
     op.execute(sa.delete(recovery_codes))
 
+    # Sessions opened from a set-up link have a stage the older code does not know.
+    op.execute(sa.text("DELETE FROM organiser_sessions WHERE stage = 'enrolment'"))
     op.drop_column("organisers", "totp_secret_encrypted")
+    op.drop_column("organisers", "enrolment_nonce_sha256")
     op.drop_column("organiser_sessions", "pending_totp_secret_encrypted")
     with op.batch_alter_table("recovery_codes") as batch_op:
         batch_op.add_column(sa.Column("code_sha256", sa.String(length=64), nullable=False, server_default=""))

@@ -29,7 +29,8 @@ class Role(enum.StrEnum):
 
 
 class Organiser(db.Model):
-    """A volunteer who runs the lists. TOTP is mandatory: totp_secret is set at first login.
+    """A volunteer who runs the lists. TOTP is mandatory: the password and totp_secret are set through a one-time
+    set-up link; until then the account cannot be signed into.
 
     The TOTP secret is stored encrypted (Fernet, TOTP_ENCRYPTION_KEY); `totp_secret` reads and writes it in clear.
     """
@@ -44,6 +45,8 @@ class Organiser(db.Model):
     totp_secret_encrypted: Mapped[str | None] = mapped_column(sa.Text)
     # The last TOTP time step accepted, so each code works once only.
     totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # SHA-256 of the nonce in the one live set-up link, if any; cleared when the link is used or replaced.
+    enrolment_nonce_sha256: Mapped[str | None] = mapped_column(sa.String(64))
     # Bumped whenever the password, 2FA or role changes: every session made before then ends.
     security_version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -78,8 +81,9 @@ class RecoveryCode(db.Model):
 
 
 class SessionStage(enum.StrEnum):
-    """How far a login has got: password checked, or password and second factor."""
+    """How far a login has got: a set-up link opened, password checked, or password and second factor."""
 
+    ENROLMENT = "enrolment"
     PASSWORD = "password"  # noqa: S105 - a stage name, not a secret
     COMPLETE = "complete"
 

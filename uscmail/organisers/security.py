@@ -22,6 +22,8 @@ _DUMMY_HASH = password_hasher.hash(secrets.token_urlsafe(16))
 # table, while checking all ten of an organiser's codes at sign-in stays near a third of a second.
 recovery_code_hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 
+# Stored until an organiser sets a password through their set-up link; no password ever matches it.
+UNSET_PASSWORD_HASH = "!unset"  # noqa: S105 - a marker, not a secret
 PASSWORD_MIN_LENGTH = 12
 PASSWORD_MAX_LENGTH = 1024
 TOTP_ISSUER = "USC-UK mail"

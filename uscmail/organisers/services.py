@@ -36,15 +36,15 @@ def organiser_by_email(email: str) -> Organiser | None:
     return db.session.scalar(sa.select(Organiser).where(Organiser.email == address))
 
 
-def create_organiser(email: str, password: str, role: Role, actor: Organiser | str) -> Organiser:
-    """Create an account; it must enrol in TOTP at first login. InvalidInput for a bad address or password."""
+def create_organiser(email: str, role: Role, actor: Organiser | str) -> Organiser:
+    """Create an account with no usable password; it is set through a set-up link (see enrolment.issue_link).
+
+    InvalidInput for a bad or taken address.
+    """
     address = normalise_email(email)
-    problem = security.password_problem(password)
-    if problem:
-        raise InvalidInput(problem)
     if db.session.scalar(sa.select(Organiser.id).where(Organiser.email == address)) is not None:
         raise InvalidInput("An organiser with that address already exists.")
-    organiser = Organiser(email=address, password_hash=security.hash_password(password), role=role)
+    organiser = Organiser(email=address, password_hash=security.UNSET_PASSWORD_HASH, role=role)
     db.session.add(organiser)
     db.session.flush()
     audit.record(actor, "organiser.create", "organiser", organiser.id, role=role.value)
@@ -78,17 +78,21 @@ def record_login_failure(email: str) -> None:
 
 
 def authenticate(email: str, password: str) -> Organiser | None:
-    """The active organiser with this address and password, or None; the same work either way."""
+    """The active, enrolled organiser with this address and password, or None; the same work either way.
+
+    An account that has not been set up through its set-up link cannot be signed into, whatever password is given.
+    """
     organiser = organiser_by_email(email)
-    valid = security.check_password(organiser.password_hash if organiser else None, password)
-    if organiser is None or not valid or not organiser.active:
+    usable = organiser is not None and organiser.enrolled and organiser.active
+    valid = security.check_password(organiser.password_hash if usable else None, password)
+    if not usable or not valid:
         return None
     if security.password_hasher.check_needs_rehash(organiser.password_hash):
         organiser.password_hash = security.hash_password(password)
     return organiser
 
 
-def start_session(organiser: Organiser, stage: SessionStage) -> str:
+def start_session(organiser: Organiser, stage: SessionStage, pending_totp_secret: str | None = None) -> str:
     """A new server-side session; returns the raw token for the cookie (only its hash is stored)."""
     token = security.new_token()
     db.session.add(
@@ -97,6 +101,7 @@ def start_session(organiser: Organiser, stage: SessionStage) -> str:
             organiser_id=organiser.id,
             stage=stage,
             security_version=organiser.security_version,
+            pending_totp_secret=pending_totp_secret,
         )
     )
     db.session.flush()
@@ -171,22 +176,9 @@ def verify_second_factor(organiser: Organiser, code: str) -> bool:
     return False
 
 
-def enrol_totp(organiser: Organiser, secret: str, code: str) -> list[str] | None:
-    """Finish TOTP enrolment if the code matches; returns fresh recovery codes (show once), or None."""
-    step = security.accepted_totp_step(secret, code, None)
-    if step is None:
-        return None
-    organiser.totp_secret = secret
-    organiser.totp_last_step = step
-    codes = security.new_recovery_codes()
-    organiser.recovery_codes = [RecoveryCode(code_hash=security.hash_recovery_code(c)) for c in codes]
-    audit.record(organiser, "organiser.2fa_enrolled", "organiser", organiser.id)
-    db.session.flush()
-    return codes
-
-
 def reset_two_factor(organiser: Organiser, actor: Organiser | str) -> None:
-    """Remove TOTP and recovery codes; the organiser enrols again at next login; all sessions and API tokens end."""
+    """Remove TOTP and recovery codes, ending all sessions and API tokens; the account cannot be signed into until
+    it is set up again through a new set-up link (enrolment.issue_link)."""
     organiser.totp_secret = None
     organiser.totp_last_step = None
     organiser.recovery_codes = []
@@ -257,10 +249,16 @@ def regenerate_recovery_codes(organiser: Organiser, code: str) -> list[str] | No
         record_login_failure(organiser.email)
         return None
     organiser.totp_last_step = step
-    codes = security.new_recovery_codes()
-    organiser.recovery_codes = [RecoveryCode(code_hash=security.hash_recovery_code(c)) for c in codes]
+    codes = replace_recovery_codes(organiser)
     audit.record(organiser, "organiser.recovery_codes_regenerated", "organiser", organiser.id)
     db.session.flush()
+    return codes
+
+
+def replace_recovery_codes(organiser: Organiser) -> list[str]:
+    """Give the organiser ten new recovery codes (the old ones stop working); returns them, to be shown once."""
+    codes = security.new_recovery_codes()
+    organiser.recovery_codes = [RecoveryCode(code_hash=security.hash_recovery_code(c)) for c in codes]
     return codes
 
 
