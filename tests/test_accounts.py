@@ -269,6 +269,19 @@ def test_resetting_two_factor_needs_a_confirmation_then_gives_a_set_up_link(app,
     assert organiser(db, "editor@example.org").enrolled
 
 
+def test_an_admin_who_resets_their_own_two_factor_is_signed_out_and_shown_their_link(app, db, sign_in_as):
+    admin = sign_in_as("admin")
+    me = organiser(db, "admin@example.org")
+    path = f"/organisers/accounts/{me.id}/reset-2fa"
+    assert "This is your own account" in text(admin.get(path))
+    answer = post_from(admin, path, path, confirm="y")
+    page = text(answer)
+    assert answer.status_code == 200 and "you are signed out" in page
+    assert 'class="organiser-nav"' not in page and not signed_in(admin)
+    browser, done = set_up_with_link(app, LINK.search(page).group(1))
+    assert done.status_code == 200 and signed_in(browser)
+
+
 def test_a_new_set_up_link_replaces_the_old_one_for_an_organiser_who_never_used_it(app, db, sign_in_as):
     admin = sign_in_as("admin")
     created = post_from(admin, "/organisers/accounts", "/organisers/accounts", email="slow@example.org", role="editor")
