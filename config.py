@@ -7,6 +7,8 @@ import os
 from email.utils import parseaddr
 from pathlib import Path
 
+from cryptography.fernet import Fernet
+
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
 
@@ -25,6 +27,17 @@ def env_list(name: str) -> list[str]:
 
 
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105 - refused by ProductionConfig
+# A valid Fernet key (base64 of b"dev-only-insecure-totp-key-00000"), so `make run` and the tests work unconfigured.
+DEV_TOTP_ENCRYPTION_KEY = "ZGV2LW9ubHktaW5zZWN1cmUtdG90cC1rZXktMDAwMDA="  # noqa: S105 - refused by ProductionConfig
+
+
+def is_fernet_key(key: str) -> bool:
+    """True if `key` is a Fernet key: url-safe base64 of 32 bytes."""
+    try:
+        Fernet(key)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 class Config:
@@ -34,6 +47,10 @@ class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
     # Old signing keys, newest first, still accepted for tokens already sent out.
     SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
+    # Fernet key that encrypts organisers' TOTP secrets at rest (apart from SECRET_KEY, so it need not reach the
+    # workers); old keys, newest first, still decrypt until `flask organisers rotate-totp-key` has re-encrypted all.
+    TOTP_ENCRYPTION_KEY = os.environ.get("TOTP_ENCRYPTION_KEY", DEV_TOTP_ENCRYPTION_KEY)
+    TOTP_ENCRYPTION_KEY_FALLBACKS = env_list("TOTP_ENCRYPTION_KEY_FALLBACKS")
     # Key for the suppression list's HMACs; it must never change once addresses are suppressed.
     SUPPRESSION_KEY = os.environ.get("SUPPRESSION_KEY") or SECRET_KEY
 
@@ -57,6 +74,8 @@ class Config:
     MAIL_IMAGE_HOSTS = env_list("MAIL_IMAGE_HOSTS")
 
     CONFIRM_TOKEN_MAX_AGE = int(os.environ.get("CONFIRM_TOKEN_MAX_AGE", str(7 * 24 * 3600)))
+    # A new organiser's one-time set-up link (password and authenticator app) works for this long.
+    ENROLMENT_LINK_MAX_AGE = int(os.environ.get("ENROLMENT_LINK_MAX_AGE", str(72 * 3600)))
     UNCONFIRMED_RETENTION_DAYS = int(os.environ.get("UNCONFIRMED_RETENTION_DAYS", "14"))
     # Import reports list addresses: deleted after this many days. A job running this long has lost its worker.
     IMPORT_REPORT_RETENTION_DAYS = int(os.environ.get("IMPORT_REPORT_RETENTION_DAYS", "7"))
@@ -197,6 +216,17 @@ class ProductionConfig(Config):
         problems = []
         if not os.environ.get("SECRET_KEY") or self.SECRET_KEY == DEV_SECRET_KEY or len(self.SECRET_KEY) < 32:
             problems.append("SECRET_KEY must be set to a random value of at least 32 characters")
+        if not os.environ.get("TOTP_ENCRYPTION_KEY") or self.TOTP_ENCRYPTION_KEY == DEV_TOTP_ENCRYPTION_KEY:
+            problems.append(
+                "TOTP_ENCRYPTION_KEY must be set to a Fernet key of your own "
+                "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+            )
+        for name, keys in (
+            ("TOTP_ENCRYPTION_KEY", [self.TOTP_ENCRYPTION_KEY]),
+            ("TOTP_ENCRYPTION_KEY_FALLBACKS", self.TOTP_ENCRYPTION_KEY_FALLBACKS),
+        ):
+            if not all(is_fernet_key(key) for key in keys):
+                problems.append(f"{name} must hold Fernet keys (url-safe base64 of 32 random bytes)")
         if not os.environ.get("DATABASE_URL"):
             problems.append("DATABASE_URL must be set")
         if not self.BASE_URL.startswith("https://"):

@@ -383,6 +383,22 @@ def signup(client, db, celery_worker):
 ORGANISER_PASSWORD = "correct horse battery staple"
 
 
+def make_organiser(email: str, role: str = "editor", password: str = ORGANISER_PASSWORD, enrolled: bool = True):
+    """An organiser as if they had used their set-up link (a password and an authenticator app), unless
+    enrolled=False: then just created, with no password. The caller commits."""
+    import pyotp
+
+    from uscmail.organisers import security, services
+    from uscmail.organisers.models import Role
+
+    organiser = services.create_organiser(email, Role(role), "test")
+    if enrolled:
+        organiser.password_hash = security.hash_password(password)
+        organiser.totp_secret = pyotp.random_base32()
+        organiser.enrolment_nonce_sha256 = None
+    return organiser
+
+
 @pytest.fixture
 def sign_in_as(app, db):
     """sign_in_as("editor") -> a browser signed in (password and TOTP) as a new organiser with that role."""
@@ -390,14 +406,11 @@ def sign_in_as(app, db):
     import sqlalchemy as sa
 
     from uscmail.organisers import services
-    from uscmail.organisers.models import Organiser, Role
+    from uscmail.organisers.models import Organiser
 
     def sign_in(role: str = "admin", email: str | None = None) -> IsolatedClient:
         email = email or f"{role}@example.org"
-        organiser = services.organiser_by_email(email)
-        if organiser is None:
-            organiser = services.create_organiser(email, ORGANISER_PASSWORD, Role(role), "test")
-        organiser.totp_secret = organiser.totp_secret or pyotp.random_base32()
+        organiser = services.organiser_by_email(email) or make_organiser(email, role)
         organiser.totp_last_step = None
         db.session.commit()
         browser = isolated_client(app)

@@ -7,7 +7,7 @@ import pyotp
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import ORGANISER_PASSWORD, form_fields, isolated_client
+from tests.conftest import ORGANISER_PASSWORD, form_fields, isolated_client, make_organiser
 from tests.pages import fresh, post_from, text
 from uscmail.api import tokens as api_tokens
 from uscmail.organisers import services
@@ -23,12 +23,32 @@ def organiser(db, email: str) -> Organiser:
 
 
 def add_organiser(db, email: str, role: str = "editor", enrolled: bool = True) -> Organiser:
-    """An organiser created through the service, enrolled in TOTP unless told otherwise."""
-    row = services.create_organiser(email, ORGANISER_PASSWORD, Role(role), "test")
-    if enrolled:
-        row.totp_secret = pyotp.random_base32()
+    """An organiser with a password and TOTP (as after their set-up link), or just created if not enrolled."""
+    row = make_organiser(email, role, enrolled=enrolled)
     db.session.commit()
     return row
+
+
+LINK = re.compile(r'value="https://lists\.uscuk\.test(/organisers/enrol/[^"]+)"')
+
+
+def set_up_with_link(app, path: str, password: str = NEW_PASSWORD):
+    """Open a set-up link in a fresh browser and finish enrolment; returns (browser, final answer)."""
+    browser = isolated_client(app)
+    begun = post_from(browser, path, path)
+    assert begun.status_code == 302 and begun.headers["Location"] == "/organisers/enrol", text(begun)
+    page = text(browser.get("/organisers/enrol"))
+    secret = re.search(r'<code class="secret">([A-Z2-7]+)</code>', page).group(1)
+    answer = browser.post(
+        "/organisers/enrol",
+        data={
+            **form_fields(page),
+            "password": password,
+            "password_again": password,
+            "code": pyotp.TOTP(secret).now(),
+        },
+    )
+    return browser, answer
 
 
 def audit_rows(db, action: str) -> list[AuditEvent]:
@@ -76,6 +96,7 @@ def test_admin_sees_every_organiser_with_role_two_factor_last_sign_in_and_live_t
     assert "old-laptop" not in page
     assert 'value="viewer" selected' in rows["new@example.org"] and "Not yet" in rows["new@example.org"]
     assert "Reset two-factor" not in rows["new@example.org"]  # nothing to reset before enrolment
+    assert "New set-up link" in rows["new@example.org"] and "New set-up link" not in rows["editor@example.org"]
     stored = organiser(db, "editor@example.org")
     assert stored.password_hash not in page and stored.totp_secret not in page
     token_hashes = fresh(db).scalars(sa.select(ApiToken.token_sha256)).all()
@@ -89,38 +110,40 @@ def test_nav_links_to_the_organisers_page_for_admins_and_to_your_account_for_eve
     assert 'href="/organisers/accounts"' not in editor_home and 'href="/organisers/account"' in editor_home
 
 
-def test_admin_creates_an_organiser_who_enrols_totp_at_first_sign_in(app, db, sign_in_as):
+def test_admin_creates_an_organiser_who_sets_their_own_password_through_a_one_time_link(app, db, sign_in_as):
     admin = sign_in_as("admin")
     answer = post_from(
-        admin,
-        "/organisers/accounts",
-        "/organisers/accounts",
-        email="New.Volunteer@Example.org",
-        role="viewer",
-        password=NEW_PASSWORD,
+        admin, "/organisers/accounts", "/organisers/accounts", email="New.Volunteer@Example.org", role="viewer"
     )
-    assert answer.status_code == 302 and answer.headers["Location"] == "/organisers/accounts"
-    page = text(admin.get("/organisers/accounts"))
-    assert "new.volunteer@example.org can now sign in as viewer" in page
-    assert NEW_PASSWORD not in page
+    page = text(answer)
+    assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
+    assert "Set-up link for new.volunteer@example.org" in page and "works once, for 72 hours" in page
+    path = LINK.search(page).group(1)
+    assert "new.volunteer" not in path and "example" not in path
     created = organiser(db, "new.volunteer@example.org")
-    assert created.role is Role.VIEWER and created.active and created.totp_secret is None
-    assert created.password_hash.startswith("$argon2id$")
+    assert created.role is Role.VIEWER and created.active and not created.enrolled
     [event] = [e for e in audit_rows(db, "organiser.create") if e.actor == "admin@example.org"]
-    assert event.object_id == str(created.id)
-    assert event.details == {"role": "viewer"}
+    assert event.object_id == str(created.id) and event.details == {"role": "viewer"}
+    assert [e.actor for e in audit_rows(db, "organiser.enrolment_link_issued")] == ["admin@example.org"]
 
-    first = isolated_client(app)
-    step_one = post_from(
-        first, "/organisers/login", "/organisers/login", email="new.volunteer@example.org", password=NEW_PASSWORD
-    )
-    assert step_one.headers["Location"].startswith("/organisers/two-factor/setup")
+    # Until the link is used, no password signs in: there is none yet, and there is no first-sign-in enrolment.
+    for password in (NEW_PASSWORD, "", "!unset"):
+        refused = post_from(
+            isolated_client(app), "/organisers/login", "/organisers/login", email=created.email, password=password
+        )
+        assert refused.status_code == 400, password
+
+    browser, done = set_up_with_link(app, path)
+    assert done.status_code == 200 and len(CODE.findall(text(done))) == 10
+    assert signed_in(browser)
+    assert "Signed in as new.volunteer@example.org, viewer" in text(browser.get("/organisers/"))
+    assert organiser(db, "new.volunteer@example.org").enrolled
+    assert NEW_PASSWORD not in repr(fresh(db).execute(sa.select(AuditEvent.details)).all())
 
 
 @pytest.mark.parametrize(
     ("email", "role", "password", "message"),
     [
-        ("short@example.org", "editor", "too short", "at least 12 characters"),
         ("not an address", "editor", NEW_PASSWORD, "doesn&#39;t look like an email address"),
         ("editor@example.org", "editor", NEW_PASSWORD, "already exists"),
         ("ok@example.org", "owner", NEW_PASSWORD, "Choose a role from the menu"),
@@ -213,7 +236,7 @@ def test_disabling_needs_a_confirmation_then_ends_sessions_and_sign_in(app, db, 
     assert "already disabled; nothing was changed" in text(admin.get("/organisers/accounts"))
 
 
-def test_resetting_two_factor_needs_a_confirmation_then_the_organiser_enrols_again(app, db, sign_in_as):
+def test_resetting_two_factor_needs_a_confirmation_then_gives_a_set_up_link(app, db, sign_in_as):
     admin = sign_in_as("admin")
     editor_browser = sign_in_as("editor")
     editor = organiser(db, "editor@example.org")
@@ -222,13 +245,15 @@ def test_resetting_two_factor_needs_a_confirmation_then_the_organiser_enrols_aga
     path = f"/organisers/accounts/{editor.id}/reset-2fa"
     unticked = post_from(admin, path, path)
     assert unticked.status_code == 400 and "Tick the box" in text(unticked)
-    assert organiser(db, "editor@example.org").totp_secret is not None
+    assert organiser(db, "editor@example.org").enrolled
 
     answer = post_from(admin, path, path, confirm="y")
-    assert answer.status_code == 302
+    page = text(answer)
+    assert answer.status_code == 200 and "Two-factor authentication of editor@example.org is reset." in page
     reset = organiser(db, "editor@example.org")
-    assert reset.totp_secret is None and reset.recovery_codes == []
+    assert not reset.enrolled and reset.recovery_codes == []
     assert not signed_in(editor_browser)
+    # The old password alone no longer opens the account (there is no first-sign-in enrolment any more).
     step_one = post_from(
         isolated_client(app),
         "/organisers/login",
@@ -236,8 +261,42 @@ def test_resetting_two_factor_needs_a_confirmation_then_the_organiser_enrols_aga
         email="editor@example.org",
         password=ORGANISER_PASSWORD,
     )
-    assert step_one.headers["Location"].startswith("/organisers/two-factor/setup")
+    assert step_one.status_code == 400
     assert [e.actor for e in audit_rows(db, "organiser.2fa_reset")] == ["admin@example.org"]
+
+    browser, done = set_up_with_link(app, LINK.search(page).group(1))
+    assert done.status_code == 200 and signed_in(browser)
+    assert organiser(db, "editor@example.org").enrolled
+
+
+def test_an_admin_who_resets_their_own_two_factor_is_signed_out_and_shown_their_link(app, db, sign_in_as):
+    admin = sign_in_as("admin")
+    me = organiser(db, "admin@example.org")
+    path = f"/organisers/accounts/{me.id}/reset-2fa"
+    assert "This is your own account" in text(admin.get(path))
+    answer = post_from(admin, path, path, confirm="y")
+    page = text(answer)
+    assert answer.status_code == 200 and "you are signed out" in page
+    assert 'class="organiser-nav"' not in page and not signed_in(admin)
+    browser, done = set_up_with_link(app, LINK.search(page).group(1))
+    assert done.status_code == 200 and signed_in(browser)
+
+
+def test_a_new_set_up_link_replaces_the_old_one_for_an_organiser_who_never_used_it(app, db, sign_in_as):
+    admin = sign_in_as("admin")
+    created = post_from(admin, "/organisers/accounts", "/organisers/accounts", email="slow@example.org", role="editor")
+    first = LINK.search(text(created)).group(1)
+    target = organiser(db, "slow@example.org")
+    path = f"/organisers/accounts/{target.id}/set-up-link"
+    confirm = admin.get(path)
+    assert confirm.status_code == 200 and "New set-up link for slow@example.org?" in text(confirm)
+    answer = post_from(admin, path, path, confirm="y")
+    second = LINK.search(text(answer)).group(1)
+    assert second != first
+    stale = isolated_client(app).get(first)
+    assert stale.status_code == 410 and "a newer one replaced it" in text(stale)
+    browser, done = set_up_with_link(app, second)
+    assert done.status_code == 200 and signed_in(browser)
 
 
 def test_admin_revokes_an_api_token_by_name(app, db, sign_in_as):
@@ -307,11 +366,13 @@ def test_editors_and_viewers_get_403_on_every_admin_page_and_change(db, sign_in_
     for path in ("/organisers/accounts", f"/organisers/accounts/{target.id}/disable"):
         assert browser.get(path).status_code == 403, path
     assert browser.get(f"/organisers/accounts/{target.id}/reset-2fa").status_code == 403
+    assert browser.get(f"/organisers/accounts/{target.id}/set-up-link").status_code == 403
     posts = {
         "/organisers/accounts": {"email": "sneaky@example.org", "role": "admin", "password": NEW_PASSWORD},
         f"/organisers/accounts/{target.id}/role": {"role": "viewer"},
         f"/organisers/accounts/{target.id}/disable": {"confirm": "y"},
         f"/organisers/accounts/{target.id}/reset-2fa": {"confirm": "y"},
+        f"/organisers/accounts/{target.id}/set-up-link": {"confirm": "y"},
         f"/organisers/accounts/{target.id}/tokens/revoke": {"name": "script"},
     }
     for path, data in posts.items():
@@ -354,7 +415,7 @@ def test_changing_your_password_ends_every_session_and_only_the_new_password_wor
     )
     assert answer.status_code == 302 and answer.headers["Location"] == "/organisers/login"
     page = text(here.get(answer.headers["Location"]))
-    assert "Your password is changed and all your sessions have ended" in page
+    assert "Your password is changed, all your sessions have ended and your API tokens are revoked" in page
     assert 'action="/organisers/login"' in page
     assert not signed_in(here) and not signed_in(elsewhere)
     assert organiser(db, "viewer@example.org").password_hash != old_hash
@@ -468,7 +529,7 @@ def test_regenerated_recovery_codes_work_once_and_the_old_ones_stop_working(app,
 
     events = audit_rows(db, "organiser.recovery_codes_regenerated")
     assert [e.actor for e in events] == ["editor@example.org"] * 2
-    stored = fresh(db).scalars(sa.select(RecoveryCode.code_sha256)).all()
+    stored = fresh(db).scalars(sa.select(RecoveryCode.code_hash)).all()
     assert not set(stored) & set(new_codes)
 
 

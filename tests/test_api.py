@@ -8,7 +8,8 @@ import sqlalchemy as sa
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
 
-from tests.conftest import wait_for_signups
+from tests.conftest import ORGANISER_PASSWORD, wait_for_signups
+from tests.pages import post_from
 from uscmail.api import tokens
 from uscmail.models import (
     Consent,
@@ -243,6 +244,45 @@ def test_a_role_change_applies_to_existing_tokens_at_once(db, api):
     db.session.commit()
     body = {"email": "b@example.org", "lists": ["newsletter"], "consent_basis": "prior_consent", "consent_note": "x"}
     assert_json_error(api("POST", "/api/v1/subscribers", raw, json=body), 403)
+
+
+@pytest.mark.parametrize("change", ["own password", "admin resets 2fa", "cli resets 2fa", "cli disables"])
+def test_tokens_are_revoked_when_their_organiser_changes_password_loses_2fa_or_is_disabled(
+    app, db, api, sign_in_as, change
+):
+    editor_browser = sign_in_as("editor")
+    raw = issue_token(db, "editor", name="sync")
+    other = issue_token(db, "viewer", name="sync")  # another organiser's token is not touched
+    editor_id = organiser_services.organiser_by_email("editor@example.org").id
+    assert api("GET", "/api/v1/lists", raw).status_code == 200
+    if change == "own password":
+        answer = post_from(
+            editor_browser,
+            "/organisers/account",
+            "/organisers/account/password",
+            current_password=ORGANISER_PASSWORD,
+            new_password="a much longer brand new passphrase",
+            new_password_again="a much longer brand new passphrase",
+        )
+        assert answer.status_code == 302
+        actor = "editor@example.org"
+    elif change == "admin resets 2fa":
+        path = f"/organisers/accounts/{editor_id}/reset-2fa"
+        assert post_from(sign_in_as("admin"), path, path, confirm="y").status_code in (200, 302)
+        actor = "admin@example.org"
+    else:
+        command = "reset-2fa" if change == "cli resets 2fa" else "disable"
+        result = app.test_cli_runner().invoke(args=["organisers", command, "editor@example.org"])
+        assert result.exit_code == 0, result.output
+        actor = "cli"
+
+    assert_json_error(api("GET", "/api/v1/lists", raw), 401, "not valid")
+    assert api("GET", "/api/v1/lists", other).status_code == 200
+    [revoked] = db.session.scalars(sa.select(ApiToken).where(ApiToken.organiser_id == editor_id)).all()
+    assert revoked.revoked_at is not None
+    [event] = [e for e in audit_actions(db, "api_token.revoke")]
+    assert event[1:3] == (actor, str(revoked.id))
+    assert event[3]["organiser_id"] == editor_id and event[3]["name"] == "sync" and event[3]["reason"]
 
 
 # --- lists ----------------------------------------------------------------------------------------------------------

@@ -15,15 +15,13 @@ import sqlalchemy as sa
 from playwright.sync_api import expect
 
 from tests.campaign_support import add_confirmed, make_campaign, newsletter, status_of, wait_for_status
-from tests.conftest import ORGANISER_PASSWORD
+from tests.conftest import ORGANISER_PASSWORD, make_organiser
 from tests.inspector import Inspector
 from tests.test_browser import VIEWPORTS, heading
 from uscmail.campaigns import services, tasks
 from uscmail.campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from uscmail.extensions import db as database
 from uscmail.models import Subscriber, utcnow
-from uscmail.organisers import services as organiser_services
-from uscmail.organisers.models import Role
 
 pytestmark = pytest.mark.browser
 
@@ -36,8 +34,7 @@ LONG_SUBJECT = (
 
 def create_editor() -> str:
     """An editor with a TOTP secret; returns the secret."""
-    editor = organiser_services.create_organiser(EDITOR, ORGANISER_PASSWORD, Role.EDITOR, "test")
-    editor.totp_secret = pyotp.random_base32()
+    editor = make_organiser(EDITOR, "editor")
     database.session.commit()
     return editor.totp_secret
 

@@ -14,18 +14,18 @@ import sqlalchemy as sa
 from playwright.sync_api import expect
 
 from tests.browser_support import Visit
-from tests.conftest import ORGANISER_PASSWORD
+from tests.conftest import ORGANISER_PASSWORD, TEST_ENV, make_organiser
 from tests.test_browser import SCREENSHOTS, VIEWPORTS, axe_violations, heading, horizontal_overflow
 from uscmail import audit
 from uscmail.models import MailingList, Subscriber, Subscription, utcnow
-from uscmail.organisers import services as organiser_services
-from uscmail.organisers.models import Organiser, Role
+from uscmail.organisers.models import Organiser
 from uscmail.subscribers import services as subscriber_services
 from uscmail.subscribers.services import ConsentBasis, ConsentMethod
 
 pytestmark = pytest.mark.browser
 
 ADMIN = "admin.browser@example.org"
+NEW_PASSWORD = "four random words for the newcomer"
 NEWCOMER = "newcomer.browser@example.org"
 LONG_ADDRESS = "a.supporter.with.an.exceptionally.long.address.for.testing@a-long-campaign-domain.example.org"
 PEOPLE = [
@@ -37,16 +37,19 @@ PEOPLE = [
 ]
 
 
+def live_base_url() -> str:
+    """Where links the app makes point to (BASE_URL); the browser opens their paths on the live server."""
+    return TEST_ENV["BASE_URL"]
+
+
 def mailing_list(db, slug: str) -> MailingList:
     return db.session.scalar(sa.select(MailingList).where(MailingList.slug == slug))
 
 
 def seed(db) -> dict:
-    """Organisers (an admin with TOTP, a newcomer without), subscribers over several weeks, some audit events.
+    """An admin with TOTP, subscribers over several weeks, some audit events.
     Returns the admin's id and TOTP secret."""
-    admin = organiser_services.create_organiser(ADMIN, ORGANISER_PASSWORD, Role.ADMIN, "test")
-    admin.totp_secret = pyotp.random_base32()
-    organiser_services.create_organiser(NEWCOMER, ORGANISER_PASSWORD, Role.EDITOR, admin)
+    admin = make_organiser(ADMIN, "admin")
     ids = {}
     for email, name, slugs in PEOPLE:
         subscriber, _ = subscriber_services.add_subscriber(
@@ -145,20 +148,37 @@ def test_every_organiser_page_is_accessible_fits_and_stays_on_our_origin(visit, 
     inspect("audit", "Audit log")
     nav.get_by_role("link", name="Organisers").click()
     inspect("accounts", "Organisers")
+    # The admin creates an organiser and is shown their one-time set-up link.
+    page.get_by_label("Email address").fill(NEWCOMER)
+    page.get_by_label("Role", exact=True).select_option("editor")
+    page.get_by_role("button", name="Create organiser").click()
+    inspect("set-up-link", f"Set-up link for {NEWCOMER}")
+    link = page.get_by_label("Set-up link").input_value()
+    assert NEWCOMER not in link and link.startswith(f"{live_base_url()}/organisers/enrol/")
     nav.get_by_role("link", name="Your account").click()
     inspect("account", "Your account")
     nav.get_by_role("link", name="Import").click()
     inspect("import", "Import subscribers from a CSV file")
 
-    # An organiser without TOTP yet is sent from the login page to enrol an authenticator app.
+    # The newcomer opens the link, chooses a password, enrols an authenticator app, and is signed in.
     newcomer_visit = visit(**options)
     newcomer = newcomer_visit.page
-    newcomer.goto("/organisers/login")
-    newcomer.get_by_label("Email address").fill(NEWCOMER)
-    newcomer.get_by_label("Password").fill(ORGANISER_PASSWORD)
-    newcomer.get_by_role("button", name="Sign in").click()
-    inspect("two-factor-setup", "Set up two-factor authentication", page=newcomer)
+    newcomer.goto(link.removeprefix(live_base_url()))
+    inspect("enrol-link", "Set up your organiser account", page=newcomer)
+    expect(newcomer.get_by_text(NEWCOMER)).to_be_visible()
+    newcomer.get_by_role("button", name="Set up my account").click()
+    inspect("enrol", "Set up your organiser account", page=newcomer)
     expect(newcomer.locator(".qr svg")).to_be_visible()
+    newcomer.get_by_label("Choose a password").fill(NEW_PASSWORD)
+    newcomer.get_by_label("The same password again").fill(NEW_PASSWORD)
+    secret = newcomer.locator("code.secret").inner_text()
+    newcomer.get_by_label("Code from your authenticator app").fill(pyotp.TOTP(secret).now())
+    newcomer.get_by_role("button", name="Finish setting up").click()
+    inspect("recovery-codes", "Save your recovery codes", page=newcomer)
+    expect(newcomer.locator(".recovery-codes li")).to_have_count(10)
+    newcomer.get_by_role("link", name="I have saved them").click()
+    inspect("newcomer-home", "Organisers", page=newcomer)
+    expect(newcomer.get_by_role("navigation", name="Organisers")).to_contain_text(f"{NEWCOMER} (editor)")
 
     assert not inspect.problems, f"accessibility or layout problems ({scheme}, {viewport}):\n{inspect.report()}"
     for browser_visit in (admin_visit, newcomer_visit):

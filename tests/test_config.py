@@ -14,6 +14,7 @@ PRODUCTION = {
     "SECRET_KEY": "p" * 48,
     "DATABASE_URL": "sqlite:////tmp/uscmail-production-check.sqlite",
     "BASE_URL": "https://lists.example.org",
+    "TOTP_ENCRYPTION_KEY": "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=",
 }
 PROBE = "from uscmail import create_app; app = create_app(); print(sorted(r.rule for r in app.url_map.iter_rules()))"
 
@@ -34,6 +35,14 @@ def run_app(env_changes: dict, drop: tuple = ()) -> subprocess.CompletedProcess:
         ({}, ("DATABASE_URL",), "DATABASE_URL must be set"),
         ({"BASE_URL": "http://lists.example.org"}, (), "BASE_URL must be an https:// URL"),
         ({"MAIL_SENDERS": "news, Ops <ops@example.org>"}, (), "MAIL_SENDERS must list email addresses, not news"),
+        ({}, ("TOTP_ENCRYPTION_KEY",), "TOTP_ENCRYPTION_KEY must be set"),
+        (
+            {"TOTP_ENCRYPTION_KEY": "ZGV2LW9ubHktaW5zZWN1cmUtdG90cC1rZXktMDAwMDA="},
+            (),
+            "TOTP_ENCRYPTION_KEY must be set",
+        ),
+        ({"TOTP_ENCRYPTION_KEY": "too-short"}, (), "TOTP_ENCRYPTION_KEY must hold Fernet keys"),
+        ({"TOTP_ENCRYPTION_KEY_FALLBACKS": "%%%"}, (), "TOTP_ENCRYPTION_KEY_FALLBACKS must hold Fernet keys"),
     ],
 )
 def test_production_refuses_to_start_without_real_settings(changes, drop, complaint):

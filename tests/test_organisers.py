@@ -1,4 +1,5 @@
-"""Organiser accounts: CLI creation, sign-in with mandatory TOTP, lockout, sessions, roles, audit log."""
+"""Organiser accounts: CLI creation with a set-up link, sign-in with mandatory TOTP, lockout, sessions, roles, audit
+log."""
 
 import re
 import time
@@ -13,9 +14,18 @@ from uscmail.organisers.models import AuditEvent, Organiser, OrganiserSession
 PASSWORD = "correct horse battery staple"
 
 
-def create(app, email="admin@example.org", role="admin", password=PASSWORD):
-    result = app.test_cli_runner().invoke(args=["organisers", "create", email, "--role", role], input=password + "\n")
-    return result
+LINK = re.compile(r"^https://lists\.uscuk\.test(/organisers/enrol/\S+)$", re.M)
+CODES = re.compile(r"<code>([a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4})</code>")
+
+
+def create(app, email="admin@example.org", role="admin"):
+    """`flask organisers create`; returns the CLI result (the set-up link is on stdout)."""
+    return app.test_cli_runner().invoke(args=["organisers", "create", email, "--role", role])
+
+
+def link_path(result) -> str:
+    """The path of the set-up link a CLI command printed."""
+    return LINK.search(result.stdout).group(1)
 
 
 def post_form(browser, path, **data):
@@ -24,71 +34,90 @@ def post_form(browser, path, **data):
 
 
 def secret_of(db, email):
-    pending = db.session.scalar(
-        sa.select(OrganiserSession.pending_totp_secret).join(Organiser).where(Organiser.email == email)
-    )
-    enrolled = db.session.scalar(sa.select(Organiser.totp_secret).where(Organiser.email == email))
+    """The organiser's TOTP secret, enrolled or pending in a session row (decrypted)."""
     db.session.rollback()
-    return enrolled or pending
+    pending = db.session.scalars(
+        sa.select(OrganiserSession)
+        .join(Organiser)
+        .where(Organiser.email == email, OrganiserSession.pending_totp_secret_encrypted.is_not(None))
+    ).first()
+    enrolled = db.session.scalar(sa.select(Organiser).where(Organiser.email == email)).totp_secret
+    secret = enrolled or (pending.pending_totp_secret if pending else None)
+    db.session.rollback()
+    return secret
 
 
 def code_for(secret, offset_steps=0):
     return pyotp.TOTP(secret).at(time.time() + 30 * offset_steps)
 
 
+def set_up(app, db, path, email="admin@example.org", password=PASSWORD, browser=None):
+    """Open a set-up link and finish it (password and TOTP); returns the answer of the last step."""
+    browser = browser or isolated_client(app)
+    assert post_form(browser, path).status_code == 302
+    page = browser.get("/organisers/enrol").get_data(as_text=True)
+    secret = re.search(r'<code class="secret">([A-Z2-7]+)</code>', page).group(1)
+    fields = {"password": password, "password_again": password, "code": code_for(secret)}
+    return browser.post("/organisers/enrol", data={**form_fields(page), **fields})
+
+
+def enrol(app, db, email="admin@example.org", role="admin", password=PASSWORD):
+    """An organiser created with the CLI who has used their set-up link; returns their recovery codes.
+
+    The TOTP step used is forgotten, so the test can sign in again within the same 30 seconds.
+    """
+    created = create(app, email, role)
+    assert created.exit_code == 0, created.output
+    answer = set_up(app, db, link_path(created), email, password)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    db.session.execute(sa.update(Organiser).where(Organiser.email == email).values(totp_last_step=None))
+    db.session.commit()
+    return CODES.findall(answer.get_data(as_text=True))
+
+
 def sign_in(app, db, browser, email="admin@example.org", password=PASSWORD):
-    """Full sign-in; enrols TOTP on first use. Returns the recovery codes shown, if any."""
+    """Sign in with password and the current TOTP code."""
     response = post_form(browser, "/organisers/login", email=email, password=password)
     assert response.status_code == 302, response.get_data(as_text=True)
-    target = response.headers["Location"]
-    page = browser.get(target)
-    secret = secret_of(db, email)
-    response = browser.post(target, data={**form_fields(page.get_data(as_text=True)), "code": code_for(secret)})
-    if "setup" in target:
-        assert response.status_code == 200
-        return re.findall(r"<code>([a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4})</code>", response.get_data(as_text=True))
+    assert response.headers["Location"].startswith("/organisers/two-factor")
+    response = post_form(browser, "/organisers/two-factor", code=code_for(secret_of(db, email)))
     assert response.status_code == 302, response.get_data(as_text=True)
-    return []
 
 
-def test_cli_creates_an_organiser_with_a_password_from_stdin_never_argv(app, db):
+def test_cli_creates_an_organiser_and_prints_a_one_time_set_up_link_never_asking_for_a_password(app, db):
     result = create(app)
     assert result.exit_code == 0, result.output
-    assert "created admin admin@example.org" in result.output
+    assert "created admin admin@example.org" in result.stderr
+    assert "works once, for 72 hours" in result.stderr
+    assert result.stdout.count("\n") == 1 and link_path(result)  # stdout holds the link alone, for scripts
     organiser = db.session.scalar(sa.select(Organiser))
-    assert organiser.password_hash.startswith("$argon2id$")
-    assert PASSWORD not in organiser.password_hash
-    assert create(app).exit_code != 0  # the same address twice
-    short = create(app, email="b@example.org", password="short")
-    assert short.exit_code != 0 and "at least 12 characters" in short.output
+    assert not organiser.enrolled and not organiser.password_hash.startswith("$argon2")
+    assert "admin" not in link_path(result).lower() and "example" not in link_path(result)
+    again = create(app)
+    assert again.exit_code != 0 and "already exists" in again.output
 
 
-def test_first_sign_in_enrols_totp_with_our_own_qr_code_and_shows_recovery_codes_once(app, db, browser):
-    create(app)
-    response = post_form(browser, "/organisers/login", email="admin@example.org", password=PASSWORD)
-    assert response.headers["Location"].startswith("/organisers/two-factor/setup")
-    page = browser.get(response.headers["Location"]).get_data(as_text=True)
+def test_the_set_up_link_sets_a_password_and_enrols_totp_with_our_own_qr_code(app, db, browser):
+    path = link_path(create(app))
+    assert post_form(browser, path).headers["Location"] == "/organisers/enrol"
+    page = browser.get("/organisers/enrol").get_data(as_text=True)
     assert "<svg" in page and "http" not in page.split("<svg", 1)[1].split("</svg>", 1)[0].replace(
         "http://www.w3.org", ""
     )
     secret = secret_of(db, "admin@example.org")
     assert secret in page  # for typing in by hand
-    wrong = browser.post(
-        "/organisers/two-factor/setup",
-        data={**form_fields(page), "code": "000000" if code_for(secret) != "000000" else "111111"},
-    )
-    assert wrong.status_code == 400
-    done = browser.post("/organisers/two-factor/setup", data={**form_fields(page), "code": code_for(secret)})
-    codes = re.findall(r"<code>([a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4})</code>", done.get_data(as_text=True))
+    done = post_form(browser, "/organisers/enrol", password=PASSWORD, password_again=PASSWORD, code=code_for(secret))
+    codes = CODES.findall(done.get_data(as_text=True))
     assert len(codes) == 10 and len(set(codes)) == 10
     home = browser.get("/organisers/")
     assert home.status_code == 200 and "Signed in as admin@example.org, admin" in home.get_data(as_text=True)
-    stored = db.session.scalar(sa.select(Organiser)).recovery_codes
-    assert all(code not in {r.code_sha256 for r in stored} for code in codes)
+    stored = db.session.scalar(sa.select(Organiser))
+    assert stored.password_hash.startswith("$argon2id$") and PASSWORD not in stored.password_hash
+    assert all(code not in {r.code_hash for r in stored.recovery_codes} for code in codes)
 
 
 def test_wrong_password_and_unknown_account_get_the_same_answer(app, db):
-    create(app)
+    enrol(app, db)
     known = post_form(isolated_client(app), "/organisers/login", email="admin@example.org", password="wrong password!!")
     unknown = post_form(
         isolated_client(app), "/organisers/login", email="nobody@example.org", password="wrong password!!"
@@ -102,7 +131,7 @@ def test_wrong_password_and_unknown_account_get_the_same_answer(app, db):
 
 
 def test_account_locks_after_five_failures_even_for_the_right_password(app, db):
-    create(app)
+    enrol(app, db)
     browser = isolated_client(app)
     for _ in range(5):
         assert (
@@ -112,6 +141,29 @@ def test_account_locks_after_five_failures_even_for_the_right_password(app, db):
     locked = post_form(browser, "/organisers/login", email="admin@example.org", password=PASSWORD)
     assert locked.status_code == 400
     assert "locked for a while" in locked.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("failing_as", "then_as"),
+    [
+        ("admin@example.org", "admin@\uff45xample.org"),  # full-width e: the same domain after UTS-46 mapping
+        ("admin@\uff45xample.org", "admin@example.org"),
+        ("admin@example.org", "ADMIN@EXAMPLE.ORG"),
+        ("Admin@Example.ORG", " admin@example.org "),
+    ],
+)
+def test_the_lockout_counts_the_account_however_its_address_is_typed(app, db, failing_as, then_as):
+    enrol(app, db)
+    # Typed this way, the right password passes the first step while the account is not locked.
+    assert post_form(isolated_client(app), "/organisers/login", email=then_as, password=PASSWORD).status_code == 302
+    for _ in range(5):
+        failed = post_form(isolated_client(app), "/organisers/login", email=failing_as, password="nope nope nope")
+        assert failed.status_code == 400
+    locked = post_form(isolated_client(app), "/organisers/login", email=then_as, password=PASSWORD)
+    assert locked.status_code == 400
+    assert "locked for a while" in locked.get_data(as_text=True)
+    assert [e.organiser_id is not None for e in db.session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.action == "login.failed"))] == [True] * 6  # fmt: skip
 
 
 def test_sign_in_attempts_are_limited_per_client_address(app, db):
@@ -125,7 +177,7 @@ def test_sign_in_attempts_are_limited_per_client_address(app, db):
 
 
 def test_a_totp_code_is_accepted_once_only(app, db, browser):
-    create(app)
+    enrol(app, db)
     sign_in(app, db, browser)
     secret = secret_of(db, "admin@example.org")
     used = code_for(secret)
@@ -137,8 +189,7 @@ def test_a_totp_code_is_accepted_once_only(app, db, browser):
 
 
 def test_recovery_code_signs_in_once(app, db, browser):
-    create(app)
-    codes = sign_in(app, db, browser)
+    codes = enrol(app, db)
     for attempt, expected in ((1, 302), (2, 400)):
         browser = isolated_client(app)
         post_form(browser, "/organisers/login", email="admin@example.org", password=PASSWORD)
@@ -147,7 +198,7 @@ def test_recovery_code_signs_in_once(app, db, browser):
 
 
 def test_session_rotates_on_sign_in_and_ends_on_sign_out(app, db, browser):
-    create(app)
+    enrol(app, db)
     browser.get("/organisers/login")
     before = browser.get_cookie("session").value
     sign_in(app, db, browser)
@@ -169,7 +220,7 @@ def test_every_session_ends_when_password_2fa_or_role_changes(app, db, browser, 
     from uscmail.organisers import services
     from uscmail.organisers.models import Role
 
-    create(app)
+    enrol(app, db)
     sign_in(app, db, browser)
     assert browser.get("/organisers/").status_code == 200
     organiser = db.session.scalar(sa.select(Organiser))
@@ -184,18 +235,24 @@ def test_every_session_ends_when_password_2fa_or_role_changes(app, db, browser, 
 
 
 def test_viewer_cannot_open_the_admin_audit_log(app, db, browser):
-    create(app, email="viewer@example.org", role="viewer")
+    enrol(app, db, email="viewer@example.org", role="viewer")
     sign_in(app, db, browser, email="viewer@example.org")
     assert browser.get("/organisers/").status_code == 200
     assert browser.get("/organisers/audit").status_code == 403
 
 
 def test_audit_log_lists_sign_ins_for_admins_and_never_holds_secrets(app, db, browser):
-    create(app)
+    enrol(app, db)
     post_form(isolated_client(app), "/organisers/login", email="admin@example.org", password="wrong password!!")
     sign_in(app, db, browser)
     page = browser.get("/organisers/audit").get_data(as_text=True)
-    for action in ("organiser.create", "login.failed", "organiser.2fa_enrolled", "login.succeeded"):
+    for action in (
+        "organiser.create",
+        "organiser.enrolment_link_issued",
+        "login.failed",
+        "organiser.2fa_enrolled",
+        "login.succeeded",
+    ):
         assert action in page
     filtered = browser.get("/organisers/audit?action=login.failed").get_data(as_text=True)
     assert "login.failed" in filtered and "organiser.create</td>" not in filtered
@@ -227,17 +284,23 @@ def test_audit_record_refuses_secret_looking_details(app, db):
         audit.record("cli", "test.event", token="abc")
 
 
-def test_cli_reset_2fa_and_disable(app, db, browser):
-    create(app)
+def test_cli_reset_2fa_gives_a_new_set_up_link_and_disable_ends_sign_in(app, db, browser):
+    enrol(app, db)
     sign_in(app, db, browser)
     runner = app.test_cli_runner()
-    assert runner.invoke(args=["organisers", "reset-2fa", "admin@example.org"]).exit_code == 0
+    reset = runner.invoke(args=["organisers", "reset-2fa", "admin@example.org"])
+    assert reset.exit_code == 0 and "works once" in reset.stderr
     assert browser.get("/organisers/").status_code == 302
+    # The password alone opens nothing now: there is no enrolment at sign-in any more.
     response = post_form(isolated_client(app), "/organisers/login", email="admin@example.org", password=PASSWORD)
-    assert response.headers["Location"].startswith("/organisers/two-factor/setup")
+    assert response.status_code == 400
+    answer = set_up(app, db, link_path(reset), password="a brand new long password")
+    assert answer.status_code == 200
     assert runner.invoke(args=["organisers", "disable", "admin@example.org"]).exit_code == 0
     assert (
-        post_form(isolated_client(app), "/organisers/login", email="admin@example.org", password=PASSWORD).status_code
+        post_form(
+            isolated_client(app), "/organisers/login", email="admin@example.org", password="a brand new long password"
+        ).status_code
         == 400
     )
     missing = runner.invoke(args=["organisers", "disable", "ghost@example.org"])

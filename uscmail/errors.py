@@ -4,6 +4,8 @@ from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from .organisers.security import SecretUnreadable
+
 MESSAGES = {
     400: "Something in that request wasn't right. Please go back and try again.",
     404: "There is no page at this address.",
@@ -14,6 +16,11 @@ MESSAGES = {
     429: "Too many requests came from your network. Please wait a while and try again.",
     500: "Something went wrong on our side. Nothing you entered was lost; please try again later.",
 }
+
+TOTP_KEY_PROBLEM = (
+    "Two-factor sign-in is unavailable: this server cannot read the stored authenticator keys, so nothing was checked "
+    "or changed. Please tell whoever runs uscmail (its TOTP_ENCRYPTION_KEY setting is wrong or lacks an old key)."
+)
 
 
 def init_errorhandlers(app: Flask) -> None:
@@ -30,6 +37,15 @@ def init_errorhandlers(app: Flask) -> None:
             400,
             "This form expired or was sent from somewhere else. Please reload the page and try again.",
         )
+
+    @app.errorhandler(SecretUnreadable)
+    def totp_key_error(error: SecretUnreadable):
+        # The server's key is wrong, not the request: say so plainly, change nothing, and tell the operator.
+        app.logger.error("TOTP secret unreadable: %s", error)
+        from .extensions import db
+
+        db.session.rollback()
+        return render(503, TOTP_KEY_PROBLEM)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -1,7 +1,8 @@
 """Signed tokens for the links in mail: one salt per purpose, no address inside, old keys accepted.
 
-Confirmation tokens expire (CONFIRM_TOKEN_MAX_AGE) and carry a nonce that is cleared once used; unsubscribe and
-preference tokens never expire, so a link in a years-old mail still works.
+Confirmation tokens expire (CONFIRM_TOKEN_MAX_AGE) and carry a nonce that is cleared once used; so do organisers'
+set-up links (ENROLMENT_LINK_MAX_AGE). Unsubscribe and preference tokens never expire, so a link in a years-old mail
+still works.
 """
 
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ CONFIRM = "uscmail.confirm"
 UNSUBSCRIBE = "uscmail.unsubscribe"
 PREFERENCES = "uscmail.preferences"
 FORM_STARTED = "uscmail.form-started"
+ENROLMENT = "uscmail.organiser-enrolment"
 
 
 class TokenInvalid(Exception):
@@ -99,6 +101,25 @@ def read_preferences_token(token: str) -> str:
     if not isinstance(value, str):
         raise TokenInvalid("unexpected payload")
     return value
+
+
+def make_enrolment_token(organiser_id: int, nonce: str) -> str:
+    """Token for an organiser's one-time set-up link: their id and the link's nonce (no address)."""
+    return _timed(ENROLMENT).dumps([organiser_id, nonce])
+
+
+def read_enrolment_token(token: str) -> tuple[int, str]:
+    """Return (organiser_id, nonce) from a set-up link token, or raise TokenExpired / TokenInvalid."""
+    value = _load(_timed(ENROLMENT), token, max_age=current_app.config["ENROLMENT_LINK_MAX_AGE"])
+    if not (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], int)
+        and not isinstance(value[0], bool)
+        and isinstance(value[1], str)
+    ):
+        raise TokenInvalid("unexpected payload")
+    return value[0], value[1]
 
 
 def make_form_started_token() -> str:

@@ -14,11 +14,10 @@ class ActionForm(FlaskForm):
 
 
 class NewOrganiserForm(FlaskForm):
-    """A new organiser's address, role and initial password (never rendered back)."""
+    """A new organiser's address and role; they choose their own password through their set-up link."""
 
     email = StringField("Email address", render_kw={"autocomplete": "off", "inputmode": "email", "maxlength": 320})
     role = SelectField("Role", choices=ROLE_CHOICES, default=Role.EDITOR.value, validate_choice=False)
-    password = PasswordField("Initial password", render_kw={"autocomplete": "new-password", "maxlength": 1024})
 
 
 class ConfirmForm(FlaskForm):

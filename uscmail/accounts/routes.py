@@ -10,7 +10,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 
 from ..api import tokens as api_tokens
 from ..extensions import db
-from ..organisers import auth
+from ..organisers import auth, enrolment
 from ..organisers import services as organiser_services
 from ..organisers.models import Organiser, Role
 from ..subscriptions.services import InvalidInput
@@ -64,10 +64,19 @@ def done(target: Organiser, message: str):
 # Organisers (admins only)
 
 
+def render_link(target: Organiser, url: str, signed_out: bool = False):
+    """The page that shows an organiser's new set-up link, once."""
+    if signed_out:
+        g.organiser = None  # the admin changed their own account: their session has just ended
+    return render_template(
+        "accounts/enrolment_link.html", target=target, url=url, hours=enrolment.link_hours(), signed_out=signed_out
+    )
+
+
 @bp.route("/accounts", methods=["GET", "POST"])
 @auth.role_required(Role.ADMIN)
 def organisers():
-    """Every organiser and what they may do; a form to create an account (TOTP is enrolled at first sign-in)."""
+    """Every organiser and what they may do; a form to create an account, which answers with its set-up link."""
     if request.method == "GET":
         return render_organisers()
     form = NewOrganiserForm()
@@ -76,15 +85,13 @@ def organisers():
     except ValueError:
         return render_organisers(error="Choose a role from the menu; nothing was changed.", form=form)
     try:
-        organiser = organiser_services.create_organiser(
-            form.email.data or "", form.password.data or "", role, g.organiser
-        )
+        organiser = organiser_services.create_organiser(form.email.data or "", role, g.organiser)
     except InvalidInput as exc:
         db.session.rollback()
         return render_organisers(error=str(exc), form=form)
+    url = enrolment.issue_link(organiser, g.organiser)
     db.session.commit()
-    flash(f"{organiser.email} can now sign in as {role.value}; they set up two-factor authentication the first time.")
-    return redirect(url_for(".organisers"))
+    return render_link(organiser, url)
 
 
 @bp.post(f"/accounts/<{ID}:organiser_id>/role")
@@ -116,12 +123,14 @@ class ConfirmedAction:
     done: str
     change: Any
     disables: bool = False
+    # The change returns a set-up link for the organiser, shown to the admin on the next page.
+    gives_link: bool = False
 
 
 CONFIRMED_ACTIONS = {
     "disable": ConfirmedAction(
         title="Disable {email}?",
-        explanation="They can no longer sign in, their sessions end now and their API tokens stop working.",
+        explanation="They can no longer sign in, their sessions end now and their API tokens are revoked.",
         tick="Yes, disable this account",
         button="Disable the account",
         done="{email} is disabled.",
@@ -130,20 +139,33 @@ CONFIRMED_ACTIONS = {
     ),
     "reset-2fa": ConfirmedAction(
         title="Reset two-factor authentication of {email}?",
-        explanation="Their authenticator app and recovery codes stop working and their sessions end now. "
-        "At their next sign-in they set up an authenticator app again.",
+        explanation="Their authenticator app and recovery codes stop working, their sessions end now and their API "
+        "tokens are revoked. You get a one-time set-up link for them, through which they choose a new password and "
+        "set up an authenticator app again; until then the account cannot be signed into.",
         tick="Yes, reset their two-factor authentication",
         button="Reset two-factor authentication",
-        done="Two-factor authentication of {email} is reset; they set it up again at their next sign-in.",
-        change=organiser_services.reset_two_factor,
+        done="Two-factor authentication of {email} is reset.",
+        change=enrolment.reset_two_factor_with_link,
+        gives_link=True,
+    ),
+    "set-up-link": ConfirmedAction(
+        title="New set-up link for {email}?",
+        explanation="They have not set up their account yet. A new one-time set-up link replaces the one they were "
+        "given, which stops working.",
+        tick="Yes, make a new set-up link",
+        button="Make a new set-up link",
+        done="A new set-up link for {email} is ready.",
+        change=enrolment.issue_link,
+        gives_link=True,
     ),
 }
 
 
-@bp.route(f"/accounts/<{ID}:organiser_id>/<any(disable, 'reset-2fa'):action>", methods=["GET", "POST"])
+@bp.route(f"/accounts/<{ID}:organiser_id>/<any(disable, 'reset-2fa', 'set-up-link'):action>", methods=["GET", "POST"])
 @auth.role_required(Role.ADMIN)
 def confirm_change(organiser_id: int, action: str):
-    """Disable an account or reset its 2FA, after an explicit confirmation; the last active admin stays enabled."""
+    """Disable an account, reset its 2FA or renew its set-up link, after an explicit confirmation; the last active
+    admin stays enabled."""
     target = organiser_or_404(organiser_id)
     change = CONFIRMED_ACTIONS[action]
     if change.disables and not target.active:
@@ -158,7 +180,14 @@ def confirm_change(organiser_id: int, action: str):
             db.session.rollback()
             error, status = LAST_ADMIN.format(email=target.email), 409
         else:
-            change.change(target, g.organiser)
+            url = change.change(target, g.organiser)
+            if change.gives_link:
+                db.session.commit()
+                flash(change.done.format(email=target.email))
+                signed_out = target.id == g.organiser.id
+                if signed_out:
+                    session.pop(auth.SESSION_KEY, None)
+                return render_link(target, url, signed_out)
             return done(target, change.done.format(email=target.email))
     return render_template(
         "accounts/confirm.html", target=target, change=change, action=action, form=form, error=error
@@ -224,7 +253,10 @@ def change_password():
         return render_account(password_form=form, error=f"{exc} Nothing was changed.")
     db.session.commit()
     session.pop(auth.SESSION_KEY, None)
-    flash("Your password is changed and all your sessions have ended. Sign in with your new password.")
+    flash(
+        "Your password is changed, all your sessions have ended and your API tokens are revoked. "
+        "Sign in with your new password."
+    )
     return redirect(url_for("organisers.login"))
 
 

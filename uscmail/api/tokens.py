@@ -49,15 +49,27 @@ def create_token(organiser: Organiser, name: str, actor: Organiser | str) -> str
 
 def revoke_tokens(organiser: Organiser, name: str, actor: Organiser | str) -> int:
     """Revoke the organiser's live tokens with this name; returns how many were revoked."""
+    return _revoke(organiser, actor, ApiToken.name == name.strip())
+
+
+def revoke_all_tokens(organiser: Organiser, actor: Organiser | str, reason: str) -> int:
+    """Revoke every live token of the organiser (their password or second factor changed, or they were disabled).
+
+    A token stands for the account as it was secured when it was issued; each revocation is audited with the reason.
+    """
+    return _revoke(organiser, actor, sa.true(), reason=reason)
+
+
+def _revoke(organiser: Organiser, actor: Organiser | str, condition, **details) -> int:
     tokens = db.session.scalars(
-        sa.select(ApiToken).where(
-            ApiToken.organiser_id == organiser.id, ApiToken.name == name.strip(), ApiToken.revoked_at.is_(None)
-        )
+        sa.select(ApiToken).where(ApiToken.organiser_id == organiser.id, ApiToken.revoked_at.is_(None), condition)
     ).all()
     now = utcnow()
     for token in tokens:
         token.revoked_at = now
-        audit.record(actor, "api_token.revoke", "api_token", token.id, organiser_id=organiser.id, name=token.name)
+        audit.record(
+            actor, "api_token.revoke", "api_token", token.id, organiser_id=organiser.id, name=token.name, **details
+        )
     db.session.flush()
     return len(tokens)
 

@@ -1,9 +1,8 @@
-"""`flask --app uscmail organisers ...`: create accounts, reset 2FA, disable, issue API tokens.
+"""`flask --app uscmail organisers ...`: create accounts, reset 2FA, disable, issue API tokens, rotate the TOTP key.
 
-Passwords are read from a prompt or from stdin, never from the command line (where ps and shell history would see them).
+No password is ever typed here: `create` and `reset-2fa` print a one-time set-up link, through which the organiser
+chooses their own password and enrols an authenticator app. Give it to them over a channel you trust.
 """
-
-import sys
 
 import click
 from flask import Flask
@@ -11,8 +10,9 @@ from flask import Flask
 from ..api import tokens as api_tokens
 from ..extensions import db
 from ..subscriptions.services import InvalidInput
-from . import services
+from . import enrolment, services
 from .models import Role
+from .security import SecretUnreadable
 
 ACTOR = "cli"
 
@@ -24,10 +24,13 @@ def _organiser_or_fail(email: str):
     return organiser
 
 
-def _read_password() -> str:
-    if sys.stdin.isatty():
-        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    return sys.stdin.readline().rstrip("\r\n")
+def _echo_link(organiser, url: str) -> None:
+    click.echo(
+        f"Send {organiser.email} this set-up link over a channel you trust; it works once, for "
+        f"{enrolment.link_hours()} hours, to choose a password and set up an authenticator app:",
+        err=True,
+    )
+    click.echo(url)
 
 
 def init_organisers_cli(app: Flask) -> None:
@@ -38,22 +41,32 @@ def init_organisers_cli(app: Flask) -> None:
     @click.argument("email")
     @click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.EDITOR.value, show_default=True)
     def create(email: str, role: str) -> None:
-        """Create an organiser; the password is prompted for (or read from stdin)."""
+        """Create an organiser and print their one-time set-up link."""
         try:
-            organiser = services.create_organiser(email, _read_password(), Role(role), ACTOR)
+            organiser = services.create_organiser(email, Role(role), ACTOR)
         except InvalidInput as exc:
             raise click.ClickException(str(exc)) from None
+        url = enrolment.issue_link(organiser, ACTOR)
         db.session.commit()
-        click.echo(f"created {organiser.role.value} {organiser.email}; two-factor set-up happens at first sign-in")
+        click.echo(f"created {organiser.role.value} {organiser.email}", err=True)
+        _echo_link(organiser, url)
 
     @group.command("reset-2fa")
     @click.argument("email")
     def reset_2fa(email: str) -> None:
-        """Remove an organiser's authenticator and recovery codes; they enrol again at next sign-in."""
+        """Remove an organiser's authenticator and recovery codes, revoke their API tokens, print a new set-up link.
+
+        Also gives an organiser who has not set up their account yet a new link (the old one stops working).
+        """
         organiser = _organiser_or_fail(email)
-        services.reset_two_factor(organiser, ACTOR)
+        url = enrolment.reset_two_factor_with_link(organiser, ACTOR)
         db.session.commit()
-        click.echo(f"two-factor authentication reset for {organiser.email}; their sessions have ended")
+        click.echo(
+            f"two-factor authentication reset for {organiser.email}; their sessions have ended "
+            "and their API tokens are revoked",
+            err=True,
+        )
+        _echo_link(organiser, url)
 
     @group.command("disable")
     @click.argument("email")
@@ -91,5 +104,21 @@ def init_organisers_cli(app: Flask) -> None:
             raise click.ClickException(f"{organiser.email} has no live token called {name!r}")
         db.session.commit()
         click.echo(f"revoked {revoked} token(s) called {name!r} for {organiser.email}")
+
+    @group.command("rotate-totp-key")
+    def rotate_totp_key() -> None:
+        """Re-encrypt every TOTP secret with TOTP_ENCRYPTION_KEY (old keys must be in TOTP_ENCRYPTION_KEY_FALLBACKS)."""
+        try:
+            done, unreadable = services.reencrypt_totp_secrets()
+        except SecretUnreadable as exc:
+            raise click.ClickException(str(exc)) from None
+        db.session.commit()
+        click.echo(f"re-encrypted {done} TOTP secret(s) with the current TOTP_ENCRYPTION_KEY")
+        if unreadable:
+            raise click.ClickException(
+                f"no configured key decrypts the TOTP secret of {', '.join(unreadable)}; add the key they were "
+                "encrypted with to TOTP_ENCRYPTION_KEY_FALLBACKS and run this again, or reset their two-factor "
+                "authentication"
+            )
 
     app.cli.add_command(group)

@@ -21,6 +21,26 @@ class CodeForm(FlaskForm):
     submit = SubmitField("Continue")
 
 
+class StartEnrolmentForm(FlaskForm):
+    """The button on a set-up link's page that starts setting up the account."""
+
+    submit = SubmitField("Set up my account")
+
+
+class EnrolmentForm(FlaskForm):
+    """A new organiser's password (twice) and a code from the authenticator app they just set up."""
+
+    password = PasswordField("Choose a password", render_kw={"autocomplete": "new-password", "maxlength": 1024})
+    password_again = PasswordField(
+        "The same password again", render_kw={"autocomplete": "new-password", "maxlength": 1024}
+    )
+    code = StringField(
+        "Code from your authenticator app",
+        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "maxlength": 6, "pattern": "[0-9 ]*"},
+    )
+    submit = SubmitField("Finish setting up")
+
+
 class LogoutForm(FlaskForm):
     """The sign-out button."""
 

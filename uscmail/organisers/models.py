@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from ..models import UTCDateTime, enum_column, utcnow
+from . import security
 
 
 class Role(enum.StrEnum):
@@ -28,7 +29,11 @@ class Role(enum.StrEnum):
 
 
 class Organiser(db.Model):
-    """A volunteer who runs the lists. TOTP is mandatory: totp_secret is set at first login."""
+    """A volunteer who runs the lists. TOTP is mandatory: the password and totp_secret are set through a one-time
+    set-up link; until then the account cannot be signed into.
+
+    The TOTP secret is stored encrypted (Fernet, TOTP_ENCRYPTION_KEY); `totp_secret` reads and writes it in clear.
+    """
 
     __tablename__ = "organisers"
 
@@ -37,9 +42,11 @@ class Organiser(db.Model):
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     role: Mapped[Role] = mapped_column(enum_column(Role))
     active: Mapped[bool] = mapped_column(default=True)
-    totp_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    totp_secret_encrypted: Mapped[str | None] = mapped_column(sa.Text)
     # The last TOTP time step accepted, so each code works once only.
     totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # SHA-256 of the nonce in the one live set-up link, if any; cleared when the link is used or replaced.
+    enrolment_nonce_sha256: Mapped[str | None] = mapped_column(sa.String(64))
     # Bumped whenever the password, 2FA or role changes: every session made before then ends.
     security_version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -47,21 +54,36 @@ class Organiser(db.Model):
 
     recovery_codes: Mapped[list["RecoveryCode"]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
+    @property
+    def totp_secret(self) -> str | None:
+        """The TOTP secret in clear, or None before enrolment; SecretUnreadable if no configured key decrypts it."""
+        return None if self.totp_secret_encrypted is None else security.decrypt_secret(self.totp_secret_encrypted)
+
+    @totp_secret.setter
+    def totp_secret(self, secret: str | None) -> None:
+        self.totp_secret_encrypted = None if secret is None else security.encrypt_secret(secret)
+
+    @property
+    def enrolled(self) -> bool:
+        """True once the organiser has an authenticator app (checked without decrypting anything)."""
+        return self.totp_secret_encrypted is not None
+
 
 class RecoveryCode(db.Model):
-    """A one-time code for when the authenticator is lost; only its SHA-256 is stored."""
+    """A one-time code for when the authenticator is lost; stored as Argon2id (salted) of its SHA-256."""
 
     __tablename__ = "recovery_codes"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organiser_id: Mapped[int] = mapped_column(sa.ForeignKey("organisers.id", ondelete="CASCADE"), index=True)
-    code_sha256: Mapped[str] = mapped_column(sa.String(64))
+    code_hash: Mapped[str] = mapped_column(sa.String(255))
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class SessionStage(enum.StrEnum):
-    """How far a login has got: password checked, or password and second factor."""
+    """How far a login has got: a set-up link opened, password checked, or password and second factor."""
 
+    ENROLMENT = "enrolment"
     PASSWORD = "password"  # noqa: S105 - a stage name, not a secret
     COMPLETE = "complete"
 
@@ -76,12 +98,22 @@ class OrganiserSession(db.Model):
     organiser_id: Mapped[int] = mapped_column(sa.ForeignKey("organisers.id", ondelete="CASCADE"), index=True)
     stage: Mapped[SessionStage] = mapped_column(enum_column(SessionStage))
     security_version: Mapped[int]
-    # During first-login enrolment: the TOTP secret shown in the QR code, until a code proves it was saved.
-    pending_totp_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    # During enrolment: the TOTP secret shown in the QR code (encrypted), until a code proves it was saved.
+    pending_totp_secret_encrypted: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     organiser: Mapped[Organiser] = relationship(lazy="joined")
+
+    @property
+    def pending_totp_secret(self) -> str | None:
+        """The TOTP secret being enrolled, in clear; SecretUnreadable if no configured key decrypts it."""
+        stored = self.pending_totp_secret_encrypted
+        return None if stored is None else security.decrypt_secret(stored)
+
+    @pending_totp_secret.setter
+    def pending_totp_secret(self, secret: str | None) -> None:
+        self.pending_totp_secret_encrypted = None if secret is None else security.encrypt_secret(secret)
 
 
 class ApiToken(db.Model):

@@ -1,4 +1,4 @@
-"""Organiser sign-in with mandatory TOTP, sign-out, and the organisers' home page."""
+"""Organiser sign-in with mandatory TOTP, set-up links, sign-out, and the organisers' home page."""
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
@@ -6,8 +6,9 @@ from flask import Blueprint, abort, current_app, g, redirect, render_template, r
 from .. import audit
 from ..extensions import db, limiter
 from ..models import utcnow
-from . import auth, security, services
-from .forms import CodeForm, LoginForm, LogoutForm
+from ..subscriptions.services import InvalidInput
+from . import auth, enrolment, security, services
+from .forms import CodeForm, EnrolmentForm, LoginForm, LogoutForm, StartEnrolmentForm
 from .models import AuditEvent, Role, SessionStage
 
 bp = Blueprint("organisers", __name__, url_prefix="/organisers")
@@ -45,11 +46,11 @@ def safe_next(target: str | None) -> str:
     return url_for(".home")
 
 
-def _begin(organiser, stage: SessionStage) -> None:
+def _begin(organiser, stage: SessionStage, pending_totp_secret: str | None = None) -> None:
     """Replace whatever session the browser had with a fresh one (no fixation)."""
     services.end_session(session.get(auth.SESSION_KEY))
     session.clear()
-    session[auth.SESSION_KEY] = services.start_session(organiser, stage)
+    session[auth.SESSION_KEY] = services.start_session(organiser, stage, pending_totp_secret)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -68,8 +69,7 @@ def login():
         else:
             _begin(organiser, SessionStage.PASSWORD)
             db.session.commit()
-            step = ".two_factor" if organiser.totp_secret else ".two_factor_setup"
-            return redirect(url_for(step, next=request.args.get("next")))
+            return redirect(url_for(".two_factor", next=request.args.get("next")))
     elif request.method == "POST":
         error = "The form expired; please try again."
     status = 400 if error else 200
@@ -96,8 +96,6 @@ def two_factor():
     """Step two: a code from the authenticator app (each accepted once) or a recovery code."""
     row = _password_stage()
     organiser = row.organiser
-    if organiser.totp_secret is None:
-        return redirect(url_for(".two_factor_setup"))
     form = CodeForm()
     error = None
     if form.validate_on_submit():
@@ -114,36 +112,66 @@ def two_factor():
     return render_template("organisers/two_factor.html", form=form, error=error), 400 if error else 200
 
 
-@bp.route("/two-factor/setup", methods=["GET", "POST"])
+@bp.get("/enrol/<token>")
+def enrol_start(token: str):
+    """A set-up link: says whose account it sets up, with a button to start. Opening it changes nothing."""
+    try:
+        organiser = enrolment.organiser_for_link(token)
+    except enrolment.LinkUnusable as exc:
+        return render_template("organisers/enrol_link.html", error=exc.message), exc.status
+    return render_template(
+        "organisers/enrol_link.html", form=StartEnrolmentForm(), email=organiser.email, hours=enrolment.link_hours()
+    )
+
+
+@bp.post("/enrol/<token>")
 @login_limit
-def two_factor_setup():
-    """First sign-in: enrol an authenticator app from a QR code we render ourselves, then show recovery codes once."""
-    row = _password_stage()
+def enrol_begin(token: str):
+    """Start setting up the account: a fresh enrolment session with a new TOTP secret, then the set-up page."""
+    try:
+        organiser = enrolment.organiser_for_link(token)
+    except enrolment.LinkUnusable as exc:
+        return render_template("organisers/enrol_link.html", error=exc.message), exc.status
+    if not StartEnrolmentForm().validate_on_submit():
+        abort(400)
+    _begin(organiser, SessionStage.ENROLMENT, pending_totp_secret=security.new_totp_secret())
+    db.session.commit()
+    return redirect(url_for(".enrol"))
+
+
+@bp.route("/enrol", methods=["GET", "POST"])
+@login_limit
+def enrol():
+    """Set a password and enrol an authenticator app from a QR code we render ourselves; then show recovery codes."""
+    row = auth.current_session()
+    if row is None or row.stage is not SessionStage.ENROLMENT:
+        message = "Open your set-up link again to set up your account, or sign in if you have done so already."
+        return render_template("organisers/enrol_link.html", error=message), 400
     organiser = row.organiser
-    if organiser.totp_secret is not None:
-        return redirect(url_for(".two_factor"))
-    if row.pending_totp_secret is None:
-        row.pending_totp_secret = security.new_totp_secret()
-        db.session.commit()
-    form = CodeForm()
+    secret = row.pending_totp_secret
+    form = EnrolmentForm()
     error = None
     if form.validate_on_submit():
-        codes = services.enrol_totp(organiser, row.pending_totp_secret, form.code.data or "")
-        if codes is None:
-            services.record_login_failure(organiser.email)
-            db.session.commit()
-            error = "That code doesn't match. Check the time on your phone and enter the current code."
+        try:
+            codes = enrolment.complete(
+                organiser, secret, form.password.data or "", form.password_again.data or "", form.code.data or ""
+            )
+        except InvalidInput as exc:
+            db.session.rollback()
+            error = str(exc)
         else:
             _complete(row)
             db.session.commit()
             return render_template("organisers/recovery_codes.html", codes=codes)
-    uri = security.totp_uri(row.pending_totp_secret, organiser.email)
+    elif request.method == "POST":
+        error = "The form expired; please try again."
     return render_template(
-        "organisers/two_factor_setup.html",
+        "organisers/enrol.html",
         form=form,
         error=error,
-        qr=security.qr_svg(uri),
-        secret=row.pending_totp_secret,
+        email=organiser.email,
+        qr=security.qr_svg(security.totp_uri(secret, organiser.email)),
+        secret=secret,
     ), 400 if error else 200
 
 

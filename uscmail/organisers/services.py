@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from .. import audit
+from ..api import tokens as api_tokens
 from ..extensions import db, limiter
 from ..models import utcnow
 from ..subscriptions.services import InvalidInput, normalise_email
@@ -15,24 +16,35 @@ from . import security
 from .models import Organiser, OrganiserSession, RecoveryCode, Role, SessionStage
 
 
+def account_address(email: str) -> str | None:
+    """The normalised form of an organiser's address as typed at sign-in (UTS-46 domain, lower case), or None.
+
+    Everything that names an account by what was typed (lookup, per-account lockout) goes through this one function,
+    so `editor@ｅxample.org` and `EDITOR@example.org` are the same account everywhere.
+    """
+    try:
+        return normalise_email(email)
+    except InvalidInput:
+        return None
+
+
 def organiser_by_email(email: str) -> Organiser | None:
     """The organiser with this address (normalised), or None."""
-    try:
-        address = normalise_email(email)
-    except InvalidInput:
+    address = account_address(email)
+    if address is None:
         return None
     return db.session.scalar(sa.select(Organiser).where(Organiser.email == address))
 
 
-def create_organiser(email: str, password: str, role: Role, actor: Organiser | str) -> Organiser:
-    """Create an account; it must enrol in TOTP at first login. InvalidInput for a bad address or password."""
+def create_organiser(email: str, role: Role, actor: Organiser | str) -> Organiser:
+    """Create an account with no usable password; it is set through a set-up link (see enrolment.issue_link).
+
+    InvalidInput for a bad or taken address.
+    """
     address = normalise_email(email)
-    problem = security.password_problem(password)
-    if problem:
-        raise InvalidInput(problem)
     if db.session.scalar(sa.select(Organiser.id).where(Organiser.email == address)) is not None:
         raise InvalidInput("An organiser with that address already exists.")
-    organiser = Organiser(email=address, password_hash=security.hash_password(password), role=role)
+    organiser = Organiser(email=address, password_hash=security.UNSET_PASSWORD_HASH, role=role)
     db.session.add(organiser)
     db.session.flush()
     audit.record(actor, "organiser.create", "organiser", organiser.id, role=role.value)
@@ -40,8 +52,11 @@ def create_organiser(email: str, password: str, role: Role, actor: Organiser | s
 
 
 def _account_key(email: str) -> str:
+    # Keyed on the normalised address, as sign-in looks it up; text that is no address cannot name an account,
+    # but is still counted (under its own key) so a failure costs the same either way.
+    address = account_address(email) or "invalid:" + email.strip().casefold()
     key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, email.strip().lower().encode(), "sha256").hexdigest()[:32]
+    return hmac.new(key, address.encode(), "sha256").hexdigest()[:32]
 
 
 def _login_rate() -> limits.RateLimitItem:
@@ -63,17 +78,21 @@ def record_login_failure(email: str) -> None:
 
 
 def authenticate(email: str, password: str) -> Organiser | None:
-    """The active organiser with this address and password, or None; the same work either way."""
+    """The active, enrolled organiser with this address and password, or None; the same work either way.
+
+    An account that has not been set up through its set-up link cannot be signed into, whatever password is given.
+    """
     organiser = organiser_by_email(email)
-    valid = security.check_password(organiser.password_hash if organiser else None, password)
-    if organiser is None or not valid or not organiser.active:
+    usable = organiser is not None and organiser.enrolled and organiser.active
+    valid = security.check_password(organiser.password_hash if usable else None, password)
+    if not usable or not valid:
         return None
     if security.password_hasher.check_needs_rehash(organiser.password_hash):
         organiser.password_hash = security.hash_password(password)
     return organiser
 
 
-def start_session(organiser: Organiser, stage: SessionStage) -> str:
+def start_session(organiser: Organiser, stage: SessionStage, pending_totp_secret: str | None = None) -> str:
     """A new server-side session; returns the raw token for the cookie (only its hash is stored)."""
     token = security.new_token()
     db.session.add(
@@ -82,6 +101,7 @@ def start_session(organiser: Organiser, stage: SessionStage) -> str:
             organiser_id=organiser.id,
             stage=stage,
             security_version=organiser.security_version,
+            pending_totp_secret=pending_totp_secret,
         )
     )
     db.session.flush()
@@ -132,51 +152,49 @@ def end_all_sessions(organiser: Organiser) -> None:
 
 def verify_second_factor(organiser: Organiser, code: str) -> bool:
     """Accept a current TOTP code (each once only) or an unused recovery code."""
-    if organiser.totp_secret is None:
+    if not organiser.enrolled:
         return False
     step = security.accepted_totp_step(organiser.totp_secret, code, organiser.totp_last_step)
     if step is not None:
         organiser.totp_last_step = step
         return True
-    digest = security.sha256_hex(security.normalise_recovery_code(code))
+    if not security.looks_like_recovery_code(code):
+        return False
     for recovery in organiser.recovery_codes:
-        if recovery.used_at is None and hmac.compare_digest(recovery.code_sha256, digest):
-            recovery.used_at = utcnow()
+        if recovery.used_at is None and security.recovery_code_matches(recovery.code_hash, code):
+            # Consumed with a conditional UPDATE, so two sign-ins racing with one code cannot both pass.
+            used = db.session.execute(
+                sa.update(RecoveryCode)
+                .where(RecoveryCode.id == recovery.id, RecoveryCode.used_at.is_(None))
+                .values(used_at=utcnow())
+                .execution_options(synchronize_session="fetch")
+            )
+            if not used.rowcount:
+                return False
             audit.record(organiser, "login.recovery_code_used", "organiser", organiser.id)
             return True
     return False
 
 
-def enrol_totp(organiser: Organiser, secret: str, code: str) -> list[str] | None:
-    """Finish TOTP enrolment if the code matches; returns fresh recovery codes (show once), or None."""
-    step = security.accepted_totp_step(secret, code, None)
-    if step is None:
-        return None
-    organiser.totp_secret = secret
-    organiser.totp_last_step = step
-    codes = security.new_recovery_codes()
-    organiser.recovery_codes = [RecoveryCode(code_sha256=security.sha256_hex(c)) for c in codes]
-    audit.record(organiser, "organiser.2fa_enrolled", "organiser", organiser.id)
-    db.session.flush()
-    return codes
-
-
 def reset_two_factor(organiser: Organiser, actor: Organiser | str) -> None:
-    """Remove TOTP and recovery codes; the organiser enrols again at next login; all sessions end."""
+    """Remove TOTP and recovery codes, ending all sessions and API tokens; the account cannot be signed into until
+    it is set up again through a new set-up link (enrolment.issue_link)."""
     organiser.totp_secret = None
     organiser.totp_last_step = None
     organiser.recovery_codes = []
     end_all_sessions(organiser)
+    api_tokens.revoke_all_tokens(organiser, actor, reason="2fa_reset")
     audit.record(actor, "organiser.2fa_reset", "organiser", organiser.id)
 
 
 def change_password(organiser: Organiser, new_password: str, actor: Organiser | str) -> None:
-    """Set a new password and end every session."""
+    """Set a new password; every session ends and every API token is revoked."""
     problem = security.password_problem(new_password)
     if problem:
         raise InvalidInput(problem)
     organiser.password_hash = security.hash_password(new_password)
     end_all_sessions(organiser)
+    api_tokens.revoke_all_tokens(organiser, actor, reason="password_changed")
     audit.record(actor, "organiser.password_changed", "organiser", organiser.id)
 
 
@@ -192,6 +210,7 @@ def disable_organiser(organiser: Organiser, actor: Organiser | str) -> None:
     """Disable an account; its sessions and API tokens stop working."""
     organiser.active = False
     end_all_sessions(organiser)
+    api_tokens.revoke_all_tokens(organiser, actor, reason="disabled")
     audit.record(actor, "organiser.disabled", "organiser", organiser.id)
 
 
@@ -224,14 +243,44 @@ def regenerate_recovery_codes(organiser: Organiser, code: str) -> list[str] | No
     A wrong code (or a locked account) counts as a failed login.
     """
     step = None
-    if organiser.totp_secret is not None and not account_locked(organiser.email):
+    if organiser.enrolled and not account_locked(organiser.email):
         step = security.accepted_totp_step(organiser.totp_secret, code, organiser.totp_last_step)
     if step is None:
         record_login_failure(organiser.email)
         return None
     organiser.totp_last_step = step
-    codes = security.new_recovery_codes()
-    organiser.recovery_codes = [RecoveryCode(code_sha256=security.sha256_hex(c)) for c in codes]
+    codes = replace_recovery_codes(organiser)
     audit.record(organiser, "organiser.recovery_codes_regenerated", "organiser", organiser.id)
     db.session.flush()
     return codes
+
+
+def replace_recovery_codes(organiser: Organiser) -> list[str]:
+    """Give the organiser ten new recovery codes (the old ones stop working); returns them, to be shown once."""
+    codes = security.new_recovery_codes()
+    organiser.recovery_codes = [RecoveryCode(code_hash=security.hash_recovery_code(c)) for c in codes]
+    return codes
+
+
+def reencrypt_totp_secrets() -> tuple[int, list[str]]:
+    """Re-encrypt every stored TOTP secret (enrolled and pending) with the current TOTP_ENCRYPTION_KEY.
+
+    Returns how many were re-encrypted and the addresses of organisers whose secret no configured key opens (left
+    as they are). Once nothing is unreadable, the old key can leave TOTP_ENCRYPTION_KEY_FALLBACKS.
+    """
+    done, unreadable = 0, []
+    for organiser in db.session.scalars(sa.select(Organiser).where(Organiser.totp_secret_encrypted.is_not(None))):
+        try:
+            organiser.totp_secret_encrypted = security.reencrypt_secret(organiser.totp_secret_encrypted)
+            done += 1
+        except security.SecretUnreadable:
+            unreadable.append(organiser.email)
+    pending = sa.select(OrganiserSession).where(OrganiserSession.pending_totp_secret_encrypted.is_not(None))
+    for row in db.session.scalars(pending):
+        try:
+            row.pending_totp_secret_encrypted = security.reencrypt_secret(row.pending_totp_secret_encrypted)
+            done += 1
+        except security.SecretUnreadable:
+            db.session.delete(row)  # an unfinished enrolment: it simply starts again
+    db.session.flush()
+    return done, unreadable
