@@ -23,6 +23,7 @@ TOKENS = {
     "unsubscribe": "eyJwIjoiVW5zdWJzY3JpYmVUb2tlbiJ9.Zk3xQa.unsubscribe-secret-part",
     "preferences": "eyJwIjoiUHJlZmVyZW5jZXNUb2tlbiJ9.Zk3xQb.preferences-secret-part",
     "confirm": "eyJwIjoiQ29uZmlybVRva2VuIn0.Zk3xQc.confirm-secret-part",
+    "enrol": "WzEsImFWWVBTU2FNUnpDUjJEU3RGVzV5In0.Zk3xQd.enrol-secret-part",
 }
 
 
@@ -90,6 +91,7 @@ def test_the_web_server_logs_requests_without_client_addresses_or_tokens_and_lis
                 f"/unsubscribe/{TOKENS['unsubscribe']}",
                 f"/preferences/{TOKENS['preferences']}/erase",
                 f"/confirm/{TOKENS['confirm']}?source=someone@example.org",
+                f"/organisers/enrol/{TOKENS['enrol']}",
                 "/subscribe?email=someone@example.org",
             )
         }
@@ -105,7 +107,8 @@ def test_the_web_server_logs_requests_without_client_addresses_or_tokens_and_lis
     assert f"Listening at: http://127.0.0.1:{port}" in log
     assert "Invalid request from ip=<redacted>: " in log, log
     for line in ('"GET /unsubscribe/<redacted> HTTP/1.1"', '"GET /preferences/<redacted>/erase HTTP/1.1"',
-                 '"GET /confirm/<redacted>?<redacted> HTTP/1.1"', '"GET /subscribe?<redacted> HTTP/1.1"'):  # fmt: skip
+                 '"GET /confirm/<redacted>?<redacted> HTTP/1.1"', '"GET /subscribe?<redacted> HTTP/1.1"',
+                 '"GET /organisers/enrol/<redacted> HTTP/1.1"'):  # fmt: skip
         assert line in log, log
     for secret in (*TOKENS.values(), "secret-part", CLIENT_ADDRESS, FORWARDED_FOR, "someone", USER_AGENT):
         assert secret not in log, secret
@@ -138,3 +141,14 @@ def test_the_development_mail_catcher_listens_on_loopback_only(tmp_path):
         assert refused("127.0.0.2", port)
     finally:
         stop(catcher)
+
+
+def test_every_route_that_takes_a_token_is_redacted(app):
+    # A new link route (a token in its path) must be added to the redaction, or its tokens would reach the log.
+    from uscmail.requestlog import REDACTED, redact_path
+
+    token_routes = [rule.rule for rule in app.url_map.iter_rules() if "token" in rule.arguments]
+    assert token_routes
+    for route in token_routes:
+        path = route.replace("<token>", "SECRET-TOKEN-VALUE")
+        assert "SECRET-TOKEN-VALUE" not in redact_path(path) and REDACTED in redact_path(path), route

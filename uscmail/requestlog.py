@@ -1,6 +1,7 @@
-"""What request logs may say. Link tokens (/confirm/, /unsubscribe/, /preferences/) are keys to a person's
-subscriptions and name them to anyone who can read the log, and query strings can carry addresses (a search, a
-prefilled form): both are redacted. Client addresses are left out entirely (no raw IP is kept anywhere).
+"""What request logs may say. Link tokens (/confirm/, /unsubscribe/, /preferences/, /organisers/enrol/) are keys
+to a person's subscriptions or an organiser's account and name them to anyone who can read the log, and query strings
+can carry addresses (a search, a prefilled form): both are redacted. Client addresses are left out entirely (no raw IP
+is kept anywhere).
 
 uscmail.gunicorn_conf applies this to gunicorn's access log (`make run` and production); `install` applies it to
 the app's own log and to werkzeug's, for anyone who serves the app with `flask run`.
@@ -11,7 +12,7 @@ import re
 
 REDACTED = "<redacted>"
 # The path segment after each token route's prefix is the token.
-TOKEN_PATH = re.compile(r"(/(?:confirm|unsubscribe|preferences)/)[^/?#\s\"']+")
+TOKEN_PATH = re.compile(r"(/(?:confirm|unsubscribe|preferences|organisers/enrol)/)[^/?#\s\"']+")
 # A query string in free text: after a path (text from a slash onwards), not a question mark in a sentence.
 QUERY = re.compile(r"((?:^|[\s\"'])(?:https?://[^\s/\"']+)?/[^\s?\"']*)\?[^\s\"']+")
 # gunicorn warns of a malformed request with "Invalid request from ip=ADDRESS: error" (IPv6 has no ": ").
