@@ -154,6 +154,43 @@ def test_a_list_the_form_does_not_offer_cannot_be_joined(client, db):
     assert set(lists) == {"newsletter"}
 
 
+@pytest.mark.parametrize("removed_by", [StatusReason.ORGANISER, StatusReason.PREFERENCE_CENTRE])
+def test_a_private_list_someone_left_is_not_offered_or_accepted_again(client, db, removed_by):
+    subscriber = add_subscriber(db, "removed@example.org")
+    private = MailingList(slug="core-team", name="Core team", public=False)
+    db.session.add(private)
+    db.session.flush()
+    services.subscribe_confirmed(subscriber, private.id, StatusReason.ORGANISER, ConsentMethod.IMPORT, basis="met")
+    db.session.commit()
+    private_id, path = private.id, preferences_path(subscriber)
+    assert "Core team" in client.get(path).get_data(as_text=True)  # offered while they are on it
+    services.unsubscribe(db.session.get(Subscriber, subscriber.id), [private_id], removed_by)
+    db.session.commit()
+
+    page = client.get(path).get_data(as_text=True)
+    response = save(client, path, "", [list_ids()["newsletter"], private_id])  # a crafted POST with its id
+
+    assert "Core team" not in page
+    assert response.status_code == 200 and "Core team" not in response.get_data(as_text=True)
+    _, lists, _ = state(db, "removed@example.org")
+    assert lists["core-team"] == (SubscriptionStatus.UNSUBSCRIBED, removed_by)
+    assert lists["newsletter"][0] is SubscriptionStatus.CONFIRMED
+
+
+def test_an_archived_list_someone_left_is_not_offered_again(client, db):
+    subscriber = add_subscriber(db, "archived@example.org", ["newsletter", "london-protest-reminders"])
+    reminders = db.session.scalar(sa.select(MailingList).where(MailingList.slug == "london-protest-reminders"))
+    services.unsubscribe(subscriber, [reminders.id], StatusReason.ORGANISER)
+    reminders.archived = True
+    db.session.commit()
+
+    response = save(client, preferences_path(subscriber), "", [list_ids()["newsletter"], reminders.id])
+
+    assert "London protest reminders" not in response.get_data(as_text=True)
+    _, lists, _ = state(db, "archived@example.org")
+    assert lists["london-protest-reminders"][0] is SubscriptionStatus.UNSUBSCRIBED
+
+
 def test_unsubscribe_from_everything_in_the_preference_centre(client, db):
     subscriber = add_subscriber(db, "leave.all@example.org", ["newsletter", "london-protest-reminders"])
     path = preferences_path(subscriber)

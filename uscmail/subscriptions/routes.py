@@ -253,11 +253,8 @@ def _subscriber_from_preferences_token(token: str) -> Subscriber:
 def preferences(token: str):
     """The preference centre: name and lists."""
     subscriber = _subscriber_from_preferences_token(token)
-    offered = {mailing_list.id: mailing_list for mailing_list in services.public_lists()}
-    for subscription in subscriber.subscriptions:
-        offered.setdefault(subscription.list_id, subscription.mailing_list)
     form = PreferencesForm()
-    form.lists.choices = [(list_id, mailing_list.name) for list_id, mailing_list in sorted(offered.items())]
+    form.lists.choices = [(mailing_list.id, mailing_list.name) for mailing_list in services.offered_lists(subscriber)]
     error, saved, status = None, False, 200
     if request.method == "POST":
         if not form.validate_on_submit():

@@ -124,6 +124,16 @@ def public_lists() -> list[MailingList]:
     return list(db.session.scalars(query.order_by(MailingList.id)))
 
 
+def offered_lists(subscriber: Subscriber) -> list[MailingList]:
+    """The lists the preference centre offers this person: the public ones, and those they are on now (confirmed or
+    pending). A private or archived list they left, or were removed from, is not offered again."""
+    offered = {mailing_list.id: mailing_list for mailing_list in public_lists()}
+    for subscription in subscriber.subscriptions:
+        if subscription.status in (SubscriptionStatus.CONFIRMED, SubscriptionStatus.PENDING):
+            offered.setdefault(subscription.list_id, subscription.mailing_list)
+    return [offered[list_id] for list_id in sorted(offered)]
+
+
 def public_lists_by_slug(slugs: list[str], offered: list[MailingList] | None = None) -> list[MailingList]:
     """The public lists named by slug (among `offered`, if the caller has them); InvalidInput if any is unknown or none
     is given."""
@@ -352,12 +362,14 @@ def unsubscribe(subscriber: Subscriber, list_ids: list[int] | None, reason: Stat
 
 
 def update_preferences(subscriber: Subscriber, name: str | None, wanted_list_ids: set[int]) -> None:
-    """Apply the preference centre: new name, join ticked public lists at once, leave unticked ones.
+    """Apply the preference centre: new name, join ticked offered lists at once, leave unticked ones; lists not
+    offered (see `offered_lists`) are ignored.
 
     Holding the preference link proves the mailbox is theirs, so joining needs no further confirmation.
     """
     subscriber.name = name
-    offered = {mailing_list.id for mailing_list in public_lists()} | {s.list_id for s in subscriber.subscriptions}
+    # Checked here, not only in the form: a crafted POST naming a private list someone was removed from changes nothing.
+    offered = {mailing_list.id for mailing_list in offered_lists(subscriber)}
     wanted = wanted_list_ids & offered
     unwanted = offered - wanted
     unsubscribe(subscriber, sorted(unwanted), StatusReason.PREFERENCE_CENTRE)
