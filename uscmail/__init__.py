@@ -98,10 +98,12 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_security(app: Flask) -> None:
-    """Proxy handling and the security headers every response carries."""
+    """Proxy handling, the security headers every response carries, and the refusal of input nothing may store."""
+    from .inputguard import init_inputguard
     from .security import init_security
 
     init_security(app)
+    init_inputguard(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -4,6 +4,7 @@ from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from .inputguard import UnstorableInput
 from .organisers.security import SecretUnreadable
 
 MESSAGES = {
@@ -37,6 +38,10 @@ def init_errorhandlers(app: Flask) -> None:
             400,
             "This form expired or was sent from somewhere else. Please reload the page and try again.",
         )
+
+    @app.errorhandler(UnstorableInput)
+    def unstorable_input(error: UnstorableInput):
+        return render(400, error.description)
 
     @app.errorhandler(SecretUnreadable)
     def totp_key_error(error: SecretUnreadable):

@@ -4,11 +4,11 @@ Views parse input, call the subscriber and list services, commit, and render; ev
 """
 
 import json
-import re
 
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 
 from ..extensions import db
+from ..inputguard import database_id
 from ..models import MailingList, Subscriber, SubscriptionStatus
 from ..organisers import auth
 from ..organisers.models import Role
@@ -24,7 +24,6 @@ bp.before_request(auth.load_current_session)
 PAGE_SIZE = 50
 # Ids in URLs fit PostgreSQL's integer column; larger ones are simply not found.
 ID = "int(max=2147483647)"
-KEYSET = re.compile(r"^[0-9]{1,10}$")
 STATUSES = [status.value for status in SubscriptionStatus]
 
 
@@ -70,7 +69,7 @@ def subscribers():
         error = "There is no such list; choose one from the menu."
     elif status and status not in STATUSES:
         error = "Choose a status from the menu."
-    elif after and not KEYSET.match(after):
+    elif after and database_id(after) is None:
         error = "That page link is broken; start again from the first page."
     page, subscriptions = None, {}
     if error is None:
@@ -156,7 +155,7 @@ def change_subscription(subscriber_id: int):
     subscriber = subscriber_or_404(subscriber_id)
     form = SubscriptionForm()
     list_id = (form.list_id.data or "").strip()
-    mailing_list = list_services.get_list(int(list_id)) if KEYSET.match(list_id) else None
+    mailing_list = list_services.get_list(database_id(list_id)) if database_id(list_id) else None
     if mailing_list is None or form.subscribed.data not in ("0", "1"):
         return render_subscriber(subscriber, error="Choose a list and whether to subscribe or unsubscribe.")
     subscribed = form.subscribed.data == "1"

@@ -16,6 +16,7 @@ from wtforms import (
 )
 from wtforms.fields.choices import SelectChoice
 
+from ..inputguard import database_id
 from ..mail.messages import allowed_sender, allowed_senders, sender_address
 from ..subscriptions.services import InvalidInput
 from .models import BodyFormat, Campaign
@@ -82,10 +83,10 @@ class CampaignForm(FlaskForm):
 
     def list_ids(self) -> list[int]:
         """The ids of the ticked lists; a value that is not an id is refused like an unknown list."""
-        raw = self.lists.data or []
-        if any(not value.isdigit() or len(value) > 10 for value in raw):
+        ids = [database_id(value) for value in self.lists.data or []]
+        if None in ids:
             raise InvalidInput("One of the chosen lists does not exist.")
-        return [int(value) for value in raw]
+        return ids
 
     def campaign_fields(self) -> CampaignFields:
         """The services' view of the form, or InvalidInput for a list value that is not an id."""

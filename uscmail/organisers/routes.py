@@ -5,6 +5,7 @@ from flask import Blueprint, abort, current_app, g, redirect, render_template, r
 
 from .. import audit
 from ..extensions import db, limiter
+from ..inputguard import database_id
 from ..models import utcnow
 from ..subscriptions.services import InvalidInput
 from . import auth, enrolment, security, services
@@ -202,7 +203,7 @@ def audit_log():
     """The audit log, newest first, filtered by action and organiser, paged by id (keyset)."""
     action = (request.args.get("action") or "").strip()[:64]
     actor = (request.args.get("actor") or "").strip()[:320]
-    before = request.args.get("before", type=int)
+    before = database_id(request.args.get("before"))
     query = sa.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(AUDIT_PAGE_SIZE + 1)
     if action:
         query = query.where(AuditEvent.action.startswith(action, autoescape=True))

@@ -1,0 +1,153 @@
+"""Input that no page or API may store (NUL bytes, lone surrogates, ids beyond the database's range, JSON nested
+thousands deep) is refused with a 4xx and a clear message, never a 500, and nothing is stored.
+
+Most of these reached the database and came back as 500s on PostgreSQL (which refuses NUL in text and overflows its
+integers) or SQLite (which overflows past 2**63)."""
+
+import io
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import form_fields
+from uscmail.models import MailingList
+
+DEEP_JSON = "[" * 32000 + "]" * 32000
+UNSTORABLE = "a character that can"
+
+
+def count_lists(db) -> int:
+    db.session.rollback()
+    return db.session.scalar(sa.select(sa.func.count()).select_from(MailingList))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/organisers/subscribers?q=%00",
+        "/organisers/subscribers?q=a%00b",
+        "/organisers/audit?before=99999999999999999999",
+        "/organisers/audit?action=%00",
+        "/organisers/audit?actor=%00",
+        "/organisers/subscribers?after=99999999999",
+        "/organisers/import/%00",
+    ],
+)
+def test_pages_answer_bad_queries_without_a_500(sign_in_as, path):
+    admin = sign_in_as("admin")
+
+    response = admin.get(path)
+
+    assert response.status_code in (200, 400, 404), response.status_code
+    if "%00" in path:
+        assert response.status_code == 400 and UNSTORABLE in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "fields", [{"name": "Core\x00team", "slug": "core"}, {"name": "Core", "slug": "core", "description": "a\x00b"}]
+)
+def test_a_nul_in_a_list_is_refused_and_nothing_is_stored(sign_in_as, db, fields):
+    admin = sign_in_as("admin")
+    before = count_lists(db)
+    page = admin.get("/organisers/lists/new").get_data(as_text=True)
+
+    response = admin.post("/organisers/lists/new", data={**form_fields(page), **fields})
+
+    assert response.status_code == 400 and UNSTORABLE in response.get_data(as_text=True)
+    assert count_lists(db) == before
+
+
+def test_an_out_of_range_list_on_a_subscriber_page_is_refused(sign_in_as, db):
+    from uscmail.models import ConsentMethod, StatusReason, Subscriber
+    from uscmail.subscriptions import services
+
+    subscriber = Subscriber(email="range@example.org")
+    db.session.add(subscriber)
+    db.session.flush()
+    services.subscribe_confirmed(subscriber, 1, StatusReason.ORGANISER, ConsentMethod.IMPORT, basis="test")
+    db.session.commit()
+    admin = sign_in_as("admin")
+    page = admin.get(f"/organisers/subscribers/{subscriber.id}").get_data(as_text=True)
+
+    response = admin.post(
+        f"/organisers/subscribers/{subscriber.id}/subscriptions",
+        data={**form_fields(page), "list_id": "9999999999", "subscribed": "1"},
+    )
+
+    assert response.status_code in (302, 400, 404), response.status_code
+
+
+def test_an_out_of_range_list_on_a_new_campaign_is_refused(sign_in_as, db):
+    editor = sign_in_as("editor")
+    page = editor.get("/organisers/campaigns/new").get_data(as_text=True)
+
+    response = editor.post(
+        "/organisers/campaigns/new",
+        data={**form_fields(page), "subject": "S", "body": "B", "body_format": "markdown", "lists": "99999999999"},
+    )
+
+    assert 400 <= response.status_code < 500
+    assert "does not exist" in response.get_data(as_text=True)
+
+
+def test_a_nul_in_a_token_name_on_revoke_is_refused(sign_in_as, db):
+    admin = sign_in_as("admin")
+    page = admin.get("/organisers/accounts").get_data(as_text=True)
+    from uscmail.organisers.services import organiser_by_email
+
+    organiser_id = organiser_by_email("admin@example.org").id
+    db.session.rollback()
+
+    response = admin.post(
+        f"/organisers/accounts/{organiser_id}/tokens/revoke", data={**form_fields(page), "name": "x\x00"}
+    )
+
+    assert response.status_code == 400 and UNSTORABLE in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("note", "filename"), [("Sheet\x00", "people.csv"), ("Sheet", "peo\x00ple.csv")])
+def test_a_nul_in_an_import_note_or_file_name_is_refused_and_leaves_no_upload(sign_in_as, db, app, note, filename):
+    from pathlib import Path
+
+    editor = sign_in_as("editor")
+    page = editor.get("/organisers/import").get_data(as_text=True)
+    uploads = Path(app.instance_path)
+    before = {path for path in uploads.rglob("*") if path.is_file()}
+
+    response = editor.post(
+        "/organisers/import",
+        data={
+            **form_fields(page),
+            "file": (io.BytesIO(b"email\nsomeone@example.org\n"), filename),
+            "lists": "1",
+            "basis": "needs_confirmation",
+            "note": note,
+        },
+        content_type="multipart/form-data",
+    )
+
+    assert response.status_code == 400 and UNSTORABLE in response.get_data(as_text=True)
+    assert {path for path in uploads.rglob("*") if path.is_file()} == before
+
+
+def test_deep_json_is_refused_by_the_public_and_the_organiser_api(api, db):
+    from tests.conftest import make_organiser
+    from uscmail.api import tokens
+
+    organiser = make_organiser("api.admin@example.org", "admin")
+    db.session.flush()
+    raw = tokens.create_token(organiser, "deep", "test")
+    db.session.commit()
+    headers = {"Content-Type": "application/json"}
+
+    public = api("POST", "/api/v1/public/subscribe", data=DEEP_JSON, headers=headers)
+    assert public.status_code == 400 and "error" in public.get_json()
+    private = api("POST", "/api/v1/subscribers", token=raw, data=DEEP_JSON, headers=headers)
+    assert private.status_code == 400 and "error" in private.get_json()
+
+
+@pytest.mark.parametrize("body", ['{"email": "a\\u0000@example.org"}', '{"email": "\\ud800@example.org"}'])
+def test_unstorable_characters_in_json_are_refused(api, db, body):
+    response = api("POST", "/api/v1/public/subscribe", data=body, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 400 and "error" in response.get_json()

@@ -1,0 +1,80 @@
+"""Input nothing may store, refused before any view sees it: NUL bytes and lone surrogates in pages' addresses, queries
+and forms (PostgreSQL can't store them and UTF-8 can't encode them), JSON nested deeper than any of our documents, and
+ids beyond the database's range (`database_id`).
+
+Each is answered 400 with a message that says what was wrong, so no such input can reach the database and come back as
+a 500. The JSON API checks each field itself (and names the field in its 422), so only nesting is refused for it here.
+"""
+
+import json
+import re
+
+from flask import Flask, request
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import BadRequest
+
+# The largest id of an INTEGER column (PostgreSQL's int4): larger numbers name nothing and overflow a query.
+MAX_ID = 2_147_483_647
+# Our documents nest three or four levels; anything much deeper is an attack on a recursive parser.
+MAX_JSON_DEPTH = 32
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+TOO_DEEP = f"JSON nested more than {MAX_JSON_DEPTH} levels deep is not accepted."
+
+
+class UnstorableInput(BadRequest):
+    """A request holding a value that can't be stored; the description says which and why."""
+
+
+def database_id(raw) -> int | None:
+    """The id a form or query value names, or None if it is not a number in the database's range."""
+    text = str(raw or "").strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 10):
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_ID else None
+
+
+def _unstorable(values) -> bool:
+    return any(UNSTORABLE.search(value) for value in values if isinstance(value, str))
+
+
+def refuse_unstorable_input() -> None:
+    """before_request: refuse NUL bytes or lone surrogates anywhere in a page's address, query, form or file names."""
+    if request.path.startswith("/api/"):
+        return
+    texts = [request.path, *(request.view_args or {}).values()]
+    texts += [*request.args.keys(), *request.args.values()]
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        texts += [*request.form.keys(), *request.form.values()]
+        texts += [upload.filename for upload in request.files.values()]
+    if _unstorable(texts):
+        raise UnstorableInput("The request holds a character that can't be stored (a NUL byte or a broken one).")
+
+
+class CheckedJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, refusing (as a decoding error, hence 400) documents nested too deeply, before any view or
+    validator walks them recursively."""
+
+    def loads(self, s, **kwargs):
+        """Parse, then measure the depth without recursion."""
+        try:
+            document = json.loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError(TOO_DEEP) from None
+        pending = [(document, 1)]
+        while pending:
+            value, depth = pending.pop()
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(TOO_DEEP)
+            if isinstance(value, dict):
+                pending.extend((item, depth + 1) for item in value.values())
+            elif isinstance(value, list):
+                pending.extend((item, depth + 1) for item in value)
+        return document
+
+
+def init_inputguard(app: Flask) -> None:
+    """Install the JSON provider and the request check."""
+    app.json_provider_class = CheckedJSONProvider
+    app.json = CheckedJSONProvider(app)
+    app.before_request(refuse_unstorable_input)
