@@ -151,3 +151,39 @@ def test_unstorable_characters_in_json_are_refused(api, db, body):
     response = api("POST", "/api/v1/public/subscribe", data=body, headers={"Content-Type": "application/json"})
 
     assert response.status_code == 400 and "error" in response.get_json()
+
+
+def test_a_nul_in_a_csv_email_cell_skips_that_row_finishes_the_job_and_logs_no_address(app, db, worker, sign_in_as):
+    import csv
+    import time
+
+    from tests.conftest import RUN_DIR
+
+    editor = sign_in_as("editor")
+    page = editor.get("/organisers/import").get_data(as_text=True)
+    upload = b"email,name\nkept.row@example.org,Kept\nnul\x00cell@example.org,Nul\n"
+    answer = editor.post(
+        "/organisers/import",
+        data={
+            **form_fields(page),
+            "file": (io.BytesIO(upload), "people.csv"),
+            "lists": ["newsletter"],
+            "basis": "prior_consent",
+            "note": "Stall sign-up sheet",
+        },
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    location = answer.headers["Location"]
+    deadline = time.monotonic() + 30
+    while "Refresh" in (done := editor.get(location)).headers and time.monotonic() < deadline:
+        time.sleep(0.3)
+
+    html = done.get_data(as_text=True)
+    assert "Status: done" in html and "rows read: 2" in html, html
+    report = editor.get(location + "/report.csv", buffered=True).get_data(as_text=True)
+    [row] = list(csv.DictReader(io.StringIO(report)))
+    assert (row["row"], row["email"], row["reason"]) == ("3", "", "unreadable_row")
+    assert "can't be stored" in row["detail"]
+    log = (RUN_DIR / "worker.log").read_text(errors="replace")
+    assert "cell@example.org" not in log and "kept.row@example.org" not in log

@@ -8,6 +8,7 @@ from typing import BinaryIO
 import sqlalchemy as sa
 
 from ..extensions import db
+from ..inputguard import UNSTORABLE
 from ..models import (
     Consent,
     ConsentMethod,
@@ -24,6 +25,8 @@ from ..subscribers.services import ConsentBasis
 from ..subscriptions import services as journey
 from ..subscriptions.services import InvalidInput
 from .reader import read_records
+
+UNSTORABLE_ROW = "The row holds a character that can't be stored (a NUL byte or a broken one)."
 
 BATCH_SIZE = 1000
 
@@ -113,6 +116,9 @@ def stage(file: BinaryIO, rows: sa.Table, skipped: sa.Table, progress: Callable[
         read += 1
         if record.problem:
             rejected.append(_skip(record.row, None, SkipReason.UNREADABLE, record.problem))
+        elif UNSTORABLE.search(record.email or "") or UNSTORABLE.search(record.name or ""):
+            # Not even the report can hold it (PostgreSQL refuses NUL in text): the row is skipped, unquoted.
+            rejected.append(_skip(record.row, None, SkipReason.UNREADABLE, UNSTORABLE_ROW))
         else:
             try:
                 email = journey.normalise_email(record.email)

@@ -1,5 +1,6 @@
 """Imports started from the organiser page: the upload is kept under a random name and a Celery task runs it."""
 
+import logging
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +17,9 @@ from ..subscriptions.services import InvalidInput
 from . import services
 from .models import ImportJob, ImportStatus
 from .reader import ImportFileError
+
+log = logging.getLogger(__name__)
+UNEXPECTED_FAILURE = "The import failed on our side; nothing was imported. Please try again, or tell an admin."
 
 
 def imports_folder() -> Path:
@@ -105,6 +109,14 @@ def run_job(job_id: int) -> ImportStatus | None:
         db.session.rollback()
         (imports_folder() / report_name).unlink(missing_ok=True)
         _finish(job_id, ImportStatus.FAILED, error=str(exc))
+        return ImportStatus.FAILED
+    except Exception as exc:
+        # Whatever went wrong, the job finishes (not "running" for hours) and the log names no address: a database
+        # error quotes the row it was writing, so only the kind of error is logged.
+        db.session.rollback()
+        (imports_folder() / report_name).unlink(missing_ok=True)
+        log.error("import job %s failed: %s", job_id, type(exc).__name__)
+        _finish(job_id, ImportStatus.FAILED, error=UNEXPECTED_FAILURE)
         return ImportStatus.FAILED
     finally:
         upload.unlink(missing_ok=True)  # the upload is personal data; it is not kept once read
