@@ -715,6 +715,20 @@ def test_requests_are_rate_limited_per_token(app, db, api, tokens_by_role):
     assert other.status_code == 200
 
 
+def test_one_budget_per_token_covers_the_whole_api(app, db, api, tokens_by_role):
+    app.config["API_RATE_LIMIT"] = "3 per minute"
+    token = tokens_by_role["viewer"]
+    try:
+        statuses = [api("GET", path, token=token).status_code for path in ("/api/v1/lists", "/api/v1/subscribers")]
+        statuses.append(api("GET", "/api/v1/campaigns", token=token).status_code)
+        limited = [api("GET", path, token=token) for path in ("/api/v1/events", "/api/v1/lists")]
+    finally:
+        app.config["API_RATE_LIMIT"] = "300 per minute"
+    assert statuses == [200, 200, 200]
+    for response in limited:
+        assert_json_error(response, 429, "Too many requests")
+
+
 def assert_roles_enforced(api, viewer: str, writes: list[tuple], reads: list[str]) -> None:
     """Every write needs the editor role (403 for a viewer, 401 without a token); every read works for a viewer and
     needs a valid token."""

@@ -19,7 +19,8 @@ from .openapi import openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
-limiter.limit(rate_limit, key_func=rate_limit_key)(bp)
+# One budget per token (or client) across every route of the API, not one per endpoint.
+limiter.shared_limit(rate_limit, scope="api", key_func=rate_limit_key)(bp)
 
 SEARCH_ARGS = {"q", "list", "status", "after", "limit"}
 SUPPRESSED = (
