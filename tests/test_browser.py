@@ -212,13 +212,18 @@ def test_journey_in_the_browser(visit, worker, smtp_sink, db):
     assert "You have been unsubscribed" in body
     assert subscriptions_of(db, address) == {"newsletter": (SubscriptionStatus.UNSUBSCRIBED, StatusReason.ONE_CLICK)}
 
-    # The body link leads to a page (GET changes nothing), and from there to the preference centre.
+    # The body link leads to a page (GET changes nothing) that offers to email the preference link, never shows it.
     page.goto(unsubscribe_path)
     expect(heading(page)).to_have_text("Unsubscribe")
     expect(page.locator("main li")).to_have_text(["Newsletter"])
     expect(page.get_by_role("button", name="Unsubscribe", exact=True)).to_be_visible()
     expect(page.get_by_role("button", name="Unsubscribe from everything")).to_be_visible()
-    page.get_by_role("link", name="choose which emails you get").click()
+    assert "/preferences/" not in page.content()
+    page.get_by_role("button", name="Email me a link to my preferences").click()
+    expect(heading(page)).to_have_text("Check your inbox")
+    link_mail = smtp_sink.wait_for(address, count=3)[2]
+    assert link_mail.message["Subject"] == "Your USC-UK preferences link"
+    page.goto(path_of(re.search(r"https?://\S+/preferences/\S+", link_mail.text())[0]))
     expect(heading(page)).to_have_text("Your preferences")
     expect(page.get_by_text(f"For {address}")).to_be_visible()
     expect(page.get_by_label("Name (optional)")).to_have_value("Amina")
@@ -301,8 +306,11 @@ def test_every_supporter_page_is_accessible_fits_and_stays_on_our_origin(
     inspect("unsubscribe", "Unsubscribe")
     page.get_by_role("button", name="Unsubscribe", exact=True).click()
     inspect("unsubscribed", "You have been unsubscribed")
+    page.get_by_role("button", name="Email me a link to my preferences").click()
+    inspect("preferences-link-sent", "Check your inbox")
 
-    page.get_by_role("link", name="Open your preferences").click()
+    link_mail = smtp_sink.wait_for(address, count=3)[2]
+    page.goto(path_of(re.search(r"https?://\S+/preferences/\S+", link_mail.text())[0]))
     page.get_by_role("link", name="Erase my data").click()
     page.get_by_label("Yes, erase my data and never email me again").check()
     page.get_by_role("button", name="Erase my data").click()

@@ -192,8 +192,9 @@ def test_unsubscribe_page_offers_the_choices_and_changes_nothing(client, db):
     assert "Stop receiving:" in text
     assert "<li>Newsletter</li>" in text
     assert "London protest reminders" not in text
-    preferences = re.search(r'href="(/preferences/[^"]+)"', text).group(1)
-    assert "page@example.org" in client.get(preferences).get_data(as_text=True)
+    # Providers and link scanners open this page: it offers to email the preference link, never shows it.
+    assert "/preferences/" not in text
+    assert f'action="{path}/preferences-link"' in text and "Email me a link to my preferences" in text
     assert state(db, "page@example.org") == before
     assert before["newsletter"][0] is SubscriptionStatus.CONFIRMED
 
@@ -239,3 +240,48 @@ def test_unsubscribe_from_everything_leaves_every_list(client, db):
     for status, reason, unsubscribed_at, withdrawn in lists.values():
         assert (status, reason) == (SubscriptionStatus.UNSUBSCRIBED, StatusReason.UNSUBSCRIBE_LINK)
         assert withdrawn == [unsubscribed_at]
+
+
+def press_email_me_a_link(client, path):
+    """Open the unsubscribe page, press Unsubscribe, then "Email me a link to my preferences", as a person would."""
+    page = client.get(path).get_data(as_text=True)
+    result = client.post(path, data={"from_page": "1"})
+    assert "You have been unsubscribed" in result.get_data(as_text=True)
+    assert "/preferences/" not in result.get_data(as_text=True) + page
+    return client.post(path + "/preferences-link", data=form_fields(result.get_data(as_text=True)))
+
+
+def test_the_preference_link_is_emailed_to_the_subscriber_and_opens_the_preference_centre(
+    client, db, worker, smtp_sink
+):
+    subscriber = add_subscriber(db, "ask.link@example.org")
+    path = unsubscribe_path(subscriber, ["newsletter"])
+
+    answer = press_email_me_a_link(client, path)
+
+    assert answer.status_code == 200 and "Check your inbox" in answer.get_data(as_text=True)
+    [mail] = smtp_sink.wait_for("ask.link@example.org")
+    assert mail.message["Subject"] == "Your USC-UK preferences link"
+    assert "List-Unsubscribe" not in mail.message
+    link = re.search(r"https://lists\.uscuk\.test(/preferences/\S+)", mail.text()).group(1)
+    assert "For ask.link@example.org" in client.get(link).get_data(as_text=True)
+
+
+def test_the_preference_link_mail_is_limited_per_address(app, client, db, worker, smtp_sink):
+    subscriber = add_subscriber(db, "flood.me@example.org")
+    path = unsubscribe_path(subscriber, ["newsletter"])
+    answers = [press_email_me_a_link(client, path) for _ in range(4)]
+
+    assert {answer.status_code for answer in answers} == {200}
+    assert len({answer.get_data(as_text=True) for answer in answers}) == 1  # the same answer every time
+    smtp_sink.wait_for("flood.me@example.org", count=3)
+    smtp_sink.settle()
+    assert len(smtp_sink.to("flood.me@example.org")) == 3  # CONFIRMATION_MAILS_PER_ADDRESS: 3 a day
+
+
+def test_asking_for_the_preference_link_needs_the_csrf_token(client, db):
+    subscriber = add_subscriber(db, "no.csrf@example.org")
+
+    response = client.post(unsubscribe_path(subscriber, ["newsletter"]) + "/preferences-link", data={})
+
+    assert response.status_code == 400

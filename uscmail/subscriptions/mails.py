@@ -1,4 +1,4 @@
-"""The supporter journey's mails: confirmation, already-subscribed notice, welcome."""
+"""The supporter journey's mails: confirmation, already-subscribed notice, welcome, preference link."""
 
 import sqlalchemy as sa
 
@@ -58,4 +58,15 @@ def welcome_message(subscriber: Subscriber, list_ids: list[int]):
         unsubscribe_url=unsubscribe_url(subscriber, list_ids),
         preferences_url=preferences_url(subscriber),
         lists=_lists(list_ids),
+    )
+
+
+def preferences_link_message(subscriber: Subscriber):
+    """The link to the preference centre, asked for on an unsubscribe page (which never shows it itself)."""
+    return build_message(
+        template="preferences_link",
+        to_email=subscriber.email,
+        to_name=subscriber.name,
+        subject="Your USC-UK preferences link",
+        preferences_url=preferences_url(subscriber),
     )

@@ -189,16 +189,14 @@ def _subscriber_from_unsubscribe_token(
 
 @bp.get("/unsubscribe/<token>")
 def unsubscribe_page(token: str):
-    """A page with the unsubscribe button, "leave everything", and a link to the preference centre."""
+    """A page with the unsubscribe button, "leave everything", and an offer to email the preference link.
+
+    Providers and link scanners open this page (it is the List-Unsubscribe target), so it never links into the
+    preference centre itself."""
     subscriber, list_ids = _subscriber_from_unsubscribe_token(token)
     lists = [] if subscriber is None else [s.mailing_list for s in subscriber.subscriptions if s.list_id in list_ids]
     return render_template(
-        "subscriptions/unsubscribe.html",
-        token=token,
-        subscriber=subscriber,
-        lists=lists,
-        form=ConfirmActionForm(),
-        preferences_token=_preferences_token(subscriber) if subscriber else None,
+        "subscriptions/unsubscribe.html", token=token, subscriber=subscriber, lists=lists, form=ConfirmActionForm()
     )
 
 
@@ -214,11 +212,11 @@ def unsubscribe(token: str):
         reason = StatusReason.UNSUBSCRIBE_LINK if from_page else StatusReason.ONE_CLICK
         services.unsubscribe(subscriber, list_ids, reason)
         db.session.commit()
-    return render_template(
-        "subscriptions/unsubscribed.html",
-        everything=False,
-        preferences_token=_preferences_token(subscriber) if subscriber else None,
-    )
+    # A mail client's one-click POST gets no form (a CSRF token would set a cookie); a person who pressed the
+    # button on the page is offered their preference link.
+    if request.form.get("from_page") != "1":
+        return render_template("subscriptions/unsubscribed.html", everything=False)
+    return render_template("subscriptions/unsubscribed.html", everything=False, token=token, form=ConfirmActionForm())
 
 
 @bp.post("/unsubscribe/<token>/everything")
@@ -231,11 +229,19 @@ def unsubscribe_everything(token: str):
     if subscriber is not None:
         services.unsubscribe(subscriber, None, StatusReason.UNSUBSCRIBE_LINK)
         db.session.commit()
-    return render_template(
-        "subscriptions/unsubscribed.html",
-        everything=True,
-        preferences_token=_preferences_token(subscriber) if subscriber else None,
-    )
+    return render_template("subscriptions/unsubscribed.html", everything=True, token=token, form=form)
+
+
+@bp.post("/unsubscribe/<token>/preferences-link")
+def email_preferences_link(token: str):
+    """Mail the preference link to the person the unsubscribe link belongs to (within the per-address limit); the
+    same answer whatever happens, and nothing else is revealed."""
+    subscriber, _ = _subscriber_from_unsubscribe_token(token)
+    if not ConfirmActionForm().validate_on_submit():
+        abort(400)
+    if subscriber is not None:
+        tasks.send_preferences_link.delay(subscriber.id)
+    return render_template("subscriptions/preferences_link_sent.html")
 
 
 def _subscriber_from_preferences_token(token: str) -> Subscriber:

@@ -69,6 +69,20 @@ def apply_signup(request_id: int) -> str:
     return "queued"
 
 
+@shared_task(**SMTP_RETRY)
+def send_preferences_link(subscriber_id: int) -> str:
+    """Mail a subscriber their preference link, within the per-address limit shared with signup mails."""
+    if db.session.get(Subscriber, subscriber_id) is None:
+        return "gone"
+    allowed = services.claim_signup_mail(subscriber_id)
+    db.session.commit()
+    if not allowed:
+        log.info("preferences link for subscriber %s withheld: per-address limit", subscriber_id)
+        return "limited"
+    send_messages([mails.preferences_link_message(db.session.get(Subscriber, subscriber_id))])
+    return "sent"
+
+
 @shared_task
 def apply_stale_signups() -> int:
     """Beat task: apply signups whose task was lost (a broker restart, say); each is applied once."""
