@@ -88,6 +88,8 @@ class Config:
     SEND_RATE_PER_SECOND = int(os.environ.get("SEND_RATE_PER_SECOND", "0"))
     SEND_RATE_PER_HOUR = int(os.environ.get("SEND_RATE_PER_HOUR", "0"))
     SEND_RATE_PER_DAY = int(os.environ.get("SEND_RATE_PER_DAY", "0"))
+    # Wall-clock limit of one render of an organiser template (uscmail/templating.py has the other limits).
+    TEMPLATE_RENDER_SECONDS = float(os.environ.get("TEMPLATE_RENDER_SECONDS", "1"))
     # How often beat looks for reminders that are due.
     REMINDER_CHECK_SECONDS = float(os.environ.get("REMINDER_CHECK_SECONDS", "120"))
     # Where workers without Redis keep their send journal (what each batch has sent so far).

@@ -21,11 +21,10 @@ from inscriptis.html_engine import Inscriptis
 from inscriptis.html_properties import Display
 from inscriptis.model.config import ParserConfig
 from inscriptis.model.html_element import HtmlElement
-from jinja2 import TemplateError
-from jinja2.sandbox import SecurityError
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from .. import templating
 from ..mail.messages import external_url
 from .models import BodyFormat, Campaign
 
@@ -42,6 +41,7 @@ from .sandbox import (
     _outputs,
     clean_name,
     compile_body,
+    sample_names,
 )
 
 SAMPLE_NAME = "Alex"
@@ -162,18 +162,15 @@ class CampaignTemplate:
         outputs = _Outputs(self.tokens)
         reset = _outputs.set(outputs)
         try:
-            shape = self.template.render(
-                subscriber=subscriber,
-                unsubscribe_url=_link(values.unsubscribe_url, "unsubscribe"),
-                preferences_url=_link(values.preferences_url, "preferences"),
-                web_version_url=_link(values.web_version_url, "web"),
+            shape = templating.render(
+                self.template,
+                {
+                    "subscriber": subscriber,
+                    "unsubscribe_url": _link(values.unsubscribe_url, "unsubscribe"),
+                    "preferences_url": _link(values.preferences_url, "preferences"),
+                    "web_version_url": _link(values.web_version_url, "web"),
+                },
             )
-        except SecurityError as exc:
-            raise TemplateRefused(f"The template does something that is not allowed: {exc}.") from None
-        except TemplateError as exc:
-            raise TemplateRefused(f"The template could not be filled in: {exc.message}.") from None
-        except (ArithmeticError, TypeError, ValueError, LookupError) as exc:
-            raise TemplateRefused(f"The template could not be filled in: {exc}.") from None
         finally:
             _outputs.reset(reset)
         return shape, outputs.texts
@@ -268,19 +265,22 @@ def render_web_version(campaign: Campaign) -> RenderedMail:
 
 def check_template(body: str, body_format: BodyFormat | str | None = None) -> None:
     """Refuse, with a message for the organiser, a body that the sandbox won't run, that fails when filled in with
-    sample values (with a name and without), or that puts personal text into a link or image address.
+    sample values (with a name, without, and with each word the template compares the name with), or that puts
+    personal text into a link or image address. All the samples together get a few render times at most.
 
     Without `body_format`, the body must pass as Markdown and as HTML."""
     formats = [BodyFormat(body_format)] if body_format else list(BodyFormat)
     links = ("https://example.org/u/sample", "https://example.org/p/sample", "https://example.org/w")
-    samples = [MailValues(SAMPLE_NAME, *links), MailValues(None, *links)]
-    for each_format in formats:
-        template = CampaignTemplate(body, each_format)
-        for values in samples:
-            shape, _ = template.run(values)
-            if template.personal_text_in_address(shape):
-                raise TemplateRefused(
-                    "The template puts subscriber.name or other text into a link or image address; personal "
-                    "details can only appear in the text. Links can use unsubscribe_url, preferences_url and "
-                    "web_version_url as they are."
-                )
+    names = [SAMPLE_NAME, None, *sample_names(body)]
+    samples = [MailValues(name, *links) for name in names]
+    with templating.time_limit(3 * templating.render_seconds()):
+        for each_format in formats:
+            template = CampaignTemplate(body, each_format)
+            for values in samples:
+                shape, _ = template.run(values)
+                if template.personal_text_in_address(shape):
+                    raise TemplateRefused(
+                        "The template puts subscriber.name or other text into a link or image address; personal "
+                        "details can only appear in the text. Links can use unsubscribe_url, preferences_url and "
+                        "web_version_url as they are."
+                    )

@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from .. import templating
 from ..extensions import db, upsert_insert
 from ..mail.messages import sender_address
 from ..models import MailingList, utcnow
@@ -40,13 +39,50 @@ The invitation attached to this email adds the protest to your calendar.
 """
 
 
+VARIABLES = frozenset(
+    {"title", "date", "time", "place", "notes", "map_url", "subscriber", "unsubscribe_url", "preferences_url",
+     "web_version_url"}
+)  # fmt: skip
+AVAILABLE = (
+    "You can use title, date, time, place, notes, map_url, subscriber.name, unsubscribe_url, preferences_url and "
+    "web_version_url."
+)
+
+
+class _PassThrough(str):
+    """Campaign-template source handed on as it is: `{{ subscriber.name }}` and the URLs, which the campaign fills
+    in for each recipient."""
+
+
+class _MapLink(str):
+    """The event's map link: an address, so it stays one in the Markdown body (a link target, not text)."""
+
+
 class _PersonalPassThrough:
     """Stands for `subscriber` in a reminder template: its name is left for the campaign's own personalisation."""
 
-    name = "{{ subscriber.name }}"
+    name = _PassThrough("{{ subscriber.name }}")
 
 
-_ENVIRONMENT = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+def campaign_source(value) -> str:
+    """A value output by a reminder body, as campaign-template source that shows it as plain text.
+
+    The body is a campaign template itself, so an organiser's note `Bring {{ banners }}` must not become template
+    syntax there: each value becomes a Jinja string literal (`{{ "Bring {{ banners }}" }}`), which the campaign shows
+    as text, never as Markdown or template code. The map link stays an address, its braces percent-encoded.
+    """
+    if value.__class__ is _PassThrough:
+        return value
+    text = "" if value is None else str(value)
+    if value.__class__ is _MapLink:
+        return text.replace("{", "%7B").replace("}", "%7D")
+    if not text:
+        return ""
+    return '{{ "' + text.replace("\\", "\\\\").replace('"', '\\"') + '" }}'
+
+
+_SUBJECT_SANDBOX = templating.Sandbox()
+_BODY_SANDBOX = templating.Sandbox(finalize=campaign_source)
 
 
 @dataclass(frozen=True)
@@ -65,22 +101,28 @@ def occurrence_values(event: Event, occurrence: Occurrence) -> dict:
         "time": occurrence.starts_at.strftime("%H:%M"),
         "place": occurrence.place,
         "notes": occurrence.note or "",
-        "map_url": event.map_url or "",
+        "map_url": _MapLink(event.map_url or ""),
         "subscriber": _PersonalPassThrough(),
-        "unsubscribe_url": "{{ unsubscribe_url }}",
-        "preferences_url": "{{ preferences_url }}",
-        "web_version_url": "{{ web_version_url }}",
+        "unsubscribe_url": _PassThrough("{{ unsubscribe_url }}"),
+        "preferences_url": _PassThrough("{{ preferences_url }}"),
+        "web_version_url": _PassThrough("{{ web_version_url }}"),
     }
 
 
-def render_content(event: Event, occurrence: Occurrence) -> ReminderContent:
-    """Fill the event's templates with the occurrence (date, time, place, notes), or raise InvalidInput."""
-    values = occurrence_values(event, occurrence)
+def _fill(sandbox: templating.Sandbox, source: str, what: str, values: dict) -> str:
     try:
-        subject = _ENVIRONMENT.from_string(event.subject_template).render(values)
-        body = _ENVIRONMENT.from_string(event.body_template).render(values)
-    except TemplateError as exc:
-        raise InvalidInput(f"The reminder template can't be used: {exc}") from None
+        tree = templating.parse_checked(sandbox, source, VARIABLES, AVAILABLE)
+        return templating.render(templating.compile_checked(sandbox, tree), values)
+    except templating.TemplateRefused as exc:
+        raise templating.TemplateRefused(f"The reminder template can't be used (the {what}): {exc}") from None
+
+
+def render_content(event: Event, occurrence: Occurrence) -> ReminderContent:
+    """Fill the event's templates with the occurrence (date, time, place, notes) in the shared sandbox, or raise
+    TemplateRefused (an InvalidInput). Places, notes and titles are plain text: the body shows them as text."""
+    values = occurrence_values(event, occurrence)
+    subject = _fill(_SUBJECT_SANDBOX, event.subject_template, "subject", values)
+    body = _fill(_BODY_SANDBOX, event.body_template, "body", values)
     return ReminderContent(" ".join(subject.split()), body)
 
 
