@@ -83,6 +83,10 @@ class Config:
     CAMPAIGN_MAX_ATTEMPTS = int(os.environ.get("CAMPAIGN_MAX_ATTEMPTS", "4"))
     CAMPAIGN_RETRY_BACKOFF = float(os.environ.get("CAMPAIGN_RETRY_BACKOFF", "60"))
     CAMPAIGN_CONNECTION_FAILURES = int(os.environ.get("CAMPAIGN_CONNECTION_FAILURES", "5"))
+    # A batch stops by itself after BATCH_SECONDS (the next one carries on); Celery stops a batch task that runs
+    # BATCH_TIME_LIMIT seconds anyway (soft: its outcomes are written) and kills it 30 seconds later.
+    CAMPAIGN_BATCH_SECONDS = float(os.environ.get("CAMPAIGN_BATCH_SECONDS", "30"))
+    CAMPAIGN_BATCH_TIME_LIMIT = float(os.environ.get("CAMPAIGN_BATCH_TIME_LIMIT", "120"))
     CAMPAIGN_TEST_RECIPIENTS_MAX = int(os.environ.get("CAMPAIGN_TEST_RECIPIENTS_MAX", "5"))
     # The relay's limits, shared by every worker through Redis (per worker process without Redis); 0 = no limit.
     SEND_RATE_PER_SECOND = int(os.environ.get("SEND_RATE_PER_SECOND", "0"))
@@ -150,6 +154,13 @@ class Config:
             },
             "timezone": "Europe/London",
             "task_default_queue": self.CELERY_QUEUE,
+            # Every task has time limits on its decorator; the batch task's come from the settings above.
+            "task_annotations": {
+                "uscmail.campaigns.tasks.send_batch": {
+                    "soft_time_limit": self.CAMPAIGN_BATCH_TIME_LIMIT,
+                    "time_limit": self.CAMPAIGN_BATCH_TIME_LIMIT + 30,
+                }
+            },
         }
 
     @property
