@@ -162,6 +162,8 @@ def update_event(event: Event, fields: EventFields, actor: Organiser | str) -> E
     """Change an event; reminders already recorded keep their rows, so nothing is sent twice after a change."""
     for key, value in clean_event_fields(fields).items():
         setattr(event, key, value)
+    # The organiser has looked at it again: the beat's last complaint about it is cleared.
+    event.last_error = event.last_error_at = None
     db.session.flush()
     audit.record(actor, "event.update", "event", event.id)
     return event
