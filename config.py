@@ -108,6 +108,10 @@ class Config:
     CAMPAIGN_MAX_ATTEMPTS = int(os.environ.get("CAMPAIGN_MAX_ATTEMPTS", "4"))
     CAMPAIGN_RETRY_BACKOFF = float(os.environ.get("CAMPAIGN_RETRY_BACKOFF", "60"))
     CAMPAIGN_CONNECTION_FAILURES = int(os.environ.get("CAMPAIGN_CONNECTION_FAILURES", "5"))
+    # A batch stops by itself after BATCH_SECONDS (the next one carries on); Celery stops a batch task that runs
+    # BATCH_TIME_LIMIT seconds anyway (soft: its outcomes are written) and kills it 30 seconds later.
+    CAMPAIGN_BATCH_SECONDS = float(os.environ.get("CAMPAIGN_BATCH_SECONDS", "30"))
+    CAMPAIGN_BATCH_TIME_LIMIT = float(os.environ.get("CAMPAIGN_BATCH_TIME_LIMIT", "120"))
     CAMPAIGN_TEST_RECIPIENTS_MAX = int(os.environ.get("CAMPAIGN_TEST_RECIPIENTS_MAX", "5"))
     # Test mails each organiser may send, in a moving window shared by every web process (through Redis if set).
     CAMPAIGN_TEST_MAILS_PER_ORGANISER = os.environ.get("CAMPAIGN_TEST_MAILS_PER_ORGANISER", "10 per hour")
@@ -115,6 +119,8 @@ class Config:
     SEND_RATE_PER_SECOND = int(os.environ.get("SEND_RATE_PER_SECOND", "0"))
     SEND_RATE_PER_HOUR = int(os.environ.get("SEND_RATE_PER_HOUR", "0"))
     SEND_RATE_PER_DAY = int(os.environ.get("SEND_RATE_PER_DAY", "0"))
+    # Wall-clock limit of one render of an organiser template (uscmail/templating.py has the other limits).
+    TEMPLATE_RENDER_SECONDS = float(os.environ.get("TEMPLATE_RENDER_SECONDS", "1"))
     # How often beat looks for reminders that are due.
     REMINDER_CHECK_SECONDS = float(os.environ.get("REMINDER_CHECK_SECONDS", "120"))
     # Where workers without Redis keep their send journal (what each batch has sent so far).
@@ -175,6 +181,13 @@ class Config:
             },
             "timezone": "Europe/London",
             "task_default_queue": self.CELERY_QUEUE,
+            # Every task has time limits on its decorator; the batch task's come from the settings above.
+            "task_annotations": {
+                "uscmail.campaigns.tasks.send_batch": {
+                    "soft_time_limit": self.CAMPAIGN_BATCH_TIME_LIMIT,
+                    "time_limit": self.CAMPAIGN_BATCH_TIME_LIMIT + 30,
+                }
+            },
         }
 
     @property

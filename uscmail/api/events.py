@@ -84,6 +84,7 @@ def reminder_json(reminder: Reminder) -> dict:
         "due_at": _timestamp(reminder.due_at),
         "status": reminder.status.value,
         "campaign_id": reminder.campaign_id,
+        "detail": reminder.detail,
         "created_at": _timestamp(reminder.created_at),
     }
 
@@ -110,6 +111,8 @@ def event_json(event: Event) -> dict:
         "on_hold": event.on_hold,
         "hold_reason": event.hold_reason,
         "active_since": _timestamp(event.active_since),
+        "last_error": event.last_error,
+        "last_error_at": _timestamp(event.last_error_at),
         "next_occurrence": occurrence_json(upcoming) if upcoming else None,
         "created_at": _timestamp(event.created_at),
         "updated_at": _timestamp(event.updated_at),

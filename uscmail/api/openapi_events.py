@@ -118,6 +118,11 @@ def event_schemas() -> dict:
                     **TIMESTAMP,
                     "description": "Created or last resumed: reminders due before then are not sent.",
                 },
+                "last_error": {
+                    "type": ["string", "null"],
+                    "description": "The last problem the reminder beat met with this event; cleared when it is saved.",
+                },
+                "last_error_at": {"oneOf": [TIMESTAMP, {"type": "null"}]},
                 "next_occurrence": {
                     "oneOf": [ref("Occurrence"), {"type": "null"}],
                     "description": "The next date not cancelled and not begun; null without a start time.",
@@ -200,6 +205,10 @@ def event_schemas() -> dict:
                 "campaign_id": {
                     "type": ["integer", "null"],
                     "description": "The reminder's campaign (sent and late ones, unless it was deleted).",
+                },
+                "detail": {
+                    "type": ["string", "null"],
+                    "description": "Why it was not sent, when it could not be made.",
                 },
                 "created_at": TIMESTAMP,
             }

@@ -1,5 +1,5 @@
-"""Organiser templates in a Jinja sandbox: the few values they may use, the statements and operations they may not,
-and the tokens that stand for whatever a `{{ … }}` produces.
+"""Campaign templates in the shared sandbox (uscmail/templating.py, which also holds the limits): the few values they
+may use, and the tokens that stand for whatever a `{{ … }}` produces.
 
 Organiser templates may use `subscriber.name`, `unsubscribe_url`, `preferences_url` and `web_version_url`, nothing
 else. `{{ subscriber.name }}` is the subscriber's name, or "friend" when we don't know it; `{{ subscriber.name or
@@ -12,11 +12,11 @@ import unicodedata
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes, pass_eval_context
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2 import nodes, pass_eval_context
 from markupsafe import Markup
 
-from ..subscriptions.services import InvalidInput
+from .. import templating
+from ..templating import TemplateRefused
 from .models import BodyFormat
 
 FALLBACK_NAME = "friend"
@@ -24,27 +24,8 @@ AVAILABLE = "You can use subscriber.name, unsubscribe_url, preferences_url and w
 VARIABLES = frozenset({"subscriber", "unsubscribe_url", "preferences_url", "web_version_url"})
 # The values that differ from one recipient to the next (web_version_url is the same for the whole campaign).
 PERSONAL = frozenset({"subscriber", "unsubscribe_url", "preferences_url"})
-# Statements that pull in other templates or hand rendered output back to expressions (where a filter could
-# mangle the tokens that stand for personal values).
-REFUSED_STATEMENTS = {
-    nodes.Extends: "{% extends %}",
-    nodes.Include: "{% include %}",
-    nodes.Import: "{% import %}",
-    nodes.FromImport: "{% from … import %}",
-    nodes.Macro: "{% macro %}",
-    nodes.CallBlock: "{% call %}",
-    nodes.FilterBlock: "{% filter %}",
-    nodes.AssignBlock: "{% set %}…{% endset %}",
-}
-# Filters and string methods that can turn a short text into a huge one.
-AMPLIFIERS = frozenset(
-    {"batch", "center", "expandtabs", "format", "format_map", "indent", "ljust", "rjust", "wordwrap"}
-)
-MAX_SEQUENCE = 10_000
-
-
-class TemplateRefused(InvalidInput):
-    """The organiser's template can't be used; the message says why in words an organiser can act on."""
+MAX_SAMPLE_NAMES = 12
+__all__ = ["TemplateRefused"]  # defined with the sandbox all organiser templates share
 
 
 @dataclass(frozen=True)
@@ -132,9 +113,10 @@ class _Outputs:
         if value is None:
             return ""
         # Autoescaping concatenations yields Markup: take its text, which is escaped once, at the end.
-        text = value.unescape() if isinstance(value, Markup) else str(value)
+        text = value.unescape() if isinstance(value, Markup) else str(templating.check_value(value, "{{ … }}"))
         if not text:
             return ""
+        templating.spend_output(len(text))
         self.texts.append(text)
         return self.tokens.text(len(self.texts) - 1)
 
@@ -147,73 +129,26 @@ def _finalize(eval_context, value) -> str:
     return _outputs.get().token_for(value)
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox without globals, `attr` or amplifying filters; `*`, `**` and `%` kept small."""
-
-    intercepted_binops = frozenset({"*", "**", "%"})
-
-    def __init__(self, autoescape: bool):
-        super().__init__(autoescape=autoescape, undefined=StrictUndefined, finalize=_finalize, auto_reload=False)
-        self.globals.clear()
-        for name in AMPLIFIERS | {"attr"}:
-            self.filters.pop(name, None)
-
-    def is_safe_attribute(self, obj, attr: str, value) -> bool:
-        """No underscored attributes (as the sandbox), nor string methods that pad or repeat."""
-        return super().is_safe_attribute(obj, attr, value) and not (isinstance(obj, str) and attr in AMPLIFIERS)
-
-    def call_binop(self, context, operator: str, left, right):
-        """Refuse arithmetic that would build huge strings or numbers, and %-formatting of strings."""
-        too_big = operator == "**" and isinstance(right, int | float) and abs(right) > 1000
-        too_big = too_big or (operator == "%" and isinstance(left, str))
-        if operator == "*":
-            for sequence, count in ((left, right), (right, left)):
-                too_big = too_big or (
-                    isinstance(sequence, str | list | tuple)
-                    and isinstance(count, int)
-                    and len(sequence) * count > MAX_SEQUENCE
-                )
-        if too_big:
-            raise SecurityError(f"the {operator} operation would make too large a value")
-        return super().call_binop(context, operator, left, right)
+_ENVIRONMENTS = {
+    BodyFormat.MARKDOWN: templating.Sandbox(autoescape=False, finalize=_finalize),
+    BodyFormat.HTML: templating.Sandbox(autoescape=True, finalize=_finalize),
+}
 
 
-_ENVIRONMENTS = {BodyFormat.MARKDOWN: _Sandbox(autoescape=False), BodyFormat.HTML: _Sandbox(autoescape=True)}
+def _check_subscriber(node: nodes.Node, parent: nodes.Node | None) -> None:
+    """`subscriber` may only be used as `subscriber.name`."""
+    if not (isinstance(node, nodes.Name) and node.name == "subscriber" and node.ctx == "load"):
+        return
+    if not (isinstance(parent, nodes.Getattr) and parent.attr == "name"):
+        words = f"subscriber.{parent.attr}" if isinstance(parent, nodes.Getattr) else "subscriber"
+        raise templating.refuse_name(words, AVAILABLE)
 
 
-def _refuse_name(name: str) -> TemplateRefused:
-    return TemplateRefused(f"The template uses `{name}`, which is not available. {AVAILABLE}")
-
-
-def _with_parents(node: nodes.Node, parent: nodes.Node | None = None):
-    # Children first: `a.b.c` yields a, then b, then c, so the first problem found is the first in the source.
-    for child in node.iter_child_nodes():
-        yield from _with_parents(child, node)
-    yield node, parent
-
-
-def _check_tree(tree: nodes.Template) -> tuple[bool, bool]:
-    """Refuse what the sandbox must not run; return whether the name, and the URLs, are only ever output as they are
-    (`{{ subscriber.name }}`, `{{ subscriber.name or "…" }}`, `{{ unsubscribe_url }}`), so their values can be
-    substituted into a finished render."""
-    parents = {}
-    undeclared = meta.find_undeclared_variables(tree) - VARIABLES
-    for node, parent in _with_parents(tree):
-        parents[id(node)] = parent
-        words = next((words for kind, words in REFUSED_STATEMENTS.items() if isinstance(node, kind)), None)
-        if words or (isinstance(node, nodes.For) and node.recursive):
-            words = words or "{% for … recursive %}"
-            raise TemplateRefused(f"The template uses `{words}`, which is not available in campaigns. {AVAILABLE}")
-        name = node.name if isinstance(node, nodes.Name) and node.ctx == "load" else None
-        if name == "self" or name in undeclared:
-            raise _refuse_name(name)
-        if name == "subscriber" and not (isinstance(parent, nodes.Getattr) and parent.attr == "name"):
-            raise _refuse_name(f"subscriber.{parent.attr}" if isinstance(parent, nodes.Getattr) else "subscriber")
-        attribute = node.attr if isinstance(node, nodes.Getattr) else None
-        if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            attribute = node.arg.value
-        if attribute and attribute.startswith("_"):
-            raise _refuse_name(attribute)
+def _plain_uses(tree: nodes.Template) -> tuple[bool, bool]:
+    """Whether the name, and the URLs, are only ever output as they are (`{{ subscriber.name }}`,
+    `{{ subscriber.name or "…" }}`, `{{ unsubscribe_url }}`), so their values can be substituted into a finished
+    render."""
+    parents = templating.with_parents(tree)
     plain = {"subscriber": True, "urls": True}
     for node in tree.find_all(nodes.Name):
         if node.name not in PERSONAL:
@@ -231,13 +166,20 @@ def _check_tree(tree: nodes.Template) -> tuple[bool, bool]:
 
 
 def compile_body(source: str, body_format: BodyFormat):
-    """Compile an organiser's template in the sandbox, or raise TemplateRefused; returns (template, name_plain,
-    urls_plain) as `_check_tree` describes."""
+    """Compile an organiser's template in the shared sandbox, or raise TemplateRefused; returns (template,
+    name_plain, urls_plain) as `_plain_uses` describes."""
     environment = _ENVIRONMENTS[BodyFormat(body_format)]
+    tree = templating.parse_checked(environment, source, VARIABLES, AVAILABLE, check_node=_check_subscriber)
+    name_plain, urls_plain = _plain_uses(tree)
+    return templating.compile_checked(environment, tree), name_plain, urls_plain
+
+
+def sample_names(tree_source: str) -> list[str]:
+    """Names to try a template with when it is saved, beyond a usual one and none: the words it compares
+    `subscriber.name` with (`{% if subscriber.name == "Zed" %}`), so a branch for one name is tried too."""
     try:
-        tree = environment.parse(source)
-        name_plain, urls_plain = _check_tree(tree)
-        return environment.from_string(tree), name_plain, urls_plain
-    except TemplateSyntaxError as exc:
-        message = (exc.message or "").rstrip(".")
-        raise TemplateRefused(f"The template has a mistake on line {exc.lineno}: {message}.") from None
+        tree = _ENVIRONMENTS[BodyFormat.MARKDOWN].parse(tree_source)
+    except Exception:  # noqa: BLE001 - compile_body has refused it already, with the reason
+        return []
+    words = {node.value for node in tree.find_all(nodes.Const) if isinstance(node.value, str)}
+    return sorted(word for word in words if 0 < len(word) <= 200)[:MAX_SAMPLE_NAMES]

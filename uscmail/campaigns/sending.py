@@ -14,12 +14,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
 
 from ..extensions import db, upsert_insert
 from ..mail.ratelimit import SendRateLimit
 from ..models import Subscriber, Subscription, SubscriptionStatus, Suppression, utcnow
 from ..subscriptions.services import address_hmac
+from ..templating import TemplateRefused
 from . import outcomes as oc
 from .journal import send_journal
 from .models import Campaign, CampaignStatus, Delivery, DeliveryStatus
@@ -243,6 +245,8 @@ class BatchResult:
     sent: int = 0
     again_in: float | None = 0.0
     outcomes: list[Outcome] = field(default_factory=list)
+    # The delivery being built or on the wire, if any: in doubt if the batch is stopped from outside.
+    in_flight: int | None = None
 
 
 def campaign_status(campaign_id: int) -> CampaignStatus | None:
@@ -304,12 +308,50 @@ def pause_for_sender(campaign_id: int, detail: str) -> None:
     db.session.commit()
 
 
+def stop_for_template(campaign_id: int, reason: str) -> None:
+    """The body can't be filled in at all: cancel the campaign with the reason shown on its page (nothing was or
+    will be sent; retrying could only fail again)."""
+    from .services import cancel
+
+    db.session.rollback()
+    campaign = db.session.get(Campaign, campaign_id)
+    if campaign is None or campaign.status is not CampaignStatus.SENDING:
+        return
+    cancel(campaign, "sender")
+    campaign.status_detail = f"Stopped: nothing was sent because the body could not be filled in. {reason}"[:500]
+    db.session.commit()
+    log.warning("campaign %s stopped: its template could not be filled in", campaign_id)
+
+
+def template_failure(delivery_id: int, campaign_id: int, error: TemplateRefused, first: bool) -> Outcome:
+    """One message whose body could not be filled in (a template that fails for some names): failed, with the
+    reason, and on the first in a batch, a note on the campaign page if it has none."""
+    detail = oc.ADDRESS.sub("<address>", " ".join(f"not sent: {error}".split()))[:250]
+    if first:
+        note = f"Some messages could not be filled in and are marked failed: {error}"
+        db.session.execute(
+            sa.update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.status_detail.is_(None))
+            .values(status_detail=" ".join(note.split())[:500])
+        )
+        db.session.commit()
+    return Outcome(delivery_id, oc.FAILED, detail)
+
+
 def send_batch(campaign_id: int) -> BatchResult:
-    """Claim one batch of the campaign's deliveries and send it. Pause and cancel are honoured between messages."""
+    """Claim one batch of the campaign's deliveries and send it. Pause and cancel are honoured between messages.
+
+    A batch ends by itself after CAMPAIGN_BATCH_SECONDS; if Celery's soft time limit stops it anyway, what it sent
+    is written, the message in flight becomes `unknown` and the rest go back to pending.
+    """
     campaign = db.session.get(Campaign, campaign_id)
     if campaign is None or campaign.status is not CampaignStatus.SENDING:
         return BatchResult(again_in=None)
-    prepared = prepared_campaign(campaign)
+    try:
+        prepared = prepared_campaign(campaign)
+    except TemplateRefused as exc:
+        stop_for_template(campaign_id, str(exc))
+        return BatchResult(again_in=None)
     limiter = SendRateLimit()
     size = current_app.config["CAMPAIGN_BATCH_SIZE"]
     if limiter.per_second:
@@ -325,14 +367,41 @@ def send_batch(campaign_id: int) -> BatchResult:
         retry_at = next_retry_at(campaign_id)
         db.session.commit()
         return BatchResult(again_in=max(1.0, (retry_at - utcnow()).total_seconds()) if retry_at else None)
+    result = BatchResult()
+    try:
+        return _send_claimed(batch, campaign, prepared, limiter, result)
+    except SoftTimeLimitExceeded:
+        return _out_of_time(batch, campaign_id, result)
 
+
+def _out_of_time(batch: Batch, campaign_id: int, result: BatchResult) -> BatchResult:
+    """Celery's soft time limit stopped the batch: keep every outcome so far, mark the message that may have been on
+    the wire `unknown` (never sent twice), and give the rest back (nothing lost)."""
+    db.session.rollback()
+    drop_connection()  # it may be in the middle of a transaction
+    if result.in_flight is not None and all(outcome.delivery_id != result.in_flight for outcome in result.outcomes):
+        doubt = Outcome(result.in_flight, oc.UNKNOWN, "its batch ran out of time while sending it")
+        send_journal().record(batch.claim, (doubt.entry(),))
+        result.outcomes.append(doubt)
+    log.warning("a batch of campaign %s ran out of time; its rows not sent go back to pending", campaign_id)
+    return _stop(batch, campaign_id, result, False, wait=0.0)
+
+
+def _send_claimed(
+    batch: Batch, campaign: Campaign, prepared: "builder.PreparedCampaign", limiter: SendRateLimit, result: BatchResult
+) -> BatchResult:
+    campaign_id = campaign.id
+    journal = send_journal()
+    started = time.monotonic()
     recipients, skipped = recipients_of(batch.claim, campaign)
     journal.record(batch.claim, (outcome.entry() for outcome in skipped))
-    result = BatchResult(outcomes=list(skipped))
+    result.outcomes.extend(skipped)
     heartbeat_every = max(1.0, current_app.config["CAMPAIGN_LEASE_SECONDS"] / 3)
+    batch_seconds = current_app.config["CAMPAIGN_BATCH_SECONDS"]
     last_heartbeat = time.monotonic()
     permits = 0
     cancelled = False
+    template_failed = False
     try:
         connection = smtp_connection()
     except (smtplib.SMTPException, OSError) as exc:
@@ -343,6 +412,9 @@ def send_batch(campaign_id: int) -> BatchResult:
 
     last_checkpoint, dropped = time.monotonic(), set()
     for position, recipient in enumerate(recipients):
+        if time.monotonic() - started >= batch_seconds:
+            # Long enough: the next batch carries on, well within the task's time limit.
+            return _stop(batch, campaign_id, result, cancelled, wait=0.0)
         if time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS:
             # Pause, cancel and unsubscribes take effect within the batch, not only between batches.
             if time.monotonic() - last_heartbeat >= heartbeat_every:
@@ -365,8 +437,12 @@ def send_batch(campaign_id: int) -> BatchResult:
             if permits == 0:
                 return _stop(batch, campaign_id, result, cancelled, wait=wait)
         permits -= 1
+        result.in_flight = recipient.delivery_id
         try:
             outcome = send_one(connection, prepared, recipient)
+        except TemplateRefused as exc:  # before any SMTP command: the connection is untouched
+            outcome = template_failure(recipient.delivery_id, campaign_id, exc, first=not template_failed)
+            template_failed = True
         except ConnectionLost as exc:
             drop_connection(connection)
             try:
@@ -385,6 +461,7 @@ def send_batch(campaign_id: int) -> BatchResult:
             return _stop(batch, campaign_id, result, cancelled, wait=None)
         journal.record(batch.claim, (outcome.entry(),))
         result.outcomes.append(outcome)
+        result.in_flight = None
         if outcome.kind == oc.SENT:
             result.sent += 1
         elif outcome.kind == oc.UNKNOWN or outcome.detail.startswith("421"):

@@ -26,7 +26,7 @@ def queue_lanes(campaign_id: int) -> None:
         send_batch.delay(campaign_id)
 
 
-@shared_task
+@shared_task(soft_time_limit=600, time_limit=660)
 def start_campaign(campaign_id: int) -> str:
     """Snapshot the recipients of a sending campaign (if not done yet) and start its batch tasks."""
     campaign = db.session.get(Campaign, campaign_id)
@@ -40,7 +40,7 @@ def start_campaign(campaign_id: int) -> str:
     return "started"
 
 
-@shared_task
+@shared_task(soft_time_limit=120, time_limit=150)
 def send_batch(campaign_id: int) -> int:
     """Send one batch of the campaign, then queue the next (after a wait if the rate limit or a retry asks for one)."""
     result = sending.send_batch(campaign_id)
@@ -49,7 +49,7 @@ def send_batch(campaign_id: int) -> int:
     return result.sent
 
 
-@shared_task
+@shared_task(soft_time_limit=60, time_limit=90)
 def send_test(campaign_id: int, addresses: list[str]) -> int:
     """Send a test copy ("[Test]" in the subject) to each address; unsubscribe links in it match nobody."""
     campaign = db.session.get(Campaign, campaign_id)
@@ -61,7 +61,11 @@ def send_test(campaign_id: int, addresses: list[str]) -> int:
         return 0
     from .builder import Recipient, prepare  # imported here: the builder renders templates, not needed at start-up
 
-    prepared = prepare(campaign, test=True)
+    try:
+        prepared = prepare(campaign, test=True)
+    except InvalidInput as exc:  # a body that can't be filled in: the campaign page's preview says why
+        log.warning("test of campaign %s not sent: %s", campaign_id, exc)
+        return 0
     connection = sending.smtp_connection()
     for address in addresses:
         recipient = Recipient(delivery_id=None, email=address, name=None, public_id="test")
@@ -78,7 +82,7 @@ def queue_test(campaign_id: int, addresses: list[str]) -> None:
     send_test.apply_async((campaign_id, addresses), argsrepr=shown)
 
 
-@shared_task
+@shared_task(soft_time_limit=120, time_limit=150)
 def start_due_campaigns() -> int:
     """Beat: start scheduled campaigns whose time has come (a second beat run finds them already started)."""
     due = db.session.scalars(
@@ -101,7 +105,7 @@ def start_due_campaigns() -> int:
     return started
 
 
-@shared_task
+@shared_task(soft_time_limit=300, time_limit=330)
 def reap_deliveries() -> int:
     """Beat: recover claims of dead workers, restart stalled campaigns, finish campaigns with nothing left."""
     reaped = reaper.reap_expired_claims()

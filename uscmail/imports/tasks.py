@@ -6,14 +6,14 @@ from ..extensions import db
 from . import jobs
 
 
-@shared_task
+@shared_task(soft_time_limit=3600, time_limit=3660)
 def run_import(job_id: int) -> str:
     """Run a queued import job (a no-op if it is already claimed)."""
     outcome = jobs.run_job(job_id)
     return outcome.value if outcome else "not queued"
 
 
-@shared_task
+@shared_task(soft_time_limit=600, time_limit=660)
 def housekeep_imports() -> dict[str, int]:
     """Beat task: delete old import reports and fail imports whose worker died."""
     outcome = jobs.housekeep()

@@ -20,6 +20,7 @@ from ..organisers.models import Organiser
 from ..subscriptions.services import InvalidInput
 from .models import Event, OccurrenceOverride, Reminder, ReminderStatus
 from .schedule import Occurrence, ReminderTime, RuleInvalid, occurrence_dates, occurrences, parse_offsets, parse_rule
+from .services import campaign_source as plain_text
 from .services import overrides_of, render_content
 
 TITLE_MAX, PLACE_MAX, NOTE_MAX, REASON_MAX, SUBJECT_MAX, BODY_MAX = 200, 300, 1000, 500, 255, 20_000
@@ -161,6 +162,8 @@ def update_event(event: Event, fields: EventFields, actor: Organiser | str) -> E
     """Change an event; reminders already recorded keep their rows, so nothing is sent twice after a change."""
     for key, value in clean_event_fields(fields).items():
         setattr(event, key, value)
+    # The organiser has looked at it again: the beat's last complaint about it is cleared.
+    event.last_error = event.last_error_at = None
     db.session.flush()
     audit.record(actor, "event.update", "event", event.id)
     return event
@@ -218,7 +221,9 @@ def hold(event: Event, reason: str, actor: Organiser | str, notice: bool = False
     db.session.flush()
     if not notice:
         return None
-    body = f"Dear {{{{ subscriber.name }}}},\n\nOur protests ({event.title}) are paused for now.\n\n{reason}\n\n"
+    # Title, reason and place are plain text in the notice, never template code or Markdown.
+    body = f"Dear {{{{ subscriber.name }}}},\n\nOur protests ({plain_text(event.title)}) are paused for now.\n\n"
+    body += f"{plain_text(reason)}\n\n"
     body += "We will write again when they resume."
     return _notice(event, f"Protests paused: {event.title}", body)
 
@@ -236,7 +241,7 @@ def resume(event: Event, actor: Organiser | str, notice: bool = False) -> int | 
     if not notice or upcoming is None:
         return None
     when = upcoming.starts_at.strftime("%A %-d %B %Y at %H:%M")
-    body = f"Dear {{{{ subscriber.name }}}},\n\nOur protests resume on **{when}**, at {upcoming.place}.\n\n"
+    body = f"Dear {{{{ subscriber.name }}}},\n\nOur protests resume on **{when}**, at {plain_text(upcoming.place)}.\n\n"
     body += "You will get a reminder before each one."
     return _notice(event, f"Protests resume on {upcoming.starts_at.strftime('%-d %B')}: {event.title}", body)
 

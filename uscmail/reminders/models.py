@@ -38,6 +38,9 @@ class Event(db.Model):
     hold_reason: Mapped[str | None] = mapped_column(sa.String(500))
     # Created or last resumed: reminders due before then are neither sent nor reported as missed.
     active_since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The last problem the reminder beat met with this event (shown on its page until the event is saved again).
+    last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -66,7 +69,7 @@ class ReminderStatus(enum.StrEnum):
 
     SENT = "sent"  # its campaign was started
     LATE = "late"  # sent after its time (the system was down), while the protest was still ahead
-    SKIPPED = "skipped"  # not sent: the protest had already begun when the system came back
+    SKIPPED = "skipped"  # not sent: the protest had begun, nobody was on the list, or it could not be made (detail)
     CANCELLED = "cancelled"  # not sent: the occurrence was cancelled (an event on hold records nothing)
 
 
@@ -84,4 +87,6 @@ class Reminder(db.Model):
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[ReminderStatus] = mapped_column(enum_column(ReminderStatus))
     campaign_id: Mapped[int | None] = mapped_column(sa.ForeignKey("campaigns.id", ondelete="SET NULL"))
+    # Why it was not sent, when that is not plain from the status (e.g. its template could not be filled in).
+    detail: Mapped[str | None] = mapped_column(sa.String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

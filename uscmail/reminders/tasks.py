@@ -5,7 +5,7 @@ from celery import shared_task
 from . import services
 
 
-@shared_task
+@shared_task(soft_time_limit=300, time_limit=330)
 def send_due_reminders() -> int:
     """Beat: start the campaigns of reminders whose time has come (idempotent; safe under duplicate beats)."""
     from ..campaigns.tasks import start_campaign

@@ -22,7 +22,7 @@ SMTP_RETRY = {
 }
 
 
-@shared_task(**SMTP_RETRY)
+@shared_task(**SMTP_RETRY, soft_time_limit=60, time_limit=90)
 def send_signup_mail(subscriber_id: int, list_ids: list[int]) -> str:
     """After a signup request: a confirmation mail, or an "already subscribed" notice.
 
@@ -50,7 +50,7 @@ def send_signup_mail(subscriber_id: int, list_ids: list[int]) -> str:
     return outcome
 
 
-@shared_task
+@shared_task(soft_time_limit=60, time_limit=90)
 def apply_signup(request_id: int) -> str:
     """Apply a stored signup (pending subscriptions and consent), then queue its mail within the per-address limit.
 
@@ -69,7 +69,7 @@ def apply_signup(request_id: int) -> str:
     return "queued"
 
 
-@shared_task(**SMTP_RETRY)
+@shared_task(**SMTP_RETRY, soft_time_limit=60, time_limit=90)
 def send_preferences_link(subscriber_id: int) -> str:
     """Mail a subscriber their preference link, within the per-address limit shared with signup mails."""
     if db.session.get(Subscriber, subscriber_id) is None:
@@ -83,7 +83,7 @@ def send_preferences_link(subscriber_id: int) -> str:
     return "sent"
 
 
-@shared_task
+@shared_task(soft_time_limit=300, time_limit=330)
 def apply_stale_signups() -> int:
     """Beat task: apply signups whose task was lost (a broker restart, say); each is applied once."""
     applied = 0
@@ -93,7 +93,7 @@ def apply_stale_signups() -> int:
     return applied
 
 
-@shared_task(**SMTP_RETRY)
+@shared_task(**SMTP_RETRY, soft_time_limit=60, time_limit=90)
 def send_welcome_mail(subscriber_id: int, list_ids: list[int]) -> str:
     """The welcome mail for lists just confirmed."""
     subscriber = db.session.get(Subscriber, subscriber_id)
@@ -103,7 +103,7 @@ def send_welcome_mail(subscriber_id: int, list_ids: list[int]) -> str:
     return "welcome"
 
 
-@shared_task
+@shared_task(soft_time_limit=1800, time_limit=1860)
 def purge_unconfirmed() -> int:
     """Beat task: remove signups left unconfirmed past the retention period."""
     removed = services.purge_unconfirmed()
@@ -112,7 +112,7 @@ def purge_unconfirmed() -> int:
     return removed
 
 
-@shared_task
+@shared_task(soft_time_limit=1800, time_limit=1860)
 def purge_unsubscribed() -> int:
     """Beat task: erase records of people unsubscribed from everything for longer than the retention period."""
     removed = services.purge_unsubscribed()
