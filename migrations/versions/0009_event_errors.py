@@ -1,7 +1,7 @@
 """the last error of an event's reminders, and why a reminder was not sent
 
 Revision ID: 0009_event_errors
-Revises: 0007_reminders
+Revises: 0008_organiser_secrets
 Create Date: 2026-12-02 10:00:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0009_event_errors'
-down_revision = '0007_reminders'
+down_revision = '0008_organiser_secrets'
 branch_labels = None
 depends_on = None
 
