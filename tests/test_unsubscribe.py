@@ -14,6 +14,7 @@ from uscmail.models import (
     Subscriber,
     Subscription,
     SubscriptionStatus,
+    SuppressionReason,
 )
 from uscmail.subscriptions import mails, services
 from uscmail.subscriptions.consent import CURRENT_VERSION
@@ -285,3 +286,16 @@ def test_asking_for_the_preference_link_needs_the_csrf_token(client, db):
     response = client.post(unsubscribe_path(subscriber, ["newsletter"]) + "/preferences-link", data={})
 
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize("reason", [SuppressionReason.COMPLAINT, SuppressionReason.HARD_BOUNCE])
+def test_no_preference_link_goes_to_a_suppressed_address(client, db, worker, smtp_sink, reason):
+    subscriber = add_subscriber(db, "complained@example.org")
+    services.suppress("complained@example.org", reason)
+    db.session.commit()
+
+    answer = press_email_me_a_link(client, unsubscribe_path(subscriber, ["newsletter"]))
+
+    assert answer.status_code == 200 and "Check your inbox" in answer.get_data(as_text=True)
+    smtp_sink.settle()
+    assert smtp_sink.to("complained@example.org") == []

@@ -71,15 +71,19 @@ def apply_signup(request_id: int) -> str:
 
 @shared_task(**SMTP_RETRY, soft_time_limit=60, time_limit=90)
 def send_preferences_link(subscriber_id: int) -> str:
-    """Mail a subscriber their preference link, within the per-address limit shared with signup mails."""
-    if db.session.get(Subscriber, subscriber_id) is None:
+    """Mail a subscriber their preference link, within the per-address limit shared with signup mails; never to an
+    address on the suppression list (a complaint or a hard bounce)."""
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    if subscriber is None:
         return "gone"
+    if services.is_suppressed(subscriber.email):
+        return "suppressed"
     allowed = services.claim_signup_mail(subscriber_id)
     db.session.commit()
     if not allowed:
         log.info("preferences link for subscriber %s withheld: per-address limit", subscriber_id)
         return "limited"
-    send_messages([mails.preferences_link_message(db.session.get(Subscriber, subscriber_id))])
+    send_messages([mails.preferences_link_message(subscriber)])
     return "sent"
 
 
