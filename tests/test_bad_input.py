@@ -57,6 +57,29 @@ def test_a_nul_in_a_list_is_refused_and_nothing_is_stored(sign_in_as, db, fields
     assert count_lists(db) == before
 
 
+def test_a_nul_in_an_event_form_is_refused_and_nothing_is_stored(sign_in_as, db):
+    from uscmail.reminders.models import Event, OccurrenceOverride
+
+    editor = sign_in_as("editor")
+    event_id = db.session.scalar(sa.select(Event.id))
+    db.session.rollback()
+    page = editor.get(f"/organisers/events/{event_id}/edit").get_data(as_text=True)
+
+    body = editor.post(
+        f"/organisers/events/{event_id}/edit",
+        data={**form_fields(page), "body_template": "Dear {{ subscriber.name }}\x00"},
+    )
+    note = editor.post(
+        f"/organisers/events/{event_id}/dates/2027-01-05", data={**form_fields(page), "note": "Meet\x00here"}
+    )
+
+    for response in (body, note):
+        assert response.status_code == 400 and UNSTORABLE in response.get_data(as_text=True)
+    db.session.rollback()
+    assert "\x00" not in db.session.scalar(sa.select(Event.body_template).where(Event.id == event_id))
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(OccurrenceOverride)) == 0
+
+
 def test_an_out_of_range_list_on_a_subscriber_page_is_refused(sign_in_as, db):
     from uscmail.models import ConsentMethod, StatusReason, Subscriber
     from uscmail.subscriptions import services
