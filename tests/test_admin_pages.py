@@ -22,7 +22,7 @@ from uscmail.models import (
 from uscmail.organisers.models import AuditEvent
 from uscmail.subscribers import services as subscriber_services
 from uscmail.subscribers.services import ConsentBasis, ConsentMethod
-from uscmail.subscriptions.services import address_hmac
+from uscmail.suppression import address_hmac
 
 SCRIPT = "<script>alert(1)</script>"
 BREAKOUT = '"><img src=x onerror=alert(1)>'

@@ -29,6 +29,7 @@ from uscmail.subscribers import lists as list_services
 from uscmail.subscribers import services as subscriber_services
 from uscmail.subscriptions import services as journey
 from uscmail.subscriptions.consent import CURRENT_VERSION
+from uscmail.suppression import suppress
 
 LINK = re.compile(r"https://lists\.uscuk\.test(/\S+)")
 
@@ -453,7 +454,7 @@ def test_adding_without_prior_consent_sends_a_real_confirmation_mail(app, db, ap
 
 
 def test_a_suppressed_address_is_refused_with_409_and_nothing_stored(db, api, tokens_by_role):
-    journey.suppress("complained@example.org", SuppressionReason.COMPLAINT)
+    suppress("complained@example.org", SuppressionReason.COMPLAINT)
     db.session.commit()
     before = counts(db)
     body = {
@@ -580,7 +581,7 @@ def test_bad_patches_change_nothing(db, api, tokens_by_role, body, status, fragm
 
 def test_patch_refuses_to_resubscribe_a_suppressed_address_and_404s_an_unknown_id(db, api, tokens_by_role):
     subscriber_id = add(db, "bounced@example.org").id
-    journey.suppress("bounced@example.org", SuppressionReason.HARD_BOUNCE)
+    suppress("bounced@example.org", SuppressionReason.HARD_BOUNCE)
     db.session.commit()
     before = counts(db)
     editor = tokens_by_role["editor"]

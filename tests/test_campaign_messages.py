@@ -22,8 +22,8 @@ from uscmail.mail.messages import external_url
 from uscmail.models import MailingList, Subscriber, Subscription, SubscriptionStatus
 from uscmail.subscribers import services as subscriber_services
 from uscmail.subscribers.services import ConsentBasis, ConsentMethod
-from uscmail.subscriptions.services import InvalidInput
 from uscmail.tokens import make_preferences_token, make_unsubscribe_token, read_unsubscribe_token
+from uscmail.validation import InvalidInput
 
 BODY = """# Solidarity news
 

@@ -10,7 +10,7 @@ from uscmail.campaigns import render, services
 from uscmail.campaigns.models import BodyFormat, Campaign
 from uscmail.campaigns.render import MailValues, TemplateRefused
 from uscmail.models import MailingList
-from uscmail.subscriptions.services import InvalidInput
+from uscmail.validation import InvalidInput
 
 AVAILABLE = "You can use subscriber.name, unsubscribe_url, preferences_url and web_version_url."
 MARKDOWN_BODY = """# News for {{ subscriber.name }}

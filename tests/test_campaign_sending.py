@@ -13,6 +13,7 @@ from uscmail.campaigns import reaper, services
 from uscmail.campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from uscmail.models import MailingList, Subscriber, SubscriptionStatus, SuppressionReason
 from uscmail.subscriptions import services as journey
+from uscmail.suppression import suppression_reason
 
 SENT, FAILED, SKIPPED, UNKNOWN = (
     DeliveryStatus.SENT,
@@ -129,7 +130,7 @@ def test_smtp_answers_421_451_and_550_for_chosen_recipients(db, worker, smtp_sin
     assert failed.error.startswith("550 5.1.1") and "@" not in failed.error, "the reason is kept, the address is not"
     # A mailbox that does not exist is a hard bounce: suppressed and unsubscribed.
     with app.app_context():
-        assert journey.suppression_reason(gone) is SuppressionReason.HARD_BOUNCE
+        assert suppression_reason(gone) is SuppressionReason.HARD_BOUNCE
     bounced = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == gone))
     assert [s.status for s in bounced.subscriptions] == [SubscriptionStatus.UNSUBSCRIBED]
 

@@ -10,7 +10,7 @@ from tests.campaign_support import add_confirmed
 from uscmail.models import MailingList
 from uscmail.reminders import events, tasks
 from uscmail.reminders.models import Event, Reminder
-from uscmail.subscriptions.services import InvalidInput
+from uscmail.validation import InvalidInput
 
 
 def reminders_list(db) -> MailingList:

@@ -18,6 +18,7 @@ from uscmail.models import (
 )
 from uscmail.subscriptions import services, tasks
 from uscmail.subscriptions.consent import CURRENT_VERSION
+from uscmail.suppression import is_suppressed, suppress
 
 
 def request(db, email, slugs=("newsletter",)) -> int:
@@ -173,7 +174,7 @@ def test_long_unsubscribed_records_are_erased_through_the_worker_leaving_only_a_
     assert records(db, recent)[0] and records(db, half)[0]
     reasons = db.session.scalars(sa.select(Suppression.reason)).all()
     assert reasons == [SuppressionReason.UNSUBSCRIBED]
-    assert services.is_suppressed("long-gone@example.org")
+    assert is_suppressed("long-gone@example.org")
 
 
 def test_a_purged_unsubscriber_may_sign_up_again_and_confirming_lifts_the_suppression(app, db):
@@ -187,13 +188,13 @@ def test_a_purged_unsubscriber_may_sign_up_again_and_confirming_lifts_the_suppre
     assert again is not None
     assert services.open_consent_list_ids(db.session.get(Subscriber, again))
     confirm(db, again)
-    assert not services.is_suppressed("back-again@example.org")
+    assert not is_suppressed("back-again@example.org")
 
 
 def test_erased_addresses_stay_blocked_and_a_zero_retention_keeps_records(app, db):
     from uscmail.models import SuppressionReason
 
-    services.suppress("erased@example.org", SuppressionReason.ERASED)
+    suppress("erased@example.org", SuppressionReason.ERASED)
     db.session.commit()
     assert request(db, "erased@example.org") is None
     kept = request(db, "kept@example.org")

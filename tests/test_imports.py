@@ -21,6 +21,7 @@ from uscmail.models import (
 from uscmail.organisers.models import AuditEvent
 from uscmail.subscriptions import services as journey
 from uscmail.subscriptions.consent import CURRENT_VERSION, WORDINGS, wording_sha256
+from uscmail.suppression import suppress
 
 NOTE = "Signed the paper list at the 5 October vigil"
 LINK = re.compile(r"https://lists\.uscuk\.test(/\S+)")
@@ -144,7 +145,7 @@ def test_whole_file_errors_are_clear(app, db, tmp_path):
 
 
 def test_skipped_rows_are_reported_with_row_and_reason(app, db, tmp_path):
-    journey.suppress("erased@example.org", SuppressionReason.ERASED)
+    suppress("erased@example.org", SuppressionReason.ERASED)
     db.session.commit()
     first, _ = run_import(app, tmp_path, b"email\nkept@example.org\nleft@example.org\n")
     assert first.exit_code == 0, first.output

@@ -9,6 +9,7 @@ from tests.conftest import form_fields, isolated_client, wait_for_signups
 from uscmail.models import ConsentMethod, SignupRequest, Subscriber, SubscriptionStatus, SuppressionReason, utcnow
 from uscmail.subscriptions import services, tasks
 from uscmail.subscriptions.consent import CURRENT_VERSION
+from uscmail.suppression import suppress
 
 NUMBERS = re.compile(r"\b\d+\b")
 
@@ -41,7 +42,7 @@ def test_the_web_request_runs_the_same_statements_whatever_the_address_state(app
         services.confirm_subscription(subscriber)
         if state == "leave":
             services.unsubscribe(subscriber, None, services.StatusReason.ONE_CLICK)
-    services.suppress("erased@example.org", SuppressionReason.ERASED)
+    suppress("erased@example.org", SuppressionReason.ERASED)
     db.session.commit()
 
     emails = ["brand-new", "pending", "confirmed", "left", "erased"]

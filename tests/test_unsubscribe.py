@@ -18,6 +18,7 @@ from uscmail.models import (
 )
 from uscmail.subscriptions import mails, services
 from uscmail.subscriptions.consent import CURRENT_VERSION
+from uscmail.suppression import suppress
 
 BOTH_LISTS = ("newsletter", "london-protest-reminders")
 BOUNDARY = "----OneClickBoundary7MA4YWxkTrZu0gW"
@@ -291,7 +292,7 @@ def test_asking_for_the_preference_link_needs_the_csrf_token(client, db):
 @pytest.mark.parametrize("reason", [SuppressionReason.COMPLAINT, SuppressionReason.HARD_BOUNCE])
 def test_no_preference_link_goes_to_a_suppressed_address(client, db, worker, smtp_sink, reason):
     subscriber = add_subscriber(db, "complained@example.org")
-    services.suppress("complained@example.org", reason)
+    suppress("complained@example.org", reason)
     db.session.commit()
 
     answer = press_email_me_a_link(client, unsubscribe_path(subscriber, ["newsletter"]))

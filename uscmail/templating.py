@@ -30,7 +30,7 @@ from jinja2.runtime import markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.visitor import NodeTransformer
 
-from .subscriptions.services import InvalidInput
+from .validation import InvalidInput
 
 MAX_VALUE = 100_000
 MAX_NUMBER_BITS = 4_096

@@ -13,7 +13,7 @@ from ..extensions import db
 from ..organisers import auth, enrolment
 from ..organisers import services as organiser_services
 from ..organisers.models import Organiser, Role
-from ..subscriptions.services import InvalidInput
+from ..validation import InvalidInput
 from . import services
 from .forms import ActionForm, ConfirmForm, NewOrganiserForm, PasswordForm, RecoveryCodesForm, RevokeTokenForm
 

@@ -14,7 +14,7 @@ from ..organisers import auth
 from ..organisers.models import Role
 from ..subscribers import lists as list_services
 from ..subscribers import services as subscriber_services
-from ..subscriptions.services import InvalidInput
+from ..validation import InvalidInput
 from . import charts, services
 from .forms import ActionForm, EraseForm, ListForm, NameForm, SubscriptionForm
 

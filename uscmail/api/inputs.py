@@ -2,7 +2,6 @@
 value, number out of range). 422: it does, but a value is refused (invalid address or name, unknown list)."""
 
 import enum
-import unicodedata
 from typing import Any
 
 from flask import request
@@ -10,6 +9,7 @@ from werkzeug.exceptions import BadRequest
 
 from ..models import MailingList
 from ..subscribers import lists as list_services
+from ..validation import breaks_line
 from .auth import ApiError
 
 # Ids are 32-bit integer columns; larger numbers are refused before they reach the database.
@@ -66,7 +66,7 @@ def printable(value: str, what: str, max_length: int) -> str:
     value = value.strip()
     if not value or len(value) > max_length:
         raise unprocessable(f"{what} must be 1 to {max_length} characters.")
-    if any(unicodedata.category(ch) in {"Cc", "Cs", "Zl", "Zp"} for ch in value):
+    if breaks_line(value):
         raise unprocessable(f"{what} can't contain line breaks or control characters.")
     return value
 

@@ -11,8 +11,9 @@ from ..organisers.models import Role
 from ..subscribers import lists as list_services
 from ..subscribers import services
 from ..subscriptions import services as journey
-from ..subscriptions.services import InvalidInput
 from ..subscriptions.tasks import send_signup_mail
+from ..suppression import is_suppressed
+from ..validation import InvalidInput
 from . import inputs
 from .auth import ApiError, current_api_organiser, error_response, rate_limit, rate_limit_key, token_required
 from .openapi import openapi_document
@@ -194,7 +195,7 @@ def update_subscriber(subscriber_id: int):
         raise inputs.bad_request("'subscriptions' must be an object of list slugs to true or false.")
     joining = inputs.lists_by_slug([slug for slug, on in wanted.items() if on], joining=True)
     leaving = inputs.lists_by_slug([slug for slug, on in wanted.items() if not on], joining=False)
-    if joining and journey.is_suppressed(subscriber.email):
+    if joining and is_suppressed(subscriber.email):
         raise ApiError(409, SUPPRESSED)
     organiser = current_api_organiser()
     if "name" in payload:

@@ -13,7 +13,7 @@ from ..extensions import db
 from ..models import utcnow
 from ..organisers import security
 from ..organisers.models import ApiToken, Organiser
-from ..subscriptions.services import InvalidInput
+from ..validation import InvalidInput
 
 # Lets secret scanners recognise a leaked token; the random part alone is 256 bits.
 TOKEN_PREFIX = "uscm_"  # noqa: S105 - a public prefix, not a secret

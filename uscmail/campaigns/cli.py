@@ -6,7 +6,7 @@ import click
 from flask import Flask
 
 from ..extensions import db
-from ..subscriptions.services import InvalidInput
+from ..validation import InvalidInput
 from . import services, tasks
 from .models import Campaign, CampaignStatus
 

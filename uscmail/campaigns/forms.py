@@ -18,7 +18,7 @@ from wtforms.fields.choices import SelectChoice
 
 from ..inputguard import database_id
 from ..mail.messages import allowed_sender, allowed_senders, sender_address
-from ..subscriptions.services import InvalidInput
+from ..validation import InvalidInput
 from .models import BodyFormat, Campaign
 from .services import FROM_NAME_MAX_LENGTH, PREHEADER_MAX_LENGTH, SUBJECT_MAX_LENGTH, CampaignFields
 

@@ -14,6 +14,7 @@ from flask import current_app
 from ..extensions import db
 from ..models import StatusReason, Subscriber, SuppressionReason, utcnow
 from ..subscriptions import services as journey
+from ..suppression import suppress
 from .models import Delivery, DeliveryStatus
 
 SENT = "sent"
@@ -159,5 +160,5 @@ def suppress_bounced(delivery_ids: list[int]) -> None:
         .where(Delivery.id.in_(delivery_ids))
     )
     for subscriber in subscribers:
-        journey.suppress(subscriber.email, SuppressionReason.HARD_BOUNCE)
+        suppress(subscriber.email, SuppressionReason.HARD_BOUNCE)
         journey.unsubscribe(subscriber, None, StatusReason.BOUNCE)

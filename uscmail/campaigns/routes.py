@@ -13,7 +13,7 @@ from ..organisers import auth
 from ..organisers.models import Role
 from ..subscribers import lists as list_services
 from ..subscribers import services as subscriber_services
-from ..subscriptions.services import InvalidInput
+from ..validation import InvalidInput
 from . import render, services, tasks, testcopy
 from .archive import mail_document
 from .forms import (

@@ -4,7 +4,7 @@ checked when a campaign is saved and again before anything is mailed, since MAIL
 from email_validator import EmailNotValidError, validate_email
 
 from ..mail.messages import allowed_sender, allowed_senders
-from ..subscriptions.services import InvalidInput
+from ..validation import InvalidInput
 from .models import Campaign
 
 

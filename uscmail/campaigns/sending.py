@@ -20,7 +20,7 @@ from flask import current_app
 from ..extensions import db, upsert_insert
 from ..mail.ratelimit import SendRateLimit
 from ..models import Subscriber, Subscription, SubscriptionStatus, Suppression, utcnow
-from ..subscriptions.services import address_hmac
+from ..suppression import address_hmac
 from ..templating import TemplateRefused
 from . import outcomes as oc
 from .journal import send_journal

@@ -1,7 +1,6 @@
 """Campaign operations, called the same way from pages, the API, the CLI and tests. They flush; the caller commits,
 and only after the commit queues any task (see `after_commit` in tasks.py)."""
 
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,7 +11,7 @@ from ..extensions import db
 from ..mail.messages import sender_address
 from ..models import MailingList, Subscription, SubscriptionStatus, utcnow
 from ..organisers.models import Organiser
-from ..subscriptions.services import InvalidInput
+from ..validation import InvalidInput, single_line_text
 from . import render
 from .models import BodyFormat, Campaign, CampaignKind, CampaignStatus, Delivery, DeliveryStatus
 from .senders import campaign_sender, check_sender, sender_email
@@ -43,15 +42,7 @@ class TransitionRefused(InvalidInput):
 
 
 def _single_line(value: str | None, what: str, max_length: int, required: bool) -> str:
-    value = (value or "").strip()
-    if required and not value:
-        raise InvalidInput(f"Please give the campaign a {what}.")
-    # Cc covers CR and LF: a header value must never be able to start another header.
-    if any(unicodedata.category(ch) in {"Cc", "Cs", "Zl", "Zp"} for ch in value):
-        raise InvalidInput(f"The {what} can't contain line breaks or control characters.")
-    if len(value) > max_length:
-        raise InvalidInput(f"Please keep the {what} under {max_length} characters.")
-    return value
+    return single_line_text(value, what, max_length, required=required, missing=f"Please give the campaign a {what}.")
 
 
 def _target_lists(list_ids: list[int]) -> list[MailingList]:

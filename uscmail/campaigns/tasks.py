@@ -13,7 +13,7 @@ from flask import current_app
 from ..extensions import db
 from ..mail.messages import allowed_sender
 from ..models import utcnow
-from ..subscriptions.services import InvalidInput
+from ..validation import InvalidInput
 from . import reaper, sending, services
 from .models import Campaign, CampaignStatus
 

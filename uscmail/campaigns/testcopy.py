@@ -15,7 +15,7 @@ from limits.strategies import MovingWindowRateLimiter
 from .. import audit
 from ..extensions import limiter
 from ..organisers.models import Organiser
-from ..subscriptions.services import InvalidInput, normalise_email
+from ..validation import InvalidInput, normalise_email
 from .models import Campaign
 from .senders import check_sender
 

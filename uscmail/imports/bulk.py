@@ -22,8 +22,8 @@ from ..models import (
     new_public_id,
 )
 from ..subscribers.services import ConsentBasis
-from ..subscriptions import services as journey
-from ..subscriptions.services import InvalidInput
+from ..suppression import address_hmac
+from ..validation import InvalidInput, clean_name, normalise_email
 from .reader import read_records
 
 UNSTORABLE_ROW = "The row holds a character that can't be stored (a NUL byte or a broken one)."
@@ -121,12 +121,12 @@ def stage(file: BinaryIO, rows: sa.Table, skipped: sa.Table, progress: Callable[
             rejected.append(_skip(record.row, None, SkipReason.UNREADABLE, UNSTORABLE_ROW))
         else:
             try:
-                email = journey.normalise_email(record.email)
+                email = normalise_email(record.email)
             except InvalidInput as exc:
                 rejected.append(_skip(record.row, record.email[:320], SkipReason.INVALID_ADDRESS, str(exc)))
             else:
                 try:
-                    name = journey.clean_name(record.name)
+                    name = clean_name(record.name)
                 except InvalidInput as exc:
                     rejected.append(_skip(record.row, email, SkipReason.INVALID_NAME, str(exc)))
                 else:
@@ -135,7 +135,7 @@ def stage(file: BinaryIO, rows: sa.Table, skipped: sa.Table, progress: Callable[
                             "row": record.row,
                             "email": email,
                             "name": name,
-                            "email_hmac": journey.address_hmac(email),
+                            "email_hmac": address_hmac(email),
                             "public_id": new_public_id(),
                             "nonce": secrets.token_urlsafe(16),
                             "subscriber_id": None,

@@ -8,7 +8,7 @@ from flask import Flask
 
 from ..extensions import db
 from ..subscribers.services import ConsentBasis
-from ..subscriptions.services import InvalidInput
+from ..validation import InvalidInput
 from . import export, services
 from .reader import ImportFileError
 

@@ -13,7 +13,7 @@ from ..extensions import db
 from ..models import utcnow
 from ..organisers.models import Organiser, Role
 from ..subscribers.services import ConsentBasis
-from ..subscriptions.services import InvalidInput
+from ..validation import InvalidInput
 from . import services
 from .models import ImportJob, ImportStatus
 from .reader import ImportFileError

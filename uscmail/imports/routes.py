@@ -19,7 +19,7 @@ from ..extensions import csrf, db
 from ..organisers import auth
 from ..organisers.models import Role
 from ..subscribers.services import ConsentBasis
-from ..subscriptions.services import InvalidInput
+from ..validation import InvalidInput
 from . import export, jobs, services, tasks
 from .forms import ImportForm
 from .models import ImportStatus

@@ -28,7 +28,7 @@ from ..organisers.models import Organiser
 from ..subscribers.services import ConsentBasis, mailing_list_by_slug
 from ..subscriptions import services as journey
 from ..subscriptions.consent import current_wording
-from ..subscriptions.services import InvalidInput
+from ..validation import InvalidInput
 from . import bulk
 from .bulk import SkipReason
 from .reader import ImportFileError

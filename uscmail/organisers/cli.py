@@ -9,7 +9,7 @@ from flask import Flask
 
 from ..api import tokens as api_tokens
 from ..extensions import db
-from ..subscriptions.services import InvalidInput
+from ..validation import InvalidInput
 from . import enrolment, services
 from .models import Role
 from .security import SecretUnreadable

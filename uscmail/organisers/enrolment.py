@@ -15,7 +15,7 @@ from flask import current_app
 from .. import audit, tokens
 from ..extensions import db
 from ..mail.messages import external_url
-from ..subscriptions.services import InvalidInput
+from ..validation import InvalidInput
 from . import security, services
 from .models import Organiser
 

@@ -7,7 +7,7 @@ from .. import audit
 from ..extensions import db, limiter
 from ..inputguard import database_id
 from ..models import utcnow
-from ..subscriptions.services import InvalidInput
+from ..validation import InvalidInput
 from . import auth, enrolment, security, services
 from .forms import CodeForm, EnrolmentForm, LoginForm, LogoutForm, StartEnrolmentForm
 from .models import AuditEvent, Role, SessionStage

@@ -11,7 +11,7 @@ from .. import audit
 from ..api import tokens as api_tokens
 from ..extensions import db, limiter
 from ..models import utcnow
-from ..subscriptions.services import InvalidInput, normalise_email
+from ..validation import InvalidInput, normalise_email
 from . import security
 from .models import Organiser, OrganiserSession, RecoveryCode, Role, SessionStage
 

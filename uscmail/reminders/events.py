@@ -3,7 +3,6 @@ resume (with optional notices), per-occurrence overrides, and what the event pag
 commits, then queues `campaigns.tasks.start_campaign` for any campaign id returned."""
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 from functools import cache
@@ -17,7 +16,7 @@ from ..extensions import db
 from ..mail.messages import sender_address
 from ..models import MailingList, utcnow
 from ..organisers.models import Organiser
-from ..subscriptions.services import InvalidInput
+from ..validation import InvalidInput, single_line_text
 from .models import Event, OccurrenceOverride, Reminder, ReminderStatus
 from .schedule import Occurrence, ReminderTime, RuleInvalid, occurrence_dates, occurrences, parse_offsets, parse_rule
 from .services import campaign_source as plain_text
@@ -49,28 +48,19 @@ class EventFields:
     body_template: str | None = None
 
 
-def _line(value: str | None, what: str, max_length: int, required: bool = True) -> str:
-    value = (value or "").strip()
-    if required and not value:
-        raise InvalidInput(f"Please give the {what}.")
-    if any(unicodedata.category(ch) in {"Cc", "Cs", "Zl", "Zp"} for ch in value):
-        raise InvalidInput(f"The {what} can't contain line breaks or control characters.")
-    if len(value) > max_length:
-        raise InvalidInput(f"Please keep the {what} under {max_length} characters.")
-    return value
-
-
 def clean_event_fields(fields: EventFields) -> dict:
     """Checked column values, or InvalidInput naming the problem; the templates are tried on a sample occurrence."""
     from .services import DEFAULT_BODY, DEFAULT_SUBJECT
 
     today = utcnow().date()
     values = {
-        "title": _line(fields.title, "title", TITLE_MAX),
-        "place": _line(fields.place, "place", PLACE_MAX),
+        "title": single_line_text(fields.title, "title", TITLE_MAX),
+        "place": single_line_text(fields.place, "place", PLACE_MAX),
         "first_date": fields.first_date or today,
         "start_time": fields.start_time,
-        "subject_template": _line(fields.subject_template or DEFAULT_SUBJECT, "subject template", SUBJECT_MAX),
+        "subject_template": single_line_text(
+            fields.subject_template or DEFAULT_SUBJECT, "subject template", SUBJECT_MAX
+        ),
         "body_template": _text(fields.body_template or DEFAULT_BODY, "body template", BODY_MAX),
     }
     # Far off is a typing mistake, and would make every view of the event walk years of dates.
@@ -215,7 +205,7 @@ def hold(event: Event, reason: str, actor: Organiser | str, notice: bool = False
     """Put the event on hold: no reminders go out. With `notice`, tell the list; returns that campaign's id."""
     if event.on_hold:
         raise TransitionRefused("This event is already on hold.")
-    reason = _line(reason, "reason for the hold", REASON_MAX)
+    reason = single_line_text(reason, "reason for the hold", REASON_MAX)
     event.on_hold, event.hold_reason = True, reason
     audit.record(actor, "event.hold", "event", event.id, notice=notice)
     db.session.flush()
@@ -258,7 +248,7 @@ def set_override(
     """Change one occurrence (None clears the override when nothing is set). The date must be one the rule gives."""
     if occurrence_date not in occurrence_dates(event, occurrence_date, occurrence_date):
         raise InvalidInput(f"{occurrence_date:%-d %B %Y} is not a date of this event.")
-    place = _line(place, "place", PLACE_MAX, required=False) or None
+    place = single_line_text(place, "place", PLACE_MAX, required=False) or None
     note = _text((note or "").strip(), "note", NOTE_MAX) or None
     override = db.session.scalar(
         sa.select(OccurrenceOverride).where(

@@ -11,7 +11,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 
-from ..subscriptions.services import InvalidInput
+from ..validation import InvalidInput
 from .events import (
     NOTE_MAX,
     ORDINALS,

@@ -19,7 +19,7 @@ from ..models import utcnow
 from ..organisers import auth
 from ..organisers.models import Role
 from ..subscribers import lists as list_services
-from ..subscriptions.services import InvalidInput
+from ..validation import InvalidInput
 from . import events
 from .forms import EventForm, HoldForm, OverrideForm, ResumeForm, offset_key_words, offset_words, parse_date
 from .models import Event, ReminderStatus

@@ -15,7 +15,7 @@ from .. import templating
 from ..extensions import db, upsert_insert
 from ..mail.messages import sender_address
 from ..models import MailingList, utcnow
-from ..subscriptions.services import InvalidInput
+from ..validation import InvalidInput
 from .calendar import occurrence_calendar
 from .models import Event, OccurrenceOverride, Reminder, ReminderStatus
 from .schedule import Occurrence, occurrences, reminder_times

@@ -9,7 +9,7 @@ from .. import audit
 from ..extensions import db
 from ..models import MailingList
 from ..organisers.models import Organiser
-from ..subscriptions.services import InvalidInput
+from ..validation import InvalidInput
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 

@@ -24,7 +24,8 @@ from ..models import (
 from ..organisers.models import Organiser
 from ..subscriptions import services as journey
 from ..subscriptions.consent import current_wording
-from ..subscriptions.services import InvalidInput
+from ..suppression import is_suppressed
+from ..validation import InvalidInput, clean_name, normalise_email
 
 PAGE_SIZE_MAX = 200
 # Trigram indexes need three characters to narrow anything down.
@@ -112,7 +113,7 @@ def consent_history(subscriber: Subscriber) -> list[Consent]:
 
 def update_subscriber(subscriber: Subscriber, name: str | None, actor: Organiser | str) -> None:
     """Change a subscriber's name (validated like the signup form)."""
-    subscriber.name = journey.clean_name(name)
+    subscriber.name = clean_name(name)
     audit.record(actor, "subscriber.update", "subscriber", subscriber.id)
     db.session.flush()
 
@@ -144,15 +145,15 @@ def add_subscriber(
     """Add one address to lists. With prior consent it is subscribed at once (the basis is recorded on the consent);
     without, it gets pending subscriptions and the caller queues a confirmation mail after committing.
     Suppressed addresses are refused. Raises InvalidInput for a bad address, name or basis note."""
-    address = journey.normalise_email(email)
-    clean_name = journey.clean_name(name)
+    address = normalise_email(email)
+    display_name = clean_name(name)
     basis_note = (basis_note or "").strip()
     if not basis_note or len(basis_note) > 200:
         raise InvalidInput("State the consent basis for these addresses (up to 200 characters).")
-    if journey.is_suppressed(address):
+    if is_suppressed(address):
         return None, AddOutcome.SUPPRESSED
     if basis is ConsentBasis.NEEDS_CONFIRMATION:
-        result = journey.request_subscription(address, clean_name, lists, method, current_wording().version)
+        result = journey.request_subscription(address, display_name, lists, method, current_wording().version)
         subscriber = db.session.get(Subscriber, result.subscriber_id)
         db.session.execute(
             sa.update(Consent)
@@ -164,7 +165,7 @@ def add_subscriber(
     else:
         subscriber = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == address))
         if subscriber is None:
-            subscriber = Subscriber(email=address, name=clean_name)
+            subscriber = Subscriber(email=address, name=display_name)
             db.session.add(subscriber)
             db.session.flush()
         changed = [

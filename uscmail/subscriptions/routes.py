@@ -25,6 +25,7 @@ from ..tokens import (
     read_unsubscribe_token,
     seconds_since_form_started,
 )
+from ..validation import InvalidInput, clean_name, normalise_email
 from . import services, tasks
 from .consent import CURRENT_VERSION, current_wording
 from .forms import ConfirmActionForm, PreferencesForm, SignupForm
@@ -59,14 +60,14 @@ def accept_signup(
 
     The request never looks at the address's state: whether new, pending, confirmed, unsubscribed or suppressed,
     it does the same single INSERT, so neither the answer nor its timing tells who is on a list.
-    Raises services.InvalidInput for bad input.
+    Raises InvalidInput for bad input.
     """
-    address = services.normalise_email(email)
-    clean_name = services.clean_name(name)
+    address = normalise_email(email)
+    display_name = clean_name(name)
     lists = services.public_lists_by_slug(slugs, offered)
     if wording_version != CURRENT_VERSION:
-        raise services.InvalidInput("The consent wording has changed since the form was opened; please read it again.")
-    request_id = services.record_signup_request(address, clean_name, lists, method, wording_version)
+        raise InvalidInput("The consent wording has changed since the form was opened; please read it again.")
+    request_id = services.record_signup_request(address, display_name, lists, method, wording_version)
     db.session.commit()
     tasks.apply_signup.delay(request_id)
 
@@ -113,7 +114,7 @@ def subscribe():
                     form.consent_version.data or "",
                     offered=lists,
                 )
-            except services.InvalidInput as exc:
+            except InvalidInput as exc:
                 error, status = str(exc), 400
             else:
                 return redirect(url_for(".check_inbox"), 303)
@@ -269,9 +270,9 @@ def preferences(token: str):
             error, status = "Please choose lists from the form." if form.lists.errors else incomplete, 400
         else:
             try:
-                name = services.clean_name(form.name.data)
+                name = clean_name(form.name.data)
                 wanted = {int(list_id) for list_id in form.lists.data or []}
-            except (services.InvalidInput, ValueError) as exc:
+            except (InvalidInput, ValueError) as exc:
                 error, status = str(exc) or "Please choose lists from the form.", 400
             else:
                 services.update_preferences(subscriber, name, wanted)

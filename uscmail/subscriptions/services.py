@@ -3,16 +3,13 @@
 Services flush but never commit; the caller (a view, a task, the CLI) commits and only then queues mail.
 """
 
-import hashlib
 import hmac
 import secrets
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import limits
 import sqlalchemy as sa
-from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 
 from ..extensions import db
@@ -29,69 +26,9 @@ from ..models import (
     SuppressionReason,
     utcnow,
 )
+from ..suppression import address_hmac, suppress, suppression_reason
+from ..validation import InvalidInput
 from .consent import current_wording, wording
-
-NAME_MAX_LENGTH = 200
-RAW_EMAIL_MAX_LENGTH = 320
-
-
-class InvalidInput(ValueError):
-    """Input a supporter can correct; the message says how."""
-
-
-def normalise_email(raw: str) -> str:
-    """Validate an address and return its normalised form (lower-cased), or raise InvalidInput."""
-    raw = (raw or "").strip()
-    if not raw:
-        raise InvalidInput("Please enter your email address.")
-    if len(raw) > RAW_EMAIL_MAX_LENGTH:
-        raise InvalidInput("That email address is too long.")
-    try:
-        result = validate_email(
-            raw,
-            check_deliverability=current_app.config["EMAIL_CHECK_DELIVERABILITY"],
-            allow_smtputf8=True,
-        )
-    except EmailNotValidError as exc:
-        raise InvalidInput(f"That doesn't look like an email address: {exc}") from None
-    return result.normalized.lower()
-
-
-def clean_name(raw: str | None) -> str | None:
-    """Return a trimmed name, None for blank, or raise InvalidInput for line breaks, control characters or length."""
-    name = (raw or "").strip()
-    if not name:
-        return None
-    # Cs: a lone surrogate (possible in JSON "\ud800") cannot be stored as UTF-8.
-    if any(unicodedata.category(ch) in {"Cc", "Cs", "Zl", "Zp"} for ch in name):
-        raise InvalidInput("Your name can't contain line breaks or control characters.")
-    if len(name) > NAME_MAX_LENGTH:
-        raise InvalidInput(f"Please keep your name under {NAME_MAX_LENGTH} characters.")
-    return name
-
-
-def address_hmac(email: str) -> str:
-    """Keyed HMAC of a normalised address, the only form in which suppressed addresses are kept."""
-    key = current_app.config["SUPPRESSION_KEY"].encode()
-    return hmac.new(key, email.encode(), hashlib.sha256).hexdigest()
-
-
-def suppression_reason(email: str) -> SuppressionReason | None:
-    """Why a normalised address is on the suppression list, or None if it is not."""
-    return db.session.scalar(sa.select(Suppression.reason).where(Suppression.address_hmac == address_hmac(email)))
-
-
-def is_suppressed(email: str) -> bool:
-    """True if the normalised address must not be mailed (nor imported, nor added by an organiser)."""
-    return suppression_reason(email) is not None
-
-
-def suppress(email: str, reason: SuppressionReason) -> None:
-    """Add a normalised address to the suppression list (no-op if already there)."""
-    digest = address_hmac(email)
-    if db.session.scalar(sa.select(Suppression.id).where(Suppression.address_hmac == digest)) is None:
-        db.session.add(Suppression(address_hmac=digest, reason=reason))
-        db.session.flush()
 
 
 def claim_signup_mail(subscriber_id: int) -> bool:

@@ -9,6 +9,7 @@ from celery import shared_task
 from ..extensions import db
 from ..mail.transport import send_messages
 from ..models import Subscriber, SubscriptionStatus
+from ..suppression import is_suppressed
 from . import mails, services
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def send_preferences_link(subscriber_id: int) -> str:
     subscriber = db.session.get(Subscriber, subscriber_id)
     if subscriber is None:
         return "gone"
-    if services.is_suppressed(subscriber.email):
+    if is_suppressed(subscriber.email):
         return "suppressed"
     allowed = services.claim_signup_mail(subscriber_id)
     db.session.commit()

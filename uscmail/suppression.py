@@ -1,0 +1,38 @@
+"""The suppression list: addresses that must never be mailed again (erased, complained, bounced hard).
+
+An address is kept only as a keyed HMAC of its normalised form, so the list cannot be read back into addresses.
+Every feature that mails, imports or adds subscribers checks it here.
+"""
+
+import hashlib
+import hmac
+
+import sqlalchemy as sa
+from flask import current_app
+
+from .extensions import db
+from .models import Suppression, SuppressionReason
+
+
+def address_hmac(email: str) -> str:
+    """Keyed HMAC of a normalised address, the only form in which suppressed addresses are kept."""
+    key = current_app.config["SUPPRESSION_KEY"].encode()
+    return hmac.new(key, email.encode(), hashlib.sha256).hexdigest()
+
+
+def suppression_reason(email: str) -> SuppressionReason | None:
+    """Why a normalised address is on the suppression list, or None if it is not."""
+    return db.session.scalar(sa.select(Suppression.reason).where(Suppression.address_hmac == address_hmac(email)))
+
+
+def is_suppressed(email: str) -> bool:
+    """True if the normalised address must not be mailed (nor imported, nor added by an organiser)."""
+    return suppression_reason(email) is not None
+
+
+def suppress(email: str, reason: SuppressionReason) -> None:
+    """Add a normalised address to the suppression list (no-op if already there)."""
+    digest = address_hmac(email)
+    if db.session.scalar(sa.select(Suppression.id).where(Suppression.address_hmac == digest)) is None:
+        db.session.add(Suppression(address_hmac=digest, reason=reason))
+        db.session.flush()

@@ -1,0 +1,68 @@
+"""Checks every feature shares: the error a person can correct, addresses, names and single-line text.
+
+Nothing here touches the database; the suppression list, which does, is in `uscmail/suppression.py`.
+"""
+
+import unicodedata
+
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+
+NAME_MAX_LENGTH = 200
+RAW_EMAIL_MAX_LENGTH = 320
+
+# Cc covers CR and LF (a header value must never be able to start another header); Cs is a lone surrogate (possible
+# in JSON "\ud800"), which cannot be stored as UTF-8; Zl and Zp are the Unicode line and paragraph separators.
+NOT_SINGLE_LINE = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+
+class InvalidInput(ValueError):
+    """Input a person can correct; the message says how."""
+
+
+def breaks_line(text: str) -> bool:
+    """True if `text` holds a line break, a control character or a lone surrogate: not one line of text."""
+    return any(unicodedata.category(character) in NOT_SINGLE_LINE for character in text)
+
+
+def single_line_text(value: str | None, what: str, max_length: int, *, required: bool = True, missing: str = "") -> str:
+    """`value` trimmed, or InvalidInput naming `what` if it is blank (when required), not one line, or too long.
+    `missing` replaces the message for a blank value."""
+    value = (value or "").strip()
+    if required and not value:
+        raise InvalidInput(missing or f"Please give the {what}.")
+    if breaks_line(value):
+        raise InvalidInput(f"The {what} can't contain line breaks or control characters.")
+    if len(value) > max_length:
+        raise InvalidInput(f"Please keep the {what} under {max_length} characters.")
+    return value
+
+
+def normalise_email(raw: str) -> str:
+    """Validate an address and return its normalised form (lower-cased), or raise InvalidInput."""
+    raw = (raw or "").strip()
+    if not raw:
+        raise InvalidInput("Please enter your email address.")
+    if len(raw) > RAW_EMAIL_MAX_LENGTH:
+        raise InvalidInput("That email address is too long.")
+    try:
+        result = validate_email(
+            raw,
+            check_deliverability=current_app.config["EMAIL_CHECK_DELIVERABILITY"],
+            allow_smtputf8=True,
+        )
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"That doesn't look like an email address: {exc}") from None
+    return result.normalized.lower()
+
+
+def clean_name(raw: str | None) -> str | None:
+    """Return a trimmed name, None for blank, or raise InvalidInput for line breaks, control characters or length."""
+    name = (raw or "").strip()
+    if not name:
+        return None
+    if breaks_line(name):
+        raise InvalidInput("Your name can't contain line breaks or control characters.")
+    if len(name) > NAME_MAX_LENGTH:
+        raise InvalidInput(f"Please keep your name under {NAME_MAX_LENGTH} characters.")
+    return name
