@@ -21,6 +21,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.smtp_sink import SmtpSink
+from uscmail.organisers import credentials
 
 # Fixtures for the browser tests: live_server, chromium, visit.
 pytest_plugins = ["tests.browser_support"]
@@ -388,12 +389,12 @@ def make_organiser(email: str, role: str = "editor", password: str = ORGANISER_P
     enrolled=False: then just created, with no password. The caller commits."""
     import pyotp
 
-    from uscmail.organisers import security, services
+    from uscmail.organisers import services
     from uscmail.organisers.models import Role
 
     organiser = services.create_organiser(email, Role(role), "test")
     if enrolled:
-        organiser.password_hash = security.hash_password(password)
+        organiser.password_hash = credentials.hash_password(password)
         organiser.totp_secret = pyotp.random_base32()
         organiser.enrolment_nonce_sha256 = None
     return organiser

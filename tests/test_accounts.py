@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from tests.conftest import ORGANISER_PASSWORD, form_fields, isolated_client, make_organiser
 from tests.pages import fresh, post_from, text
-from uscmail.api import tokens as api_tokens
+from uscmail.organisers import api_tokens as api_tokens
 from uscmail.organisers import services
 from uscmail.organisers.models import ApiToken, AuditEvent, Organiser, RecoveryCode, Role
 

@@ -10,7 +10,6 @@ from openapi_spec_validator import validate as validate_openapi
 
 from tests.conftest import ORGANISER_PASSWORD, wait_for_signups
 from tests.pages import post_from
-from uscmail.api import tokens
 from uscmail.models import (
     Consent,
     ConsentMethod,
@@ -22,7 +21,7 @@ from uscmail.models import (
     SuppressionReason,
     utcnow,
 )
-from uscmail.organisers import security
+from uscmail.organisers import api_tokens, credentials
 from uscmail.organisers import services as organiser_services
 from uscmail.organisers.models import ApiToken, AuditEvent, Organiser, Role
 from uscmail.subscribers import lists as list_services
@@ -43,7 +42,7 @@ def issue_token(db, role: str, email: str | None = None, name: str = "script") -
         organiser = Organiser(email=email, password_hash="!api-test", role=Role(role))
         db.session.add(organiser)
         db.session.flush()
-    raw = tokens.create_token(organiser, name, "test")
+    raw = api_tokens.create_token(organiser, name, "test")
     db.session.commit()
     return raw
 
@@ -112,7 +111,7 @@ def test_cli_issues_a_prefixed_token_once_stores_only_its_hash_and_can_revoke_it
 
     db.session.rollback()
     row = db.session.scalar(sa.select(ApiToken))
-    assert row.token_sha256 == security.sha256_hex(raw) and row.name == "newsletter sync"
+    assert row.token_sha256 == credentials.sha256_hex(raw) and row.name == "newsletter sync"
     assert row.last_used_at is None and row.revoked_at is None
     [(action, actor, object_id, details)] = audit_actions(db, "api_token")
     assert (action, actor, object_id) == ("api_token.create", "cli", str(row.id))
@@ -167,9 +166,9 @@ def test_requests_without_a_live_token_get_401_with_a_bearer_challenge(db, api, 
     elif case == "garbage":
         headers["Authorization"] = "Bearer uscm_" + "A" * 43
     elif case == "token hash as token":
-        headers["Authorization"] = "Bearer " + security.sha256_hex(raw)
+        headers["Authorization"] = "Bearer " + credentials.sha256_hex(raw)
     elif case == "revoked":
-        tokens.revoke_tokens(organiser_services.organiser_by_email("admin@example.org"), "script", "test")
+        api_tokens.revoke_tokens(organiser_services.organiser_by_email("admin@example.org"), "script", "test")
         headers["Authorization"] = "Bearer " + raw
     elif case == "disabled organiser":
         organiser_services.disable_organiser(organiser_services.organiser_by_email("admin@example.org"), "test")

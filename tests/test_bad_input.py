@@ -155,11 +155,11 @@ def test_a_nul_in_an_import_note_or_file_name_is_refused_and_leaves_no_upload(si
 
 def test_deep_json_is_refused_by_the_public_and_the_organiser_api(api, db):
     from tests.conftest import make_organiser
-    from uscmail.api import tokens
+    from uscmail.organisers import api_tokens
 
     organiser = make_organiser("api.admin@example.org", "admin")
     db.session.flush()
-    raw = tokens.create_token(organiser, "deep", "test")
+    raw = api_tokens.create_token(organiser, "deep", "test")
     db.session.commit()
     headers = {"Content-Type": "application/json"}
 

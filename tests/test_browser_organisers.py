@@ -16,8 +16,8 @@ from playwright.sync_api import expect
 from tests.browser_support import Visit
 from tests.conftest import ORGANISER_PASSWORD, TEST_ENV, make_organiser
 from tests.test_browser import SCREENSHOTS, VIEWPORTS, axe_violations, heading, horizontal_overflow
-from uscmail import audit
 from uscmail.models import MailingList, Subscriber, Subscription, utcnow
+from uscmail.organisers import audit
 from uscmail.organisers.models import Organiser
 from uscmail.subscribers import services as subscriber_services
 from uscmail.subscribers.services import ConsentBasis, ConsentMethod

@@ -18,11 +18,10 @@ from uscmail.campaigns import builder, render, services
 from uscmail.campaigns.builder import Recipient
 from uscmail.campaigns.models import BodyFormat, Campaign
 from uscmail.campaigns.render import MailValues
-from uscmail.mail.messages import external_url
+from uscmail.links import external_url, make_preferences_token, make_unsubscribe_token, read_unsubscribe_token
 from uscmail.models import MailingList, Subscriber, Subscription, SubscriptionStatus
 from uscmail.subscribers import services as subscriber_services
 from uscmail.subscribers.services import ConsentBasis, ConsentMethod
-from uscmail.tokens import make_preferences_token, make_unsubscribe_token, read_unsubscribe_token
 from uscmail.validation import InvalidInput
 
 BODY = """# Solidarity news

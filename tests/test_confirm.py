@@ -11,7 +11,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_decode
 
 from tests.conftest import form_fields
-from uscmail import tokens
+from uscmail import links
 from uscmail.models import Consent, ConsentMethod, StatusReason, Subscriber, Subscription, SubscriptionStatus
 from uscmail.subscriptions import mails, services
 from uscmail.subscriptions.consent import CURRENT_VERSION
@@ -55,7 +55,7 @@ def token_signed_ago(app, payload, seconds: int) -> str:
         def get_timestamp(self) -> int:
             return int(time.time()) - seconds
 
-    serializer = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt=tokens.CONFIRM, signer=SignerInThePast)
+    serializer = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt=links.CONFIRM, signer=SignerInThePast)
     return serializer.dumps(payload)
 
 
@@ -135,7 +135,7 @@ def test_a_tampered_link_answers_400_and_changes_nothing(client, db):
 
 def test_an_expired_link_answers_410_with_a_link_to_sign_up_again(app, client, db):
     subscriber_id, confirm_path = request_signup(db, "erkin@example.org")
-    public_id, nonce = tokens.read_confirm_token(confirm_path.removeprefix("/confirm/"))
+    public_id, nonce = links.read_confirm_token(confirm_path.removeprefix("/confirm/"))
     max_age = app.config["CONFIRM_TOKEN_MAX_AGE"]
     fresh = token_signed_ago(app, [public_id, nonce], max_age - 60)
     expired = token_signed_ago(app, [public_id, nonce], max_age + 60)
@@ -200,6 +200,6 @@ def test_the_welcome_mail_is_a_list_mail_with_one_click_unsubscribe(client, db, 
     assert abs(parsedate_to_datetime(message["Date"]) - datetime.now(UTC)) < timedelta(minutes=5)
     assert "London protest reminders" in welcome.text()
     # The link in the welcome mail leaves both lists just confirmed.
-    public_id, list_ids = tokens.read_unsubscribe_token(unsubscribe_url.rsplit("/", 1)[1])
+    public_id, list_ids = links.read_unsubscribe_token(unsubscribe_url.rsplit("/", 1)[1])
     assert list_ids == sorted(row.list_id for row in state(db, subscriber_id)[0])
     assert public_id == db.session.get(Subscriber, subscriber_id).public_id

@@ -162,11 +162,11 @@ def api_operations(app, client) -> list[tuple[str, str, list[str]]]:
 
 
 def test_no_api_operation_answers_hostile_input_with_a_server_error(app, db, api):
-    from uscmail.api import tokens
+    from uscmail.organisers import api_tokens
 
     organiser = make_organiser("hostile.api@example.org", "admin")
     db.session.flush()
-    raw = tokens.create_token(organiser, "hostile", "test")
+    raw = api_tokens.create_token(organiser, "hostile", "test")
     db.session.commit()
     operations = api_operations(app, app.test_client())
     assert len(operations) > 30

@@ -6,7 +6,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from tests.conftest import form_fields
-from uscmail import tokens
+from uscmail import links
 from uscmail.models import (
     Consent,
     ConsentMethod,
@@ -109,7 +109,7 @@ def test_a_recent_second_request_survives_the_purge_and_can_be_confirmed(client,
     age(db, subscriber_id, 20)
     request(db, "second.try@example.org")
     subscriber = db.session.get(Subscriber, subscriber_id)
-    confirm_path = "/confirm/" + tokens.make_confirm_token(subscriber.public_id, subscriber.confirm_nonce)
+    confirm_path = "/confirm/" + links.make_confirm_token(subscriber.public_id, subscriber.confirm_nonce)
     marker = request(db, "marker@example.org")
     age(db, marker, 20)
 

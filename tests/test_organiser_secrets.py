@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet
 from tests.conftest import ORGANISER_PASSWORD
 from tests.pages import fresh, post_from, text
 from tests.test_accounts import sign_in
-from uscmail.organisers import security
+from uscmail.organisers import credentials
 from uscmail.organisers.models import ApiToken, AuditEvent, Organiser, OrganiserSession
 
 CODE = re.compile(r"<code>([a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4})</code>")
@@ -46,7 +46,7 @@ def test_the_database_holds_neither_the_totp_secret_nor_the_recovery_codes(app, 
     organisers, recovery = raw_rows(db, "organisers"), raw_rows(db, "recovery_codes")
     assert secret not in organisers and secret.lower() not in organisers.lower()
     for code in codes:
-        assert code not in recovery and security.sha256_hex(code) not in recovery
+        assert code not in recovery and credentials.sha256_hex(code) not in recovery
     hashes = fresh(db).scalars(sa.text("SELECT code_hash FROM recovery_codes")).all()
     assert all(h.startswith("$argon2id$") for h in hashes)
     assert len({h.split("$")[4] for h in hashes}) == 10  # a salt of its own for each code
@@ -124,19 +124,19 @@ def test_the_migration_encrypts_old_secrets_and_keeps_old_recovery_codes_working
     from flask_migrate import upgrade
 
     secret, pending = pyotp.random_base32(), pyotp.random_base32()
-    old_codes = security.new_recovery_codes()
+    old_codes = credentials.new_recovery_codes()
     with db.engine.begin() as connection:
         organiser_id = connection.execute(
             sa.text(
                 "INSERT INTO organisers (email, password_hash, role, active, totp_secret, security_version, created_at)"
                 " VALUES ('old@example.org', :hash, 'editor', true, :secret, 1, CURRENT_TIMESTAMP) RETURNING id"
             ),
-            {"hash": security.hash_password(ORGANISER_PASSWORD), "secret": secret},
+            {"hash": credentials.hash_password(ORGANISER_PASSWORD), "secret": secret},
         ).scalar_one()
         for code in old_codes:
             connection.execute(
                 sa.text("INSERT INTO recovery_codes (organiser_id, code_sha256) VALUES (:id, :digest)"),
-                {"id": organiser_id, "digest": security.sha256_hex(code)},
+                {"id": organiser_id, "digest": credentials.sha256_hex(code)},
             )
         # A sign-in half-way through enrolment, an API token and an audit entry: all must survive untouched.
         connection.execute(
@@ -168,7 +168,7 @@ def test_the_migration_encrypts_old_secrets_and_keeps_old_recovery_codes_working
     assert fresh(db).scalar(sa.select(OrganiserSession)).pending_totp_secret == pending
     assert fresh(db).scalar(sa.select(ApiToken.organiser_id)) == organiser_id
     assert fresh(db).scalar(sa.select(AuditEvent.organiser_id)) == organiser_id
-    assert not any(security.sha256_hex(code) in raw_rows(db, "recovery_codes") for code in old_codes)
+    assert not any(credentials.sha256_hex(code) in raw_rows(db, "recovery_codes") for code in old_codes)
     organiser = fresh(db).get(Organiser, organiser_id)
     assert organiser.totp_secret == secret
     _, answer = sign_in(app, "old@example.org", ORGANISER_PASSWORD, old_codes[0])

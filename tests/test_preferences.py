@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import form_fields
-from uscmail import tokens
+from uscmail import links
 from uscmail.models import (
     Consent,
     ConsentMethod,
@@ -270,7 +270,7 @@ def test_a_tampered_preferences_link_is_refused(client, db):
 def test_pages_behind_a_token_send_no_referrer_and_are_not_cached(client, db, page):
     subscriber = add_subscriber(db, "headers@example.org")
     paths = {
-        "confirm": "/confirm/" + tokens.make_confirm_token(subscriber.public_id, "nonce"),
+        "confirm": "/confirm/" + links.make_confirm_token(subscriber.public_id, "nonce"),
         "unsubscribe": mails.unsubscribe_url(subscriber, [list_ids()["newsletter"]]).removeprefix(BASE_URL),
         "preferences": preferences_path(subscriber),
         "erase": preferences_path(subscriber) + "/erase",
@@ -357,7 +357,7 @@ def test_links_of_an_erased_subscriber_answer_gracefully(app, client, db):
     subscriber = add_subscriber(db, "erased.links@example.org")
     preferences = preferences_path(subscriber)
     unsubscribe = mails.unsubscribe_url(subscriber, [list_ids()["newsletter"]]).removeprefix(BASE_URL)
-    confirm = "/confirm/" + tokens.make_confirm_token(subscriber.public_id, "nonce")
+    confirm = "/confirm/" + links.make_confirm_token(subscriber.public_id, "nonce")
     assert erase(client, subscriber).status_code == 200
 
     for path in (preferences, preferences + "/erase"):

@@ -10,7 +10,7 @@ from itsdangerous import TimestampSigner
 from itsdangerous.encoding import base64_decode
 
 from tests.conftest import form_fields
-from uscmail import tokens
+from uscmail import links
 from uscmail.models import ConsentMethod, MailingList, Subscriber, Subscription, SubscriptionStatus
 from uscmail.subscriptions import mails, services
 from uscmail.subscriptions.consent import CURRENT_VERSION
@@ -53,7 +53,7 @@ def links_signed_with(app, monkeypatch, key, db, email, confirm):
         [newsletter] = services.public_lists_by_slug(["newsletter"])
         unsubscribe = mails.unsubscribe_url(subscriber, [newsletter.id])
         preferences = mails.preferences_url(subscriber)
-        confirm_path = "/confirm/" + tokens.make_confirm_token(subscriber.public_id, subscriber.confirm_nonce or "")
+        confirm_path = "/confirm/" + links.make_confirm_token(subscriber.public_id, subscriber.confirm_nonce or "")
     return (
         unsubscribe.removeprefix("https://lists.uscuk.test"),
         preferences.removeprefix("https://lists.uscuk.test"),
@@ -85,9 +85,9 @@ def test_unsubscribe_and_preference_links_hold_no_readable_address(db):
 def test_each_token_works_only_for_its_own_purpose(client, db):
     subscriber = add_subscriber(db, "purpose@example.org")
     [newsletter] = services.public_lists_by_slug(["newsletter"])
-    unsubscribe_token = tokens.make_unsubscribe_token(subscriber.public_id, [newsletter.id])
-    preferences_token = tokens.make_preferences_token(subscriber.public_id)
-    confirm_token = tokens.make_confirm_token(subscriber.public_id, "nonce")
+    unsubscribe_token = links.make_unsubscribe_token(subscriber.public_id, [newsletter.id])
+    preferences_token = links.make_preferences_token(subscriber.public_id)
+    confirm_token = links.make_confirm_token(subscriber.public_id, "nonce")
 
     for wrong in (unsubscribe_token, confirm_token):
         assert client.get(f"/preferences/{wrong}").status_code == 400
@@ -146,9 +146,9 @@ def test_links_signed_with_a_retired_key_are_refused_once_it_is_dropped(app, cli
 @pytest.mark.parametrize("kind", ["unsubscribe", "preferences", "confirm"])
 def test_new_links_are_signed_with_the_current_key_not_a_fallback(app, db, monkeypatch, kind):
     make, read = {
-        "unsubscribe": (lambda: tokens.make_unsubscribe_token("abc", [1]), tokens.read_unsubscribe_token),
-        "preferences": (lambda: tokens.make_preferences_token("abc"), tokens.read_preferences_token),
-        "confirm": (lambda: tokens.make_confirm_token("abc", "nonce"), tokens.read_confirm_token),
+        "unsubscribe": (lambda: links.make_unsubscribe_token("abc", [1]), links.read_unsubscribe_token),
+        "preferences": (lambda: links.make_preferences_token("abc"), links.read_preferences_token),
+        "confirm": (lambda: links.make_confirm_token("abc", "nonce"), links.read_confirm_token),
     }[kind]
     monkeypatch.setitem(app.config, "SECRET_KEY", NEW_KEY)
     monkeypatch.setitem(app.config, "SECRET_KEY_FALLBACKS", [MIDDLE_KEY, OLD_KEY])
@@ -157,7 +157,7 @@ def test_new_links_are_signed_with_the_current_key_not_a_fallback(app, db, monke
     monkeypatch.setitem(app.config, "SECRET_KEY_FALLBACKS", [])
     assert read(token)
     monkeypatch.setitem(app.config, "SECRET_KEY", OLD_KEY)
-    with pytest.raises(tokens.TokenInvalid):
+    with pytest.raises(links.TokenInvalid):
         read(token)
 
 
@@ -166,7 +166,7 @@ def test_unsubscribe_and_preference_links_never_expire(app, db, monkeypatch):
     [newsletter] = services.public_lists_by_slug(["newsletter"])
     unsubscribe = mails.unsubscribe_url(subscriber, [newsletter.id]).removeprefix("https://lists.uscuk.test")
     preferences = mails.preferences_url(subscriber).removeprefix("https://lists.uscuk.test")
-    confirm_token = tokens.make_confirm_token(subscriber.public_id, "nonce")
+    confirm_token = links.make_confirm_token(subscriber.public_id, "nonce")
     # No timestamp is signed into them: payload and signature only.
     assert len(unsubscribe.rsplit("/", 1)[1].split(".")) == 2
     assert len(preferences.rsplit("/", 1)[1].split(".")) == 2
@@ -175,8 +175,8 @@ def test_unsubscribe_and_preference_links_never_expire(app, db, monkeypatch):
     monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: int(time.time()) + ten_years)
     visitor = app.test_client(use_cookies=False)
 
-    with pytest.raises(tokens.TokenExpired):
-        tokens.read_confirm_token(confirm_token)
+    with pytest.raises(links.TokenExpired):
+        links.read_confirm_token(confirm_token)
     page = visitor.get(preferences)
     assert page.status_code == 200
     assert "decade@example.org" in page.get_data(as_text=True)

@@ -63,27 +63,32 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Mount the feature blueprints; the dev mail viewer only where configured."""
-    from .accounts import routes as account_routes
-    from .admin import routes as admin_routes
-    from .api import routes as api_routes
+    from . import api
+    from .api import campaigns as api_campaigns  # noqa: F401 - registers its routes on api.bp
+    from .api import events as api_events  # noqa: F401 - registers its routes on api.bp
+    from .api import subscribers as api_subscribers  # noqa: F401 - registers its routes on api.bp
     from .campaigns import archive as campaign_archive
     from .campaigns import routes as campaign_routes
     from .campaigns import tasks as campaign_tasks  # noqa: F401 - registers the Celery tasks
     from .imports import routes as import_routes
     from .imports import tasks as import_tasks  # noqa: F401 - registers the Celery task
+    from .organisers import account_routes
     from .organisers import routes as organiser_routes
     from .reminders import public as event_pages
     from .reminders import routes as reminder_routes
     from .reminders import tasks as reminder_tasks  # noqa: F401 - registers the Celery task and the models
-    from .subscriptions import api, routes, tasks  # noqa: F401 - tasks registers the Celery tasks
+    from .subscribers import routes as subscriber_routes
+    from .subscriptions import api as signup_api
+    from .subscriptions import routes as subscription_routes
+    from .subscriptions import tasks as subscription_tasks  # noqa: F401 - registers the Celery tasks
 
     for blueprint in (
-        routes.bp,
-        api.bp,
+        subscription_routes.bp,
+        signup_api.bp,
         organiser_routes.bp,
-        admin_routes.bp,
+        subscriber_routes.bp,
         import_routes.bp,
-        api_routes.bp,
+        api.bp,
         account_routes.bp,
         campaign_routes.bp,
         campaign_archive.bp,
@@ -99,8 +104,8 @@ def register_blueprints(app: Flask) -> None:
 
 def register_security(app: Flask) -> None:
     """Proxy handling, the security headers every response carries, and the refusal of input nothing may store."""
+    from .http_security import init_security
     from .inputguard import init_inputguard
-    from .security import init_security
 
     init_security(app)
     init_inputguard(app)

@@ -5,7 +5,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from .inputguard import UnstorableInput
-from .organisers.security import SecretUnreadable
+from .organisers.credentials import SecretUnreadable
 
 MESSAGES = {
     400: "Something in that request wasn't right. Please go back and try again.",

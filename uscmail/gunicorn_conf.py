@@ -9,7 +9,7 @@ whatever `--access-logformat` asks for. gunicorn's own messages go to stderr, re
 
 from gunicorn.glogging import Logger
 
-from uscmail.requestlog import RedactingFilter, redact_path
+from .requestlog import RedactingFilter, redact_path
 
 # Atoms a format may use; the rest (%(h)s the client, %(f)s the referrer, %(a)s the user agent, %({header}i)s …)
 # come out as "-".

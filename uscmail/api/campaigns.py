@@ -14,13 +14,10 @@ from ..campaigns.models import BodyFormat, Campaign, CampaignKind, CampaignStatu
 from ..campaigns.services import CampaignFields, TransitionRefused
 from ..extensions import db
 from ..organisers.models import Role
-from . import inputs
-from .auth import ApiError, current_api_organiser, error_response, token_required
-from .routes import bp
+from . import bp, inputs
+from .bearer import ApiError, current_api_organiser, error_response, token_required
 
 LIST_ARGS = {"status", "kind", "limit"}
-LIST_LIMIT_DEFAULT = 50
-LIST_LIMIT_MAX = 200
 FIELDS = {"subject", "preheader", "body_format", "body", "lists", "from_name", "from_email", "reply_to", "public"}
 NULLABLE_FIELDS = {"from_name", "from_email", "reply_to"}
 # A body may hold services.BODY_MAX_LENGTH characters, each up to 6 bytes once JSON-escaped ("\uXXXX"), so these
@@ -131,7 +128,7 @@ def campaigns():
     args = inputs.query_args(LIST_ARGS)
     status = inputs.enum_field(args, "status", CampaignStatus) if args.get("status") else None
     kind = inputs.enum_field(args, "kind", CampaignKind) if args.get("kind") else None
-    limit = inputs.int_arg(args, "limit", LIST_LIMIT_DEFAULT, 1, LIST_LIMIT_MAX)
+    limit = inputs.int_arg(args, "limit", services.PAGE_SIZE_DEFAULT, 1, services.PAGE_SIZE_MAX)
     return {"items": [campaign_json(campaign) for campaign in services.campaigns_page(kind, status, limit)]}
 
 

@@ -17,9 +17,8 @@ from ..reminders import events
 from ..reminders.events import EventFields, PlannedReminder
 from ..reminders.models import Event, OccurrenceOverride, Reminder, ReminderStatus
 from ..reminders.schedule import Occurrence
-from . import inputs
-from .auth import ApiError, current_api_organiser, token_required
-from .routes import bp
+from . import bp, inputs
+from .bearer import ApiError, current_api_organiser, token_required
 
 FIELDS = {
     "title", "place", "list", "rrule", "first_date", "start_time", "duration_minutes", "timezone", "map_url",
@@ -30,8 +29,6 @@ REQUIRED_FIELDS = {"title", "place", "list"}
 NULLABLE_FIELDS = {"start_time", "map_url", "subject_template", "body_template"}
 TEXT_FIELDS = ("title", "place", "rrule", "timezone", "map_url", "subject_template", "body_template")
 OVERRIDE_FIELDS = {"cancelled", "start_time", "place", "note"}
-OCCURRENCES_DEFAULT, OCCURRENCES_MAX = 6, 60
-LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX = 50, 200
 # An override this far from today is a typing mistake.
 DATE_RANGE = timedelta(days=3653)
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -331,7 +328,7 @@ def resume_event(event_id: int):
 def occurrences(event_id: int):
     """The next `count` dates from today, each with its reminders and what became of them."""
     event = event_or_404(event_id)
-    count = inputs.int_arg(inputs.query_args({"count"}), "count", OCCURRENCES_DEFAULT, 1, OCCURRENCES_MAX)
+    count = inputs.int_arg(inputs.query_args({"count"}), "count", events.OCCURRENCES_DEFAULT, 1, events.OCCURRENCES_MAX)
     return {
         "items": [
             {**occurrence_json(occurrence), "reminders": [planned_json(occurrence, item) for item in planned]}
@@ -372,5 +369,5 @@ def clear_override(event_id: int, occurrence_date: str):
 def reminder_log(event_id: int):
     """The reminders decided so far (sent, late, skipped, cancelled), newest first."""
     event = event_or_404(event_id)
-    limit = inputs.int_arg(inputs.query_args({"limit"}), "limit", LOG_LIMIT_DEFAULT, 1, LOG_LIMIT_MAX)
+    limit = inputs.int_arg(inputs.query_args({"limit"}), "limit", events.LOG_LIMIT_DEFAULT, 1, events.LOG_LIMIT_MAX)
     return {"items": [reminder_json(reminder) for reminder in events.reminder_log(event, limit)]}

@@ -10,7 +10,7 @@ from werkzeug.exceptions import BadRequest
 from ..models import MailingList
 from ..subscribers import lists as list_services
 from ..validation import breaks_line
-from .auth import ApiError
+from .bearer import ApiError
 
 # Ids are 32-bit integer columns; larger numbers are refused before they reach the database.
 MAX_ID = 2**31 - 1

@@ -1,8 +1,14 @@
 """The campaign part of the OpenAPI document: /api/v1/campaigns and its actions."""
 
 from ..campaigns.models import BodyFormat, CampaignKind, CampaignStatus
-from ..campaigns.services import BODY_MAX_LENGTH, FROM_NAME_MAX_LENGTH, PREHEADER_MAX_LENGTH, SUBJECT_MAX_LENGTH
-from .campaigns import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX
+from ..campaigns.services import (
+    BODY_MAX_LENGTH,
+    FROM_NAME_MAX_LENGTH,
+    PAGE_SIZE_DEFAULT,
+    PAGE_SIZE_MAX,
+    PREHEADER_MAX_LENGTH,
+    SUBJECT_MAX_LENGTH,
+)
 from .openapi import NULLABLE_TIMESTAMP, SLUG, TIMESTAMP, answer, body, closed, errors, operation, ref
 
 CAMPAIGN_ID = {"name": "campaign_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
@@ -184,8 +190,8 @@ def campaign_paths() -> dict:
                         "schema": {
                             "type": "integer",
                             "minimum": 1,
-                            "maximum": LIST_LIMIT_MAX,
-                            "default": LIST_LIMIT_DEFAULT,
+                            "maximum": PAGE_SIZE_MAX,
+                            "default": PAGE_SIZE_DEFAULT,
                         },
                     },
                 ],

@@ -1,14 +1,18 @@
 """The event part of the OpenAPI document: /api/v1/events, their dates, overrides and reminders."""
 
-from ..reminders.events import NOTE_MAX, PLACE_MAX, REASON_MAX, SUBJECT_MAX, TITLE_MAX
-from ..reminders.models import ReminderStatus
-from ..reminders.schedule import FREQUENCIES, RULE_MAX_LENGTH
-from .events import (
+from ..reminders.events import (
     LOG_LIMIT_DEFAULT,
     LOG_LIMIT_MAX,
+    NOTE_MAX,
     OCCURRENCES_DEFAULT,
     OCCURRENCES_MAX,
+    PLACE_MAX,
+    REASON_MAX,
+    SUBJECT_MAX,
+    TITLE_MAX,
 )
+from ..reminders.models import ReminderStatus
+from ..reminders.schedule import FREQUENCIES, RULE_MAX_LENGTH
 from .openapi import SLUG, TIMESTAMP, answer, body, closed, errors, operation, ref
 
 EVENT_ID = {"name": "event_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}

@@ -30,8 +30,8 @@ from email.utils import format_datetime
 from flask import current_app
 from itsdangerous import Signer
 
-from ..mail.messages import external_url, single_line
-from ..tokens import PREFERENCES, UNSUBSCRIBE, make_preferences_token, make_unsubscribe_token
+from ..links import PREFERENCES, UNSUBSCRIBE, external_url, make_preferences_token, make_unsubscribe_token
+from ..mail.messages import single_line
 from .models import Campaign
 from .render import CampaignTemplate, MailValues, clean_name, web_version_url
 

@@ -26,7 +26,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from .. import templating
-from ..mail.messages import external_url
+from ..links import external_url
 from .models import BodyFormat, Campaign
 
 # Other modules import TemplateRefused, MailValues and clean_name from here.

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 
 from ..extensions import db
-from ..organisers import auth
+from ..organisers import access
 from ..organisers.models import Role
 from ..subscribers import lists as list_services
 from ..subscribers import services as subscriber_services
@@ -31,7 +31,7 @@ from .models import Campaign, CampaignStatus
 from .services import TransitionRefused
 
 bp = Blueprint("campaigns", __name__, url_prefix="/organisers/campaigns")
-bp.before_request(auth.load_current_session)
+bp.before_request(access.load_current_session)
 
 # Ids in URLs fit PostgreSQL's integer column; larger ones are simply not found.
 ID = "int(max=2147483647)"
@@ -88,7 +88,7 @@ def back_to(campaign_id: int, message: str):
 
 
 @bp.get("")
-@auth.role_required(Role.VIEWER)
+@access.role_required(Role.VIEWER)
 def index():
     """Campaigns, newest first, with their delivery counts once sending has begun."""
     campaigns = services.campaigns_page()
@@ -120,7 +120,7 @@ def render_compose(form: CampaignForm, campaign: Campaign | None, error: str | N
 
 @bp.route("/new", methods=["GET", "POST"], defaults={"campaign_id": None})
 @bp.route(f"/<{ID}:campaign_id>/edit", methods=["GET", "POST"])
-@auth.role_required(Role.EDITOR)
+@access.role_required(Role.EDITOR)
 def compose(campaign_id: int | None):
     """Write a new campaign or change one that has not started sending; errors leave nothing stored."""
     campaign = campaign_or_404(campaign_id) if campaign_id is not None else None
@@ -151,7 +151,7 @@ def preview_document(campaign: Campaign):
 
 
 @bp.post("/preview")
-@auth.role_required(Role.EDITOR)
+@access.role_required(Role.EDITOR)
 def preview():
     """The mail as the form stands, unsaved, for the compose page's sandboxed preview frame."""
     form = CampaignForm()
@@ -167,14 +167,14 @@ def preview():
 
 
 @bp.get(f"/<{ID}:campaign_id>/preview")
-@auth.role_required(Role.VIEWER)
+@access.role_required(Role.VIEWER)
 def saved_preview(campaign_id: int):
     """The saved campaign's mail, for the preview frames of the campaign and compose pages."""
     return preview_document(campaign_or_404(campaign_id))
 
 
 @bp.get(f"/<{ID}:campaign_id>/text")
-@auth.role_required(Role.VIEWER)
+@access.role_required(Role.VIEWER)
 def text_version(campaign_id: int):
     """The plain-text part of the saved campaign, as mail clients without HTML show it."""
     campaign = campaign_or_404(campaign_id)
@@ -214,21 +214,21 @@ def render_campaign(
 
 
 @bp.get(f"/<{ID}:campaign_id>")
-@auth.role_required(Role.VIEWER)
+@access.role_required(Role.VIEWER)
 def campaign(campaign_id: int):
     """Where the campaign stands and what can be done with it."""
     return render_campaign(campaign_or_404(campaign_id))
 
 
 @bp.get(f"/<{ID}:campaign_id>/stats.json")
-@auth.role_required(Role.VIEWER)
+@access.role_required(Role.VIEWER)
 def stats(campaign_id: int):
     """Delivery counts, rate and time remaining, for the live progress bar."""
     return jsonify(services.campaign_stats(campaign_or_404(campaign_id)).as_dict())
 
 
 @bp.post(f"/<{ID}:campaign_id>/test")
-@auth.role_required(Role.EDITOR)
+@access.role_required(Role.EDITOR)
 def send_test(campaign_id: int):
     """Send a test copy (subject marked "[Test]") to a few addresses, within the organiser's test-mail limit."""
     campaign = campaign_or_404(campaign_id)
@@ -244,7 +244,7 @@ def send_test(campaign_id: int):
 
 
 @bp.post(f"/<{ID}:campaign_id>/schedule")
-@auth.role_required(Role.EDITOR)
+@access.role_required(Role.EDITOR)
 def schedule(campaign_id: int):
     """Send automatically at a date and time given in London time."""
     campaign = campaign_or_404(campaign_id)
@@ -260,7 +260,7 @@ def schedule(campaign_id: int):
 
 
 @bp.route(f"/<{ID}:campaign_id>/send", methods=["GET", "POST"])
-@auth.role_required(Role.EDITOR)
+@access.role_required(Role.EDITOR)
 def send_now(campaign_id: int):
     """Confirm with the number of people it will reach, then start sending; the count is checked again on POST."""
     campaign = campaign_or_404(campaign_id)
@@ -289,7 +289,7 @@ def send_now(campaign_id: int):
 
 
 @bp.route(f"/<{ID}:campaign_id>/cancel", methods=["GET", "POST"])
-@auth.role_required(Role.EDITOR)
+@access.role_required(Role.EDITOR)
 def cancel(campaign_id: int):
     """Stop a scheduled, sending or paused campaign for good, after a confirmation."""
     campaign = campaign_or_404(campaign_id)
@@ -352,7 +352,7 @@ ACTIONS: dict[str, Callable[[Campaign], tuple[str, bool]]] = {
 
 
 @bp.post(f"/<{ID}:campaign_id>/<any(unschedule, pause, resume, 'resend-failed', delete):action>")
-@auth.role_required(Role.EDITOR)
+@access.role_required(Role.EDITOR)
 def act(campaign_id: int, action: str):
     """Unschedule, pause, resume, resend to failed, or delete a draft; refusals are explained on the page."""
     campaign = campaign_or_404(campaign_id)

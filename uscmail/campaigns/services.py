@@ -6,10 +6,10 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from .. import audit
 from ..extensions import db
 from ..mail.messages import sender_address
 from ..models import MailingList, Subscription, SubscriptionStatus, utcnow
+from ..organisers import audit
 from ..organisers.models import Organiser
 from ..validation import InvalidInput, single_line_text
 from . import render
@@ -19,6 +19,8 @@ from .senders import campaign_sender, check_sender, sender_email
 SUBJECT_MAX_LENGTH = 255
 PREHEADER_MAX_LENGTH = 255
 FROM_NAME_MAX_LENGTH = 200
+# A page of the campaign list (the API's `limit`).
+PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX = 50, 200
 BODY_MAX_LENGTH = 500_000
 
 

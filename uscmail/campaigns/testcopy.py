@@ -12,8 +12,8 @@ import limits
 from flask import current_app
 from limits.strategies import MovingWindowRateLimiter
 
-from .. import audit
 from ..extensions import limiter
+from ..organisers import audit
 from ..organisers.models import Organiser
 from ..validation import InvalidInput, normalise_email
 from .models import Campaign

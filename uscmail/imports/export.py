@@ -7,9 +7,9 @@ from typing import TextIO
 
 import sqlalchemy as sa
 
-from .. import audit
 from ..extensions import db
 from ..models import MailingList, Subscriber, Subscription
+from ..organisers import audit
 from ..organisers.models import Organiser
 from .services import spreadsheet_safe
 

@@ -16,7 +16,7 @@ from flask import (
 from wtforms.fields.choices import SelectChoice
 
 from ..extensions import csrf, db
-from ..organisers import auth
+from ..organisers import access
 from ..organisers.models import Role
 from ..subscribers.services import ConsentBasis
 from ..validation import InvalidInput
@@ -25,14 +25,14 @@ from .forms import ImportForm
 from .models import ImportStatus
 
 bp = Blueprint("imports", __name__, url_prefix="/organisers")
-bp.before_request(auth.load_current_session)
+bp.before_request(access.load_current_session)
 
 DEFAULT_UPLOAD_LIMIT = 200 * 1024 * 1024
 
 
 @bp.route("/import", methods=["GET", "POST"])
 @csrf.exempt  # the form's own CSRF field is checked below, once the larger upload limit applies
-@auth.role_required(Role.EDITOR)
+@access.role_required(Role.EDITOR)
 def upload():
     """The import form; a valid upload becomes a queued job and the browser goes to its progress page."""
     request.max_content_length = current_app.config.get("IMPORT_MAX_BYTES", DEFAULT_UPLOAD_LIMIT)
@@ -58,7 +58,7 @@ def upload():
 
 
 @bp.route("/import/<public_id>")
-@auth.role_required(Role.EDITOR)
+@access.role_required(Role.EDITOR)
 def job(public_id: str):
     """A job's progress (the page refreshes itself until the job ends), then its counts and report."""
     found = jobs.job_for(public_id, g.organiser) or abort(404)
@@ -70,7 +70,7 @@ def job(public_id: str):
 
 
 @bp.route("/import/<public_id>/report.csv")
-@auth.role_required(Role.EDITOR)
+@access.role_required(Role.EDITOR)
 def report(public_id: str):
     """The skipped rows of a finished job, as a CSV download."""
     found = jobs.job_for(public_id, g.organiser) or abort(404)
@@ -81,7 +81,7 @@ def report(public_id: str):
 
 
 @bp.route("/export.csv")
-@auth.role_required(Role.ADMIN)
+@access.role_required(Role.ADMIN)
 def export_csv():
     """Every subscriber with their list memberships, streamed as CSV (audited before the first byte)."""
     export.record_export(g.organiser)

@@ -15,7 +15,6 @@ from typing import BinaryIO, TextIO
 
 import sqlalchemy as sa
 
-from .. import audit
 from ..extensions import db
 from ..models import (
     Consent,
@@ -24,6 +23,7 @@ from ..models import (
     Subscriber,
     utcnow,
 )
+from ..organisers import audit
 from ..organisers.models import Organiser
 from ..subscribers.services import ConsentBasis, mailing_list_by_slug
 from ..subscriptions import services as journey

@@ -75,9 +75,3 @@ def build_message(
     message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
     return message
-
-
-def external_url(endpoint: str, **values) -> str:
-    """An absolute URL on the public site (BASE_URL), for links in mail; works outside a request."""
-    path = current_app.url_map.bind("localhost").build(endpoint, values)
-    return current_app.config["BASE_URL"] + path

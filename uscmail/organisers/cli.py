@@ -7,12 +7,12 @@ chooses their own password and enrols an authenticator app. Give it to them over
 import click
 from flask import Flask
 
-from ..api import tokens as api_tokens
 from ..extensions import db
 from ..validation import InvalidInput
+from . import api_tokens as api_tokens
 from . import enrolment, services
+from .credentials import SecretUnreadable
 from .models import Role
-from .security import SecretUnreadable
 
 ACTOR = "cli"
 

@@ -12,11 +12,11 @@ import secrets
 
 from flask import current_app
 
-from .. import audit, tokens
+from .. import links
 from ..extensions import db
-from ..mail.messages import external_url
+from ..links import external_url
 from ..validation import InvalidInput
-from . import security, services
+from . import audit, credentials, services
 from .models import Organiser
 
 
@@ -37,10 +37,10 @@ def link_hours() -> int:
 def issue_link(organiser: Organiser, actor: Organiser | str) -> str:
     """A new set-up link (an absolute URL) for the organiser; earlier links and enrolments in progress stop working."""
     nonce = secrets.token_urlsafe(24)
-    organiser.enrolment_nonce_sha256 = security.sha256_hex(nonce)
+    organiser.enrolment_nonce_sha256 = credentials.sha256_hex(nonce)
     services.end_all_sessions(organiser)
     audit.record(actor, "organiser.enrolment_link_issued", "organiser", organiser.id)
-    return external_url("organisers.enrol_start", token=tokens.make_enrolment_token(organiser.id, nonce))
+    return external_url("organisers.enrol_start", token=links.make_enrolment_token(organiser.id, nonce))
 
 
 def reset_two_factor_with_link(organiser: Organiser, actor: Organiser | str) -> str:
@@ -53,14 +53,14 @@ def organiser_for_link(token: str) -> Organiser:
     """The organiser a set-up link is for; LinkUnusable (with a message for them and a status) if it cannot be used."""
     ask = "Ask an admin for a new set-up link."
     try:
-        organiser_id, nonce = tokens.read_enrolment_token(token)
-    except tokens.TokenExpired:
+        organiser_id, nonce = links.read_enrolment_token(token)
+    except links.TokenExpired:
         raise LinkUnusable(f"This set-up link has expired: links work for {link_hours()} hours. {ask}", 410) from None
-    except tokens.TokenInvalid:
+    except links.TokenInvalid:
         raise LinkUnusable(f"This set-up link is not valid; check that you copied all of it. {ask}", 400) from None
     organiser = db.session.get(Organiser, organiser_id)
     stored = organiser.enrolment_nonce_sha256 if organiser is not None else None
-    if stored is None or not organiser.active or not hmac.compare_digest(stored, security.sha256_hex(nonce)):
+    if stored is None or not organiser.active or not hmac.compare_digest(stored, credentials.sha256_hex(nonce)):
         raise LinkUnusable(f"This set-up link has already been used, or a newer one replaced it. {ask}", 410)
     return organiser
 
@@ -73,15 +73,15 @@ def complete(organiser: Organiser, pending_secret: str, password: str, password_
     """
     if organiser.enrolment_nonce_sha256 is None:
         raise InvalidInput("This set-up link has already been used. Sign in, or ask an admin for a new link.")
-    problem = security.password_problem(password)
+    problem = credentials.password_problem(password)
     if problem:
         raise InvalidInput(f"{problem} Nothing was changed.")
     if password != password_again:
         raise InvalidInput("The two passwords differ; nothing was changed.")
-    step = security.accepted_totp_step(pending_secret, code, None)
+    step = credentials.accepted_totp_step(pending_secret, code, None)
     if step is None:
         raise InvalidInput("That code doesn't match. Check the time on your phone and enter the current code.")
-    organiser.password_hash = security.hash_password(password)
+    organiser.password_hash = credentials.hash_password(password)
     organiser.totp_secret = pending_secret
     organiser.totp_last_step = step
     organiser.enrolment_nonce_sha256 = None

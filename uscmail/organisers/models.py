@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from ..models import UTCDateTime, enum_column, utcnow
-from . import security
+from . import credentials
 
 
 class Role(enum.StrEnum):
@@ -57,11 +57,11 @@ class Organiser(db.Model):
     @property
     def totp_secret(self) -> str | None:
         """The TOTP secret in clear, or None before enrolment; SecretUnreadable if no configured key decrypts it."""
-        return None if self.totp_secret_encrypted is None else security.decrypt_secret(self.totp_secret_encrypted)
+        return None if self.totp_secret_encrypted is None else credentials.decrypt_secret(self.totp_secret_encrypted)
 
     @totp_secret.setter
     def totp_secret(self, secret: str | None) -> None:
-        self.totp_secret_encrypted = None if secret is None else security.encrypt_secret(secret)
+        self.totp_secret_encrypted = None if secret is None else credentials.encrypt_secret(secret)
 
     @property
     def enrolled(self) -> bool:
@@ -109,11 +109,11 @@ class OrganiserSession(db.Model):
     def pending_totp_secret(self) -> str | None:
         """The TOTP secret being enrolled, in clear; SecretUnreadable if no configured key decrypts it."""
         stored = self.pending_totp_secret_encrypted
-        return None if stored is None else security.decrypt_secret(stored)
+        return None if stored is None else credentials.decrypt_secret(stored)
 
     @pending_totp_secret.setter
     def pending_totp_secret(self, secret: str | None) -> None:
-        self.pending_totp_secret_encrypted = None if secret is None else security.encrypt_secret(secret)
+        self.pending_totp_secret_encrypted = None if secret is None else credentials.encrypt_secret(secret)
 
 
 class ApiToken(db.Model):

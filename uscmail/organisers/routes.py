@@ -3,17 +3,16 @@
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
 
-from .. import audit
 from ..extensions import db, limiter
 from ..inputguard import database_id
 from ..models import utcnow
 from ..validation import InvalidInput
-from . import auth, enrolment, security, services
+from . import access, audit, credentials, enrolment, services
 from .forms import CodeForm, EnrolmentForm, LoginForm, LogoutForm, StartEnrolmentForm
 from .models import AuditEvent, Role, SessionStage
 
 bp = Blueprint("organisers", __name__, url_prefix="/organisers")
-bp.before_request(auth.load_current_session)
+bp.before_request(access.load_current_session)
 
 
 @bp.app_context_processor
@@ -49,9 +48,9 @@ def safe_next(target: str | None) -> str:
 
 def _begin(organiser, stage: SessionStage, pending_totp_secret: str | None = None) -> None:
     """Replace whatever session the browser had with a fresh one (no fixation)."""
-    services.end_session(session.get(auth.SESSION_KEY))
+    services.end_session(session.get(access.SESSION_KEY))
     session.clear()
-    session[auth.SESSION_KEY] = services.start_session(organiser, stage, pending_totp_secret)
+    session[access.SESSION_KEY] = services.start_session(organiser, stage, pending_totp_secret)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -78,7 +77,7 @@ def login():
 
 
 def _password_stage():
-    row = auth.current_session()
+    row = access.current_session()
     if row is None or row.stage is not SessionStage.PASSWORD:
         abort(redirect(url_for(".login")))
     return row
@@ -135,7 +134,7 @@ def enrol_begin(token: str):
         return render_template("organisers/enrol_link.html", error=exc.message), exc.status
     if not StartEnrolmentForm().validate_on_submit():
         abort(400)
-    _begin(organiser, SessionStage.ENROLMENT, pending_totp_secret=security.new_totp_secret())
+    _begin(organiser, SessionStage.ENROLMENT, pending_totp_secret=credentials.new_totp_secret())
     db.session.commit()
     return redirect(url_for(".enrol"))
 
@@ -144,7 +143,7 @@ def enrol_begin(token: str):
 @login_limit
 def enrol():
     """Set a password and enrol an authenticator app from a QR code we render ourselves; then show recovery codes."""
-    row = auth.current_session()
+    row = access.current_session()
     if row is None or row.stage is not SessionStage.ENROLMENT:
         message = "Open your set-up link again to set up your account, or sign in if you have done so already."
         return render_template("organisers/enrol_link.html", error=message), 400
@@ -171,7 +170,7 @@ def enrol():
         form=form,
         error=error,
         email=organiser.email,
-        qr=security.qr_svg(security.totp_uri(secret, organiser.email)),
+        qr=credentials.qr_svg(credentials.totp_uri(secret, organiser.email)),
         secret=secret,
     ), 400 if error else 200
 
@@ -181,14 +180,14 @@ def logout():
     """End this session."""
     if not LogoutForm().validate_on_submit():
         abort(400)
-    services.end_session(session.get(auth.SESSION_KEY))
+    services.end_session(session.get(access.SESSION_KEY))
     session.clear()
     db.session.commit()
     return redirect(url_for(".login"))
 
 
 @bp.get("/")
-@auth.role_required(Role.VIEWER)
+@access.role_required(Role.VIEWER)
 def home():
     """The organisers' start page."""
     return render_template("organisers/home.html")
@@ -198,7 +197,7 @@ AUDIT_PAGE_SIZE = 50
 
 
 @bp.get("/audit")
-@auth.role_required(Role.ADMIN)
+@access.role_required(Role.ADMIN)
 def audit_log():
     """The audit log, newest first, filtered by action and organiser, paged by id (keyset)."""
     action = (request.args.get("action") or "").strip()[:64]

@@ -7,13 +7,12 @@ import limits
 import sqlalchemy as sa
 from flask import current_app
 
-from .. import audit
-from ..api import tokens as api_tokens
 from ..extensions import db, limiter
 from ..models import utcnow
 from ..validation import InvalidInput, normalise_email
-from . import security
-from .models import Organiser, OrganiserSession, RecoveryCode, Role, SessionStage
+from . import api_tokens as api_tokens
+from . import audit, credentials
+from .models import ApiToken, Organiser, OrganiserSession, RecoveryCode, Role, SessionStage
 
 
 def account_address(email: str) -> str | None:
@@ -44,7 +43,7 @@ def create_organiser(email: str, role: Role, actor: Organiser | str) -> Organise
     address = normalise_email(email)
     if db.session.scalar(sa.select(Organiser.id).where(Organiser.email == address)) is not None:
         raise InvalidInput("An organiser with that address already exists.")
-    organiser = Organiser(email=address, password_hash=security.UNSET_PASSWORD_HASH, role=role)
+    organiser = Organiser(email=address, password_hash=credentials.UNSET_PASSWORD_HASH, role=role)
     db.session.add(organiser)
     db.session.flush()
     audit.record(actor, "organiser.create", "organiser", organiser.id, role=role.value)
@@ -84,20 +83,20 @@ def authenticate(email: str, password: str) -> Organiser | None:
     """
     organiser = organiser_by_email(email)
     usable = organiser is not None and organiser.enrolled and organiser.active
-    valid = security.check_password(organiser.password_hash if usable else None, password)
+    valid = credentials.check_password(organiser.password_hash if usable else None, password)
     if not usable or not valid:
         return None
-    if security.password_hasher.check_needs_rehash(organiser.password_hash):
-        organiser.password_hash = security.hash_password(password)
+    if credentials.password_hasher.check_needs_rehash(organiser.password_hash):
+        organiser.password_hash = credentials.hash_password(password)
     return organiser
 
 
 def start_session(organiser: Organiser, stage: SessionStage, pending_totp_secret: str | None = None) -> str:
     """A new server-side session; returns the raw token for the cookie (only its hash is stored)."""
-    token = security.new_token()
+    token = credentials.new_token()
     db.session.add(
         OrganiserSession(
-            token_sha256=security.sha256_hex(token),
+            token_sha256=credentials.sha256_hex(token),
             organiser_id=organiser.id,
             stage=stage,
             security_version=organiser.security_version,
@@ -113,7 +112,7 @@ def load_session(token: str | None) -> OrganiserSession | None:
     if not token:
         return None
     row = db.session.scalar(
-        sa.select(OrganiserSession).where(OrganiserSession.token_sha256 == security.sha256_hex(token))
+        sa.select(OrganiserSession).where(OrganiserSession.token_sha256 == credentials.sha256_hex(token))
     )
     if row is None:
         return None
@@ -139,7 +138,7 @@ def end_session(token: str | None) -> None:
     """Log out: delete the session row."""
     if token:
         db.session.execute(
-            sa.delete(OrganiserSession).where(OrganiserSession.token_sha256 == security.sha256_hex(token))
+            sa.delete(OrganiserSession).where(OrganiserSession.token_sha256 == credentials.sha256_hex(token))
         )
 
 
@@ -154,14 +153,14 @@ def verify_second_factor(organiser: Organiser, code: str) -> bool:
     """Accept a current TOTP code (each once only) or an unused recovery code."""
     if not organiser.enrolled:
         return False
-    step = security.accepted_totp_step(organiser.totp_secret, code, organiser.totp_last_step)
+    step = credentials.accepted_totp_step(organiser.totp_secret, code, organiser.totp_last_step)
     if step is not None:
         organiser.totp_last_step = step
         return True
-    if not security.looks_like_recovery_code(code):
+    if not credentials.looks_like_recovery_code(code):
         return False
     for recovery in organiser.recovery_codes:
-        if recovery.used_at is None and security.recovery_code_matches(recovery.code_hash, code):
+        if recovery.used_at is None and credentials.recovery_code_matches(recovery.code_hash, code):
             # Consumed with a conditional UPDATE, so two sign-ins racing with one code cannot both pass.
             used = db.session.execute(
                 sa.update(RecoveryCode)
@@ -189,10 +188,10 @@ def reset_two_factor(organiser: Organiser, actor: Organiser | str) -> None:
 
 def change_password(organiser: Organiser, new_password: str, actor: Organiser | str) -> None:
     """Set a new password; every session ends and every API token is revoked."""
-    problem = security.password_problem(new_password)
+    problem = credentials.password_problem(new_password)
     if problem:
         raise InvalidInput(problem)
-    organiser.password_hash = security.hash_password(new_password)
+    organiser.password_hash = credentials.hash_password(new_password)
     end_all_sessions(organiser)
     api_tokens.revoke_all_tokens(organiser, actor, reason="password_changed")
     audit.record(actor, "organiser.password_changed", "organiser", organiser.id)
@@ -226,7 +225,7 @@ def leaves_no_admin(organiser: Organiser, role: Role, active: bool) -> bool:
 
 def verify_current_password(organiser: Organiser, password: str) -> bool:
     """True if this is the organiser's password; a wrong one (or a locked account) counts as a failed login."""
-    if not account_locked(organiser.email) and security.check_password(organiser.password_hash, password):
+    if not account_locked(organiser.email) and credentials.check_password(organiser.password_hash, password):
         return True
     record_login_failure(organiser.email)
     return False
@@ -244,7 +243,7 @@ def regenerate_recovery_codes(organiser: Organiser, code: str) -> list[str] | No
     """
     step = None
     if organiser.enrolled and not account_locked(organiser.email):
-        step = security.accepted_totp_step(organiser.totp_secret, code, organiser.totp_last_step)
+        step = credentials.accepted_totp_step(organiser.totp_secret, code, organiser.totp_last_step)
     if step is None:
         record_login_failure(organiser.email)
         return None
@@ -257,8 +256,8 @@ def regenerate_recovery_codes(organiser: Organiser, code: str) -> list[str] | No
 
 def replace_recovery_codes(organiser: Organiser) -> list[str]:
     """Give the organiser ten new recovery codes (the old ones stop working); returns them, to be shown once."""
-    codes = security.new_recovery_codes()
-    organiser.recovery_codes = [RecoveryCode(code_hash=security.hash_recovery_code(c)) for c in codes]
+    codes = credentials.new_recovery_codes()
+    organiser.recovery_codes = [RecoveryCode(code_hash=credentials.hash_recovery_code(c)) for c in codes]
     return codes
 
 
@@ -271,16 +270,37 @@ def reencrypt_totp_secrets() -> tuple[int, list[str]]:
     done, unreadable = 0, []
     for organiser in db.session.scalars(sa.select(Organiser).where(Organiser.totp_secret_encrypted.is_not(None))):
         try:
-            organiser.totp_secret_encrypted = security.reencrypt_secret(organiser.totp_secret_encrypted)
+            organiser.totp_secret_encrypted = credentials.reencrypt_secret(organiser.totp_secret_encrypted)
             done += 1
-        except security.SecretUnreadable:
+        except credentials.SecretUnreadable:
             unreadable.append(organiser.email)
     pending = sa.select(OrganiserSession).where(OrganiserSession.pending_totp_secret_encrypted.is_not(None))
     for row in db.session.scalars(pending):
         try:
-            row.pending_totp_secret_encrypted = security.reencrypt_secret(row.pending_totp_secret_encrypted)
+            row.pending_totp_secret_encrypted = credentials.reencrypt_secret(row.pending_totp_secret_encrypted)
             done += 1
-        except security.SecretUnreadable:
+        except credentials.SecretUnreadable:
             db.session.delete(row)  # an unfinished enrolment: it simply starts again
     db.session.flush()
     return done, unreadable
+
+
+def all_organisers() -> list[Organiser]:
+    """Every organiser, active ones first, then by address."""
+    return list(db.session.scalars(sa.select(Organiser).order_by(Organiser.active.desc(), Organiser.email)))
+
+
+def get_organiser(organiser_id: int) -> Organiser | None:
+    """The organiser with this id, or None."""
+    return db.session.get(Organiser, organiser_id)
+
+
+def live_token_names() -> dict[int, list[str]]:
+    """The names of each organiser's live (unrevoked) API tokens, by organiser id."""
+    rows = db.session.execute(
+        sa.select(ApiToken.organiser_id, ApiToken.name).where(ApiToken.revoked_at.is_(None)).order_by(ApiToken.name)
+    )
+    names: dict[int, list[str]] = {}
+    for organiser_id, name in rows:
+        names.setdefault(organiser_id, []).append(name)
+    return names

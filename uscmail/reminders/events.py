@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo, available_timezones
 
 import sqlalchemy as sa
 
-from .. import audit
 from ..campaigns.services import TransitionRefused
 from ..extensions import db
 from ..mail.messages import sender_address
 from ..models import MailingList, utcnow
+from ..organisers import audit
 from ..organisers.models import Organiser
 from ..validation import InvalidInput, single_line_text
 from .models import Event, OccurrenceOverride, Reminder, ReminderStatus
@@ -25,6 +25,9 @@ from .services import overrides_of, render_content
 TITLE_MAX, PLACE_MAX, NOTE_MAX, REASON_MAX, SUBJECT_MAX, BODY_MAX = 200, 300, 1000, 500, 255, 20_000
 FIRST_DATE_RANGE_DAYS = 3653
 HORIZON_DAYS = 400
+# How many upcoming dates, and how many decided reminders, one request may ask for.
+OCCURRENCES_DEFAULT, OCCURRENCES_MAX = 6, 60
+LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX = 50, 200
 WEEKDAYS = {"MO": "Monday", "TU": "Tuesday", "WE": "Wednesday", "TH": "Thursday", "FR": "Friday", "SA": "Saturday",
             "SU": "Sunday"}  # fmt: skip
 ORDINALS = {1: "first", 2: "second", 3: "third", 4: "fourth", -1: "last"}
@@ -278,7 +281,9 @@ class PlannedReminder:
     reminder: Reminder | None
 
 
-def upcoming_with_reminders(event: Event, count: int = 6) -> list[tuple[Occurrence, list[PlannedReminder]]]:
+def upcoming_with_reminders(
+    event: Event, count: int = OCCURRENCES_DEFAULT
+) -> list[tuple[Occurrence, list[PlannedReminder]]]:
     """The next `count` occurrences (from today) with their reminder times and what became of each."""
     from .schedule import reminder_times
 
@@ -300,7 +305,7 @@ def upcoming_with_reminders(event: Event, count: int = 6) -> list[tuple[Occurren
     ]
 
 
-def reminder_log(event: Event, limit: int = 50) -> list[Reminder]:
+def reminder_log(event: Event, limit: int = LOG_LIMIT_DEFAULT) -> list[Reminder]:
     """The event's most recent reminder decisions (sent, late, skipped, cancelled), newest first."""
     return list(
         db.session.scalars(

@@ -16,7 +16,7 @@ from ..campaigns.archive import mail_document
 from ..campaigns.services import TransitionRefused
 from ..extensions import db
 from ..models import utcnow
-from ..organisers import auth
+from ..organisers import access
 from ..organisers.models import Role
 from ..subscribers import lists as list_services
 from ..validation import InvalidInput
@@ -26,7 +26,7 @@ from .models import Event, ReminderStatus
 from .services import default_list, overrides_of
 
 bp = Blueprint("reminders", __name__, url_prefix="/organisers/events")
-bp.before_request(auth.load_current_session)
+bp.before_request(access.load_current_session)
 
 # Ids in URLs fit PostgreSQL's integer column; larger ones are simply not found.
 ID = "int(max=2147483647)"
@@ -82,7 +82,7 @@ def london_today() -> date:
 
 
 @bp.get("")
-@auth.role_required(Role.VIEWER)
+@access.role_required(Role.VIEWER)
 def index():
     """Every event with its rule in words, time, place, list, status and next date."""
     rows = [(event, events.describe_rule(event), events.next_occurrence(event)) for event in events.all_events()]
@@ -103,7 +103,7 @@ def render_form(form: EventForm, event: Event | None, error: str | None = None):
 
 @bp.route("/new", methods=["GET", "POST"], defaults={"event_id": None})
 @bp.route(f"/<{ID}:event_id>/edit", methods=["GET", "POST"])
-@auth.role_required(Role.EDITOR)
+@access.role_required(Role.EDITOR)
 def edit(event_id: int | None):
     """Create an event (it starts on hold) or change one; errors leave nothing stored."""
     event = existing = event_or_404(event_id) if event_id is not None else None
@@ -174,7 +174,7 @@ def render_event(
 
 
 @bp.get(f"/<{ID}:event_id>")
-@auth.role_required(Role.VIEWER)
+@access.role_required(Role.VIEWER)
 def event(event_id: int):
     """What the event is, what comes next, what was sent, and what can be done with it."""
     return render_event(event_or_404(event_id))
@@ -189,7 +189,7 @@ def queue_notice(campaign_id: int | None) -> str:
 
 
 @bp.post(f"/<{ID}:event_id>/hold")
-@auth.role_required(Role.EDITOR)
+@access.role_required(Role.EDITOR)
 def hold(event_id: int):
     """Stop the reminders, with a reason; optionally tell the list."""
     event = event_or_404(event_id)
@@ -206,7 +206,7 @@ def hold(event_id: int):
 
 
 @bp.post(f"/<{ID}:event_id>/resume")
-@auth.role_required(Role.EDITOR)
+@access.role_required(Role.EDITOR)
 def resume(event_id: int):
     """Take the event off hold; reminders due from now on go out. Optionally announce the next date."""
     event = event_or_404(event_id)
@@ -221,7 +221,7 @@ def resume(event_id: int):
 
 
 @bp.post(f"/<{ID}:event_id>/dates/<string(length=10):day>")
-@auth.role_required(Role.EDITOR)
+@access.role_required(Role.EDITOR)
 def change_date(event_id: int, day: str):
     """Cancel one date, move its time or place, or add a note for it; "Clear" puts it back as the rule gives it."""
     event = event_or_404(event_id)
@@ -246,7 +246,7 @@ def change_date(event_id: int, day: str):
 
 
 @bp.get(f"/<{ID}:event_id>/preview")
-@auth.role_required(Role.VIEWER)
+@access.role_required(Role.VIEWER)
 def preview(event_id: int):
     """The next reminder's mail exactly as it will be sent, for the event page's sandboxed preview frame."""
     event = event_or_404(event_id)

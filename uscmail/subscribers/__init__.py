@@ -1,1 +1,2 @@
-"""Organiser-side management of subscribers and lists: search, edit, subscribe, unsubscribe, erase, export."""
+"""Organiser-side management of subscribers and lists: the dashboard, search, edit, subscribe, unsubscribe, erase,
+and list management."""

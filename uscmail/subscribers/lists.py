@@ -5,9 +5,9 @@ import re
 
 import sqlalchemy as sa
 
-from .. import audit
 from ..extensions import db
 from ..models import MailingList
+from ..organisers import audit
 from ..organisers.models import Organiser
 from ..validation import InvalidInput
 

@@ -9,7 +9,6 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
 
-from .. import audit
 from ..extensions import db
 from ..models import (
     Consent,
@@ -21,6 +20,7 @@ from ..models import (
     SubscriptionStatus,
     utcnow,
 )
+from ..organisers import audit
 from ..organisers.models import Organiser
 from ..subscriptions import services as journey
 from ..subscriptions.consent import current_wording

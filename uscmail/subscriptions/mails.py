@@ -3,9 +3,9 @@
 import sqlalchemy as sa
 
 from ..extensions import db
-from ..mail.messages import build_message, external_url
+from ..links import external_url, make_confirm_token, make_preferences_token, make_unsubscribe_token
+from ..mail.messages import build_message
 from ..models import MailingList, Subscriber
-from ..tokens import make_confirm_token, make_preferences_token, make_unsubscribe_token
 
 
 def _lists(list_ids: list[int]) -> list[MailingList]:

@@ -14,8 +14,7 @@ from flask import (
 )
 
 from ..extensions import csrf, db, limiter
-from ..models import ConsentMethod, MailingList, StatusReason, Subscriber, SubscriptionStatus
-from ..tokens import (
+from ..links import (
     TokenExpired,
     TokenInvalid,
     make_form_started_token,
@@ -25,6 +24,7 @@ from ..tokens import (
     read_unsubscribe_token,
     seconds_since_form_started,
 )
+from ..models import ConsentMethod, MailingList, StatusReason, Subscriber, SubscriptionStatus
 from ..validation import InvalidInput, clean_name, normalise_email
 from . import services, tasks
 from .consent import CURRENT_VERSION, current_wording

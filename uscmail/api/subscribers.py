@@ -3,9 +3,9 @@ tokens only (never the session cookie), so it is exempt from CSRF protection."""
 
 from datetime import datetime
 
-from flask import Blueprint, jsonify, url_for
+from flask import url_for
 
-from ..extensions import csrf, db, limiter
+from ..extensions import db
 from ..models import ConsentMethod, MailingList, Subscriber, Subscription, SubscriptionStatus
 from ..organisers.models import Role
 from ..subscribers import lists as list_services
@@ -13,35 +13,14 @@ from ..subscribers import services
 from ..subscriptions import services as journey
 from ..subscriptions.tasks import send_signup_mail
 from ..suppression import is_suppressed
-from ..validation import InvalidInput
-from . import inputs
-from .auth import ApiError, current_api_organiser, error_response, rate_limit, rate_limit_key, token_required
-from .openapi import openapi_document
-
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
-csrf.exempt(bp)
-# One budget per token (or client) across every route of the API, not one per endpoint.
-limiter.shared_limit(rate_limit, scope="api", key_func=rate_limit_key)(bp)
+from . import bp, inputs
+from .bearer import ApiError, current_api_organiser, token_required
 
 SEARCH_ARGS = {"q", "list", "status", "after", "limit"}
 SUPPRESSED = (
     "This address is on the suppression list (erased, complained or hard-bounced) and must never be mailed again, "
     "so it can't be subscribed."
 )
-
-
-@bp.errorhandler(ApiError)
-def api_error(error: ApiError):
-    """Refused requests change nothing."""
-    db.session.rollback()
-    return error_response(error)
-
-
-@bp.errorhandler(InvalidInput)
-def invalid_input(error: InvalidInput):
-    """A value the services refused: 422 with their message."""
-    db.session.rollback()
-    return error_response(ApiError(422, str(error)))
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -91,12 +70,6 @@ def subscriber_or_404(subscriber_id: int) -> Subscriber:
     if subscriber is None:
         raise ApiError(404, "There is no subscriber with that id.")
     return subscriber
-
-
-@bp.get("/openapi.json")
-def openapi():
-    """The OpenAPI 3.1 description of /api/v1 and /api/v1/public; public, like any API documentation."""
-    return jsonify(openapi_document())
 
 
 @bp.get("/lists")
@@ -230,6 +203,3 @@ def erase_subscriber(subscriber_id: int):
     services.erase(subscriber_or_404(subscriber_id), current_api_organiser())
     db.session.commit()
     return "", 204
-
-
-from . import campaigns, events  # noqa: E402,F401 - registers the campaign and event endpoints

@@ -8,12 +8,11 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from .. import audit
 from ..extensions import db
 from ..models import utcnow
-from ..organisers import security
-from ..organisers.models import ApiToken, Organiser
 from ..validation import InvalidInput
+from . import audit, credentials
+from .models import ApiToken, Organiser
 
 # Lets secret scanners recognise a leaked token; the random part alone is 256 bits.
 TOKEN_PREFIX = "uscm_"  # noqa: S105 - a public prefix, not a secret
@@ -39,8 +38,8 @@ def create_token(organiser: Organiser, name: str, actor: Organiser | str) -> str
     )
     if db.session.scalar(clash) is not None:
         raise InvalidInput(f"{organiser.email} already has a live token called {name!r}; revoke it or pick another.")
-    raw = security.new_token(TOKEN_PREFIX)
-    token = ApiToken(organiser_id=organiser.id, name=name, token_sha256=security.sha256_hex(raw))
+    raw = credentials.new_token(TOKEN_PREFIX)
+    token = ApiToken(organiser_id=organiser.id, name=name, token_sha256=credentials.sha256_hex(raw))
     db.session.add(token)
     db.session.flush()
     audit.record(actor, "api_token.create", "api_token", token.id, organiser_id=organiser.id, name=name)
@@ -85,7 +84,7 @@ def token_for_bearer(raw: str) -> ApiToken | None:
         sa.select(ApiToken)
         .join(Organiser, ApiToken.organiser_id == Organiser.id)
         .where(
-            ApiToken.token_sha256 == security.sha256_hex(raw),
+            ApiToken.token_sha256 == credentials.sha256_hex(raw),
             ApiToken.revoked_at.is_(None),
             Organiser.active.is_(True),
         )

@@ -2,8 +2,10 @@
 
 from typing import Any
 
-from .extensions import db
-from .organisers.models import AuditEvent, Organiser
+import sqlalchemy as sa
+
+from ..extensions import db
+from .models import AuditEvent, Organiser
 
 FORBIDDEN_DETAIL_KEYS = {"password", "token", "code", "secret", "totp", "email", "address"}
 
@@ -29,3 +31,8 @@ def record(
     )
     db.session.add(event)
     return event
+
+
+def recent_audit_events(limit: int = 10) -> list[AuditEvent]:
+    """The newest audit events, newest first."""
+    return list(db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)))

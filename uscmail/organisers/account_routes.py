@@ -8,17 +8,16 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 
-from ..api import tokens as api_tokens
 from ..extensions import db
-from ..organisers import auth, enrolment
-from ..organisers import services as organiser_services
-from ..organisers.models import Organiser, Role
 from ..validation import InvalidInput
-from . import services
+from . import access, enrolment, services
+from . import api_tokens as api_tokens
+from . import services as organiser_services
 from .forms import ActionForm, ConfirmForm, NewOrganiserForm, PasswordForm, RecoveryCodesForm, RevokeTokenForm
+from .models import Organiser, Role
 
 bp = Blueprint("accounts", __name__, url_prefix="/organisers")
-bp.before_request(auth.load_current_session)
+bp.before_request(access.load_current_session)
 
 # Ids in URLs fit PostgreSQL's integer column; larger ones are simply not found.
 ID = "int(max=2147483647)"
@@ -36,7 +35,7 @@ def organiser_or_404(organiser_id: int) -> Organiser:
 def render_organisers(error: str | None = None, form: NewOrganiserForm | None = None, status: int | None = None):
     """The organisers page, with an error message and a 4xx status if given one."""
     return render_template(
-        "accounts/organisers.html",
+        "organisers/accounts/organisers.html",
         organisers=services.all_organisers(),
         token_names=services.live_token_names(),
         form=form or NewOrganiserForm(formdata=None),
@@ -56,7 +55,7 @@ def done(target: Organiser, message: str):
     db.session.commit()
     flash(message)
     if target.id == g.organiser.id:
-        session.pop(auth.SESSION_KEY, None)
+        session.pop(access.SESSION_KEY, None)
         return redirect(url_for("organisers.login"))
     return redirect(url_for(".organisers"))
 
@@ -69,12 +68,16 @@ def render_link(target: Organiser, url: str, signed_out: bool = False):
     if signed_out:
         g.organiser = None  # the admin changed their own account: their session has just ended
     return render_template(
-        "accounts/enrolment_link.html", target=target, url=url, hours=enrolment.link_hours(), signed_out=signed_out
+        "organisers/accounts/enrolment_link.html",
+        target=target,
+        url=url,
+        hours=enrolment.link_hours(),
+        signed_out=signed_out,
     )
 
 
 @bp.route("/accounts", methods=["GET", "POST"])
-@auth.role_required(Role.ADMIN)
+@access.role_required(Role.ADMIN)
 def organisers():
     """Every organiser and what they may do; a form to create an account, which answers with its set-up link."""
     if request.method == "GET":
@@ -95,7 +98,7 @@ def organisers():
 
 
 @bp.post(f"/accounts/<{ID}:organiser_id>/role")
-@auth.role_required(Role.ADMIN)
+@access.role_required(Role.ADMIN)
 def change_role(organiser_id: int):
     """Give an organiser another role; their sessions end. The last active admin keeps the role."""
     target = organiser_or_404(organiser_id)
@@ -162,7 +165,7 @@ CONFIRMED_ACTIONS = {
 
 
 @bp.route(f"/accounts/<{ID}:organiser_id>/<any(disable, 'reset-2fa', 'set-up-link'):action>", methods=["GET", "POST"])
-@auth.role_required(Role.ADMIN)
+@access.role_required(Role.ADMIN)
 def confirm_change(organiser_id: int, action: str):
     """Disable an account, reset its 2FA or renew its set-up link, after an explicit confirmation; the last active
     admin stays enabled."""
@@ -186,16 +189,16 @@ def confirm_change(organiser_id: int, action: str):
                 flash(change.done.format(email=target.email))
                 signed_out = target.id == g.organiser.id
                 if signed_out:
-                    session.pop(auth.SESSION_KEY, None)
+                    session.pop(access.SESSION_KEY, None)
                 return render_link(target, url, signed_out)
             return done(target, change.done.format(email=target.email))
     return render_template(
-        "accounts/confirm.html", target=target, change=change, action=action, form=form, error=error
+        "organisers/accounts/confirm.html", target=target, change=change, action=action, form=form, error=error
     ), status
 
 
 @bp.post(f"/accounts/<{ID}:organiser_id>/tokens/revoke")
-@auth.role_required(Role.ADMIN)
+@access.role_required(Role.ADMIN)
 def revoke_token(organiser_id: int):
     """Revoke an organiser's live API token by name."""
     target = organiser_or_404(organiser_id)
@@ -213,7 +216,7 @@ def revoke_token(organiser_id: int):
 def render_account(password_form=None, codes_form=None, error: str | None = None, status: int | None = None):
     """The organiser's own account page."""
     return render_template(
-        "accounts/account.html",
+        "organisers/accounts/account.html",
         password_form=password_form or PasswordForm(formdata=None),
         codes_form=codes_form or RecoveryCodesForm(formdata=None),
         codes_left=organiser_services.unused_recovery_code_count(g.organiser),
@@ -222,14 +225,14 @@ def render_account(password_form=None, codes_form=None, error: str | None = None
 
 
 @bp.get("/account")
-@auth.role_required(Role.VIEWER)
+@access.role_required(Role.VIEWER)
 def account():
     """Change your password; see how many recovery codes are left and make new ones."""
     return render_account()
 
 
 @bp.post("/account/password")
-@auth.role_required(Role.VIEWER)
+@access.role_required(Role.VIEWER)
 def change_password():
     """Change your own password: every one of your sessions ends, this one too, and you sign in again."""
     form = PasswordForm()
@@ -252,7 +255,7 @@ def change_password():
         db.session.rollback()
         return render_account(password_form=form, error=f"{exc} Nothing was changed.")
     db.session.commit()
-    session.pop(auth.SESSION_KEY, None)
+    session.pop(access.SESSION_KEY, None)
     flash(
         "Your password is changed, all your sessions have ended and your API tokens are revoked. "
         "Sign in with your new password."
@@ -261,7 +264,7 @@ def change_password():
 
 
 @bp.post("/account/recovery-codes")
-@auth.role_required(Role.VIEWER)
+@access.role_required(Role.VIEWER)
 def regenerate_recovery_codes():
     """New recovery codes for a current authenticator code; shown once, and the old ones stop working."""
     form = RecoveryCodesForm()
@@ -273,4 +276,4 @@ def regenerate_recovery_codes():
             error="That code is not valid (each code works once); enter the current one from your authenticator app. "
             "Your recovery codes are unchanged.",
         )
-    return render_template("accounts/recovery_codes.html", codes=codes)
+    return render_template("organisers/accounts/recovery_codes.html", codes=codes)

@@ -1,4 +1,5 @@
-"""Signed tokens for the links in mail: one salt per purpose, no address inside, old keys accepted.
+"""Links that leave the site: absolute URLs on the public site (BASE_URL), and the signed tokens in them (one salt
+per purpose, no address inside, old keys accepted).
 
 Confirmation tokens expire (CONFIRM_TOKEN_MAX_AGE) and carry a nonce that is cleared once used; so do organisers'
 set-up links (ENROLMENT_LINK_MAX_AGE). Unsubscribe and preference tokens never expire, so a link in a years-old mail
@@ -134,3 +135,9 @@ def seconds_since_form_started(token: str) -> float | None:
     except (BadData, UnicodeError, ValueError, TypeError):
         return None
     return (datetime.now(UTC) - signed_at).total_seconds()
+
+
+def external_url(endpoint: str, **values) -> str:
+    """An absolute URL on the public site (BASE_URL), for links in mail; works outside a request."""
+    path = current_app.url_map.bind("localhost").build(endpoint, values)
+    return current_app.config["BASE_URL"] + path

@@ -1,9 +1,10 @@
-"""Server-rendered SVG charts: geometry computed here, markup in templates/admin/_weekly_chart.html. No JavaScript."""
+"""Server-rendered SVG charts for the dashboard: geometry computed here, markup in
+templates/subscribers/_weekly_chart.html. No JavaScript."""
 
 import math
 from dataclasses import dataclass
 
-from ..subscribers.services import WeekActivity
+from .services import WeekActivity
 
 WIDTH, HEIGHT = 640, 260
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 12, 44

@@ -10,16 +10,16 @@ from flask import Blueprint, Response, abort, flash, g, redirect, render_templat
 from ..extensions import db
 from ..inputguard import database_id
 from ..models import MailingList, Subscriber, SubscriptionStatus
-from ..organisers import auth
+from ..organisers import access, audit
 from ..organisers.models import Role
-from ..subscribers import lists as list_services
-from ..subscribers import services as subscriber_services
 from ..validation import InvalidInput
-from . import charts, services
+from . import charts
+from . import lists as list_services
+from . import services as subscriber_services
 from .forms import ActionForm, EraseForm, ListForm, NameForm, SubscriptionForm
 
-bp = Blueprint("admin", __name__, url_prefix="/organisers")
-bp.before_request(auth.load_current_session)
+bp = Blueprint("subscribers", __name__, url_prefix="/organisers")
+bp.before_request(access.load_current_session)
 
 PAGE_SIZE = 50
 # Ids in URLs fit PostgreSQL's integer column; larger ones are simply not found.
@@ -36,18 +36,18 @@ def can(role: Role) -> bool:
 
 
 @bp.get("/dashboard")
-@auth.role_required(Role.VIEWER)
+@access.role_required(Role.VIEWER)
 def dashboard():
     """Counts per list and status, signups and unsubscribes per week, and (for admins) the latest audit events."""
     weeks = subscriber_services.weekly_activity(12)
     return render_template(
-        "admin/dashboard.html",
+        "subscribers/dashboard.html",
         lists=list_services.all_lists(),
         counts=subscriber_services.list_counts(),
         statuses=STATUSES,
         weeks=weeks,
         chart=charts.weekly_chart(weeks),
-        events=services.recent_audit_events(10) if can(Role.ADMIN) else None,
+        events=audit.recent_audit_events(10) if can(Role.ADMIN) else None,
     )
 
 
@@ -55,7 +55,7 @@ def dashboard():
 
 
 @bp.get("/subscribers")
-@auth.role_required(Role.VIEWER)
+@access.role_required(Role.VIEWER)
 def subscribers():
     """Search by address or name, filter by list and status, newest first, one keyset page at a time."""
     query = (request.args.get("q") or "").strip()[:320]
@@ -82,7 +82,7 @@ def subscribers():
         )
         subscriptions = subscriber_services.subscriptions_of([subscriber.id for subscriber in page.subscribers])
     return render_template(
-        "admin/subscribers.html",
+        "subscribers/subscribers.html",
         page=page,
         subscriptions=subscriptions,
         lists=mailing_lists,
@@ -108,7 +108,7 @@ def render_subscriber(subscriber: Subscriber, error: str | None = None, name_for
     mailing_lists = list_services.all_lists()
     active = {s.list_id for s in subscriber.subscriptions if s.status is not SubscriptionStatus.UNSUBSCRIBED}
     return render_template(
-        "admin/subscriber.html",
+        "subscribers/subscriber.html",
         subscriber=subscriber,
         subscriptions=sorted(subscriber.subscriptions, key=lambda s: s.list_id),
         consents=subscriber_services.consent_history(subscriber),
@@ -121,7 +121,7 @@ def render_subscriber(subscriber: Subscriber, error: str | None = None, name_for
 
 
 @bp.get(f"/subscribers/<{ID}:subscriber_id>")
-@auth.role_required(Role.VIEWER)
+@access.role_required(Role.VIEWER)
 def subscriber(subscriber_id: int):
     """Name, address, subscriptions and consent history; the controls each role may use."""
     return render_subscriber(subscriber_or_404(subscriber_id))
@@ -135,7 +135,7 @@ def back_to(subscriber: Subscriber, message: str):
 
 
 @bp.post(f"/subscribers/<{ID}:subscriber_id>/name")
-@auth.role_required(Role.EDITOR)
+@access.role_required(Role.EDITOR)
 def rename_subscriber(subscriber_id: int):
     """Change the subscriber's name."""
     subscriber = subscriber_or_404(subscriber_id)
@@ -149,7 +149,7 @@ def rename_subscriber(subscriber_id: int):
 
 
 @bp.post(f"/subscribers/<{ID}:subscriber_id>/subscriptions")
-@auth.role_required(Role.EDITOR)
+@access.role_required(Role.EDITOR)
 def change_subscription(subscriber_id: int):
     """Subscribe to or unsubscribe from one list, recorded as done by this organiser."""
     subscriber = subscriber_or_404(subscriber_id)
@@ -167,7 +167,7 @@ def change_subscription(subscriber_id: int):
 
 
 @bp.post(f"/subscribers/<{ID}:subscriber_id>/unsubscribe-all")
-@auth.role_required(Role.EDITOR)
+@access.role_required(Role.EDITOR)
 def unsubscribe_all(subscriber_id: int):
     """Unsubscribe from every list at once."""
     subscriber = subscriber_or_404(subscriber_id)
@@ -176,7 +176,7 @@ def unsubscribe_all(subscriber_id: int):
 
 
 @bp.route(f"/subscribers/<{ID}:subscriber_id>/erase", methods=["GET", "POST"])
-@auth.role_required(Role.ADMIN)
+@access.role_required(Role.ADMIN)
 def erase_subscriber(subscriber_id: int):
     """Erase a subscriber for good after an explicit confirmation; the address stays suppressed."""
     subscriber = subscriber_or_404(subscriber_id)
@@ -189,11 +189,13 @@ def erase_subscriber(subscriber_id: int):
             flash("The subscriber is erased. Their address is suppressed and will never be mailed again.")
             return redirect(url_for(".subscribers"))
         error = "Tick the box to confirm the erasure; nothing was changed."
-    return render_template("admin/erase.html", subscriber=subscriber, form=form, error=error), 400 if error else 200
+    return render_template(
+        "subscribers/erase.html", subscriber=subscriber, form=form, error=error
+    ), 400 if error else 200
 
 
 @bp.get(f"/subscribers/<{ID}:subscriber_id>/export.json")
-@auth.role_required(Role.ADMIN)
+@access.role_required(Role.ADMIN)
 def export_subscriber(subscriber_id: int):
     """Everything held about the subscriber (GDPR subject access), as a JSON download; audited."""
     subscriber = subscriber_or_404(subscriber_id)
@@ -210,11 +212,11 @@ def export_subscriber(subscriber_id: int):
 
 
 @bp.get("/lists")
-@auth.role_required(Role.VIEWER)
+@access.role_required(Role.VIEWER)
 def lists():
     """Every list with its counts; editors get the controls to change them."""
     return render_template(
-        "admin/lists.html",
+        "subscribers/lists.html",
         lists=list_services.all_lists(),
         counts=subscriber_services.list_counts(),
         statuses=STATUSES,
@@ -231,7 +233,7 @@ def list_or_404(list_id: int) -> MailingList:
 
 
 @bp.route("/lists/new", methods=["GET", "POST"])
-@auth.role_required(Role.EDITOR)
+@access.role_required(Role.EDITOR)
 def new_list():
     """Create a list."""
     form = ListForm()
@@ -248,11 +250,13 @@ def new_list():
             db.session.commit()
             flash(f"The list {mailing_list.name} is created.")
             return redirect(url_for(".lists"))
-    return render_template("admin/list_form.html", form=form, mailing_list=None, error=error), 400 if error else 200
+    return render_template(
+        "subscribers/list_form.html", form=form, mailing_list=None, error=error
+    ), 400 if error else 200
 
 
 @bp.route(f"/lists/<{ID}:list_id>/edit", methods=["GET", "POST"])
-@auth.role_required(Role.EDITOR)
+@access.role_required(Role.EDITOR)
 def edit_list(list_id: int):
     """Change a list's name, description and visibility; archiving has its own button."""
     mailing_list = list_or_404(list_id)
@@ -276,13 +280,13 @@ def edit_list(list_id: int):
             flash(f"The list {mailing_list.name} is saved.")
             return redirect(url_for(".lists"))
     return render_template(
-        "admin/list_form.html", form=form, mailing_list=mailing_list, action_form=ActionForm(), error=error
+        "subscribers/list_form.html", form=form, mailing_list=mailing_list, action_form=ActionForm(), error=error
     ), 400 if error else 200
 
 
 @bp.post(f"/lists/<{ID}:list_id>/archive", defaults={"archived": True})
 @bp.post(f"/lists/<{ID}:list_id>/unarchive", defaults={"archived": False})
-@auth.role_required(Role.EDITOR)
+@access.role_required(Role.EDITOR)
 def archive_list(list_id: int, archived: bool):
     """Archive a list (it leaves the signup form; every subscription is kept) or bring it back."""
     mailing_list = list_or_404(list_id)

@@ -6,9 +6,8 @@ from functools import wraps
 from flask import current_app, g, jsonify, request
 
 from ..extensions import client_key, db
-from ..organisers import security
+from ..organisers import api_tokens, credentials
 from ..organisers.models import Organiser, Role
-from . import tokens
 
 REALM = 'Bearer realm="uscmail"'
 
@@ -39,7 +38,7 @@ def bearer_token() -> str | None:
 def rate_limit_key() -> str:
     """Requests are counted per token (by its hash), or per client when no token is sent."""
     raw = bearer_token()
-    return "token:" + security.sha256_hex(raw)[:32] if raw else "client:" + client_key()
+    return "token:" + credentials.sha256_hex(raw)[:32] if raw else "client:" + client_key()
 
 
 def rate_limit() -> str:
@@ -52,7 +51,7 @@ def authenticate() -> Organiser:
     raw = bearer_token()
     if raw is None:
         raise ApiError(401, "Send an API token: Authorization: Bearer <token>.", {"WWW-Authenticate": REALM})
-    token = tokens.token_for_bearer(raw)
+    token = api_tokens.token_for_bearer(raw)
     if token is None:
         raise ApiError(
             401,
@@ -60,7 +59,7 @@ def authenticate() -> Organiser:
             {"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
         )
     organiser = token.organiser
-    if tokens.touch(token):
+    if api_tokens.touch(token):
         # Committed on its own so the handler starts with a clean transaction and a refused request still counts.
         db.session.commit()
     return organiser

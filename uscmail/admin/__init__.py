@@ -1,1 +1,0 @@
-"""The organisers' pages: dashboard, subscribers and lists, built on the subscriber and list services."""
