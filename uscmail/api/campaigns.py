@@ -14,6 +14,7 @@ from ..campaigns.models import BodyFormat, Campaign, CampaignKind, CampaignStatu
 from ..campaigns.services import CampaignFields, TransitionRefused
 from ..extensions import db
 from ..organisers.models import Role
+from ..queueing import after_commit
 from . import bp, inputs
 from .bearer import ApiError, current_api_organiser, error_response, token_required
 
@@ -187,8 +188,8 @@ def send_test(campaign_id: int):
     if not isinstance(raw, list) or not raw or not all(isinstance(item, str) for item in raw):
         raise inputs.bad_request("'addresses' must be a non-empty list of email addresses.")
     addresses = testcopy.send_test_copy(campaign, "\n".join(raw), current_api_organiser())
-    db.session.commit()
     tasks.queue_test(campaign.id, addresses)
+    db.session.commit()
     return {"addresses": addresses}, 202
 
 
@@ -231,8 +232,8 @@ def send(campaign_id: int):
     campaign = campaign_or_404(campaign_id)
     _no_body()
     services.start_sending(campaign, current_api_organiser())
+    after_commit(tasks.start_campaign, campaign.id)
     db.session.commit()
-    tasks.start_campaign.delay(campaign.id)
     return campaign_json(campaign), 202
 
 
@@ -257,8 +258,8 @@ def resume(campaign_id: int):
     campaign = campaign_or_404(campaign_id)
     _no_body()
     services.resume(campaign, current_api_organiser())
+    after_commit(tasks.start_campaign, campaign.id)
     db.session.commit()
-    tasks.start_campaign.delay(campaign.id)
     return campaign_json(campaign), 202
 
 
@@ -280,8 +281,8 @@ def resend_failed(campaign_id: int):
     campaign = campaign_or_404(campaign_id)
     _no_body()
     count = services.resend_failed(campaign, current_api_organiser())
+    after_commit(tasks.start_campaign, campaign.id)
     db.session.commit()
-    tasks.start_campaign.delay(campaign.id)
     return {"requeued": count, "campaign": campaign_json(campaign)}, 202
 
 

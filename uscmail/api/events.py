@@ -13,6 +13,7 @@ from ..campaigns import tasks
 from ..extensions import db
 from ..models import utcnow
 from ..organisers.models import Role
+from ..queueing import after_commit
 from ..reminders import events
 from ..reminders.events import EventFields, PlannedReminder
 from ..reminders.models import Event, OccurrenceOverride, Reminder, ReminderStatus
@@ -243,11 +244,12 @@ def _occurrence_date(raw: str) -> date:
 
 
 def _after_hold_or_resume(event: Event, notice_campaign_id: int | None):
-    """Commit, then queue the notice if there is one: 202 with its id, else 200."""
-    db.session.commit()
+    """Commit, and queue the notice if there is one: 202 with its id, else 200."""
     if notice_campaign_id is None:
+        db.session.commit()
         return {"event": event_json(event), "notice_campaign_id": None}
-    tasks.start_campaign.delay(notice_campaign_id)
+    after_commit(tasks.start_campaign, notice_campaign_id)
+    db.session.commit()
     return {"event": event_json(event), "notice_campaign_id": notice_campaign_id}, 202
 
 

@@ -8,6 +8,7 @@ from flask import url_for
 from ..extensions import db
 from ..models import ConsentMethod, MailingList, Subscriber, Subscription, SubscriptionStatus
 from ..organisers.models import Role
+from ..queueing import after_commit
 from ..subscribers import lists as list_services
 from ..subscribers import services
 from ..subscriptions import services as journey
@@ -146,9 +147,9 @@ def add_subscriber():
     mail = "not_needed"
     if outcome is services.AddOutcome.CONFIRMATION_NEEDED:
         mail = "queued" if journey.claim_signup_mail(subscriber_id) else "limit_reached"
-    db.session.commit()
     if mail == "queued":
-        send_signup_mail.delay(subscriber_id, [mailing_list.id for mailing_list in chosen])
+        after_commit(send_signup_mail, subscriber_id, [mailing_list.id for mailing_list in chosen])
+    db.session.commit()
     body = {"outcome": outcome.value, "confirmation_mail": mail, "subscriber": subscriber_json(subscriber)}
     if outcome is services.AddOutcome.ALREADY_SUBSCRIBED:
         return body, 200

@@ -6,6 +6,7 @@ import click
 from flask import Flask
 
 from ..extensions import db
+from ..queueing import after_commit
 from ..validation import InvalidInput
 from . import services, tasks
 from .models import Campaign, CampaignStatus
@@ -84,8 +85,8 @@ def init_campaigns_cli(app: Flask) -> None:
         except InvalidInput as exc:
             db.session.rollback()
             raise click.ClickException(str(exc)) from None
+        after_commit(tasks.start_campaign, campaign_id)
         db.session.commit()
-        tasks.start_campaign.delay(campaign_id)
         click.echo(
             f"sending {campaign.subject!r} to {people(count)}; "
             f"follow it with: flask --app uscmail campaigns status {campaign_id} --watch"

@@ -11,6 +11,7 @@ from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, re
 from ..extensions import db
 from ..organisers import access
 from ..organisers.models import Role
+from ..queueing import after_commit
 from ..subscribers import lists as list_services
 from ..subscribers import services as subscriber_services
 from ..validation import InvalidInput
@@ -238,8 +239,8 @@ def send_test(campaign_id: int):
     except InvalidInput as exc:
         db.session.rollback()
         return render_campaign(campaign, error=str(exc), status=status_for(exc), test_form=form)
-    db.session.commit()
     tasks.queue_test(campaign.id, addresses)
+    db.session.commit()
     return back_to(campaign.id, f"Test sent to {len(addresses)} address{'' if len(addresses) == 1 else 'es'}.")
 
 
@@ -279,8 +280,8 @@ def send_now(campaign_id: int):
                 db.session.rollback()
                 error = str(exc)
             else:
+                after_commit(tasks.start_campaign, campaign.id)
                 db.session.commit()
-                tasks.start_campaign.delay(campaign.id)
                 return back_to(campaign.id, f"Sending to {people(count)} has started.")
     form.expected.data = str(count)
     return render_template(
@@ -361,9 +362,9 @@ def act(campaign_id: int, action: str):
     except InvalidInput as exc:
         db.session.rollback()
         return render_campaign(campaign, error=str(exc), status=status_for(exc))
-    db.session.commit()
     if start:
-        tasks.start_campaign.delay(campaign_id)
+        after_commit(tasks.start_campaign, campaign_id)
+    db.session.commit()
     if action == "delete":
         flash(message)
         return redirect(url_for(".index"))

@@ -1,5 +1,5 @@
 """Campaign operations, called the same way from pages, the API, the CLI and tests. They flush; the caller commits,
-and only after the commit queues any task (see `after_commit` in tasks.py)."""
+and tasks are queued with `after_commit` (uscmail/queueing.py), so they start only once that commit is done."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta

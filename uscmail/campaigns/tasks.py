@@ -13,6 +13,7 @@ from flask import current_app
 from ..extensions import db
 from ..mail.messages import allowed_sender
 from ..models import utcnow
+from ..queueing import after_commit
 from ..validation import InvalidInput
 from . import reaper, sending, services
 from .models import Campaign, CampaignStatus
@@ -76,10 +77,10 @@ def send_test(campaign_id: int, addresses: list[str]) -> int:
 
 
 def queue_test(campaign_id: int, addresses: list[str]) -> None:
-    """Queue a test send after the commit that audited it; the task's arguments are shown (in logs, events and
+    """Queue a test send once the commit that audits it is done; the task's arguments are shown (in logs, events and
     `celery inspect`) with a count in place of the addresses."""
     shown = f"({campaign_id}, [{len(addresses)} address{'' if len(addresses) == 1 else 'es'}])"
-    send_test.apply_async((campaign_id, addresses), argsrepr=shown)
+    after_commit(send_test, campaign_id, addresses, argsrepr=shown)
 
 
 @shared_task(soft_time_limit=120, time_limit=150)
@@ -99,8 +100,8 @@ def start_due_campaigns() -> int:
                 campaign.status_detail = f"Not sent at the scheduled time: {exc}"
                 db.session.commit()
             continue
+        after_commit(start_campaign, campaign.id)
         db.session.commit()
-        start_campaign.delay(campaign.id)
         started += 1
     return started
 

@@ -39,11 +39,11 @@ def init_imports_cli(app: Flask) -> None:
             if report_path is not None:
                 report_path.unlink(missing_ok=True)
             raise click.ClickException(str(exc)) from None
+        queued = services.queue_confirmation_mails(result)
         if dry_run:
             db.session.rollback()
         else:
             db.session.commit()
-        queued = services.queue_confirmation_mails(result)
         click.echo(("dry run, nothing written\n" if dry_run else "") + result.summary())
         if queued:
             click.echo(f"confirmation mails queued: {queued}")

@@ -130,8 +130,8 @@ def run_job(job_id: int) -> ImportStatus | None:
         "skipped": result.skipped,
         "summary": result.summary(),
     }
-    _finish(job_id, ImportStatus.DONE, counts=counts, report_name=report_name)
     services.queue_confirmation_mails(result)
+    _finish(job_id, ImportStatus.DONE, counts=counts, report_name=report_name)
     return ImportStatus.DONE
 
 

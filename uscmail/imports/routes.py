@@ -18,6 +18,7 @@ from wtforms.fields.choices import SelectChoice
 from ..extensions import csrf, db
 from ..organisers import access
 from ..organisers.models import Role
+from ..queueing import after_commit
 from ..subscribers.services import ConsentBasis
 from ..validation import InvalidInput
 from . import export, jobs, services, tasks
@@ -49,8 +50,8 @@ def upload():
             db.session.rollback()
             error = str(exc)
         else:
+            after_commit(tasks.run_import, job.id)
             db.session.commit()
-            tasks.run_import.delay(job.id)
             return redirect(url_for(".job", public_id=job.public_id))
     elif request.method == "POST":
         error = "; ".join(message for messages in form.errors.values() for message in messages)

@@ -4,7 +4,8 @@ Pass one streams the file into a temporary staging table, validating each row; a
 stops the import before any real table is touched. Pass two classifies the staged rows with set-based SQL (duplicates,
 suppressed, already subscribed, unsubscribed earlier) and writes subscribers, subscriptions and consents with
 INSERT ... SELECT. A dry run does pass one and the classification, then drops the staging tables. Like every service,
-this flushes and never commits; the caller commits, then queues the confirmation mails.
+this flushes and never commits; the caller commits, and the confirmation mails that `queue_confirmation_mails` asks
+for are queued by that commit (uscmail/queueing.py).
 """
 
 import csv
@@ -25,9 +26,11 @@ from ..models import (
 )
 from ..organisers import audit
 from ..organisers.models import Organiser
+from ..queueing import after_commit
 from ..subscribers.services import ConsentBasis, mailing_list_by_slug
 from ..subscriptions import services as journey
 from ..subscriptions.consent import current_wording
+from ..subscriptions.tasks import send_signup_mail
 from ..validation import InvalidInput
 from . import bulk
 from .bulk import SkipReason
@@ -184,12 +187,10 @@ def write_report(skipped: sa.Table, out: TextIO) -> None:
 
 
 def queue_confirmation_mails(result: ImportResult) -> int:
-    """After the import has been committed: queue one confirmation mail per subscriber it left awaiting
+    """Queue, for after the caller's commit, one confirmation mail per subscriber the import left awaiting
     confirmation (within the per-address limit); return how many were queued."""
     if result.dry_run or result.basis is not ConsentBasis.NEEDS_CONFIRMATION or not result.subscriptions:
         return 0
-    from ..subscriptions.tasks import send_signup_mail
-
     statement = (
         sa.select(Consent.subscriber_id, Consent.list_id, Subscriber.email)
         .join(Subscriber, Subscriber.id == Consent.subscriber_id)
@@ -207,11 +208,9 @@ def queue_confirmation_mails(result: ImportResult) -> int:
     allowed = [
         (subscriber_id, ids) for subscriber_id, ids in groups.items() if journey.claim_signup_mail(subscriber_id)
     ]
-    db.session.commit()
     for subscriber_id, ids in allowed:
-        send_signup_mail.delay(subscriber_id, ids)
-    queued = len(allowed)
-    return queued
+        after_commit(send_signup_mail, subscriber_id, ids)
+    return len(allowed)
 
 
 __all__ = ["ImportFileError", "ImportConflict", "ImportResult", "import_subscribers", "queue_confirmation_mails"]

@@ -18,6 +18,7 @@ from ..extensions import db
 from ..models import utcnow
 from ..organisers import access
 from ..organisers.models import Role
+from ..queueing import after_commit
 from ..subscribers import lists as list_services
 from ..validation import InvalidInput
 from . import events
@@ -181,10 +182,10 @@ def event(event_id: int):
 
 
 def queue_notice(campaign_id: int | None) -> str:
-    """Start sending a notice's campaign (after the commit); the words to add to the message."""
+    """Start sending a notice's campaign once the commit that follows is done; the words to add to the message."""
     if campaign_id is None:
         return ""
-    campaign_tasks.start_campaign.delay(campaign_id)
+    after_commit(campaign_tasks.start_campaign, campaign_id)
     return " The notice is on its way to the list."
 
 
@@ -199,10 +200,9 @@ def hold(event_id: int):
     except InvalidInput as exc:
         db.session.rollback()
         return render_event(event, error=str(exc), status=status_for(exc), hold_form=form)
+    message = "The event is on hold: no reminders go out until it is resumed." + queue_notice(campaign_id)
     db.session.commit()
-    return back_to(
-        event.id, "The event is on hold: no reminders go out until it is resumed." + queue_notice(campaign_id)
-    )
+    return back_to(event.id, message)
 
 
 @bp.post(f"/<{ID}:event_id>/resume")
@@ -216,8 +216,9 @@ def resume(event_id: int):
     except InvalidInput as exc:
         db.session.rollback()
         return render_event(event, error=str(exc), status=status_for(exc), resume_form=form)
+    message = "The event is active: reminders go out from now on." + queue_notice(campaign_id)
     db.session.commit()
-    return back_to(event.id, "The event is active: reminders go out from now on." + queue_notice(campaign_id))
+    return back_to(event.id, message)
 
 
 @bp.post(f"/<{ID}:event_id>/dates/<string(length=10):day>")

@@ -25,6 +25,7 @@ from ..links import (
     seconds_since_form_started,
 )
 from ..models import ConsentMethod, MailingList, StatusReason, Subscriber, SubscriptionStatus
+from ..queueing import after_commit
 from ..validation import InvalidInput, clean_name, normalise_email
 from . import services, tasks
 from .consent import CURRENT_VERSION, current_wording
@@ -68,8 +69,8 @@ def accept_signup(
     if wording_version != CURRENT_VERSION:
         raise InvalidInput("The consent wording has changed since the form was opened; please read it again.")
     request_id = services.record_signup_request(address, display_name, lists, method, wording_version)
+    after_commit(tasks.apply_signup, request_id)
     db.session.commit()
-    tasks.apply_signup.delay(request_id)
 
 
 def looks_like_a_bot(form: SignupForm) -> bool:
@@ -162,9 +163,9 @@ def confirm(token: str):
         if not form.validate_on_submit():
             abort(400)
         list_ids = services.confirm_subscription(subscriber)
-        db.session.commit()
         if list_ids:
-            tasks.send_welcome_mail.delay(subscriber.id, list_ids)
+            after_commit(tasks.send_welcome_mail, subscriber.id, list_ids)
+        db.session.commit()
         return render_template(
             "subscriptions/confirmed.html",
             preferences_token=_preferences_token(subscriber),
@@ -241,7 +242,8 @@ def email_preferences_link(token: str):
     if not ConfirmActionForm().validate_on_submit():
         abort(400)
     if subscriber is not None:
-        tasks.send_preferences_link.delay(subscriber.id)
+        after_commit(tasks.send_preferences_link, subscriber.id)
+        db.session.commit()
     return render_template("subscriptions/preferences_link_sent.html")
 
 

@@ -9,6 +9,7 @@ from celery import shared_task
 from ..extensions import db
 from ..mail.transport import send_messages
 from ..models import Subscriber, SubscriptionStatus
+from ..queueing import after_commit
 from ..suppression import is_suppressed
 from . import mails, services
 
@@ -62,11 +63,12 @@ def apply_signup(request_id: int) -> str:
         db.session.commit()
         return "nothing to send"
     allowed = services.claim_signup_mail(result.subscriber_id)
+    if allowed:
+        after_commit(send_signup_mail, result.subscriber_id, result.list_ids)
     db.session.commit()
     if not allowed:
         log.info("signup mail for subscriber %s withheld: per-address limit", result.subscriber_id)
         return "limited"
-    send_signup_mail.delay(result.subscriber_id, result.list_ids)
     return "queued"
 
 
