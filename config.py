@@ -209,7 +209,6 @@ class TestConfig(Config):
     TESTING = True
     MAIL_SERVER = os.environ.get("MAIL_SERVER", "127.0.0.1")
     MAIL_PORT = int(os.environ.get("MAIL_PORT", "0"))
-    MAIL_SUPPRESS_SEND = False
     DEV_MAIL_VIEWER = False
     SIGNUP_MIN_FILL_SECONDS = float(os.environ.get("SIGNUP_MIN_FILL_SECONDS", "0"))
 

@@ -672,15 +672,17 @@ def naive_child(sample_path: str, count: str) -> None:
     from email import policy
     from email.parser import BytesParser
 
-    from flask_mail import Message
+    from flask import current_app
+    from flask_mail import Mail, Message
 
-    from uscmail.extensions import db, mail
+    from uscmail.extensions import db
     from uscmail.models import Subscriber
 
     sample = BytesParser(policy=policy.default).parsebytes(Path(sample_path).read_bytes())
     text = sample.get_body(preferencelist=("plain",)).get_content()
     html = sample.get_body(preferencelist=("html",)).get_content()
     list_headers = {name: str(sample[name]) for name in ("List-Unsubscribe", "List-Unsubscribe-Post") if sample[name]}
+    mail = Mail(current_app)  # the baseline's own Flask-Mail, configured from the same MAIL_* settings
     started = time.perf_counter()
     recipients = db.session.execute(
         sa.select(Subscriber.email, Subscriber.name).order_by(Subscriber.id).limit(int(count))

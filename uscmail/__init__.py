@@ -4,7 +4,6 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import extensions
 from .extensions import csrf, db, limiter, migrate
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -46,8 +45,6 @@ def register_extensions(app: Flask) -> None:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_DIR / "migrations"), render_as_batch=True)
-    # Not a module-level name `mail`: importing the uscmail.mail package rebinds that name to the package.
-    extensions.mail.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
     celery_init_app(app)

@@ -6,7 +6,6 @@ import sqlite3
 
 from flask import current_app, request
 from flask_limiter import Limiter
-from flask_mail import Mail
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
@@ -43,7 +42,6 @@ def sqlite_pragmas(dbapi_connection, connection_record) -> None:
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 migrate = Migrate()
-mail = Mail()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=client_key, default_limits=[], headers_enabled=False)
 

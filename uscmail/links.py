@@ -6,6 +6,8 @@ set-up links (ENROLMENT_LINK_MAX_AGE). Unsubscribe and preference tokens never e
 still works.
 """
 
+import hmac
+from base64 import urlsafe_b64encode
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +15,7 @@ from flask import current_app
 from itsdangerous import (
     BadData,
     SignatureExpired,
+    Signer,
     URLSafeSerializer,
     URLSafeTimedSerializer,
 )
@@ -141,3 +144,20 @@ def external_url(endpoint: str, **values) -> str:
     """An absolute URL on the public site (BASE_URL), for links in mail; works outside a request."""
     path = current_app.url_map.bind("localhost").build(endpoint, values)
     return current_app.config["BASE_URL"] + path
+
+
+class TokenSigner:
+    """Signs the same never-expiring tokens as the functions above, without itsdangerous' per-call key derivation
+    and compression attempt (≈25 µs a token → ≈2 µs). The campaign builder checks its tokens against theirs before
+    using it."""
+
+    def __init__(self, salt: str):
+        signer = Signer(current_app.config["SECRET_KEY"], salt=salt)
+        self.mac = hmac.new(signer.derive_key(), digestmod=signer.digest_method)
+
+    def sign(self, payload: str) -> str:
+        """`payload` (compact JSON) signed: base64url(payload) "." base64url(HMAC)."""
+        encoded = urlsafe_b64encode(payload.encode()).rstrip(b"=")
+        mac = self.mac.copy()
+        mac.update(encoded)
+        return (encoded + b"." + urlsafe_b64encode(mac.digest()).rstrip(b"=")).decode("ascii")

@@ -10,7 +10,6 @@ When the organiser's template does more with a personal value than show it (`{{ 
 template for each recipient instead, and reuses the finished render of each shape the template takes.
 """
 
-import binascii
 import hmac
 import html
 import json
@@ -18,28 +17,38 @@ import os
 import re
 import secrets
 import time
-from base64 import b64encode, urlsafe_b64encode
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
 from flask import current_app
-from itsdangerous import Signer
 
-from ..links import PREFERENCES, UNSUBSCRIBE, external_url, make_preferences_token, make_unsubscribe_token
-from ..mail.messages import single_line
+from ..links import PREFERENCES, UNSUBSCRIBE, TokenSigner, external_url, make_preferences_token, make_unsubscribe_token
+from ..mail.headers import (
+    PLAIN_ADDRESS,
+    address,
+    ascii_domain,
+    mailbox_header,
+    phrase_header,
+    quoted,
+    single_line,
+    unstructured_header,
+)
+from ..mail.mime import (
+    CALENDAR_FILENAME,
+    HTML_HEADERS,
+    TEXT_HEADERS,
+    QuotedPrintablePart,
+    calendar_part,
+    one_line_endings,
+)
 from .models import Campaign
 from .render import CampaignTemplate, MailValues, clean_name, web_version_url
 
-# A plain address that needs no quoting in a header (anything else goes through the stdlib).
-PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9.-]+\Z")
 URL_SAFE = re.compile(r"[A-Za-z0-9_-]+\Z")
-MAX_LINE = 76  # RFC 2047's limit for lines holding encoded words; also under RFC 5322's 78
-WORD_BYTES = 39  # UTF-8 bytes per encoded word: "=?utf-8?b?" + 52 base64 characters + "?=" = 64 characters
 
 
 @dataclass(frozen=True)
@@ -50,130 +59,6 @@ class Recipient:
     email: str
     name: str | None
     public_id: str
-
-
-def encoded_words(text: str) -> list[str]:
-    """RFC 2047 B-encoded words for `text`, split between characters so that every word stays short."""
-    words, chunk, size = [], [], 0
-    for character in text:
-        length = len(character.encode())
-        if size + length > WORD_BYTES:
-            words.append("".join(chunk))
-            chunk, size = [], 0
-        chunk.append(character)
-        size += length
-    words.append("".join(chunk))
-    return ["=?utf-8?b?" + b64encode(word.encode()).decode("ascii") + "?=" for word in words]
-
-
-def fold(field: str, pieces: list[str]) -> str:
-    """`Field: piece piece …`, breaking lines before a piece (never inside one) to stay within MAX_LINE."""
-    line = f"{field}: {pieces[0]}"
-    lines = []
-    for piece in pieces[1:]:
-        if len(line) + 1 + len(piece) > MAX_LINE:
-            lines.append(line)
-            line = " " + piece
-        else:
-            line += " " + piece
-    lines.append(line)
-    return "\r\n".join(lines) + "\r\n"
-
-
-def _plain_ascii(text: str) -> bool:
-    # "=?" would be read as the start of an encoded word.
-    return text.isascii() and text.isprintable() and "=?" not in text
-
-
-def _space_pieces(text: str) -> list[str]:
-    # Runs of spaces stay attached to the next word, so folding reproduces the text and no line is only white space.
-    pieces, spaces = [], ""
-    for word in text.split(" "):
-        if not word:
-            spaces += " "
-            continue
-        pieces.append(spaces + word)
-        spaces = ""
-    if spaces:
-        pieces[-1:] = [(pieces[-1] if pieces else "") + spaces]
-    return pieces or [""]
-
-
-def unstructured_header(field: str, text: str) -> str:
-    """A header line for free text (Subject): folded at spaces when ASCII, encoded words otherwise."""
-    return fold(field, _space_pieces(text) if _plain_ascii(text) else encoded_words(text))
-
-
-def quoted(phrase: str) -> str:
-    """An RFC 5322 quoted-string."""
-    return '"' + phrase.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def phrase_header(field: str, phrase: str, value: str) -> str:
-    """`Field: "phrase" value` (a mailbox or a List-Id): the phrase quoted and folded at its spaces when ASCII,
-    encoded words otherwise."""
-    if not phrase:
-        return f"{field}: {value}\r\n"
-    if _plain_ascii(phrase):
-        return fold(field, [*_space_pieces(quoted(phrase)), value])
-    return fold(field, [*encoded_words(phrase), value])
-
-
-def mailbox_header(field: str, name: str, address: str) -> str:
-    """`Field: "name" <address>`, or just the address when there is no name."""
-    return phrase_header(field, name, f"<{address}>") if name else f"{field}: {address}\r\n"
-
-
-def ascii_domain(address: str) -> str:
-    """The domain of an address in its ASCII (IDNA) form, for Message-ID, List-Id and Feedback-ID."""
-    domain = address.rpartition("@")[2]
-    try:
-        return domain if domain.isascii() else domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return "uscmail.invalid"
-
-
-class TokenSigner:
-    """Signs the same never-expiring tokens as uscmail.tokens, without itsdangerous' per-call key derivation and
-    compression attempt (≈25 µs a token → ≈2 µs). `prepare()` checks its tokens with tokens.py before using it."""
-
-    def __init__(self, salt: str):
-        signer = Signer(current_app.config["SECRET_KEY"], salt=salt)
-        self.mac = hmac.new(signer.derive_key(), digestmod=signer.digest_method)
-
-    def sign(self, payload: str) -> str:
-        """`payload` (compact JSON) signed: base64url(payload) "." base64url(HMAC)."""
-        encoded = urlsafe_b64encode(payload.encode()).rstrip(b"=")
-        mac = self.mac.copy()
-        mac.update(encoded)
-        return (encoded + b"." + urlsafe_b64encode(mac.digest()).rstrip(b"=")).decode("ascii")
-
-
-class _Part:
-    """One quoted-printable text part: lines without personal values are encoded once (QP encodes each line on its
-    own, so the result is the same as encoding the whole), the others per message."""
-
-    def __init__(self, content: str, personal: re.Pattern):
-        lines = content.replace("\r\n", "\n").replace("\r", "\n").removesuffix("\n").split("\n")
-        self.chunks: list[bytes | str] = []
-        constant: list[str] = []
-        for line in lines:
-            if personal.search(line):
-                if constant:
-                    self.chunks.append(binascii.b2a_qp("".join(constant).encode(), istext=True))
-                    constant = []
-                self.chunks.append(line + "\r\n")
-            else:
-                constant.append(line + "\r\n")
-        if constant:
-            self.chunks.append(binascii.b2a_qp("".join(constant).encode(), istext=True))
-
-    def encode(self, fill: Callable[[str], str]) -> list[bytes]:
-        """The part's body, with `fill` applied to each line that carries personal values."""
-        return [
-            chunk if chunk.__class__ is bytes else binascii.b2a_qp(fill(chunk).encode(), istext=True)
-            for chunk in self.chunks
-        ]
 
 
 def _replacer(stand_ins: tuple[str, str, str], values: tuple[str, str, str]) -> Callable[[str], str]:
@@ -188,10 +73,6 @@ def _replacer(stand_ins: tuple[str, str, str], values: tuple[str, str, str]) -> 
     return fill
 
 
-def _one_line_endings(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
-
-
 class _Body:
     """The two parts for recipients with a name (or without): substituted into one render, or rendered per shape."""
 
@@ -200,7 +81,7 @@ class _Body:
         tokens = template.tokens
         self.unsubscribe_token, self.preferences_token = tokens.urls["unsubscribe"], tokens.urls["preferences"]
         self.name_token = tokens.name
-        self.shapes: dict[str, tuple[_Part, _Part]] = {}
+        self.shapes: dict[str, tuple[QuotedPrintablePart, QuotedPrintablePart]] = {}
         self.html = self.text = None
         if template.name_plain or not named:
             self._substitute_into_one_render()
@@ -224,7 +105,7 @@ class _Body:
         text_part = template.fill(text_part, texts, urls)
         stand_ins = [self.unsubscribe_token, self.preferences_token] + ([tokens.name] if self.named else [])
         personal = re.compile("|".join(re.escape(stand_in) for stand_in in stand_ins))
-        self.html, self.text = _Part(html_part, personal), _Part(text_part, personal)
+        self.html, self.text = QuotedPrintablePart(html_part, personal), QuotedPrintablePart(text_part, personal)
 
     def encode(self, name: str, unsubscribe_url: str, preferences_url: str) -> tuple[list[bytes], list[bytes]]:
         """The encoded text and HTML bodies for one recipient."""
@@ -241,40 +122,19 @@ class _Body:
         parts = self.shapes.get(shape)
         if parts is None:
             html_part, text_part = template.draft(shape)
-            parts = (_Part(text_part, template.tokens.pattern), _Part(html_part, template.tokens.pattern))
+            parts = (
+                QuotedPrintablePart(text_part, template.tokens.pattern),
+                QuotedPrintablePart(html_part, template.tokens.pattern),
+            )
             if len(self.shapes) < CampaignTemplate.MAX_SHAPES:
                 self.shapes[shape] = parts
         urls = {"unsubscribe": unsubscribe_url, "preferences": preferences_url, "web": self.web_url}
         html_texts = [html.escape(text) for text in texts]
         html_urls = {key: html.escape(url) for key, url in urls.items()}
         return (
-            parts[0].encode(lambda line: _one_line_endings(template.fill(line, texts, urls))),
-            parts[1].encode(lambda line: _one_line_endings(template.fill(line, html_texts, html_urls))),
+            parts[0].encode(lambda line: one_line_endings(template.fill(line, texts, urls))),
+            parts[1].encode(lambda line: one_line_endings(template.fill(line, html_texts, html_urls))),
         )
-
-
-def _address(name: str, email: str) -> Address:
-    # From parts, not addr_spec: the standard library refuses to parse a non-ASCII local part.
-    username, _, domain = email.rpartition("@")
-    return Address(display_name=name, username=username, domain=domain)
-
-
-TEXT_HEADERS = b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
-HTML_HEADERS = b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
-
-
-CALENDAR_FILENAME = "invite.ics"
-
-
-def _calendar_part(calendar: str) -> bytes:
-    """An iCalendar attachment as a MIME part (headers and base64 body, lines of 76)."""
-    encoded = b64encode(calendar.encode()).decode("ascii")
-    lines = "\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
-    return (
-        'Content-Type: text/calendar; method="PUBLISH"; charset="utf-8"\r\n'
-        f'Content-Disposition: attachment; filename="{CALENDAR_FILENAME}"\r\n'
-        f"Content-Transfer-Encoding: base64\r\n\r\n{lines}"
-    ).encode()
 
 
 class PreparedCampaign:
@@ -301,7 +161,7 @@ class PreparedCampaign:
         kind = getattr(campaign.kind, "value", campaign.kind) or "newsletter"
         self.feedback_id = f"{campaign.id or 0}:{kind}:uscmail:{self.domain}"
         self.calendar = campaign.calendar
-        self.calendar_part = _calendar_part(campaign.calendar) if campaign.calendar else b""
+        self.calendar_part = calendar_part(campaign.calendar) if campaign.calendar else b""
         self._prepare_links()
         self._prepare_headers()
         self.bodies = {True: _Body(self.template, self.web_url, named=True)}
@@ -315,11 +175,11 @@ class PreparedCampaign:
         self.list_ids_json = json.dumps(self.list_ids, separators=(",", ":"))
         self.unsubscribe_signer, self.preferences_signer = TokenSigner(UNSUBSCRIBE), TokenSigner(PREFERENCES)
         sample = secrets.token_urlsafe(16)
-        if self.personal_urls(sample) != self._links_from_tokens_module(sample):
-            current_app.logger.warning("campaign links: fast signing differs from uscmail.tokens; using uscmail.tokens")
+        if self.personal_urls(sample) != self._links_from_links_module(sample):
+            current_app.logger.warning("campaign links: fast signing differs from uscmail.links; using uscmail.links")
             self.unsubscribe_signer = self.preferences_signer = None
 
-    def _links_from_tokens_module(self, public_id: str) -> tuple[str, str]:
+    def _links_from_links_module(self, public_id: str) -> tuple[str, str]:
         return (
             external_url("subscriptions.unsubscribe", token=make_unsubscribe_token(public_id, self.list_ids)),
             external_url("subscriptions.preferences", token=make_preferences_token(public_id)),
@@ -328,7 +188,7 @@ class PreparedCampaign:
     def personal_urls(self, public_id: str) -> tuple[str, str]:
         """The recipient's unsubscribe and preference-centre links (the same as uscmail.tokens makes, faster)."""
         if self.unsubscribe_signer is None or not URL_SAFE.match(public_id):
-            return self._links_from_tokens_module(public_id)
+            return self._links_from_links_module(public_id)
         return (
             self.unsubscribe_prefix + self.unsubscribe_signer.sign(f'["{public_id}",{self.list_ids_json}]'),
             self.preferences_prefix + self.preferences_signer.sign(f'"{public_id}"'),
@@ -415,8 +275,8 @@ class PreparedCampaign:
         mail = self.template.render(MailValues(name or None, unsubscribe_url, preferences_url, self.web_url))
         message_policy = policy.SMTPUTF8 if self.needs_smtputf8(recipient) else policy.SMTP
         message = EmailMessage(policy=message_policy)
-        message["From"] = _address(self.from_name, self.envelope_from)
-        message["To"] = _address(name, recipient.email)
+        message["From"] = address(self.from_name, self.envelope_from)
+        message["To"] = address(name, recipient.email)
         message["Subject"] = self.subject
         message["Date"] = self.date()
         message["Message-ID"] = self.message_id(recipient)

@@ -24,8 +24,8 @@ _connections: dict[tuple, smtplib.SMTP] = {}
 
 def smtp_connection() -> smtplib.SMTP:
     """This process's connection to the relay, reused across batches (checked with NOOP before reuse)."""
-    state = current_app.extensions["mail"]
-    key = (state.server, state.port, state.username)
+    config = current_app.config
+    key = (config["MAIL_SERVER"], config["MAIL_PORT"], config["MAIL_USERNAME"])
     connection = _connections.pop(key, None)
     if connection is not None:
         try:

@@ -7,11 +7,7 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from flask import current_app, render_template
 
 from ..models import utcnow
-
-
-def single_line(value: str) -> str:
-    """Collapse all whitespace, line breaks included, so a value can never start a new header."""
-    return " ".join(value.split())
+from .headers import address, single_line
 
 
 def sender_address() -> Address:
@@ -41,8 +37,7 @@ def allowed_sender(address: str | None) -> str | None:
 
 def recipient_address(email: str, name: str | None) -> Address:
     """A recipient's To address; the display name is reduced to a single line first."""
-    username, _, domain = email.rpartition("@")
-    return Address(display_name=single_line(name or ""), username=username, domain=domain)
+    return address(single_line(name or ""), email)
 
 
 def build_message(

@@ -1,4 +1,5 @@
-"""SMTP sending with the Flask-Mail settings (MAIL_*), a timeout, and SMTPUTF8 for internationalised addresses."""
+"""SMTP connections to the relay named by the MAIL_* settings, with a timeout, TLS and login when configured, and
+SMTPUTF8 for internationalised addresses."""
 
 import smtplib
 from collections.abc import Iterable
@@ -9,14 +10,13 @@ from flask import current_app
 
 def open_connection() -> smtplib.SMTP:
     """Open an SMTP connection to the configured relay (TLS and login when configured)."""
-    state = current_app.extensions["mail"]
-    timeout = current_app.config["MAIL_TIMEOUT"]
-    smtp_class = smtplib.SMTP_SSL if state.use_ssl else smtplib.SMTP
-    connection = smtp_class(state.server, state.port, timeout=timeout)
-    if state.use_tls:
+    config = current_app.config
+    smtp_class = smtplib.SMTP_SSL if config["MAIL_USE_SSL"] else smtplib.SMTP
+    connection = smtp_class(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=config["MAIL_TIMEOUT"])
+    if config["MAIL_USE_TLS"]:
         connection.starttls()
-    if state.username and state.password:
-        connection.login(state.username, state.password)
+    if config["MAIL_USERNAME"] and config["MAIL_PASSWORD"]:
+        connection.login(config["MAIL_USERNAME"], config["MAIL_PASSWORD"])
     return connection
 
 
