@@ -4,6 +4,7 @@ from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from .extensions import db
 from .inputguard import UnstorableInput
 from .organisers.credentials import SecretUnreadable
 
@@ -47,8 +48,6 @@ def init_errorhandlers(app: Flask) -> None:
     def totp_key_error(error: SecretUnreadable):
         # The server's key is wrong, not the request: say so plainly, change nothing, and tell the operator.
         app.logger.error("TOTP secret unreadable: %s", error)
-        from .extensions import db
-
         db.session.rollback()
         return render(503, TOTP_KEY_PROBLEM)
 
@@ -60,7 +59,5 @@ def init_errorhandlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):
         app.logger.exception("unhandled error")
-        from .extensions import db
-
         db.session.rollback()
         return render(500, MESSAGES[500])

@@ -9,7 +9,7 @@ from ..campaigns.services import (
     PREHEADER_MAX_LENGTH,
     SUBJECT_MAX_LENGTH,
 )
-from .openapi import NULLABLE_TIMESTAMP, SLUG, TIMESTAMP, answer, body, closed, errors, operation, ref
+from .openapi_parts import NULLABLE_TIMESTAMP, SLUG, TIMESTAMP, answer, body, closed, errors, operation, ref
 
 CAMPAIGN_ID = {"name": "campaign_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 CAMPAIGN_ERRORS = {

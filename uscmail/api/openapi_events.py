@@ -13,7 +13,7 @@ from ..reminders.events import (
 )
 from ..reminders.models import ReminderStatus
 from ..reminders.schedule import FREQUENCIES, RULE_MAX_LENGTH
-from .openapi import SLUG, TIMESTAMP, answer, body, closed, errors, operation, ref
+from .openapi_parts import SLUG, TIMESTAMP, answer, body, closed, errors, operation, ref
 
 EVENT_ID = {"name": "event_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 OCCURRENCE_DATE = {
