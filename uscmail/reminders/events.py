@@ -10,6 +10,9 @@ from zoneinfo import ZoneInfo, available_timezones
 
 import sqlalchemy as sa
 
+from ..campaigns import render
+from ..campaigns import services as campaigns
+from ..campaigns.models import Campaign, CampaignKind
 from ..campaigns.services import TransitionRefused
 from ..extensions import db
 from ..mail.messages import sender_address
@@ -17,10 +20,20 @@ from ..models import MailingList, utcnow
 from ..organisers import audit
 from ..organisers.models import Organiser
 from ..validation import InvalidInput, single_line_text
-from .models import Event, OccurrenceOverride, Reminder, ReminderStatus
-from .schedule import Occurrence, ReminderTime, RuleInvalid, occurrence_dates, occurrences, parse_offsets, parse_rule
+from .models import DEFAULT_OFFSETS, Event, OccurrenceOverride, Reminder, ReminderStatus
+from .schedule import (
+    Occurrence,
+    ReminderTime,
+    RuleInvalid,
+    local_datetime,
+    occurrence_dates,
+    occurrences,
+    parse_offsets,
+    parse_rule,
+    reminder_times,
+)
+from .services import DEFAULT_BODY, DEFAULT_SUBJECT, overrides_of, render_content
 from .services import campaign_source as plain_text
-from .services import overrides_of, render_content
 
 TITLE_MAX, PLACE_MAX, NOTE_MAX, REASON_MAX, SUBJECT_MAX, BODY_MAX = 200, 300, 1000, 500, 255, 20_000
 FIRST_DATE_RANGE_DAYS = 3653
@@ -53,7 +66,6 @@ class EventFields:
 
 def clean_event_fields(fields: EventFields) -> dict:
     """Checked column values, or InvalidInput naming the problem; the templates are tried on a sample occurrence."""
-    from .services import DEFAULT_BODY, DEFAULT_SUBJECT
 
     today = utcnow().date()
     values = {
@@ -120,17 +132,14 @@ def time_zones() -> frozenset[str]:
 
 def default_offsets() -> list[dict]:
     """Three days before at 10:00, and the morning of the protest at 08:00."""
-    from .models import DEFAULT_OFFSETS
 
     return [dict(offset) for offset in DEFAULT_OFFSETS]
 
 
 def _try_templates(event: Event, day: date) -> None:
     """Render the templates for a sample occurrence and check the result as a campaign body would be checked."""
-    from ..campaigns import render
 
     zone = ZoneInfo(event.timezone)
-    from .schedule import local_datetime
 
     starts_at = local_datetime(day, event.start_time or time(18, 0), zone)
     sample = Occurrence(0, day, starts_at, starts_at, event.place, "Bring banners", False)
@@ -195,8 +204,6 @@ def next_occurrence(event: Event) -> Occurrence | None:
 
 def _notice(event: Event, subject: str, body: str) -> int:
     """A one-off campaign to the event's list (a paused or resumed notice), started; returns its id."""
-    from ..campaigns import services as campaigns
-    from ..campaigns.models import CampaignKind
 
     fields = campaigns.CampaignFields(subject=subject, body=body, list_ids=[event.list_id])
     campaign = campaigns.create_campaign(fields, "reminders", kind=CampaignKind.REMINDER)
@@ -285,7 +292,6 @@ def upcoming_with_reminders(
     event: Event, count: int = OCCURRENCES_DEFAULT
 ) -> list[tuple[Occurrence, list[PlannedReminder]]]:
     """The next `count` occurrences (from today) with their reminder times and what became of each."""
-    from .schedule import reminder_times
 
     today = utcnow().date()
     found = occurrences(event, overrides_of(event), today, today + timedelta(days=HORIZON_DAYS))[:count]
@@ -316,8 +322,6 @@ def reminder_log(event: Event, limit: int = LOG_LIMIT_DEFAULT) -> list[Reminder]
 
 def preview_next_reminder(event: Event):
     """The next reminder exactly as it will be sent (a RenderedMail for a sample subscriber), or None."""
-    from ..campaigns import render
-    from ..campaigns.models import Campaign, CampaignKind
 
     upcoming = next_occurrence(event)
     if upcoming is None:
