@@ -8,6 +8,8 @@ from flask import Flask
 
 from .extensions import db
 from .models import MailingList
+from .reminders.models import Event
+from .reminders.services import DEFAULT_BODY, DEFAULT_SUBJECT, default_list
 from .subscriptions.consent import current_wording
 
 DEFAULT_LISTS = [
@@ -46,9 +48,6 @@ PROTEST_PLACE = "Chinese Embassy, 49–51 Portland Place, London W1B 1JL"
 def seed_protest_event() -> bool:
     """The monthly protest outside the embassy, created on hold with no time set, so nothing is sent until an
     organiser has reviewed it. Returns True if it was created."""
-    from .reminders.models import Event
-    from .reminders.services import DEFAULT_BODY, DEFAULT_SUBJECT, default_list
-
     mailing_list = default_list()
     if mailing_list is None or db.session.scalar(sa.select(Event.id).limit(1)) is not None:
         return False
