@@ -1,10 +1,10 @@
 """Helpers for campaign tests: confirmed subscribers in bulk, a campaign ready to send, waiting on its progress."""
 
-import time
 import uuid
 
 import sqlalchemy as sa
 
+from tests.waiting import wait_until
 from uscmail.campaigns import services
 from uscmail.campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from uscmail.extensions import db
@@ -92,17 +92,6 @@ def status_of(campaign_id: int) -> CampaignStatus:
     status = db.session.scalar(sa.select(Campaign.status).where(Campaign.id == campaign_id))
     db.session.rollback()
     return status
-
-
-def wait_until(predicate, timeout: float = 60.0, what: str = "condition"):
-    """Poll until predicate() is truthy; fail the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def wait_for_status(campaign_id: int, *statuses: CampaignStatus, timeout: float = 120.0) -> CampaignStatus:

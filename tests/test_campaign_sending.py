@@ -8,7 +8,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from tests.campaign_support import add_confirmed, counts, make_campaign, start, status_of, wait_for_status, wait_until
+from tests.campaign_support import add_confirmed, counts, make_campaign, start, status_of, wait_for_status
+from tests.waiting import wait_until
 from uscmail.campaigns import reaper, services
 from uscmail.campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from uscmail.models import MailingList, Subscriber, SubscriptionStatus, SuppressionReason
