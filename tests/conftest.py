@@ -363,31 +363,13 @@ def signup(client, db, celery_worker):
     return submit
 
 
-ORGANISER_PASSWORD = "correct horse battery staple"
-
-
-def make_organiser(email: str, role: str = "editor", password: str = ORGANISER_PASSWORD, enrolled: bool = True):
-    """An organiser as if they had used their set-up link (a password and an authenticator app), unless
-    enrolled=False: then just created, with no password. The caller commits."""
-    import pyotp
-
-    from uscmail.organisers import security, services
-    from uscmail.organisers.models import Role
-
-    organiser = services.create_organiser(email, Role(role), "test")
-    if enrolled:
-        organiser.password_hash = security.hash_password(password)
-        organiser.totp_secret = pyotp.random_base32()
-        organiser.enrolment_nonce_sha256 = None
-    return organiser
-
-
 @pytest.fixture
 def sign_in_as(app, db):
     """sign_in_as("editor") -> a browser signed in (password and TOTP) as a new organiser with that role."""
     import pyotp
     import sqlalchemy as sa
 
+    from tests.factories import ORGANISER_PASSWORD, make_organiser
     from uscmail.organisers import services
     from uscmail.organisers.models import Organiser
 

@@ -7,7 +7,9 @@ import pyotp
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import ORGANISER_PASSWORD, form_fields, isolated_client, make_organiser
+from tests.conftest import form_fields, isolated_client
+from tests.factories import ORGANISER_PASSWORD, make_organiser
+from tests.organiser_support import sign_in_fresh
 from tests.pages import fresh, post_from, text
 from uscmail.api import tokens as api_tokens
 from uscmail.organisers import services
@@ -60,15 +62,6 @@ def signed_in(browser) -> bool:
     response = browser.get("/organisers/account")
     assert response.status_code in (200, 302)
     return response.status_code == 200
-
-
-def sign_in(app, email: str, password: str, code: str):
-    """A fresh browser through both sign-in steps; returns (browser, answer to the second step)."""
-    browser = isolated_client(app)
-    step_one = post_from(browser, "/organisers/login", "/organisers/login", email=email, password=password)
-    if step_one.status_code != 302:
-        return browser, step_one
-    return browser, post_from(browser, "/organisers/two-factor", "/organisers/two-factor", code=code)
 
 
 # The organisers page
@@ -421,9 +414,9 @@ def test_changing_your_password_ends_every_session_and_only_the_new_password_wor
     assert organiser(db, "viewer@example.org").password_hash != old_hash
 
     secret = organiser(db, "viewer@example.org").totp_secret
-    _, old = sign_in(app, "viewer@example.org", ORGANISER_PASSWORD, pyotp.TOTP(secret).now())
+    _, old = sign_in_fresh(app, "viewer@example.org", ORGANISER_PASSWORD, pyotp.TOTP(secret).now())
     assert old.status_code == 400
-    browser, new = sign_in(app, "viewer@example.org", NEW_PASSWORD, pyotp.TOTP(secret).now())
+    browser, new = sign_in_fresh(app, "viewer@example.org", NEW_PASSWORD, pyotp.TOTP(secret).now())
     assert new.status_code == 302 and signed_in(browser)
     [event] = audit_rows(db, "organiser.password_changed")
     assert event.actor == "viewer@example.org" and event.details == {}
@@ -519,11 +512,11 @@ def test_regenerated_recovery_codes_work_once_and_the_old_ones_stop_working(app,
     assert len(old_codes) == len(new_codes) == 10 and not set(old_codes) & set(new_codes)
     assert "You have <strong>10</strong> unused" in text(browser.get("/organisers/account"))
 
-    _, with_old = sign_in(app, "editor@example.org", ORGANISER_PASSWORD, old_codes[0])
+    _, with_old = sign_in_fresh(app, "editor@example.org", ORGANISER_PASSWORD, old_codes[0])
     assert with_old.status_code == 400
-    again, with_new = sign_in(app, "editor@example.org", ORGANISER_PASSWORD, new_codes[0])
+    again, with_new = sign_in_fresh(app, "editor@example.org", ORGANISER_PASSWORD, new_codes[0])
     assert with_new.status_code == 302 and signed_in(again)
-    _, reused = sign_in(app, "editor@example.org", ORGANISER_PASSWORD, new_codes[0])
+    _, reused = sign_in_fresh(app, "editor@example.org", ORGANISER_PASSWORD, new_codes[0])
     assert reused.status_code == 400
     assert "You have <strong>9</strong> unused" in text(again.get("/organisers/account"))
 

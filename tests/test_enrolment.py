@@ -8,8 +8,8 @@ import time
 import sqlalchemy as sa
 
 from tests.conftest import form_fields, isolated_client
+from tests.organiser_support import PASSWORD, code_for, create, link_path, post_form, secret_of, set_up
 from tests.pages import fresh, text
-from tests.test_organisers import PASSWORD, code_for, create, link_path, post_form, secret_of, set_up
 from uscmail.organisers.models import AuditEvent, Organiser, OrganiserSession
 
 
@@ -56,7 +56,7 @@ def test_two_browsers_that_opened_the_same_link_cannot_both_finish(app, db):
 def test_a_set_up_link_expires(app, db, monkeypatch):
     path = link_path(create(app))
     monkeypatch.setitem(app.config, "ENROLMENT_LINK_MAX_AGE", 1)
-    time.sleep(2.1)
+    time.sleep(2.1)  # deliberately let time pass: past the one-second lifetime, in whole-second timestamps
     browser = isolated_client(app)
     expired = browser.get(path)
     assert expired.status_code == 410 and "This set-up link has expired" in text(expired)

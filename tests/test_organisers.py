@@ -2,63 +2,15 @@
 log."""
 
 import re
-import time
 
-import pyotp
 import pytest
 import sqlalchemy as sa
 
 from tests.conftest import BACKEND, form_fields, isolated_client
-from uscmail.organisers.models import AuditEvent, Organiser, OrganiserSession
+from tests.organiser_support import PASSWORD, code_for, create, link_path, post_form, secret_of, set_up
+from uscmail.organisers.models import AuditEvent, Organiser
 
-PASSWORD = "correct horse battery staple"
-
-
-LINK = re.compile(r"^https://lists\.uscuk\.test(/organisers/enrol/\S+)$", re.M)
 CODES = re.compile(r"<code>([a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4})</code>")
-
-
-def create(app, email="admin@example.org", role="admin"):
-    """`flask organisers create`; returns the CLI result (the set-up link is on stdout)."""
-    return app.test_cli_runner().invoke(args=["organisers", "create", email, "--role", role])
-
-
-def link_path(result) -> str:
-    """The path of the set-up link a CLI command printed."""
-    return LINK.search(result.stdout).group(1)
-
-
-def post_form(browser, path, **data):
-    page = browser.get(path)
-    return browser.post(path, data={**form_fields(page.get_data(as_text=True)), **data})
-
-
-def secret_of(db, email):
-    """The organiser's TOTP secret, enrolled or pending in a session row (decrypted)."""
-    db.session.rollback()
-    pending = db.session.scalars(
-        sa.select(OrganiserSession)
-        .join(Organiser)
-        .where(Organiser.email == email, OrganiserSession.pending_totp_secret_encrypted.is_not(None))
-    ).first()
-    enrolled = db.session.scalar(sa.select(Organiser).where(Organiser.email == email)).totp_secret
-    secret = enrolled or (pending.pending_totp_secret if pending else None)
-    db.session.rollback()
-    return secret
-
-
-def code_for(secret, offset_steps=0):
-    return pyotp.TOTP(secret).at(time.time() + 30 * offset_steps)
-
-
-def set_up(app, db, path, email="admin@example.org", password=PASSWORD, browser=None):
-    """Open a set-up link and finish it (password and TOTP); returns the answer of the last step."""
-    browser = browser or isolated_client(app)
-    assert post_form(browser, path).status_code == 302
-    page = browser.get("/organisers/enrol").get_data(as_text=True)
-    secret = re.search(r'<code class="secret">([A-Z2-7]+)</code>', page).group(1)
-    fields = {"password": password, "password_again": password, "code": code_for(secret)}
-    return browser.post("/organisers/enrol", data={**form_fields(page), **fields})
 
 
 def enrol(app, db, email="admin@example.org", role="admin", password=PASSWORD):
