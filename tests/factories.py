@@ -106,15 +106,20 @@ def add_subscriber(
     return subscriber
 
 
-def sign_up_subscriber(email: str, lists=(NEWSLETTER,), name: str | None = None, confirmed: bool = True) -> Subscriber:
+def sign_up_subscriber(
+    email: str, lists=(NEWSLETTER,), name: str | None = None, confirmed: bool = True
+) -> Subscriber | None:
     """A subscriber who used the signup form for `lists` (public slugs) with today's consent wording, recorded
     through the services as the form does (no mail is sent): pending, or confirmed as if they had followed the
-    link if `confirmed`. Committed."""
+    link if `confirmed`. Committed. None for a suppressed address, which the form records nothing for."""
     from uscmail.subscriptions import services
     from uscmail.subscriptions.consent import CURRENT_VERSION
 
     chosen = services.public_lists_by_slug(list(lists))
     result = services.request_subscription(email, name, chosen, ConsentMethod.FORM, CURRENT_VERSION)
+    if result.subscriber_id is None:  # a suppressed address: nothing is recorded
+        db.session.commit()
+        return None
     subscriber = db.session.get(Subscriber, result.subscriber_id)
     if confirmed:
         services.confirm_subscription(subscriber)

@@ -180,7 +180,7 @@ def test_erased_addresses_stay_blocked_and_a_zero_retention_keeps_records(app, d
 
     services.suppress("erased@example.org", SuppressionReason.ERASED)
     db.session.commit()
-    assert sign_up_subscriber("erased@example.org", confirmed=False).id is None
+    assert sign_up_subscriber("erased@example.org", confirmed=False) is None
     kept = sign_up_subscriber("kept@example.org", confirmed=False).id
     confirm(db, kept)
     leave(db, kept)
