@@ -306,6 +306,22 @@ def api(app, db):
 
 
 @pytest.fixture
+def editor(db):
+    """An API token of an editor (editor@example.org)."""
+    from tests.api_support import issue_token
+
+    return issue_token(db, "editor")
+
+
+@pytest.fixture
+def viewer(db):
+    """An API token of a viewer (viewer@example.org)."""
+    from tests.api_support import issue_token
+
+    return issue_token(db, "viewer")
+
+
+@pytest.fixture
 def smtp_sink():
     """The SMTP sink that the worker delivers to, emptied before each test."""
     SMTP_SINK.clear()

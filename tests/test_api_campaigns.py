@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests.api_support import assert_json_error, assert_matches, assert_roles_enforced, audit_actions, issue_token
+from tests.api_support import assert_json_error, assert_matches, assert_roles_enforced, audit_actions
 from tests.campaign_support import VIGIL_BODY, VIGIL_SUBJECT, start_without_worker, status_of, wait_for_status
 from tests.factories import add_subscriber, make_campaign
 from uscmail.campaigns import services
@@ -16,18 +16,6 @@ from uscmail.subscribers import lists as list_services
 from uscmail.subscribers import services as subscriber_services
 
 NEW = {"subject": VIGIL_SUBJECT, "body": VIGIL_BODY, "lists": ["newsletter"]}
-
-
-@pytest.fixture
-def editor(db):
-    """An editor's token."""
-    return issue_token(db, "editor")
-
-
-@pytest.fixture
-def viewer(db):
-    """A viewer's token."""
-    return issue_token(db, "viewer")
 
 
 def rows(db) -> dict[str, int]:

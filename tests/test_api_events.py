@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 
-from tests.api_support import assert_json_error, assert_matches, assert_roles_enforced, audit_actions, issue_token
+from tests.api_support import assert_json_error, assert_matches, assert_roles_enforced, audit_actions
 from tests.campaign_support import wait_for_status
 from tests.factories import add_confirmed, create_event, make_campaign, reminders_list
 from uscmail.campaigns.models import Campaign, CampaignKind, CampaignStatus
@@ -27,18 +27,6 @@ NEW = {
 }
 # Mid-January 2027: the next protests are on 5 February (GMT) and 5 April (BST).
 JANUARY = datetime(2027, 1, 10, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def editor(db):
-    """An editor's token."""
-    return issue_token(db, "editor")
-
-
-@pytest.fixture
-def viewer(db):
-    """A viewer's token."""
-    return issue_token(db, "viewer")
 
 
 def seeded_event_id(db) -> int:
