@@ -12,7 +12,6 @@ from playwright.sync_api import expect, sync_playwright
 
 from tests.factories import ORGANISER_PASSWORD, make_organiser
 from tests.live_server import LiveServer
-from uscmail.extensions import db as database
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -165,8 +164,7 @@ EDITOR = "editor.browser@example.org"
 
 def create_editor() -> str:
     """An editor with a TOTP secret; returns the secret."""
-    editor = make_organiser(EDITOR, "editor")
-    database.session.commit()
+    editor = make_organiser(EDITOR, "editor", commit=True)
     return editor.totp_secret
 
 

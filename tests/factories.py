@@ -231,9 +231,12 @@ def create_event(resumed: bool = False, **fields):
 # --- organisers -----------------------------------------------------------------------------------------------------
 
 
-def make_organiser(email: str, role: str = "editor", password: str = ORGANISER_PASSWORD, enrolled: bool = True):
+def make_organiser(
+    email: str, role: str = "editor", password: str = ORGANISER_PASSWORD, enrolled: bool = True, commit: bool = False
+):
     """An organiser created through the service as if they had used their set-up link (a password and an
-    authenticator app), unless enrolled=False: then just created, with no password. The caller commits."""
+    authenticator app), unless enrolled=False: then just created, with no password. Committed if `commit`, else the
+    caller commits."""
     import pyotp
 
     from uscmail.organisers import security, services
@@ -244,6 +247,8 @@ def make_organiser(email: str, role: str = "editor", password: str = ORGANISER_P
         organiser.password_hash = security.hash_password(password)
         organiser.totp_secret = pyotp.random_base32()
         organiser.enrolment_nonce_sha256 = None
+    if commit:
+        db.session.commit()
     return organiser
 
 

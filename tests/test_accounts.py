@@ -24,13 +24,6 @@ def organiser(db, email: str) -> Organiser:
     return fresh(db).scalar(sa.select(Organiser).where(Organiser.email == email))
 
 
-def add_organiser(db, email: str, role: str = "editor", enrolled: bool = True) -> Organiser:
-    """An organiser with a password and TOTP (as after their set-up link), or just created if not enrolled."""
-    row = make_organiser(email, role, enrolled=enrolled)
-    db.session.commit()
-    return row
-
-
 LINK = re.compile(r'value="https://lists\.uscuk\.test(/organisers/enrol/[^"]+)"')
 
 
@@ -69,8 +62,8 @@ def signed_in(browser) -> bool:
 
 def test_admin_sees_every_organiser_with_role_two_factor_last_sign_in_and_live_token_names(db, sign_in_as):
     admin = sign_in_as("admin")
-    editor = add_organiser(db, "editor@example.org")
-    add_organiser(db, "new@example.org", role="viewer", enrolled=False)
+    editor = make_organiser("editor@example.org", commit=True)
+    make_organiser("new@example.org", role="viewer", enrolled=False, commit=True)
     api_tokens.create_token(editor, "newsletter-script", "test")
     api_tokens.create_token(editor, "old-laptop", "test")
     api_tokens.revoke_tokens(editor, "old-laptop", "test")
@@ -145,7 +138,7 @@ def test_admin_creates_an_organiser_who_sets_their_own_password_through_a_one_ti
 )
 def test_bad_new_organisers_get_a_400_and_nothing_is_stored(db, sign_in_as, email, role, password, message):
     admin = sign_in_as("admin")
-    add_organiser(db, "editor@example.org")
+    make_organiser("editor@example.org", commit=True)
     before = fresh(db).scalar(sa.select(sa.func.count()).select_from(Organiser))
     events = fresh(db).scalar(sa.select(sa.func.count()).select_from(AuditEvent))
     answer = post_from(admin, "/organisers/accounts", "/organisers/accounts", email=email, role=role, password=password)
@@ -159,7 +152,7 @@ def test_bad_new_organisers_get_a_400_and_nothing_is_stored(db, sign_in_as, emai
 
 def test_a_hostile_address_and_token_name_are_shown_escaped(db, sign_in_as):
     admin = sign_in_as("admin")
-    editor = add_organiser(db, "editor@example.org")
+    editor = make_organiser("editor@example.org", commit=True)
     api_tokens.create_token(editor, HOSTILE, "test")
     db.session.commit()
     listing = text(admin.get("/organisers/accounts"))
@@ -294,7 +287,7 @@ def test_a_new_set_up_link_replaces_the_old_one_for_an_organiser_who_never_used_
 
 def test_admin_revokes_an_api_token_by_name(app, db, sign_in_as):
     admin = sign_in_as("admin")
-    editor = add_organiser(db, "editor@example.org")
+    editor = make_organiser("editor@example.org", commit=True)
     raw = api_tokens.create_token(editor, "newsletter-script", "test")
     kept = api_tokens.create_token(editor, "backup-job", "test")
     db.session.commit()
@@ -318,7 +311,7 @@ def test_admin_revokes_an_api_token_by_name(app, db, sign_in_as):
 def test_the_last_active_admin_cannot_demote_or_disable_themselves(db, sign_in_as):
     admin = sign_in_as("admin")
     admin_id = organiser(db, "admin@example.org").id
-    retired = add_organiser(db, "retired@example.org", role="admin")
+    retired = make_organiser("retired@example.org", role="admin", commit=True)
     services.disable_organiser(retired, "test")  # a disabled admin does not count
     db.session.commit()
 
@@ -332,7 +325,7 @@ def test_the_last_active_admin_cannot_demote_or_disable_themselves(db, sign_in_a
     assert me.role is Role.ADMIN and me.active and signed_in(admin)
     assert audit_rows(db, "organiser.role_changed") == [] and len(audit_rows(db, "organiser.disabled")) == 1
 
-    add_organiser(db, "second@example.org", role="admin")
+    make_organiser("second@example.org", role="admin", commit=True)
     stepped_down = post_from(admin, "/organisers/accounts", f"/organisers/accounts/{admin_id}/role", role="editor")
     assert stepped_down.status_code == 302 and stepped_down.headers["Location"] == "/organisers/login"
     assert "admin@example.org is now editor" in text(admin.get("/organisers/login"))
@@ -352,7 +345,7 @@ def test_unknown_organisers_are_404(db, sign_in_as):
 @pytest.mark.parametrize("role", ["editor", "viewer"])
 def test_editors_and_viewers_get_403_on_every_admin_page_and_change(db, sign_in_as, role):
     browser = sign_in_as(role)
-    target = add_organiser(db, "target@example.org", role="admin")
+    target = make_organiser("target@example.org", role="admin", commit=True)
     api_tokens.create_token(target, "script", "test")
     db.session.commit()
     fields = form_fields(text(browser.get("/organisers/account")))
