@@ -1,11 +1,16 @@
 """Browser-test fixtures shared by the test modules (registered in conftest.py): a live server, one headless
-Debian Chromium per module, and `visit` contexts that record every request their pages make."""
+Debian Chromium per module, and `visit` contexts that record every request their pages make; and what the browser
+tests check pages with: axe-core (WCAG 2.2 AA), sideways scrolling, screenshots, signing an editor in."""
 
+from pathlib import Path
 from urllib.parse import urlsplit
 
+import pyotp
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect, sync_playwright
 
+from tests.factories import ORGANISER_PASSWORD, make_organiser
 from tests.live_server import LiveServer
 
 CHROMIUM_ARGS = [
@@ -73,3 +78,102 @@ def visit(chromium, live_server, db):
     yield open_visit
     for opened in visits:
         opened.context.close()
+
+
+# Screenshots and rendered mails for a person to look at.
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+SCREENSHOTS = ARTIFACTS / "screenshots"
+AXE = Axe()
+AXE_OPTIONS = {
+    "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]},
+    "resultTypes": ["violations"],
+}
+VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 375, "height": 812}}
+
+
+def heading(page):
+    """The page's one h1."""
+    return page.get_by_role("heading", level=1)
+
+
+def axe_violations(page) -> list[str]:
+    """axe-core's WCAG 2.2 A/AA violations on the page, one readable line per rule and per element."""
+    lines = []
+    for violation in AXE.run(page, options=AXE_OPTIONS).response["violations"]:
+        lines.append(f"{violation['id']} ({violation['impact']}): {violation['help']} <{violation['helpUrl']}>")
+        for node in violation["nodes"]:
+            target = " ".join(str(part) for part in node["target"])
+            summary = " ".join(node.get("failureSummary", "").split())
+            lines.append(f"    at {target}: {summary}")
+    return lines
+
+
+def horizontal_overflow(page) -> int:
+    """How many CSS pixels the page is wider than the viewport (0 when nothing sticks out)."""
+    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+# The innermost elements whose right edge is past the viewport, to name in a failure.
+STICKING_OUT = """
+() => [...document.querySelectorAll("main *")]
+  .filter((element) => element.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5)
+  .filter((element) => ![...element.children].some((child) =>
+    child.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5))
+  .slice(0, 5)
+  .map((element) => `${element.tagName.toLowerCase()}${element.id ? "#" + element.id : ""}`
+    + `${element.className ? "." + String(element.className).split(" ").join(".") : ""}`
+    + ` (right edge at ${Math.round(element.getBoundingClientRect().right)}px)`)
+"""
+
+
+class Inspector:
+    """Checks each page it is given: axe, no sideways scrolling; saves a screenshot; collects what is wrong."""
+
+    def __init__(self, page, scheme: str, viewport: str, directory: Path, prefix: str):
+        self.page = page
+        self.scheme = scheme
+        self.viewport = viewport
+        self.directory, self.prefix = directory, prefix
+        self.problems: dict[str, list[str]] = {}
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, name: str, title: str) -> None:
+        expect(heading(self.page)).to_have_text(title)
+        self.page.wait_for_load_state("load")
+        found = axe_violations(self.page)
+        overflow = horizontal_overflow(self.page)
+        if overflow > 0:
+            found.append(f"page is {overflow}px wider than the {VIEWPORTS[self.viewport]['width']}px viewport")
+            found.extend(f"    sticking out: {element}" for element in self.page.evaluate(STICKING_OUT))
+        if found:
+            self.problems[name] = found
+        # Chromium paints a sandboxed frame only once it has been on screen.
+        for frame in self.page.locator("iframe").all():
+            frame.scroll_into_view_if_needed()
+            self.page.wait_for_timeout(400)
+        path = self.directory / f"{self.prefix}-{name}-{self.viewport}-{self.scheme}.png"
+        self.page.screenshot(path=path, full_page=True)
+
+    def report(self) -> str:
+        """Every problem found, by page, for an assertion message."""
+        return "\n".join(f"{name}:\n  " + "\n  ".join(lines) for name, lines in self.problems.items())
+
+
+EDITOR = "editor.browser@example.org"
+
+
+def create_editor() -> str:
+    """An editor with a TOTP secret; returns the secret."""
+    editor = make_organiser(EDITOR, "editor", commit=True)
+    return editor.totp_secret
+
+
+def sign_in_editor(page, secret: str) -> None:
+    """Password, then the current TOTP code, as a person does."""
+    page.goto("/organisers/login")
+    page.get_by_label("Email address").fill(EDITOR)
+    page.get_by_label("Password").fill(ORGANISER_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("textbox").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Continue").click()
+    expect(heading(page)).to_have_text("Organisers")

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.smtp_sink import SmtpSink
-from uscmail.organisers import credentials
+from tests.waiting import wait_until
 
 # Fixtures for the browser tests: live_server, chromium, visit.
 pytest_plugins = ["tests.browser_support"]
@@ -119,38 +118,53 @@ def app():
     _drop_database()
 
 
-class WorkerProcess:
-    """A real Celery worker in its own process group, so a test can SIGKILL it and its pool children at once."""
+class CeleryProcess:
+    """A real Celery process (a worker or beat) in its own process group, so a test can SIGKILL it and its pool
+    children at once. Its output goes to RUN_DIR/<name>.log; it is started and waited for in one step."""
 
-    def __init__(self, name: str, concurrency: int = 2, **env: str):
+    def __init__(self, name: str, arguments: list[str], ready: bytes, **env: str):
+        """Start `celery -A worker <arguments>` with `env` on top of ours; return once `ready` is in its log."""
         self.log_path = RUN_DIR / f"{name}.log"
         self.queue = env.get("CELERY_QUEUE", TEST_ENV["CELERY_QUEUE"])
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "celery", "-A", "worker", "worker",
-                "--loglevel", "INFO", "--concurrency", str(concurrency), "--hostname", f"{name}@%h",
-                "--without-gossip", "--without-mingle", "--without-heartbeat",
-            ],
+            [sys.executable, "-m", "celery", "-A", "worker", *arguments],
             cwd=PROJECT_DIR,
             env={**os.environ, **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while b" ready." not in self.log_path.read_bytes():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError("Celery worker did not start:\n" + self.log())
-            time.sleep(0.2)
+        )
+        try:
+            wait_until(lambda: ready in self.log_path.read_bytes() or self.process.poll() is not None, 60, name)
+            running = self.process.poll() is None
+        except AssertionError:
+            running = False
+        if not running:
+            self.kill()
+            raise RuntimeError(f"Celery process {name} did not start:\n" + self.log())
+
+    @classmethod
+    def worker(cls, name: str, concurrency: int = 2, **env: str) -> "CeleryProcess":
+        """A worker consuming CELERY_QUEUE (this run's unless `env` names another), ready to take tasks."""
+        arguments = [
+            "worker", "--loglevel", "INFO", "--concurrency", str(concurrency), "--hostname", f"{name}@%h",
+            "--without-gossip", "--without-mingle", "--without-heartbeat",
+        ]  # fmt: skip
+        return cls(name, arguments, b" ready.", **env)
+
+    @classmethod
+    def beat(cls, name: str, queue: str, **env: str) -> "CeleryProcess":
+        """`celery beat` publishing to `queue`, with its own schedule file, once its scheduler has started."""
+        arguments = ["beat", "--loglevel", "INFO", "--schedule", str(RUN_DIR / f"{name}-schedule")]
+        return cls(name, arguments, b"beat: Starting...", **{"CELERY_QUEUE": queue, **env})
 
     def log(self) -> str:
-        """What the worker has logged so far."""
+        """What the process has logged so far."""
         return self.log_path.read_text(errors="replace")
 
     def kill(self) -> None:
-        """SIGKILL the worker and its pool processes: no clean-up of any kind runs."""
+        """SIGKILL the process and its children (a worker's pool): no clean-up of any kind runs."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=20)
@@ -167,37 +181,13 @@ class WorkerProcess:
         self._log.close()
 
 
-class BeatProcess:
-    """A real `celery beat` process publishing to `queue`, with its own schedule file."""
-
-    def __init__(self, name: str, queue: str, **env: str):
-        self.log_path = RUN_DIR / f"{name}.log"
-        self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", "beat", "--loglevel", "INFO",
-             "--schedule", str(RUN_DIR / f"{name}-schedule")],
-            cwd=PROJECT_DIR,
-            env={**os.environ, "CELERY_QUEUE": queue, **env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-
-    def kill(self) -> None:
-        """Stop it (SIGKILL: beat keeps nothing worth a clean shutdown here)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=20)
-        self._log.close()
-
-
 @pytest.fixture
 def spawn_beat(app):
     """spawn_beat(name, queue, **env) -> a beat process; killed after the test."""
     beats = []
 
-    def spawn(name: str, queue: str, **env: str) -> BeatProcess:
-        beat = BeatProcess(f"{name}-{uuid.uuid4().hex[:6]}", queue, **{k: str(v) for k, v in env.items()})
+    def spawn(name: str, queue: str, **env: str) -> CeleryProcess:
+        beat = CeleryProcess.beat(f"{name}-{uuid.uuid4().hex[:6]}", queue, **{k: str(v) for k, v in env.items()})
         beats.append(beat)
         return beat
 
@@ -210,7 +200,7 @@ def spawn_beat(app):
 @pytest.fixture(scope="session")
 def celery_worker(app):
     """A real Celery worker process consuming this run's queue (prefork, two processes)."""
-    worker = WorkerProcess("worker")
+    worker = CeleryProcess.worker("worker")
     yield worker.process
     worker.stop()
 
@@ -223,11 +213,11 @@ def spawn_worker(app, smtp_sink):
     """
     workers = []
 
-    def spawn(name: str, queue: str | None = None, concurrency: int = 2, **env: str) -> WorkerProcess:
+    def spawn(name: str, queue: str | None = None, concurrency: int = 2, **env: str) -> CeleryProcess:
         env = {key: str(value) for key, value in env.items()}
         if queue:
             env["CELERY_QUEUE"] = queue
-        worker = WorkerProcess(f"{name}-{uuid.uuid4().hex[:6]}", concurrency=concurrency, **env)
+        worker = CeleryProcess.worker(f"{name}-{uuid.uuid4().hex[:6]}", concurrency=concurrency, **env)
         workers.append(worker)
         return worker
 
@@ -291,12 +281,6 @@ class IsolatedClient(FlaskClient):
         return contextvars.Context().run(super().open, *args, **kwargs)
 
 
-@pytest.fixture
-def browser(app, db):
-    """Like `client`, but every request runs in its own app context, as real requests do."""
-    return IsolatedClient(app, app.response_class, use_cookies=True)
-
-
 def isolated_client(app, environ_base: dict | None = None) -> IsolatedClient:
     """A further independent browser (own cookies), with per-request app contexts."""
     client = IsolatedClient(app, app.response_class, use_cookies=True)
@@ -319,6 +303,22 @@ def api(app, db):
         return response
 
     return call
+
+
+@pytest.fixture
+def editor(db):
+    """An API token of an editor (editor@example.org)."""
+    from tests.api_support import issue_token
+
+    return issue_token(db, "editor")
+
+
+@pytest.fixture
+def viewer(db):
+    """An API token of a viewer (viewer@example.org)."""
+    from tests.api_support import issue_token
+
+    return issue_token(db, "viewer")
 
 
 @pytest.fixture
@@ -353,14 +353,12 @@ def wait_for_signups(db, timeout: float = 30.0) -> None:
 
     from uscmail.models import SignupRequest
 
-    deadline = time.monotonic() + timeout
-    while True:
+    def applied() -> bool:
         waiting = db.session.scalar(sa.select(sa.func.count()).select_from(SignupRequest))
         db.session.rollback()
-        if not waiting:
-            return
-        assert time.monotonic() < deadline, f"{waiting} signup(s) still not applied by the worker"
-        time.sleep(0.05)
+        return not waiting
+
+    wait_until(applied, timeout, "the worker to apply every stored signup")
 
 
 @pytest.fixture
@@ -381,31 +379,13 @@ def signup(client, db, celery_worker):
     return submit
 
 
-ORGANISER_PASSWORD = "correct horse battery staple"
-
-
-def make_organiser(email: str, role: str = "editor", password: str = ORGANISER_PASSWORD, enrolled: bool = True):
-    """An organiser as if they had used their set-up link (a password and an authenticator app), unless
-    enrolled=False: then just created, with no password. The caller commits."""
-    import pyotp
-
-    from uscmail.organisers import services
-    from uscmail.organisers.models import Role
-
-    organiser = services.create_organiser(email, Role(role), "test")
-    if enrolled:
-        organiser.password_hash = credentials.hash_password(password)
-        organiser.totp_secret = pyotp.random_base32()
-        organiser.enrolment_nonce_sha256 = None
-    return organiser
-
-
 @pytest.fixture
 def sign_in_as(app, db):
     """sign_in_as("editor") -> a browser signed in (password and TOTP) as a new organiser with that role."""
     import pyotp
     import sqlalchemy as sa
 
+    from tests.factories import ORGANISER_PASSWORD, make_organiser
     from uscmail.organisers import services
     from uscmail.organisers.models import Organiser
 

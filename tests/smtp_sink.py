@@ -11,6 +11,8 @@ from email.parser import BytesParser
 
 from aiosmtpd.controller import Controller
 
+from tests.waiting import wait_until
+
 
 @dataclass
 class CapturedMail:
@@ -102,14 +104,11 @@ class SmtpSink:
 
     def wait_for(self, address: str, count: int = 1, timeout: float = 20.0) -> list[CapturedMail]:
         """Wait until `count` messages to `address` have arrived; fail the test if they don't."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.to(address)
-            if len(found) >= count:
-                return found
-            time.sleep(0.05)
-        raise AssertionError(f"expected {count} message(s) to {address}, got {len(self.to(address))}")
+        try:
+            return wait_until(lambda: found if len(found := self.to(address)) >= count else None, timeout)
+        except AssertionError:
+            raise AssertionError(f"expected {count} message(s) to {address}, got {len(self.to(address))}") from None
 
     def settle(self, seconds: float = 3.0) -> None:
         """Give queued work time to finish, for tests asserting that nothing (more) is sent."""
-        time.sleep(seconds)
+        time.sleep(seconds)  # deliberately let time pass: there is no event to wait for when nothing should happen

@@ -7,7 +7,9 @@ import pyotp
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import ORGANISER_PASSWORD, form_fields, isolated_client, make_organiser
+from tests.conftest import form_fields, isolated_client
+from tests.factories import ORGANISER_PASSWORD, make_organiser
+from tests.organiser_support import sign_in_fresh
 from tests.pages import fresh, post_from, text
 from uscmail.organisers import api_tokens as api_tokens
 from uscmail.organisers import services
@@ -20,13 +22,6 @@ CODE = re.compile(r"<code>([a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4})</code>")
 
 def organiser(db, email: str) -> Organiser:
     return fresh(db).scalar(sa.select(Organiser).where(Organiser.email == email))
-
-
-def add_organiser(db, email: str, role: str = "editor", enrolled: bool = True) -> Organiser:
-    """An organiser with a password and TOTP (as after their set-up link), or just created if not enrolled."""
-    row = make_organiser(email, role, enrolled=enrolled)
-    db.session.commit()
-    return row
 
 
 LINK = re.compile(r'value="https://lists\.uscuk\.test(/organisers/enrol/[^"]+)"')
@@ -62,22 +57,13 @@ def signed_in(browser) -> bool:
     return response.status_code == 200
 
 
-def sign_in(app, email: str, password: str, code: str):
-    """A fresh browser through both sign-in steps; returns (browser, answer to the second step)."""
-    browser = isolated_client(app)
-    step_one = post_from(browser, "/organisers/login", "/organisers/login", email=email, password=password)
-    if step_one.status_code != 302:
-        return browser, step_one
-    return browser, post_from(browser, "/organisers/two-factor", "/organisers/two-factor", code=code)
-
-
 # The organisers page
 
 
 def test_admin_sees_every_organiser_with_role_two_factor_last_sign_in_and_live_token_names(db, sign_in_as):
     admin = sign_in_as("admin")
-    editor = add_organiser(db, "editor@example.org")
-    add_organiser(db, "new@example.org", role="viewer", enrolled=False)
+    editor = make_organiser("editor@example.org", commit=True)
+    make_organiser("new@example.org", role="viewer", enrolled=False, commit=True)
     api_tokens.create_token(editor, "newsletter-script", "test")
     api_tokens.create_token(editor, "old-laptop", "test")
     api_tokens.revoke_tokens(editor, "old-laptop", "test")
@@ -152,7 +138,7 @@ def test_admin_creates_an_organiser_who_sets_their_own_password_through_a_one_ti
 )
 def test_bad_new_organisers_get_a_400_and_nothing_is_stored(db, sign_in_as, email, role, password, message):
     admin = sign_in_as("admin")
-    add_organiser(db, "editor@example.org")
+    make_organiser("editor@example.org", commit=True)
     before = fresh(db).scalar(sa.select(sa.func.count()).select_from(Organiser))
     events = fresh(db).scalar(sa.select(sa.func.count()).select_from(AuditEvent))
     answer = post_from(admin, "/organisers/accounts", "/organisers/accounts", email=email, role=role, password=password)
@@ -166,7 +152,7 @@ def test_bad_new_organisers_get_a_400_and_nothing_is_stored(db, sign_in_as, emai
 
 def test_a_hostile_address_and_token_name_are_shown_escaped(db, sign_in_as):
     admin = sign_in_as("admin")
-    editor = add_organiser(db, "editor@example.org")
+    editor = make_organiser("editor@example.org", commit=True)
     api_tokens.create_token(editor, HOSTILE, "test")
     db.session.commit()
     listing = text(admin.get("/organisers/accounts"))
@@ -301,7 +287,7 @@ def test_a_new_set_up_link_replaces_the_old_one_for_an_organiser_who_never_used_
 
 def test_admin_revokes_an_api_token_by_name(app, db, sign_in_as):
     admin = sign_in_as("admin")
-    editor = add_organiser(db, "editor@example.org")
+    editor = make_organiser("editor@example.org", commit=True)
     raw = api_tokens.create_token(editor, "newsletter-script", "test")
     kept = api_tokens.create_token(editor, "backup-job", "test")
     db.session.commit()
@@ -325,7 +311,7 @@ def test_admin_revokes_an_api_token_by_name(app, db, sign_in_as):
 def test_the_last_active_admin_cannot_demote_or_disable_themselves(db, sign_in_as):
     admin = sign_in_as("admin")
     admin_id = organiser(db, "admin@example.org").id
-    retired = add_organiser(db, "retired@example.org", role="admin")
+    retired = make_organiser("retired@example.org", role="admin", commit=True)
     services.disable_organiser(retired, "test")  # a disabled admin does not count
     db.session.commit()
 
@@ -339,7 +325,7 @@ def test_the_last_active_admin_cannot_demote_or_disable_themselves(db, sign_in_a
     assert me.role is Role.ADMIN and me.active and signed_in(admin)
     assert audit_rows(db, "organiser.role_changed") == [] and len(audit_rows(db, "organiser.disabled")) == 1
 
-    add_organiser(db, "second@example.org", role="admin")
+    make_organiser("second@example.org", role="admin", commit=True)
     stepped_down = post_from(admin, "/organisers/accounts", f"/organisers/accounts/{admin_id}/role", role="editor")
     assert stepped_down.status_code == 302 and stepped_down.headers["Location"] == "/organisers/login"
     assert "admin@example.org is now editor" in text(admin.get("/organisers/login"))
@@ -359,7 +345,7 @@ def test_unknown_organisers_are_404(db, sign_in_as):
 @pytest.mark.parametrize("role", ["editor", "viewer"])
 def test_editors_and_viewers_get_403_on_every_admin_page_and_change(db, sign_in_as, role):
     browser = sign_in_as(role)
-    target = add_organiser(db, "target@example.org", role="admin")
+    target = make_organiser("target@example.org", role="admin", commit=True)
     api_tokens.create_token(target, "script", "test")
     db.session.commit()
     fields = form_fields(text(browser.get("/organisers/account")))
@@ -421,9 +407,9 @@ def test_changing_your_password_ends_every_session_and_only_the_new_password_wor
     assert organiser(db, "viewer@example.org").password_hash != old_hash
 
     secret = organiser(db, "viewer@example.org").totp_secret
-    _, old = sign_in(app, "viewer@example.org", ORGANISER_PASSWORD, pyotp.TOTP(secret).now())
+    _, old = sign_in_fresh(app, "viewer@example.org", ORGANISER_PASSWORD, pyotp.TOTP(secret).now())
     assert old.status_code == 400
-    browser, new = sign_in(app, "viewer@example.org", NEW_PASSWORD, pyotp.TOTP(secret).now())
+    browser, new = sign_in_fresh(app, "viewer@example.org", NEW_PASSWORD, pyotp.TOTP(secret).now())
     assert new.status_code == 302 and signed_in(browser)
     [event] = audit_rows(db, "organiser.password_changed")
     assert event.actor == "viewer@example.org" and event.details == {}
@@ -519,11 +505,11 @@ def test_regenerated_recovery_codes_work_once_and_the_old_ones_stop_working(app,
     assert len(old_codes) == len(new_codes) == 10 and not set(old_codes) & set(new_codes)
     assert "You have <strong>10</strong> unused" in text(browser.get("/organisers/account"))
 
-    _, with_old = sign_in(app, "editor@example.org", ORGANISER_PASSWORD, old_codes[0])
+    _, with_old = sign_in_fresh(app, "editor@example.org", ORGANISER_PASSWORD, old_codes[0])
     assert with_old.status_code == 400
-    again, with_new = sign_in(app, "editor@example.org", ORGANISER_PASSWORD, new_codes[0])
+    again, with_new = sign_in_fresh(app, "editor@example.org", ORGANISER_PASSWORD, new_codes[0])
     assert with_new.status_code == 302 and signed_in(again)
-    _, reused = sign_in(app, "editor@example.org", ORGANISER_PASSWORD, new_codes[0])
+    _, reused = sign_in_fresh(app, "editor@example.org", ORGANISER_PASSWORD, new_codes[0])
     assert reused.status_code == 400
     assert "You have <strong>9</strong> unused" in text(again.get("/organisers/account"))
 

@@ -8,11 +8,11 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import isolated_client
+from tests.factories import add_subscriber, mailing_list, make_subscriber
 from tests.pages import fresh, post_from, text
 from uscmail.models import (
     Consent,
     MailingList,
-    StatusReason,
     Subscriber,
     Subscription,
     SubscriptionStatus,
@@ -21,7 +21,7 @@ from uscmail.models import (
 )
 from uscmail.organisers.models import AuditEvent
 from uscmail.subscribers import services as subscriber_services
-from uscmail.subscribers.services import ConsentBasis, ConsentMethod
+from uscmail.subscribers.services import ConsentMethod
 from uscmail.suppression import address_hmac
 
 SCRIPT = "<script>alert(1)</script>"
@@ -29,23 +29,8 @@ BREAKOUT = '"><img src=x onerror=alert(1)>'
 HOSTILE = f"{SCRIPT} {BREAKOUT}"
 
 
-def mailing_list(db, slug: str) -> MailingList:
-    return db.session.scalar(sa.select(MailingList).where(MailingList.slug == slug))
-
-
-def add(db, email: str, name: str | None = None, lists=("newsletter",)) -> int:
-    """A subscriber confirmed on `lists` through the organisers' service, with consent records; returns the id."""
-    subscriber, _ = subscriber_services.add_subscriber(
-        email,
-        name,
-        [mailing_list(db, slug) for slug in lists],
-        ConsentBasis.PRIOR_CONSENT,
-        "Signed up at a stall, paper form kept",
-        ConsentMethod.IMPORT,
-        "test",
-    )
-    db.session.commit()
-    return subscriber.id
+# How the subscribers here were added: by an organiser from a paper form.
+PAPER_FORM = {"method": ConsentMethod.IMPORT, "note": "Signed up at a stall, paper form kept"}
 
 
 def statuses(db, subscriber_id: int) -> dict[str, tuple[str, str]]:
@@ -86,11 +71,11 @@ def test_signed_out_visitors_are_sent_to_sign_in_and_pages_are_not_cached(app, d
 
 
 def test_dashboard_counts_subscribers_per_list_and_status(db, sign_in_as):
-    first = add(db, "ayse@example.org", lists=("newsletter", "london-protest-reminders"))
-    add(db, "bilal@example.org", lists=("newsletter",))
-    add(db, "chen@example.org", lists=("newsletter",))
+    first = add_subscriber("ayse@example.org", lists=("newsletter", "london-protest-reminders"), **PAPER_FORM).id
+    add_subscriber("bilal@example.org", lists=("newsletter",), **PAPER_FORM)
+    add_subscriber("chen@example.org", lists=("newsletter",), **PAPER_FORM)
     subscriber_services.set_subscription(
-        db.session.get(Subscriber, first), mailing_list(db, "london-protest-reminders"), False, "test"
+        db.session.get(Subscriber, first), mailing_list("london-protest-reminders"), False, "test"
     )
     db.session.commit()
     page = text(sign_in_as("viewer").get("/organisers/dashboard"))
@@ -102,7 +87,7 @@ def test_dashboard_counts_subscribers_per_list_and_status(db, sign_in_as):
 
 
 def test_dashboard_shows_recent_activity_to_admins_only(db, sign_in_as):
-    add(db, "dilnur@example.org")
+    add_subscriber("dilnur@example.org", **PAPER_FORM)
     page = text(sign_in_as("admin").get("/organisers/dashboard"))
     activity = page.split('id="recent-activity"', 1)[1].split("</table>", 1)[0]
     assert "subscriber.add" in activity and "login.succeeded" in activity
@@ -114,7 +99,7 @@ def test_dashboard_shows_recent_activity_to_admins_only(db, sign_in_as):
 def test_weekly_activity_groups_signups_and_unsubscribes_by_week_in_sql(db):
     now = datetime(2026, 3, 11, 15, 0, tzinfo=UTC)  # a Wednesday
     this_monday = datetime(2026, 3, 9, tzinfo=UTC)
-    newsletter = mailing_list(db, "newsletter")
+    newsletter = mailing_list("newsletter")
     moments = {
         "this-week@example.org": (this_monday, None),  # the very start of the current week
         "last-week@example.org": (this_monday - timedelta(seconds=1), this_monday + timedelta(days=1)),
@@ -123,19 +108,8 @@ def test_weekly_activity_groups_signups_and_unsubscribes_by_week_in_sql(db):
         "future@example.org": (this_monday + timedelta(weeks=1), None),
     }
     for email, (created, ended) in moments.items():
-        subscriber = Subscriber(email=email)
-        db.session.add(subscriber)
-        db.session.flush()
-        db.session.add(
-            Subscription(
-                subscriber_id=subscriber.id,
-                list_id=newsletter.id,
-                status=SubscriptionStatus.UNSUBSCRIBED if ended else SubscriptionStatus.CONFIRMED,
-                status_reason=StatusReason.ORGANISER,
-                created_at=created,
-                unsubscribed_at=ended,
-            )
-        )
+        status = SubscriptionStatus.UNSUBSCRIBED if ended else SubscriptionStatus.CONFIRMED
+        make_subscriber(email, lists=[newsletter], status=status, created_at=created, unsubscribed_at=ended)
     db.session.commit()
     weeks = subscriber_services.weekly_activity(12, now=now)
     assert [w.week_start.isoformat() for w in weeks][::11] == ["2025-12-22", "2026-03-09"]
@@ -144,7 +118,7 @@ def test_weekly_activity_groups_signups_and_unsubscribes_by_week_in_sql(db):
 
 
 def test_dashboard_chart_is_our_own_accessible_svg_with_a_data_table(db, sign_in_as):
-    add(db, "erkin@example.org", lists=("newsletter", "london-protest-reminders"))
+    add_subscriber("erkin@example.org", lists=("newsletter", "london-protest-reminders"), **PAPER_FORM)
     page = text(sign_in_as("viewer").get("/organisers/dashboard"))
     svg = page.split("<svg", 1)[1].split("</svg>", 1)[0]
     assert 'role="img"' in svg and 'aria-labelledby="weekly-chart-title weekly-chart-desc"' in svg
@@ -163,10 +137,10 @@ def test_dashboard_chart_is_our_own_accessible_svg_with_a_data_table(db, sign_in
 
 
 def test_search_finds_by_address_or_name_and_filters_by_list_and_status(db, sign_in_as):
-    add(db, "gulnar@example.org", "Gulnar Tursun", lists=("newsletter",))
-    add(db, "hasan@example.net", "Hasan Ali", lists=("london-protest-reminders",))
-    leaver = add(db, "ibrahim@example.org", "Ibrahim", lists=("newsletter",))
-    subscriber_services.set_subscription(db.session.get(Subscriber, leaver), mailing_list(db, "newsletter"), False, "t")
+    add_subscriber("gulnar@example.org", "Gulnar Tursun", lists=("newsletter",), **PAPER_FORM)
+    add_subscriber("hasan@example.net", "Hasan Ali", lists=("london-protest-reminders",), **PAPER_FORM)
+    leaver = add_subscriber("ibrahim@example.org", "Ibrahim", lists=("newsletter",), **PAPER_FORM).id
+    subscriber_services.set_subscription(db.session.get(Subscriber, leaver), mailing_list("newsletter"), False, "t")
     db.session.commit()
     viewer = sign_in_as("viewer")
 
@@ -201,8 +175,9 @@ def test_bad_search_filters_get_a_clear_400(db, sign_in_as, params, message):
 
 
 def test_subscribers_are_paged_by_keyset_with_a_next_page_link(db, sign_in_as):
-    newsletter = mailing_list(db, "newsletter")
-    db.session.add_all(Subscriber(email=f"person{n:02}@example.org") for n in range(60))
+    newsletter = mailing_list("newsletter")
+    for n in range(60):
+        make_subscriber(f"person{n:02}@example.org")
     db.session.commit()
     ids = fresh(db).scalars(sa.select(Subscriber.id).order_by(Subscriber.id.desc())).all()
     viewer = sign_in_as("viewer")
@@ -221,9 +196,11 @@ def test_subscribers_are_paged_by_keyset_with_a_next_page_link(db, sign_in_as):
 
 
 def test_subscriber_page_shows_subscriptions_and_consent_history(db, sign_in_as):
-    subscriber_id = add(db, "jamal@example.org", "Jamal", lists=("newsletter", "london-protest-reminders"))
+    subscriber_id = add_subscriber(
+        "jamal@example.org", "Jamal", lists=("newsletter", "london-protest-reminders"), **PAPER_FORM
+    ).id
     subscriber_services.set_subscription(
-        db.session.get(Subscriber, subscriber_id), mailing_list(db, "london-protest-reminders"), False, "test"
+        db.session.get(Subscriber, subscriber_id), mailing_list("london-protest-reminders"), False, "test"
     )
     db.session.commit()
     page = text(sign_in_as("viewer").get(f"/organisers/subscribers/{subscriber_id}"))
@@ -241,8 +218,8 @@ def test_subscriber_page_shows_subscriptions_and_consent_history(db, sign_in_as)
 
 
 def test_editor_renames_subscribes_and_unsubscribes_as_an_organiser(db, sign_in_as):
-    subscriber_id = add(db, "kamila@example.org", "Kamila", lists=("newsletter",))
-    protest = mailing_list(db, "london-protest-reminders")
+    subscriber_id = add_subscriber("kamila@example.org", "Kamila", lists=("newsletter",), **PAPER_FORM).id
+    protest = mailing_list("london-protest-reminders")
     editor = sign_in_as("editor")
     page = f"/organisers/subscribers/{subscriber_id}"
     assert "Erase this subscriber" not in text(editor.get(page))
@@ -294,8 +271,8 @@ def test_editor_renames_subscribes_and_unsubscribes_as_an_organiser(db, sign_in_
     ],
 )
 def test_bad_subscriber_changes_get_a_400_and_change_nothing(db, sign_in_as, action, data, message):
-    subscriber_id = add(db, "lale@example.org", "Lale", lists=("newsletter",))
-    archived = mailing_list(db, "london-protest-reminders")
+    subscriber_id = add_subscriber("lale@example.org", "Lale", lists=("newsletter",), **PAPER_FORM).id
+    archived = mailing_list("london-protest-reminders")
     archived.archived = True
     db.session.commit()
     data = {
@@ -312,7 +289,7 @@ def test_bad_subscriber_changes_get_a_400_and_change_nothing(db, sign_in_as, act
 
 
 def test_admin_erases_a_subscriber_only_after_confirming(db, sign_in_as):
-    subscriber_id = add(db, "mahmut@example.org", "Mahmut", lists=("newsletter",))
+    subscriber_id = add_subscriber("mahmut@example.org", "Mahmut", lists=("newsletter",), **PAPER_FORM).id
     admin = sign_in_as("admin")
     page = f"/organisers/subscribers/{subscriber_id}/erase"
     confirm = admin.get(page)
@@ -337,7 +314,7 @@ def test_admin_erases_a_subscriber_only_after_confirming(db, sign_in_as):
 
 
 def test_admin_downloads_the_subject_access_export_and_it_is_audited(db, sign_in_as):
-    subscriber_id = add(db, "nur@example.org", "Nur", lists=("newsletter",))
+    subscriber_id = add_subscriber("nur@example.org", "Nur", lists=("newsletter",), **PAPER_FORM).id
     admin = sign_in_as("admin")
     assert f'href="/organisers/subscribers/{subscriber_id}/export.json"' in text(
         admin.get(f"/organisers/subscribers/{subscriber_id}")
@@ -370,7 +347,7 @@ def test_unknown_subscribers_and_lists_are_404(db, sign_in_as):
 
 
 def test_lists_page_shows_counts_and_editors_create_and_edit_lists(db, sign_in_as):
-    add(db, "omar@example.org", lists=("newsletter",))
+    add_subscriber("omar@example.org", lists=("newsletter",), **PAPER_FORM)
     viewer_page = text(sign_in_as("viewer").get("/organisers/lists"))
     assert re.search(r"<code>newsletter</code></td>\s*<td>Yes</td>\s*<td[^>]*>0</td><td[^>]*>1</td>", viewer_page)
     assert "New list" not in viewer_page and "/edit" not in viewer_page
@@ -422,7 +399,7 @@ def test_bad_list_input_gets_a_400_and_stores_nothing(db, sign_in_as, data, mess
 
 
 def test_bad_list_edit_gets_a_400_and_changes_nothing(db, sign_in_as):
-    newsletter = mailing_list(db, "newsletter")
+    newsletter = mailing_list("newsletter")
     edit = f"/organisers/lists/{newsletter.id}/edit"
     response = post_from(sign_in_as("editor"), edit, edit, name="", description="Changed", public="y")
     assert response.status_code == 400 and "Give the list a name" in text(response)
@@ -432,8 +409,8 @@ def test_bad_list_edit_gets_a_400_and_changes_nothing(db, sign_in_as):
 
 def test_archiving_a_list_takes_it_off_the_signup_form_but_keeps_every_subscription(app, db, sign_in_as):
     for n in range(3):
-        add(db, f"protester{n}@example.org", lists=("london-protest-reminders",))
-    protest = mailing_list(db, "london-protest-reminders")
+        add_subscriber(f"protester{n}@example.org", lists=("london-protest-reminders",), **PAPER_FORM)
+    protest = mailing_list("london-protest-reminders")
 
     def rows():
         return sorted(
@@ -469,8 +446,8 @@ def test_archiving_a_list_takes_it_off_the_signup_form_but_keeps_every_subscript
 
 
 def _fixtures(db) -> dict[str, str]:
-    subscriber_id = add(db, "pervin@example.org", "Pervin", lists=("newsletter",))
-    return {"S": str(subscriber_id), "L": str(mailing_list(db, "newsletter").id)}
+    subscriber_id = add_subscriber("pervin@example.org", "Pervin", lists=("newsletter",), **PAPER_FORM).id
+    return {"S": str(subscriber_id), "L": str(mailing_list("newsletter").id)}
 
 
 VIEWER_FORBIDDEN_POSTS = [
@@ -549,9 +526,9 @@ def test_hostile_names_and_descriptions_are_escaped_on_every_page(db, sign_in_as
     hostile_list.name = f"News {BREAKOUT}"
     hostile_list.description = HOSTILE
     db.session.commit()
-    subscriber_id = add(db, "quddus@example.org", HOSTILE, lists=("newsletter",))
+    subscriber_id = add_subscriber("quddus@example.org", HOSTILE, lists=("newsletter",), **PAPER_FORM).id
     subscriber_services.set_subscription(
-        db.session.get(Subscriber, subscriber_id), mailing_list(db, "london-protest-reminders"), True, "test"
+        db.session.get(Subscriber, subscriber_id), mailing_list("london-protest-reminders"), True, "test"
     )
     db.session.commit()
     admin = sign_in_as("admin")

@@ -5,10 +5,11 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
 
-from tests.conftest import ORGANISER_PASSWORD, wait_for_signups
+from tests.api_support import assert_json_error, assert_matches, audit_actions, issue_token
+from tests.conftest import wait_for_signups
+from tests.factories import ORGANISER_PASSWORD, add_subscriber
 from tests.pages import post_from
 from uscmail.models import (
     Consent,
@@ -33,34 +34,10 @@ from uscmail.suppression import suppress
 LINK = re.compile(r"https://lists\.uscuk\.test(/\S+)")
 
 
-def issue_token(db, role: str, email: str | None = None, name: str = "script") -> str:
-    """A live token for a (new) organiser with this role."""
-    email = email or f"{role}@example.org"
-    organiser = organiser_services.organiser_by_email(email)
-    if organiser is None:
-        # Tokens never involve the password: an unusable hash saves an Argon2 run per organiser.
-        organiser = Organiser(email=email, password_hash="!api-test", role=Role(role))
-        db.session.add(organiser)
-        db.session.flush()
-    raw = api_tokens.create_token(organiser, name, "test")
-    db.session.commit()
-    return raw
-
-
 @pytest.fixture
 def tokens_by_role(db):
     """A token for a viewer, an editor and an admin."""
     return {role: issue_token(db, role) for role in ("viewer", "editor", "admin")}
-
-
-def add(db, email: str, lists=("newsletter",), name: str | None = None, basis: str = "prior_consent") -> Subscriber:
-    """A subscriber added through the organiser service, committed."""
-    chosen = [subscriber_services.mailing_list_by_slug(slug) for slug in lists]
-    subscriber, _ = subscriber_services.add_subscriber(
-        email, name, chosen, subscriber_services.ConsentBasis(basis), "met at a stall", ConsentMethod.API, "test"
-    )
-    db.session.commit()
-    return subscriber
 
 
 def counts(db) -> dict[str, int]:
@@ -70,30 +47,6 @@ def counts(db) -> dict[str, int]:
         model.__name__: db.session.scalar(sa.select(sa.func.count()).select_from(model))
         for model in (Subscriber, Subscription, Consent, Suppression, AuditEvent)
     }
-
-
-def audit_actions(db, action_prefix: str = "") -> list[tuple[str, str, str | None, dict]]:
-    db.session.rollback()
-    rows = db.session.scalars(
-        sa.select(AuditEvent).where(AuditEvent.action.startswith(action_prefix)).order_by(AuditEvent.id)
-    )
-    return [(row.action, row.actor, row.object_id, row.details) for row in rows]
-
-
-def assert_json_error(response, status: int, fragment: str = "") -> None:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    assert set(response.json) == {"error"} and fragment in response.json["error"]
-
-
-def assert_matches(app, schema_name: str, body) -> None:
-    """The body matches the component schema of that name in our own OpenAPI document."""
-    from uscmail.api.openapi import openapi_document
-
-    with app.app_context():
-        document = openapi_document()
-    schema = {"$ref": f"#/components/schemas/{schema_name}", "components": document["components"]}
-    Draft202012Validator(schema).validate(body)
 
 
 # --- tokens and the CLI ---------------------------------------------------------------------------------------------
@@ -174,7 +127,7 @@ def test_requests_without_a_live_token_get_401_with_a_bearer_challenge(db, api, 
         organiser_services.disable_organiser(organiser_services.organiser_by_email("admin@example.org"), "test")
         headers["Authorization"] = "Bearer " + raw
     db.session.commit()
-    add(db, "kept@example.org")
+    add_subscriber("kept@example.org")
     before = counts(db)
     for method, path, body in (
         ("GET", "/api/v1/lists", None),
@@ -216,7 +169,7 @@ def test_last_used_at_is_written_at_most_once_a_minute(db, api):
 
 
 def test_roles_viewer_reads_editor_writes_admin_erases(db, api, tokens_by_role):
-    subscriber_id = add(db, "ayse@example.org").id
+    subscriber_id = add_subscriber("ayse@example.org").id
     body = {"email": "b@example.org", "lists": ["newsletter"], "consent_basis": "prior_consent", "consent_note": "x"}
     before = counts(db)
     for role in ("viewer", "editor", "admin"):
@@ -291,9 +244,9 @@ def test_tokens_are_revoked_when_their_organiser_changes_password_loses_2fa_or_i
 def test_lists_show_every_list_with_counts_by_status(app, db, api, tokens_by_role):
     list_services.create_list("organisers-only", "Organisers only", "", False, "test")
     db.session.commit()
-    add(db, "one@example.org", lists=("newsletter", "organisers-only"))
-    add(db, "two@example.org", basis="needs_confirmation")
-    leaver = add(db, "three@example.org")
+    add_subscriber("one@example.org", lists=("newsletter", "organisers-only"))
+    add_subscriber("two@example.org", basis="needs_confirmation")
+    leaver = add_subscriber("three@example.org")
     journey.unsubscribe(leaver, None, StatusReason.ORGANISER)
     db.session.commit()
 
@@ -318,7 +271,7 @@ def test_lists_show_every_list_with_counts_by_status(app, db, api, tokens_by_rol
 
 
 def test_subscribers_page_through_every_row_once_newest_first(app, db, api, tokens_by_role):
-    ids = [add(db, f"person{i}@example.org").id for i in range(7)]
+    ids = [add_subscriber(f"person{i}@example.org").id for i in range(7)]
     viewer = tokens_by_role["viewer"]
     seen, after, pages = [], None, 0
     while True:
@@ -335,9 +288,9 @@ def test_subscribers_page_through_every_row_once_newest_first(app, db, api, toke
 
 
 def test_subscriber_search_filters_by_text_list_and_status(db, api, tokens_by_role):
-    add(db, "gulnar@example.org", name="Gulnar", lists=("newsletter", "london-protest-reminders"))
-    add(db, "amina@example.org", name="Amina Gulnar-Smith")
-    add(db, "tom@example.net", name="Tom", basis="needs_confirmation")
+    add_subscriber("gulnar@example.org", name="Gulnar", lists=("newsletter", "london-protest-reminders"))
+    add_subscriber("amina@example.org", name="Amina Gulnar-Smith")
+    add_subscriber("tom@example.net", name="Tom", basis="needs_confirmation")
     viewer = tokens_by_role["viewer"]
 
     def emails(**query):
@@ -376,7 +329,7 @@ def test_bad_search_parameters_get_a_clear_error(db, api, tokens_by_role, query,
 
 
 def test_one_subscriber_shows_only_what_we_hold(app, db, api, tokens_by_role):
-    subscriber = add(db, "Nur@Example.org", name="Nur", lists=("newsletter", "london-protest-reminders"))
+    subscriber = add_subscriber("Nur@Example.org", name="Nur", lists=("newsletter", "london-protest-reminders"))
     response = api("GET", f"/api/v1/subscribers/{subscriber.id}", tokens_by_role["viewer"])
     assert response.status_code == 200
     assert_matches(app, "Subscriber", response.json)
@@ -521,7 +474,7 @@ def test_names_that_look_like_html_come_back_verbatim_as_json_strings(db, api, t
 
 
 def test_patch_changes_the_name_and_subscriptions_with_audit_entries(app, db, api, tokens_by_role):
-    subscriber_id = add(db, "rahima@example.org", name="Rahima").id
+    subscriber_id = add_subscriber("rahima@example.org", name="Rahima").id
     body = {"name": "Rahima K.", "subscriptions": {"london-protest-reminders": True, "newsletter": False}}
     response = api("PATCH", f"/api/v1/subscribers/{subscriber_id}", tokens_by_role["editor"], json=body)
     assert response.status_code == 200, response.json
@@ -566,7 +519,7 @@ def test_patch_changes_the_name_and_subscriptions_with_audit_entries(app, db, ap
     ],
 )
 def test_bad_patches_change_nothing(db, api, tokens_by_role, body, status, fragment):
-    subscriber_id = add(db, "rahima@example.org", name="Rahima").id
+    subscriber_id = add_subscriber("rahima@example.org", name="Rahima").id
     before = counts(db)
     response = api("PATCH", f"/api/v1/subscribers/{subscriber_id}", tokens_by_role["editor"], json=body)
     assert_json_error(response, status, fragment)
@@ -579,7 +532,7 @@ def test_bad_patches_change_nothing(db, api, tokens_by_role, body, status, fragm
 
 
 def test_patch_refuses_to_resubscribe_a_suppressed_address_and_404s_an_unknown_id(db, api, tokens_by_role):
-    subscriber_id = add(db, "bounced@example.org").id
+    subscriber_id = add_subscriber("bounced@example.org").id
     suppress("bounced@example.org", SuppressionReason.HARD_BOUNCE)
     db.session.commit()
     before = counts(db)
@@ -592,7 +545,7 @@ def test_patch_refuses_to_resubscribe_a_suppressed_address_and_404s_an_unknown_i
 
 
 def test_unsubscribe_from_named_lists_then_from_all(app, db, api, tokens_by_role):
-    subscriber_id = add(db, "ilham@example.org", lists=("newsletter", "london-protest-reminders")).id
+    subscriber_id = add_subscriber("ilham@example.org", lists=("newsletter", "london-protest-reminders")).id
     editor, path = tokens_by_role["editor"], f"/api/v1/subscribers/{subscriber_id}/unsubscribe"
 
     some = api("POST", path, editor, json={"lists": ["london-protest-reminders"]})
@@ -621,7 +574,7 @@ def test_unsubscribe_from_named_lists_then_from_all(app, db, api, tokens_by_role
 
 
 def test_admin_erases_a_subscriber_who_can_then_not_be_added_again(db, api, tokens_by_role):
-    subscriber_id = add(db, "erase-me@example.org", name="Erase Me").id
+    subscriber_id = add_subscriber("erase-me@example.org", name="Erase Me").id
     admin = tokens_by_role["admin"]
     response = api("DELETE", f"/api/v1/subscribers/{subscriber_id}", admin)
     assert response.status_code == 204 and response.get_data() == b""
@@ -727,17 +680,3 @@ def test_one_budget_per_token_covers_the_whole_api(app, db, api, tokens_by_role)
     assert statuses == [200, 200, 200]
     for response in limited:
         assert_json_error(response, 429, "Too many requests")
-
-
-def assert_roles_enforced(api, viewer: str, writes: list[tuple], reads: list[str]) -> None:
-    """Every write needs the editor role (403 for a viewer, 401 without a token); every read works for a viewer and
-    needs a valid token."""
-    for method, path, body in writes:
-        assert_json_error(api(method, path, viewer, json=body), 403, "needs the editor role")
-        response = api(method, path, json=body)
-        assert_json_error(response, 401, "Send an API token")
-        assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    for path in reads:
-        assert api("GET", path, viewer).status_code == 200
-        assert_json_error(api("GET", path, "uscm_not-a-token"), 401, "not valid")
-        assert_json_error(api("GET", path), 401, "Send an API token")

@@ -1,12 +1,13 @@
 """The campaign endpoints of /api/v1: compose, preview, test, schedule, send, follow; roles, errors, the document."""
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from tests.test_api import add, assert_json_error, assert_matches, assert_roles_enforced, audit_actions, issue_token
+from tests.api_support import assert_json_error, assert_matches, assert_roles_enforced, audit_actions
+from tests.campaign_support import VIGIL_BODY, VIGIL_SUBJECT, start_without_worker, status_of, wait_for_status
+from tests.factories import add_subscriber, make_campaign
 from uscmail.campaigns import services
 from uscmail.campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, campaign_lists
 from uscmail.models import utcnow
@@ -14,41 +15,7 @@ from uscmail.organisers.models import AuditEvent
 from uscmail.subscribers import lists as list_services
 from uscmail.subscribers import services as subscriber_services
 
-BODY = "Dear friends,\n\nThe vigil outside the embassy is on **Friday** at 6 pm."
-NEW = {"subject": "December vigil", "body": BODY, "lists": ["newsletter"]}
-
-
-@pytest.fixture
-def editor(db):
-    """An editor's token."""
-    return issue_token(db, "editor")
-
-
-@pytest.fixture
-def viewer(db):
-    """A viewer's token."""
-    return issue_token(db, "viewer")
-
-
-def draft(db, subject: str = "December vigil", lists=("newsletter",), body: str = BODY) -> int:
-    """A draft made through the services, committed; its id."""
-    list_ids = [subscriber_services.mailing_list_by_slug(slug).id for slug in lists]
-    campaign = services.create_campaign(services.CampaignFields(subject=subject, body=body, list_ids=list_ids), "test")
-    db.session.commit()
-    return campaign.id
-
-
-def status_of(db, campaign_id: int) -> CampaignStatus | None:
-    db.session.rollback()
-    return db.session.scalar(sa.select(Campaign.status).where(Campaign.id == campaign_id))
-
-
-def wait_for_status(db, campaign_id: int, wanted: CampaignStatus, timeout: float = 30.0) -> None:
-    """Wait until the worker has brought the campaign to `wanted`."""
-    deadline = time.monotonic() + timeout
-    while (status := status_of(db, campaign_id)) is not wanted:
-        assert time.monotonic() < deadline, f"campaign is {status}, expected {wanted}"
-        time.sleep(0.05)
+NEW = {"subject": VIGIL_SUBJECT, "body": VIGIL_BODY, "lists": ["newsletter"]}
 
 
 def rows(db) -> dict[str, int]:
@@ -80,7 +47,7 @@ def test_an_editor_creates_reads_lists_changes_and_deletes_a_draft(app, db, api,
     )
     # Sender defaults come from the configured sender.
     assert (campaign["from_name"], campaign["from_email"], campaign["reply_to"]) == ("USC-UK", "news@uscuk.test", None)
-    assert (campaign["lists"], campaign["body"], campaign["public"]) == (["newsletter"], BODY, True)
+    assert (campaign["lists"], campaign["body"], campaign["public"]) == (["newsletter"], VIGIL_BODY, True)
     assert campaign["created_at"].endswith("+00:00") and campaign["scheduled_at"] is None
 
     assert api("GET", f"/api/v1/campaigns/{campaign['id']}", viewer).json == campaign
@@ -99,7 +66,11 @@ def test_an_editor_creates_reads_lists_changes_and_deletes_a_draft(app, db, api,
     assert changed.status_code == 200, changed.json
     assert (changed.json["subject"], changed.json["lists"]) == (change["subject"], change["lists"])
     # A partial update leaves the other fields as they were.
-    assert (changed.json["preheader"], changed.json["body"], changed.json["public"]) == ("Friday, 6 pm", BODY, True)
+    assert (changed.json["preheader"], changed.json["body"], changed.json["public"]) == (
+        "Friday, 6 pm",
+        VIGIL_BODY,
+        True,
+    )
     replied = api("PATCH", f"/api/v1/campaigns/{campaign['id']}", editor, json={"reply_to": "Office@Example.ORG"})
     assert replied.json["reply_to"] == "Office@example.org"  # the domain normalised
     cleared = api("PATCH", f"/api/v1/campaigns/{campaign['id']}", editor, json={"reply_to": None})
@@ -167,12 +138,12 @@ def test_bad_drafts_get_a_clear_error_and_store_nothing(db, api, editor, send, s
     ],
 )
 def test_bad_changes_change_nothing(db, api, editor, body, status, fragment):
-    campaign_id = draft(db)
+    campaign_id = make_campaign(VIGIL_SUBJECT, VIGIL_BODY).id
     before = rows(db)
     assert_json_error(api("PATCH", f"/api/v1/campaigns/{campaign_id}", editor, json=body), status, fragment)
     assert rows(db) == before
     campaign = db.session.get(Campaign, campaign_id)
-    assert (campaign.subject, campaign.body, campaign.reply_to) == ("December vigil", BODY, None)
+    assert (campaign.subject, campaign.body, campaign.reply_to) == ("December vigil", VIGIL_BODY, None)
 
 
 def test_unknown_ids_are_404_and_bad_list_queries_400(db, api, editor, viewer):
@@ -226,18 +197,18 @@ READS = [
 
 
 def test_viewers_read_but_cannot_write_and_nothing_works_without_a_token(db, api, viewer):
-    campaign_id = draft(db)
+    campaign_id = make_campaign(VIGIL_SUBJECT, VIGIL_BODY).id
     before = rows(db)
     writes = [(method, path.format(id=campaign_id), body) for method, path, body in WRITES]
     assert_roles_enforced(api, viewer, writes, [path.format(id=campaign_id) for path in READS])
-    assert rows(db) == before and status_of(db, campaign_id) is CampaignStatus.DRAFT
+    assert rows(db) == before and status_of(campaign_id) is CampaignStatus.DRAFT
 
 
 # --- preview, test sends, stats -------------------------------------------------------------------------------------
 
 
 def test_preview_shows_the_campaign_as_a_subscriber_would_get_it(app, db, api, viewer):
-    campaign_id = draft(db, body="Dear {{ subscriber.name }},\n\n" + BODY.split("\n\n", 1)[1])
+    campaign_id = make_campaign(VIGIL_SUBJECT, "Dear {{ subscriber.name }},\n\n" + VIGIL_BODY.split("\n\n", 1)[1]).id
     response = api("GET", f"/api/v1/campaigns/{campaign_id}/preview", viewer)
     assert response.status_code == 200, response.json
     assert_matches(app, "Preview", response.json)
@@ -248,7 +219,7 @@ def test_preview_shows_the_campaign_as_a_subscriber_would_get_it(app, db, api, v
 
 
 def test_a_test_copy_is_mailed_to_the_addresses_given(db, api, editor, worker, smtp_sink):
-    campaign_id = draft(db)
+    campaign_id = make_campaign(VIGIL_SUBJECT, VIGIL_BODY).id
     before = rows(db)
     path = f"/api/v1/campaigns/{campaign_id}/test"
     response = api("POST", path, editor, json={"addresses": ["Me@Example.org", "colleague@example.org"]})
@@ -259,7 +230,7 @@ def test_a_test_copy_is_mailed_to_the_addresses_given(db, api, editor, worker, s
         assert mail.message["Subject"] == "[Test] December vigil"
         assert "The vigil outside the embassy is on" in mail.text()
     # A test is not a send: the campaign is still a draft and no delivery was recorded.
-    assert status_of(db, campaign_id) is CampaignStatus.DRAFT
+    assert status_of(campaign_id) is CampaignStatus.DRAFT
     assert rows(db)["deliveries"] == before["deliveries"] == 0
 
     for body, status, fragment in [
@@ -278,7 +249,7 @@ def test_a_test_copy_is_mailed_to_the_addresses_given(db, api, editor, worker, s
 
 
 def test_schedule_and_unschedule(app, db, api, editor):
-    campaign_id = draft(db)
+    campaign_id = make_campaign(VIGIL_SUBJECT, VIGIL_BODY).id
     path = f"/api/v1/campaigns/{campaign_id}"
     scheduled = api("POST", f"{path}/schedule", editor, json={"send_at": "2030-01-05T18:00:00+01:00"})
     assert scheduled.status_code == 200, scheduled.json
@@ -315,10 +286,10 @@ def test_schedule_and_unschedule(app, db, api, editor):
     ],
 )
 def test_bad_schedules_change_nothing(db, api, editor, body, status, fragment):
-    campaign_id = draft(db)
+    campaign_id = make_campaign(VIGIL_SUBJECT, VIGIL_BODY).id
     before = rows(db)
     assert_json_error(api("POST", f"/api/v1/campaigns/{campaign_id}/schedule", editor, json=body), status, fragment)
-    assert rows(db) == before and status_of(db, campaign_id) is CampaignStatus.DRAFT
+    assert rows(db) == before and status_of(campaign_id) is CampaignStatus.DRAFT
 
 
 # --- sending --------------------------------------------------------------------------------------------------------
@@ -326,12 +297,12 @@ def test_bad_schedules_change_nothing(db, api, editor, body, status, fragment):
 
 def test_a_campaign_sent_through_the_api_reaches_confirmed_subscribers_only(app, db, api, editor, worker, smtp_sink):
     for email in ("amina@example.org", "bilal@example.org", "chen@example.org"):
-        add(db, email)
-    gone = add(db, "gone@example.org")
+        add_subscriber(email)
+    gone = add_subscriber("gone@example.org")
     subscriber_services.unsubscribe_from(gone, None, "test")
-    add(db, "other-list@example.org", lists=("london-protest-reminders",))
+    add_subscriber("other-list@example.org", lists=("london-protest-reminders",))
     db.session.commit()
-    campaign_id = draft(db)
+    campaign_id = make_campaign(VIGIL_SUBJECT, VIGIL_BODY).id
     path = f"/api/v1/campaigns/{campaign_id}"
 
     started = api("POST", f"{path}/send", editor)
@@ -342,7 +313,7 @@ def test_a_campaign_sent_through_the_api_reaches_confirmed_subscribers_only(app,
         [mail] = smtp_sink.wait_for(email)
         assert mail.message["Subject"] == "December vigil"
         assert "The vigil outside the embassy is on" in mail.text()
-    wait_for_status(db, campaign_id, CampaignStatus.SENT)
+    wait_for_status(campaign_id, CampaignStatus.SENT)
 
     stats = api("GET", f"{path}/stats", editor)
     assert stats.status_code == 200
@@ -379,23 +350,17 @@ def test_a_campaign_sent_through_the_api_reaches_confirmed_subscribers_only(app,
 
 
 def test_sending_to_lists_with_nobody_confirmed_is_refused(db, api, editor):
-    campaign_id = draft(db, lists=("london-protest-reminders",))
+    campaign_id = make_campaign(VIGIL_SUBJECT, VIGIL_BODY, lists=("london-protest-reminders",)).id
     before = rows(db)
     response = api("POST", f"/api/v1/campaigns/{campaign_id}/send", editor)
     assert_json_error(response, 422, "Nobody is confirmed on the chosen lists")
-    assert rows(db) == before and status_of(db, campaign_id) is CampaignStatus.DRAFT
+    assert rows(db) == before and status_of(campaign_id) is CampaignStatus.DRAFT
     assert_json_error(api("POST", f"/api/v1/campaigns/{campaign_id}/send", editor, json={"now": True}), 400, "now")
 
 
-def start_without_worker(db, campaign_id: int) -> None:
-    """Mark the campaign sending as the send endpoint does, but queue nothing: no mail leaves while a test pauses it."""
-    services.start_sending(db.session.get(Campaign, campaign_id), "test")
-    db.session.commit()
-
-
 def test_pause_then_resume_carries_on_sending(app, db, api, editor, worker, smtp_sink):
-    add(db, "dilnur@example.org")
-    campaign_id = draft(db)
+    add_subscriber("dilnur@example.org")
+    campaign_id = make_campaign(VIGIL_SUBJECT, VIGIL_BODY).id
     start_without_worker(db, campaign_id)
     path = f"/api/v1/campaigns/{campaign_id}"
 
@@ -412,7 +377,7 @@ def test_pause_then_resume_carries_on_sending(app, db, api, editor, worker, smtp
     assert (resumed.json["status"], resumed.json["status_detail"]) == ("sending", None)
     [mail] = smtp_sink.wait_for("dilnur@example.org")
     assert mail.message["Subject"] == "December vigil"
-    wait_for_status(db, campaign_id, CampaignStatus.SENT)
+    wait_for_status(campaign_id, CampaignStatus.SENT)
     assert [action for action, _, _, _ in audit_actions(db, "campaign.")][-3:] == [
         "campaign.send",
         "campaign.pause",
@@ -421,8 +386,8 @@ def test_pause_then_resume_carries_on_sending(app, db, api, editor, worker, smtp
 
 
 def test_cancel_stops_a_campaign_for_good(db, api, editor):
-    add(db, "erkin@example.org")
-    campaign_id = draft(db)
+    add_subscriber("erkin@example.org")
+    campaign_id = make_campaign(VIGIL_SUBJECT, VIGIL_BODY).id
     start_without_worker(db, campaign_id)
     path = f"/api/v1/campaigns/{campaign_id}"
     assert_json_error(api("POST", f"{path}/cancel", editor, data="now", content_type="text/plain"), 415)
@@ -435,14 +400,14 @@ def test_cancel_stops_a_campaign_for_good(db, api, editor):
 
 
 def test_failed_deliveries_can_be_sent_again(app, db, api, editor, worker, smtp_sink):
-    add(db, "fatima@example.org")
-    add(db, "gulnar@example.org")
+    add_subscriber("fatima@example.org")
+    add_subscriber("gulnar@example.org")
     smtp_sink.replies["gulnar@example.org"] = "554 5.7.1 Message refused by local policy"
-    campaign_id = draft(db)
+    campaign_id = make_campaign(VIGIL_SUBJECT, VIGIL_BODY).id
     path = f"/api/v1/campaigns/{campaign_id}"
     assert api("POST", f"{path}/send", editor).status_code == 202
     smtp_sink.wait_for("fatima@example.org")
-    wait_for_status(db, campaign_id, CampaignStatus.SENT)
+    wait_for_status(campaign_id, CampaignStatus.SENT)
     assert dict(db.session.execute(sa.select(Delivery.status, sa.func.count()).group_by(Delivery.status)).all()) == {
         DeliveryStatus.SENT: 1,
         DeliveryStatus.FAILED: 1,
@@ -456,7 +421,7 @@ def test_failed_deliveries_can_be_sent_again(app, db, api, editor, worker, smtp_
     assert again.json["requeued"] == 1 and again.json["campaign"]["status"] == "sending"
     [mail] = smtp_sink.wait_for("gulnar@example.org")
     assert mail.message["Subject"] == "December vigil"
-    wait_for_status(db, campaign_id, CampaignStatus.SENT)
+    wait_for_status(campaign_id, CampaignStatus.SENT)
     assert len(smtp_sink.to("fatima@example.org")) == 1  # nothing sent twice
     [(_, _, _, details)] = audit_actions(db, "campaign.resend_failed")
     assert details == {"count": 1}
@@ -499,7 +464,7 @@ def test_every_campaign_route_is_documented_with_its_errors(app, db, api):
 
 
 def test_timestamps_are_utc(db, api, viewer):
-    campaign_id = draft(db)
+    campaign_id = make_campaign(VIGIL_SUBJECT, VIGIL_BODY).id
     services.schedule(db.session.get(Campaign, campaign_id), datetime(2031, 6, 5, 18, 0, tzinfo=UTC), "test")
     db.session.commit()
     shown = api("GET", f"/api/v1/campaigns/{campaign_id}", viewer).json

@@ -7,10 +7,11 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 
-from tests.campaign_support import add_confirmed, make_campaign, wait_for_status
-from tests.test_api import assert_json_error, assert_matches, assert_roles_enforced, audit_actions, issue_token
+from tests.api_support import assert_json_error, assert_matches, assert_roles_enforced, audit_actions
+from tests.campaign_support import wait_for_status
+from tests.factories import add_confirmed, create_event, make_campaign, reminders_list
 from uscmail.campaigns.models import Campaign, CampaignKind, CampaignStatus
-from uscmail.models import MailingList, utcnow
+from uscmail.models import utcnow
 from uscmail.organisers.models import AuditEvent
 from uscmail.reminders import events, services
 from uscmail.reminders.models import Event, OccurrenceOverride, Reminder, ReminderStatus
@@ -26,40 +27,6 @@ NEW = {
 }
 # Mid-January 2027: the next protests are on 5 February (GMT) and 5 April (BST).
 JANUARY = datetime(2027, 1, 10, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def editor(db):
-    """An editor's token."""
-    return issue_token(db, "editor")
-
-
-@pytest.fixture
-def viewer(db):
-    """A viewer's token."""
-    return issue_token(db, "viewer")
-
-
-def reminders_list(db) -> MailingList:
-    return db.session.scalar(sa.select(MailingList).where(MailingList.slug == "london-protest-reminders"))
-
-
-def make_event(db, resumed: bool = False, **changes) -> int:
-    """An event made through the services (on hold unless resumed), committed; its id."""
-    values = {
-        "title": NEW["title"],
-        "place": NEW["place"],
-        "list_id": reminders_list(db).id,
-        "rrule": NEW["rrule"],
-        "first_date": date(2027, 1, 1),
-        "start_time": time(18, 0),
-        **changes,
-    }
-    event = events.create_event(events.EventFields(**values), "test")
-    if resumed:
-        events.resume(event, "test")
-    db.session.commit()
-    return event.id
 
 
 def seeded_event_id(db) -> int:
@@ -263,7 +230,7 @@ def test_bad_events_get_a_clear_error_and_store_nothing(db, api, editor, send, s
     ],
 )
 def test_bad_changes_change_nothing(db, api, editor, body, status, fragment):
-    event_id = make_event(db)
+    event_id = create_event().id
     before = rows(db)
     assert_json_error(api("PATCH", f"/api/v1/events/{event_id}", editor, json=body), status, fragment)
     assert rows(db) == before
@@ -272,7 +239,7 @@ def test_bad_changes_change_nothing(db, api, editor, body, status, fragment):
         NEW["title"],
         NEW["rrule"],
         time(18, 0),
-        reminders_list(db).id,
+        reminders_list().id,
     )
 
 
@@ -293,7 +260,7 @@ def test_unknown_ids_are_404_and_bad_queries_400(db, api, editor, viewer):
             ("DELETE", "/occurrences/2027-02-05", None),
         ]:
             assert_json_error(api(method, f"/api/v1/events/{event_id}{path}", editor, json=body), 404, "no event")
-    event_id = make_event(db)
+    event_id = create_event().id
     for path, fragment in [
         ("/api/v1/events?limit=5", "takes no query parameters (got: limit)"),
         (f"/api/v1/events/{event_id}/occurrences?count=0", "'count' must be a whole number from 1 to 60"),
@@ -327,7 +294,7 @@ READS = [
 
 
 def test_viewers_read_but_cannot_write_and_nothing_works_without_a_token(db, api, viewer):
-    event_id = make_event(db)
+    event_id = create_event().id
     before = rows(db)
     writes = [(method, path.format(id=event_id), body) for method, path, body in WRITES]
     assert_roles_enforced(api, viewer, writes, [path.format(id=event_id) for path in READS])
@@ -338,7 +305,7 @@ def test_viewers_read_but_cannot_write_and_nothing_works_without_a_token(db, api
 
 
 def test_hold_and_resume_change_the_state_once_and_say_why_not(app, db, api, editor):
-    event_id = make_event(db)
+    event_id = create_event().id
     path = f"/api/v1/events/{event_id}"
 
     assert_json_error(api("POST", f"{path}/resume", editor, data="now", content_type="text/plain"), 415)
@@ -383,7 +350,7 @@ def test_hold_and_resume_change_the_state_once_and_say_why_not(app, db, api, edi
 
 
 def test_hold_and_resume_notices_reach_the_list(app, db, api, editor, worker, smtp_sink):
-    addresses = add_confirmed(2, mailing_list=reminders_list(db))
+    addresses = add_confirmed(2, mailing_list=reminders_list())
     created = api("POST", "/api/v1/events", editor, json={**NEW, "first_date": utcnow().date().isoformat()})
     assert created.status_code == 201, created.json
     path = f"/api/v1/events/{created.json['id']}"
@@ -423,9 +390,9 @@ def test_hold_and_resume_notices_reach_the_list(app, db, api, editor, worker, sm
 
 
 def test_occurrences_show_each_dates_reminders_and_what_became_of_them(app, db, api, editor, viewer):
-    add_confirmed(1, mailing_list=reminders_list(db))
+    add_confirmed(1, mailing_list=reminders_list())
     with time_machine.travel(JANUARY, tick=False):
-        event_id = make_event(db, resumed=True)
+        event_id = create_event(resumed=True).id
         path = f"/api/v1/events/{event_id}"
         cancelled = api("PUT", f"{path}/occurrences/2027-03-05", editor, json={"cancelled": True})
         assert cancelled.status_code == 200, cancelled.json
@@ -487,7 +454,7 @@ def test_occurrences_show_each_dates_reminders_and_what_became_of_them(app, db, 
 
 
 def test_the_reminder_log_lists_decisions_newest_first(app, db, api, viewer):
-    event_id = make_event(db, resumed=True)
+    event_id = create_event(resumed=True).id
     campaign_id = make_campaign().id
     add_reminder(db, event_id, date(2027, 2, 2), "3d@10:00", ReminderStatus.LATE, campaign_id)
     add_reminder(db, event_id, date(2027, 2, 5), "0d@08:00", ReminderStatus.SKIPPED)
@@ -502,11 +469,11 @@ def test_the_reminder_log_lists_decisions_newest_first(app, db, api, viewer):
     ]
     assert response.json["items"][0]["due_at"] == "2027-03-02T08:00:00+00:00"
     assert len(api("GET", f"/api/v1/events/{event_id}/reminders?limit=1", viewer).json["items"]) == 1
-    assert api("GET", f"/api/v1/events/{make_event(db)}/reminders", viewer).json == {"items": []}
+    assert api("GET", f"/api/v1/events/{create_event().id}/reminders", viewer).json == {"items": []}
 
 
 def test_one_date_is_cancelled_moved_and_restored(app, db, api, editor, viewer):
-    event_id = make_event(db)
+    event_id = create_event().id
     path = f"/api/v1/events/{event_id}/occurrences/2027-02-05"
     with time_machine.travel(JANUARY, tick=False):
         cancelled = api("PUT", path, editor, json={"cancelled": True, "note": "Police have closed the road"})
@@ -587,7 +554,7 @@ def test_one_date_is_cancelled_moved_and_restored(app, db, api, editor, viewer):
     ],
 )
 def test_bad_date_changes_store_nothing(db, api, editor, method, day, send, status, fragment):
-    event_id = make_event(db)
+    event_id = create_event().id
     before = rows(db)
     response = api(method, f"/api/v1/events/{event_id}/occurrences/{day}", editor, **send)
     assert_json_error(response, status, fragment)
@@ -598,7 +565,7 @@ def test_bad_date_changes_store_nothing(db, api, editor, method, day, send, stat
 
 
 def test_an_event_is_deleted_only_while_none_of_its_reminders_has_gone_out(db, api, editor, viewer):
-    unsent = make_event(db, resumed=True)
+    unsent = create_event(resumed=True).id
     events.set_override(db.session.get(Event, unsent), date(2027, 2, 5), "test", cancelled=True)
     db.session.commit()
     add_reminder(db, unsent, date(2027, 2, 2), "3d@10:00", ReminderStatus.CANCELLED)
@@ -613,7 +580,7 @@ def test_an_event_is_deleted_only_while_none_of_its_reminders_has_gone_out(db, a
     assert (action, actor, object_id) == ("event.delete", "editor@example.org", str(unsent))
 
     for status in (ReminderStatus.SENT, ReminderStatus.LATE):
-        sent = make_event(db, resumed=True)
+        sent = create_event(resumed=True).id
         campaign_id = make_campaign(subject="Protest on Friday").id
         add_reminder(db, sent, date(2027, 2, 2), "3d@10:00", status, campaign_id)
         before = rows(db)

@@ -10,6 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import form_fields
+from tests.factories import make_subscriber
+from tests.pages import wait_for_job
 from uscmail.models import MailingList
 
 DEEP_JSON = "[" * 32000 + "]" * 32000
@@ -81,12 +83,10 @@ def test_a_nul_in_an_event_form_is_refused_and_nothing_is_stored(sign_in_as, db)
 
 
 def test_an_out_of_range_list_on_a_subscriber_page_is_refused(sign_in_as, db):
-    from uscmail.models import ConsentMethod, StatusReason, Subscriber
+    from uscmail.models import ConsentMethod, StatusReason
     from uscmail.subscriptions import services
 
-    subscriber = Subscriber(email="range@example.org")
-    db.session.add(subscriber)
-    db.session.flush()
+    subscriber = make_subscriber("range@example.org")
     services.subscribe_confirmed(subscriber, 1, StatusReason.ORGANISER, ConsentMethod.IMPORT, basis="test")
     db.session.commit()
     admin = sign_in_as("admin")
@@ -154,7 +154,7 @@ def test_a_nul_in_an_import_note_or_file_name_is_refused_and_leaves_no_upload(si
 
 
 def test_deep_json_is_refused_by_the_public_and_the_organiser_api(api, db):
-    from tests.conftest import make_organiser
+    from tests.factories import make_organiser
     from uscmail.organisers import api_tokens
 
     organiser = make_organiser("api.admin@example.org", "admin")
@@ -178,7 +178,6 @@ def test_unstorable_characters_in_json_are_refused(api, db, body):
 
 def test_a_nul_in_a_csv_email_cell_skips_that_row_finishes_the_job_and_logs_no_address(app, db, worker, sign_in_as):
     import csv
-    import time
 
     from tests.conftest import RUN_DIR
 
@@ -198,9 +197,7 @@ def test_a_nul_in_a_csv_email_cell_skips_that_row_finishes_the_job_and_logs_no_a
     )
     assert answer.status_code == 302, answer.get_data(as_text=True)
     location = answer.headers["Location"]
-    deadline = time.monotonic() + 30
-    while "Refresh" in (done := editor.get(location)).headers and time.monotonic() < deadline:
-        time.sleep(0.3)
+    done = wait_for_job(editor, location)
 
     html = done.get_data(as_text=True)
     assert "Status: done" in html and "rows read: 2" in html, html

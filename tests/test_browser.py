@@ -7,29 +7,19 @@ mails land in test-artifacts/ for a person to look at.
 
 import re
 import urllib.request
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
+from tests.browser_support import ARTIFACTS, SCREENSHOTS, VIEWPORTS, axe_violations, heading, horizontal_overflow
 from tests.conftest import wait_for_signups
 from uscmail.models import MailingList, StatusReason, Subscriber, Subscription, SubscriptionStatus
 
 pytestmark = pytest.mark.browser
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-ARTIFACTS = PROJECT_DIR / "test-artifacts"
-SCREENSHOTS = ARTIFACTS / "screenshots"
 PUBLIC_ORIGIN = "https://lists.uscuk.test"
 LINK = re.compile(r"https://lists\.uscuk\.test(/\S+)")
-AXE = Axe()
-AXE_OPTIONS = {
-    "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]},
-    "resultTypes": ["violations"],
-}
-VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 375, "height": 812}}
 SCREENSHOT_PAGES = {"subscribe", "subscribe-error", "thanks", "confirm", "preferences", "unsubscribe"}
 
 # What the browser sees of the element in focus (or under the pointer): its outline, its colours, and the first
@@ -63,11 +53,6 @@ STYLE_OF_ELEMENT = """
   };
 }
 """
-
-
-def heading(page):
-    """The page's one h1."""
-    return page.get_by_role("heading", level=1)
 
 
 def sign_up(page, email: str, name: str, lists=("Newsletter",)) -> None:
@@ -114,23 +99,6 @@ def one_click_unsubscribe(url: str) -> tuple[int, str, str]:
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return response.status, response.geturl(), response.read().decode()
-
-
-def axe_violations(page) -> list[str]:
-    """axe-core's WCAG 2.2 A/AA violations on the page, one readable line per rule and per element."""
-    lines = []
-    for violation in AXE.run(page, options=AXE_OPTIONS).response["violations"]:
-        lines.append(f"{violation['id']} ({violation['impact']}): {violation['help']} <{violation['helpUrl']}>")
-        for node in violation["nodes"]:
-            target = " ".join(str(part) for part in node["target"])
-            summary = " ".join(node.get("failureSummary", "").split())
-            lines.append(f"    at {target}: {summary}")
-    return lines
-
-
-def horizontal_overflow(page) -> int:
-    """How many CSS pixels the page is wider than the viewport (0 when nothing sticks out)."""
-    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
 
 
 def luminance(css_color: str) -> float:

@@ -9,15 +9,13 @@ import tempfile
 import uuid
 from pathlib import Path
 
-import pyotp
 import pytest
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
-from tests.campaign_support import add_confirmed, make_campaign, newsletter, status_of, wait_for_status
-from tests.conftest import ORGANISER_PASSWORD, make_organiser
-from tests.inspector import Inspector
-from tests.test_browser import VIEWPORTS, heading
+from tests.browser_support import VIEWPORTS, Inspector, create_editor, heading, sign_in_editor
+from tests.campaign_support import status_of, wait_for_status
+from tests.factories import add_confirmed, make_campaign, make_event, newsletter
 from uscmail.campaigns import services, tasks
 from uscmail.campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from uscmail.extensions import db as database
@@ -26,28 +24,9 @@ from uscmail.models import Subscriber, utcnow
 pytestmark = pytest.mark.browser
 
 SCREENSHOTS = Path(tempfile.gettempdir()) / "uscmail-campaign-screenshots"
-EDITOR = "editor.browser@example.org"
 LONG_SUBJECT = (
     "Stand with Uyghur families: the March protest outside the embassy on Portland Place, and what comes next"
 )
-
-
-def create_editor() -> str:
-    """An editor with a TOTP secret; returns the secret."""
-    editor = make_organiser(EDITOR, "editor")
-    database.session.commit()
-    return editor.totp_secret
-
-
-def sign_in(page, secret: str) -> None:
-    """Password, then the current TOTP code, as a person does."""
-    page.goto("/organisers/login")
-    page.get_by_label("Email address").fill(EDITOR)
-    page.get_by_label("Password").fill(ORGANISER_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("textbox").fill(pyotp.TOTP(secret).now())
-    page.get_by_role("button", name="Continue").click()
-    expect(heading(page)).to_have_text("Organisers")
 
 
 def finished_campaign() -> Campaign:
@@ -78,24 +57,19 @@ def finished_campaign() -> Campaign:
 
 def upcoming_protest() -> None:
     """A monthly protest, not on hold, with a note on its next date, for the public /events page."""
-    from datetime import date, time
+    from datetime import date
 
-    from uscmail.reminders.models import Event, OccurrenceOverride
+    from uscmail.reminders.models import OccurrenceOverride
     from uscmail.reminders.schedule import occurrence_dates
 
-    event = Event(
-        title="Monthly protest at the Chinese Embassy",
-        rrule="FREQ=MONTHLY;BYMONTHDAY=5",
+    event = make_event(
+        commit=False,
         first_date=date(2026, 1, 5),
-        start_time=time(18, 0),
-        place="Chinese Embassy, 49–51 Portland Place, London W1B 1JL",
-        map_url="https://www.openstreetmap.org/?mlat=51.5210&mlon=-0.1457",
         list_id=newsletter().id,
         subject_template="Protest {{ date }}",
         body_template="See you there.",
+        active_since=utcnow(),
     )
-    database.session.add(event)
-    database.session.flush()
     today = date.today()
     next_date = occurrence_dates(event, today, date(today.year + 1, today.month, 1))[1]
     database.session.add(OccurrenceOverride(event_id=event.id, occurrence_date=next_date, note="Bring banners"))
@@ -114,7 +88,7 @@ def test_campaign_pages_are_accessible_and_fit_the_screen(visit, db, scheme, vie
     browser_visit = visit(viewport=VIEWPORTS[viewport], color_scheme=scheme)
     page = browser_visit.page
     inspect = Inspector(page, scheme, viewport, SCREENSHOTS, "campaigns")
-    sign_in(page, secret)
+    sign_in_editor(page, secret)
 
     page.get_by_role("navigation", name="Organisers").get_by_role("link", name="Campaigns").click()
     inspect("list", "Campaigns")
@@ -162,7 +136,7 @@ def test_the_preview_follows_typing_and_switches_to_phone_width(visit, db):
     add_confirmed(2)
     browser_visit = visit(viewport=VIEWPORTS["desktop"])
     page = browser_visit.page
-    sign_in(page, secret)
+    sign_in_editor(page, secret)
     page.goto("/organisers/campaigns/new")
     frame = page.frame_locator("#preview-frame")
     page.get_by_label("Subject").fill("Live preview")
@@ -188,7 +162,7 @@ def test_without_javascript_the_preview_button_fills_the_frame(visit, db):
     campaign = make_campaign("Without scripts", body="Nothing runs here, yet the preview works.")
     browser_visit = visit(viewport=VIEWPORTS["phone"], java_script_enabled=False)
     page = browser_visit.page
-    sign_in(page, secret)
+    sign_in_editor(page, secret)
     page.goto(f"/organisers/campaigns/{campaign.id}/edit")
     frame = page.frame_locator("#preview-frame")
     expect(frame.locator("body")).to_contain_text("yet the preview works")  # the saved version, on load
@@ -211,7 +185,7 @@ def test_the_progress_bar_follows_a_sending_campaign_without_reloading(visit, db
     database.session.commit()
     browser_visit = visit(viewport=VIEWPORTS["desktop"])
     page = browser_visit.page
-    sign_in(page, secret)
+    sign_in_editor(page, secret)
     page.goto(f"/organisers/campaigns/{campaign.id}")
     expect(page.locator("#send-progress")).to_have_attribute("value", "0")
     expect(page.get_by_role("button", name="Pause")).to_be_visible()

@@ -14,12 +14,10 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
-from tests.campaign_support import add_confirmed, make_campaign
-from tests.inspector import Inspector
-from tests.test_browser import VIEWPORTS
-from tests.test_browser_campaigns import create_editor, sign_in
+from tests.browser_support import VIEWPORTS, Inspector, create_editor, sign_in_editor
+from tests.factories import add_confirmed, make_campaign, reminders_list
 from uscmail.extensions import db as database
-from uscmail.models import MailingList, utcnow
+from uscmail.models import utcnow
 from uscmail.reminders import events
 from uscmail.reminders.models import Event, Reminder, ReminderStatus
 
@@ -28,10 +26,6 @@ pytestmark = pytest.mark.browser
 SCREENSHOTS = Path(tempfile.gettempdir()) / "uscmail-event-screenshots"
 SEEDED_TITLE = "Monthly protest at the Chinese Embassy"
 BUSY_TITLE = "Stand with Uyghur families: the monthly protest outside the embassy on Portland Place"
-
-
-def reminders_list() -> MailingList:
-    return database.session.scalar(sa.select(MailingList).where(MailingList.slug == "london-protest-reminders"))
 
 
 def busy_event() -> Event:
@@ -80,7 +74,7 @@ def test_event_pages_are_accessible_and_fit_the_screen(visit, db, scheme, viewpo
     )
     page = browser_visit.page
     inspect = Inspector(page, scheme, viewport, SCREENSHOTS, "events")
-    sign_in(page, secret)
+    sign_in_editor(page, secret)
 
     page.get_by_role("navigation", name="Organisers").get_by_role("link", name="Events").click()
     inspect("list", "Events")

@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
-from tests.browser_support import Visit
-from tests.conftest import ORGANISER_PASSWORD, TEST_ENV, make_organiser
-from tests.test_browser import SCREENSHOTS, VIEWPORTS, axe_violations, heading, horizontal_overflow
+from tests.browser_support import SCREENSHOTS, VIEWPORTS, Visit, axe_violations, heading, horizontal_overflow
+from tests.conftest import TEST_ENV
+from tests.factories import ORGANISER_PASSWORD, make_organiser
 from uscmail.models import MailingList, Subscriber, Subscription, utcnow
 from uscmail.organisers import audit
 from uscmail.organisers.models import Organiser

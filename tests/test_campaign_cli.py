@@ -4,8 +4,9 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from tests.test_api import add, audit_actions
-from tests.test_api_campaigns import draft, start_without_worker, status_of, wait_for_status
+from tests.api_support import audit_actions
+from tests.campaign_support import VIGIL_BODY, VIGIL_SUBJECT, start_without_worker, status_of, wait_for_status
+from tests.factories import add_subscriber, make_campaign
 from uscmail.campaigns import services
 from uscmail.campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from uscmail.models import utcnow
@@ -23,8 +24,8 @@ def deliveries(db) -> int:
 
 def test_send_asks_first_then_sends_and_status_follows_it_to_the_end(app, db, worker, smtp_sink):
     for email in ("amina@example.org", "bilal@example.org"):
-        add(db, email)
-    campaign_id = draft(db)
+        add_subscriber(email)
+    campaign_id = make_campaign(VIGIL_SUBJECT, VIGIL_BODY).id
 
     result = campaigns(app, "send", str(campaign_id), answer="y\n")
     assert result.exit_code == 0, result.output
@@ -41,7 +42,7 @@ def test_send_asks_first_then_sends_and_status_follows_it_to_the_end(app, db, wo
         f"campaign {campaign_id} 'December vigil': sent",
         "  sent 2, failed 0, pending 0, skipped 0, unknown 0 — 2 of 2 done (100%)",
     ]
-    assert status_of(db, campaign_id) is CampaignStatus.SENT
+    assert status_of(campaign_id) is CampaignStatus.SENT
     for email in ("amina@example.org", "bilal@example.org"):
         [mail] = smtp_sink.wait_for(email)
         assert mail.message["Subject"] == "December vigil"
@@ -53,31 +54,31 @@ def test_send_asks_first_then_sends_and_status_follows_it_to_the_end(app, db, wo
 
 
 def test_send_yes_skips_the_question(app, db, worker, smtp_sink):
-    add(db, "chen@example.org")
-    campaign_id = draft(db, subject="Vigil on the 5th")
+    add_subscriber("chen@example.org")
+    campaign_id = make_campaign("Vigil on the 5th", VIGIL_BODY).id
     result = campaigns(app, "send", str(campaign_id), "--yes")
     assert result.exit_code == 0, result.output
     assert "?" not in result.output and "sending 'Vigil on the 5th' to 1 person;" in result.output
     [mail] = smtp_sink.wait_for("chen@example.org")
     assert mail.message["Subject"] == "Vigil on the 5th"
-    wait_for_status(db, campaign_id, CampaignStatus.SENT)
+    wait_for_status(campaign_id, CampaignStatus.SENT)
 
 
 def test_declining_the_question_sends_nothing(app, db):
-    add(db, "dilnur@example.org")
-    campaign_id = draft(db)
+    add_subscriber("dilnur@example.org")
+    campaign_id = make_campaign(VIGIL_SUBJECT, VIGIL_BODY).id
     for answer in ("n\n", "\n"):  # the default is no
         result = campaigns(app, "send", str(campaign_id), answer=answer)
         assert result.exit_code != 0
         assert "Send 'December vigil' to 1 person? [y/N]" in result.output and "Aborted" in result.output
-        assert status_of(db, campaign_id) is CampaignStatus.DRAFT
+        assert status_of(campaign_id) is CampaignStatus.DRAFT
         assert deliveries(db) == 0 and audit_actions(db, "campaign.send") == []
 
 
 def test_wrong_ids_and_states_get_a_clear_error_and_no_traceback(app, db):
-    add(db, "erkin@example.org")
-    nobody = draft(db, subject="To the reminder list", lists=("london-protest-reminders",))
-    cancelled = draft(db, subject="Called off")
+    add_subscriber("erkin@example.org")
+    nobody = make_campaign("To the reminder list", VIGIL_BODY, lists=("london-protest-reminders",)).id
+    cancelled = make_campaign("Called off", VIGIL_BODY).id
     start_without_worker(db, cancelled)
     services.cancel(db.session.get(Campaign, cancelled), "test")
     db.session.commit()
@@ -94,12 +95,12 @@ def test_wrong_ids_and_states_get_a_clear_error_and_no_traceback(app, db):
         assert "?" not in result.output  # refused before asking
     not_a_number = campaigns(app, "send", "seven")
     assert not_a_number.exit_code == 2 and "'seven' is not a valid integer" in not_a_number.output
-    assert status_of(db, nobody) is CampaignStatus.DRAFT and status_of(db, cancelled) is CampaignStatus.CANCELLED
+    assert status_of(nobody) is CampaignStatus.DRAFT and status_of(cancelled) is CampaignStatus.CANCELLED
 
 
 def test_status_shows_counts_rate_and_time_remaining_while_sending(app, db):
-    add(db, "fatima@example.org")
-    campaign_id = draft(db)
+    add_subscriber("fatima@example.org")
+    campaign_id = make_campaign(VIGIL_SUBJECT, VIGIL_BODY).id
     # The campaign is marked sending, with no task queued: the deliveries below are the whole picture.
     start_without_worker(db, campaign_id)
     now = utcnow()
@@ -131,8 +132,8 @@ def test_status_shows_counts_rate_and_time_remaining_while_sending(app, db):
 
 
 def test_list_shows_the_newest_campaigns_first(app, db):
-    first = draft(db, subject="November newsletter")
-    second = draft(db, subject="December vigil")
+    first = make_campaign("November newsletter", VIGIL_BODY).id
+    second = make_campaign("December vigil", VIGIL_BODY).id
     services.schedule(db.session.get(Campaign, second), utcnow() + timedelta(days=2), "test")
     db.session.commit()
     result = campaigns(app, "list")

@@ -14,12 +14,13 @@ from email.parser import BytesParser
 import pytest
 import sqlalchemy as sa
 
-from uscmail.campaigns import builder, render, services
+from tests.factories import mailing_list, make_campaign
+from uscmail.campaigns import builder, render
 from uscmail.campaigns.builder import Recipient
 from uscmail.campaigns.models import BodyFormat, Campaign
 from uscmail.campaigns.render import MailValues
 from uscmail.links import external_url, make_preferences_token, make_unsubscribe_token, read_unsubscribe_token
-from uscmail.models import MailingList, Subscriber, Subscription, SubscriptionStatus
+from uscmail.models import Subscriber, Subscription, SubscriptionStatus
 from uscmail.subscribers import services as subscriber_services
 from uscmail.subscribers.services import ConsentBasis, ConsentMethod
 from uscmail.validation import InvalidInput
@@ -51,6 +52,14 @@ NAMES = [
     "=?utf-8?q?Not_an_encoded_word?=",
     "A very long name " * 8,
 ]
+BOTH_LISTS = ("newsletter", "london-protest-reminders")
+# The sender, reply address and preheader of every campaign here.
+FROM_THE_CAMPAIGN = {
+    "from_name": "Uyghur Solidarity Campaign ✊",
+    "from_email": "news@example.org",
+    "reply_to": "info@example.org",
+    "preheader": "Portland Place, noon",
+}
 SUBJECTS = [
     "Protest on the 5th",
     "ئۇيغۇرلار ئۈچۈن ھەرىكەت — 维吾尔团结 ✊",
@@ -60,26 +69,6 @@ EXPECTED_HEADERS = {
     "From", "To", "Subject", "Date", "Message-ID", "Reply-To", "MIME-Version", "Content-Type", "List-Id",
     "List-Unsubscribe", "List-Unsubscribe-Post", "Feedback-ID", "Precedence", "Auto-Submitted",
 }  # fmt: skip
-
-
-def mailing_list(db, slug: str = "newsletter") -> MailingList:
-    return db.session.scalar(sa.select(MailingList).where(MailingList.slug == slug))
-
-
-def make_campaign(db, body: str = BODY, subject: str = SUBJECTS[0], body_format=BodyFormat.MARKDOWN) -> Campaign:
-    fields = services.CampaignFields(
-        subject=subject,
-        body=body,
-        body_format=body_format,
-        list_ids=[mailing_list(db).id, mailing_list(db, "london-protest-reminders").id],
-        from_name="Uyghur Solidarity Campaign ✊",
-        from_email="news@example.org",
-        reply_to="info@example.org",
-        preheader="Portland Place, noon",
-    )
-    campaign = services.create_campaign(fields, "test")
-    db.session.commit()
-    return campaign
 
 
 def recipient(index: int, name: str | None, email: str | None = None) -> Recipient:
@@ -161,7 +150,13 @@ def assert_same_mail(data: bytes, campaign: Campaign, person: Recipient) -> Emai
 @pytest.mark.parametrize("subject", SUBJECTS)
 @pytest.mark.parametrize("body_format", [BodyFormat.MARKDOWN, BodyFormat.HTML])
 def test_fast_messages_equal_the_standard_library_build(db, subject, body_format):
-    campaign = make_campaign(db, BODY if body_format is BodyFormat.MARKDOWN else HTML_BODY, subject, body_format)
+    campaign = make_campaign(
+        subject,
+        BODY if body_format is BodyFormat.MARKDOWN else HTML_BODY,
+        BOTH_LISTS,
+        body_format=body_format,
+        **FROM_THE_CAMPAIGN,
+    )
     prepared = builder.prepare(campaign)
 
     for index, name in enumerate(NAMES):
@@ -183,7 +178,7 @@ def test_fast_messages_equal_the_standard_library_build(db, subject, body_format
     ],
 )
 def test_templates_that_transform_personal_values_are_right_for_every_recipient(db, body):
-    campaign = make_campaign(db, body)
+    campaign = make_campaign(SUBJECTS[0], body, BOTH_LISTS, body_format=BodyFormat.MARKDOWN, **FROM_THE_CAMPAIGN)
     prepared = builder.prepare(campaign)
 
     for index, name in enumerate(["Bob", "Alex", None, "李明", "<b>x</b>", "Bob"]):
@@ -197,7 +192,13 @@ def test_templates_that_transform_personal_values_are_right_for_every_recipient(
 
 
 def test_recipients_without_a_name_get_the_fallback_word(db):
-    campaign = make_campaign(db, 'Dear {{ subscriber.name or "comrade" }}, and {{ subscriber.name }}.')
+    campaign = make_campaign(
+        SUBJECTS[0],
+        'Dear {{ subscriber.name or "comrade" }}, and {{ subscriber.name }}.',
+        BOTH_LISTS,
+        body_format=BodyFormat.MARKDOWN,
+        **FROM_THE_CAMPAIGN,
+    )
     prepared = builder.prepare(campaign)
 
     for index, name in enumerate([None, "", "  \r\n ", "Alex"]):
@@ -209,8 +210,24 @@ def test_recipients_without_a_name_get_the_fallback_word(db):
 
 
 def test_a_plain_template_takes_the_fast_path_and_a_transforming_one_does_not(db):
-    fast = builder.prepare(make_campaign(db, "Dear {{ subscriber.name }}, {{ unsubscribe_url }}"))
-    slow = builder.prepare(make_campaign(db, "Dear {{ subscriber.name | title }}"))
+    fast = builder.prepare(
+        make_campaign(
+            SUBJECTS[0],
+            "Dear {{ subscriber.name }}, {{ unsubscribe_url }}",
+            BOTH_LISTS,
+            body_format=BodyFormat.MARKDOWN,
+            **FROM_THE_CAMPAIGN,
+        )
+    )
+    slow = builder.prepare(
+        make_campaign(
+            SUBJECTS[0],
+            "Dear {{ subscriber.name | title }}",
+            BOTH_LISTS,
+            body_format=BodyFormat.MARKDOWN,
+            **FROM_THE_CAMPAIGN,
+        )
+    )
 
     assert fast.bodies[True].html is not None and fast.bodies[False].html is not None
     assert slow.bodies[True].html is None
@@ -222,7 +239,7 @@ def test_a_plain_template_takes_the_fast_path_and_a_transforming_one_does_not(db
 
 
 def test_every_message_carries_the_list_headers(app, db):
-    campaign = make_campaign(db)
+    campaign = make_campaign(SUBJECTS[0], BODY, BOTH_LISTS, body_format=BodyFormat.MARKDOWN, **FROM_THE_CAMPAIGN)
     prepared = builder.prepare(campaign)
     person = recipient(7, "Alex")
     before = datetime.now(UTC).replace(microsecond=0)
@@ -257,7 +274,9 @@ def test_every_message_carries_the_list_headers(app, db):
 
 
 def test_lines_end_in_crlf_and_headers_are_folded(db):
-    campaign = make_campaign(db, HTML_BODY, SUBJECTS[2] + " ✊ " + SUBJECTS[1], BodyFormat.HTML)
+    campaign = make_campaign(
+        SUBJECTS[2] + " ✊ " + SUBJECTS[1], HTML_BODY, BOTH_LISTS, body_format=BodyFormat.HTML, **FROM_THE_CAMPAIGN
+    )
     prepared = builder.prepare(campaign)
 
     data = prepared.build(recipient(1, "A very long name with 😀 emoji " * 6))
@@ -278,7 +297,9 @@ def test_lines_end_in_crlf_and_headers_are_folded(db):
     "name", ["Eve\r\nBcc: spy@example.org", "Eve\nBcc: spy@example.org", "Eve\rBcc: spy@example.org", "\r\n\r\nBody"]
 )
 def test_a_name_cannot_add_headers(db, name):
-    prepared = builder.prepare(make_campaign(db))
+    prepared = builder.prepare(
+        make_campaign(SUBJECTS[0], BODY, BOTH_LISTS, body_format=BodyFormat.MARKDOWN, **FROM_THE_CAMPAIGN)
+    )
 
     data = prepared.build(recipient(1, name))
 
@@ -290,9 +311,11 @@ def test_a_name_cannot_add_headers(db, name):
 
 def test_a_subject_cannot_add_headers(db):
     with pytest.raises(InvalidInput, match="line breaks"):
-        make_campaign(db, subject="News\r\nBcc: spy@example.org")
+        make_campaign(
+            "News\r\nBcc: spy@example.org", BODY, BOTH_LISTS, body_format=BodyFormat.MARKDOWN, **FROM_THE_CAMPAIGN
+        )
     # Even if a row held one (written by something other than the service), it stays one line.
-    campaign = make_campaign(db)
+    campaign = make_campaign(SUBJECTS[0], BODY, BOTH_LISTS, body_format=BodyFormat.MARKDOWN, **FROM_THE_CAMPAIGN)
     campaign.subject = "News\r\nBcc: spy@example.org"
 
     message = parse(builder.prepare(campaign).build(recipient(1, "Alex")))
@@ -301,7 +324,7 @@ def test_a_subject_cannot_add_headers(db):
 
 
 def test_a_test_send_is_marked_and_gets_its_own_message_ids(db):
-    campaign = make_campaign(db)
+    campaign = make_campaign(SUBJECTS[0], BODY, BOTH_LISTS, body_format=BodyFormat.MARKDOWN, **FROM_THE_CAMPAIGN)
     prepared = builder.prepare(campaign, test=True)
     person = Recipient(delivery_id=None, email="organiser@example.org", name="Sam", public_id="test-public-id")
 
@@ -313,7 +336,7 @@ def test_a_test_send_is_marked_and_gets_its_own_message_ids(db):
 
 
 def test_a_non_ascii_address_is_sent_as_smtputf8(db):
-    campaign = make_campaign(db)
+    campaign = make_campaign(SUBJECTS[0], BODY, BOTH_LISTS, body_format=BodyFormat.MARKDOWN, **FROM_THE_CAMPAIGN)
     prepared = builder.prepare(campaign)
     person = recipient(3, "李明", email="李明@例子.example")
 
@@ -329,9 +352,9 @@ def test_a_non_ascii_address_is_sent_as_smtputf8(db):
 
 
 def test_the_one_click_link_in_a_built_message_unsubscribes(app, db):
-    campaign = make_campaign(db)
+    campaign = make_campaign(SUBJECTS[0], BODY, BOTH_LISTS, body_format=BodyFormat.MARKDOWN, **FROM_THE_CAMPAIGN)
     subscriber, _ = subscriber_services.add_subscriber(
-        "reader@example.org", "Reader", [mailing_list(db)], ConsentBasis.PRIOR_CONSENT, "Paper form",
+        "reader@example.org", "Reader", [mailing_list()], ConsentBasis.PRIOR_CONSENT, "Paper form",
         ConsentMethod.IMPORT, "test",
     )  # fmt: skip
     db.session.commit()
@@ -347,7 +370,7 @@ def test_the_one_click_link_in_a_built_message_unsubscribes(app, db):
     db.session.rollback()
     status = db.session.scalar(
         sa.select(Subscription.status).where(
-            Subscription.subscriber_id == subscriber.id, Subscription.list_id == mailing_list(db).id
+            Subscription.subscriber_id == subscriber.id, Subscription.list_id == mailing_list().id
         )
     )
     assert status is SubscriptionStatus.UNSUBSCRIBED
@@ -364,7 +387,13 @@ UNWANTED_RULES = re.compile(r"\b(MISSING_\w+|MIME_HTML_ONLY|MPART_ALT_DIFF\w*|IN
 @pytest.mark.skipif(shutil.which("spamassassin") is None, reason="spamassassin is not installed (Debian: spamassassin)")
 @pytest.mark.parametrize("body_format", [BodyFormat.MARKDOWN, BodyFormat.HTML])
 def test_spamassassin_finds_nothing_wrong_with_the_message(db, tmp_path, body_format):
-    campaign = make_campaign(db, BODY if body_format is BodyFormat.MARKDOWN else HTML_BODY, SUBJECTS[1], body_format)
+    campaign = make_campaign(
+        SUBJECTS[1],
+        BODY if body_format is BodyFormat.MARKDOWN else HTML_BODY,
+        BOTH_LISTS,
+        body_format=body_format,
+        **FROM_THE_CAMPAIGN,
+    )
     data = builder.prepare(campaign).build(recipient(1, "Ayşe Gül"))
 
     result = subprocess.run(
@@ -392,7 +421,7 @@ CALENDAR = (
 
 @pytest.mark.parametrize("email", ["ayse@example.org", "ayşe@example.org"])
 def test_a_calendar_invitation_travels_as_an_attachment_after_the_alternatives(db, email):
-    campaign = make_campaign(db)
+    campaign = make_campaign(SUBJECTS[0], BODY, BOTH_LISTS, body_format=BodyFormat.MARKDOWN, **FROM_THE_CAMPAIGN)
     campaign.calendar = CALENDAR
     prepared = builder.prepare(campaign)
     message = parse(prepared.build(Recipient(delivery_id=5, email=email, name="Ayşe", public_id="p" * 22)))

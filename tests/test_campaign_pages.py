@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests.campaign_support import add_confirmed, counts, make_campaign, newsletter, status_of, wait_for_status
+from tests.campaign_support import counts, status_of, wait_for_status
 from tests.conftest import form_fields, isolated_client
-from tests.pages import alert, flashed, fresh, post_from, text
+from tests.factories import add_confirmed, make_campaign, make_list, newsletter
+from tests.pages import alert, compose_data, flashed, fresh, post_from, text
 from uscmail.campaigns import services
 from uscmail.campaigns.models import Campaign, CampaignStatus, DeliveryStatus
 from uscmail.extensions import db as database
-from uscmail.models import MailingList, Subscriber, utcnow
+from uscmail.models import Subscriber, utcnow
 
 BASE = "/organisers/campaigns"
 PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; frame-ancestors 'self'"
@@ -21,22 +22,6 @@ STATS_KEYS = {
     "status", "status_detail", "recipients", "pending", "sent", "failed", "skipped", "unknown", "done", "percent",
     "rate_per_second", "seconds_remaining", "snapshot_done",
 }  # fmt: skip
-
-
-def compose_data(**changes) -> dict:
-    """A valid compose form for the Newsletter list."""
-    data = {
-        "subject": "Spring newsletter",
-        "preheader": "News from the campaign",
-        "body_format": "markdown",
-        "body": "Dear {{ subscriber.name }},\n\nJoin us at **Portland Place** on the 5th.",
-        "lists": [str(newsletter().id)],
-        "from_name": "USC-UK",
-        "from_email": "news@uscuk.test",
-        "reply_to": "",
-    }
-    data.update(changes)
-    return data
 
 
 def campaign_rows(db) -> list[Campaign]:
@@ -482,7 +467,7 @@ def test_the_archive_lists_only_public_sent_campaigns_without_personal_data(app,
 
 
 def test_lists_named_in_the_compose_form_exclude_archived_ones(db, sign_in_as):
-    database.session.add(MailingList(slug="old-list", name="Old list", archived=True))
+    make_list("old-list", "Old list", archived=True)
     database.session.commit()
     page = text(sign_in_as("editor").get(f"{BASE}/new"))
     assert "Newsletter" in page and "Old list" not in page

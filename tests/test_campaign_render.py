@@ -6,10 +6,10 @@ import lxml.html
 import pytest
 import sqlalchemy as sa
 
-from uscmail.campaigns import render, services
+from tests.factories import make_campaign, newsletter
+from uscmail.campaigns import render
 from uscmail.campaigns.models import BodyFormat, Campaign
 from uscmail.campaigns.render import MailValues, TemplateRefused
-from uscmail.models import MailingList
 from uscmail.validation import InvalidInput
 
 AVAILABLE = "You can use subscriber.name, unsubscribe_url, preferences_url and web_version_url."
@@ -41,20 +41,6 @@ HOSTILE_NAMES = [
 ]
 
 
-def newsletter(db) -> MailingList:
-    return db.session.scalar(sa.select(MailingList).where(MailingList.slug == "newsletter"))
-
-
-def make_campaign(db, body: str, body_format=BodyFormat.MARKDOWN, **fields) -> Campaign:
-    """A draft saved through the service, as the compose page saves it."""
-    values = dict(subject="Protest on the 5th", body=body, list_ids=[newsletter(db).id], body_format=body_format)
-    values["from_email"] = "news@example.org"
-    values.update(fields)
-    campaign = services.create_campaign(services.CampaignFields(**values), "test")
-    db.session.commit()
-    return campaign
-
-
 def visible_text(page: str) -> str:
     """The words a reader sees in the HTML part: no head, no hidden preheader."""
     page = re.sub(r"(</(?:p|h[1-6]|li|div|td|th|pre|blockquote)>|<br ?/?>)", r"\1 ", page)
@@ -73,7 +59,14 @@ def words(text: str) -> set[str]:
 
 
 def test_markdown_body_becomes_formatted_html_inside_the_campaign_layout(db):
-    campaign = make_campaign(db, MARKDOWN_BODY, preheader="Portland Place at noon", reply_to="info@example.org")
+    campaign = make_campaign(
+        "Protest on the 5th",
+        MARKDOWN_BODY,
+        body_format=BodyFormat.MARKDOWN,
+        from_email="news@example.org",
+        preheader="Portland Place at noon",
+        reply_to="info@example.org",
+    )
 
     mail = render.render_preview(campaign, name="Alex")
 
@@ -103,7 +96,9 @@ def test_markdown_body_becomes_formatted_html_inside_the_campaign_layout(db):
 
 
 def test_the_text_part_is_derived_from_the_same_html_with_usable_links(db):
-    campaign = make_campaign(db, MARKDOWN_BODY)
+    campaign = make_campaign(
+        "Protest on the 5th", MARKDOWN_BODY, body_format=BodyFormat.MARKDOWN, from_email="news@example.org"
+    )
 
     text = render.render_preview(campaign, name="Alex").text
 
@@ -124,7 +119,13 @@ def test_the_text_part_has_the_same_words_as_the_html_part(db, body_format):
     body = MARKDOWN_BODY
     if body_format is BodyFormat.HTML:
         body = "<h2>Hello {{ subscriber.name }}</h2><p>See <a href='https://example.org/r'>it</a> &amp; <em>act</em>."
-    campaign = make_campaign(db, body, body_format=body_format, preheader="Hidden summary words")
+    campaign = make_campaign(
+        "Protest on the 5th",
+        body,
+        body_format=body_format,
+        from_email="news@example.org",
+        preheader="Hidden summary words",
+    )
 
     mail = render.render_preview(campaign, name="Zoë")
 
@@ -141,7 +142,7 @@ def test_html_bodies_are_sanitised(db):
         '<iframe src="https://evil.example"></iframe><form action="https://evil.example"><input name="q"></form>'
         '<div style="position:fixed;top:0">overlay</div><object data="x"></object>'
     )
-    campaign = make_campaign(db, body, body_format=BodyFormat.HTML)
+    campaign = make_campaign("Protest on the 5th", body, body_format=BodyFormat.HTML, from_email="news@example.org")
 
     page = render.render_preview(campaign).html
 
@@ -156,7 +157,7 @@ def test_html_bodies_are_sanitised(db):
 
 def test_markdown_cannot_smuggle_html_or_script_links(db):
     body = "Hi <script>alert(1)</script> [bad](javascript:alert(1)) <img src=x onerror=alert(1)>"
-    campaign = make_campaign(db, body)
+    campaign = make_campaign("Protest on the 5th", body, body_format=BodyFormat.MARKDOWN, from_email="news@example.org")
 
     page = render.render_preview(campaign).html
 
@@ -170,7 +171,7 @@ def test_personal_values_are_text_never_markup(db, body_format, name):
     body = "Dear {{ subscriber.name }}, welcome.\n\n{{ subscriber.name }}"
     if body_format is BodyFormat.HTML:
         body = "<p>Dear {{ subscriber.name }}, welcome.</p><p title='{{ subscriber.name }}'>{{ subscriber.name }}</p>"
-    campaign = make_campaign(db, body, body_format=body_format)
+    campaign = make_campaign("Protest on the 5th", body, body_format=body_format, from_email="news@example.org")
 
     mail = render.render_preview(campaign, name=name)
 
@@ -185,7 +186,12 @@ def test_personal_values_are_text_never_markup(db, body_format, name):
 
 
 def test_a_name_with_line_breaks_and_control_characters_is_shown_on_one_line(db):
-    campaign = make_campaign(db, "Dear {{ subscriber.name }}!")
+    campaign = make_campaign(
+        "Protest on the 5th",
+        "Dear {{ subscriber.name }}!",
+        body_format=BodyFormat.MARKDOWN,
+        from_email="news@example.org",
+    )
 
     mail = render.render_preview(campaign, name="  Eve\r\nBcc: x@y\x00\t ")
 
@@ -208,7 +214,7 @@ def test_a_name_with_line_breaks_and_control_characters_is_shown_on_one_line(db)
     ],
 )
 def test_the_name_falls_back_to_friend_or_to_the_organisers_word(db, body, with_name, without_name):
-    campaign = make_campaign(db, body)
+    campaign = make_campaign("Protest on the 5th", body, body_format=BodyFormat.MARKDOWN, from_email="news@example.org")
 
     assert with_name in render.render_preview(campaign, name="Alex").text
     assert without_name in render.render_preview(campaign, name=None).text
@@ -245,7 +251,7 @@ def test_the_name_falls_back_to_friend_or_to_the_organisers_word(db, body, with_
 )
 def test_templates_reaching_outside_the_sandbox_are_refused_when_saved(db, body, named):
     with pytest.raises(InvalidInput) as refused:
-        make_campaign(db, body)
+        make_campaign("Protest on the 5th", body, body_format=BodyFormat.MARKDOWN, from_email="news@example.org")
 
     assert isinstance(refused.value, TemplateRefused)
     assert named in str(refused.value)
@@ -261,7 +267,12 @@ def test_the_refusal_names_the_variable_and_what_is_available(db):
 
 def test_a_syntax_error_is_refused_with_its_line_number(db):
     with pytest.raises(TemplateRefused) as refused:
-        make_campaign(db, "Hello\n\nDear {{ subscriber.name }\n\nBye")
+        make_campaign(
+            "Protest on the 5th",
+            "Hello\n\nDear {{ subscriber.name }\n\nBye",
+            body_format=BodyFormat.MARKDOWN,
+            from_email="news@example.org",
+        )
 
     assert str(refused.value).startswith("The template has a mistake on line 3:")
 
@@ -280,7 +291,7 @@ def test_a_syntax_error_is_refused_with_its_line_number(db):
 )
 def test_templates_that_fail_or_blow_up_when_filled_in_are_refused(db, body):
     with pytest.raises(TemplateRefused):
-        make_campaign(db, body)
+        make_campaign("Protest on the 5th", body, body_format=BodyFormat.MARKDOWN, from_email="news@example.org")
 
 
 @pytest.mark.parametrize(
@@ -295,12 +306,12 @@ def test_templates_that_fail_or_blow_up_when_filled_in_are_refused(db, body):
 )
 def test_personal_text_in_a_link_or_image_address_is_refused(db, body, body_format):
     with pytest.raises(TemplateRefused, match="link or image address"):
-        make_campaign(db, body, body_format=body_format)
+        make_campaign("Protest on the 5th", body, body_format=body_format, from_email="news@example.org")
 
 
 def test_the_personal_links_may_be_used_as_link_targets(db):
     body = "[Leave]({{ unsubscribe_url }}) · <{{ preferences_url }}> · [Online]({{ web_version_url }})"
-    campaign = make_campaign(db, body)
+    campaign = make_campaign("Protest on the 5th", body, body_format=BodyFormat.MARKDOWN, from_email="news@example.org")
 
     page = render.render_preview(campaign).html
 
@@ -311,7 +322,12 @@ def test_the_personal_links_may_be_used_as_link_targets(db):
 
 def test_personal_links_in_markdown_text_are_not_mangled(db):
     # Tokens contain "_" and "-", which Markdown would otherwise read as emphasis.
-    campaign = make_campaign(db, "Leave: {{ unsubscribe_url }}")
+    campaign = make_campaign(
+        "Protest on the 5th",
+        "Leave: {{ unsubscribe_url }}",
+        body_format=BodyFormat.MARKDOWN,
+        from_email="news@example.org",
+    )
     url = "https://lists.uscuk.test/unsubscribe/x._b_.c__d__"
     values = MailValues("Alex", url, "https://lists.uscuk.test/preferences/p", "https://lists.uscuk.test/archive/w")
 
@@ -325,7 +341,7 @@ def test_personal_links_in_markdown_text_are_not_mangled(db):
 
 def test_the_web_version_carries_no_personal_data(db):
     body = "Dear {{ subscriber.name }}, [leave]({{ unsubscribe_url }}) or [choose]({{ preferences_url }})."
-    campaign = make_campaign(db, body)
+    campaign = make_campaign("Protest on the 5th", body, body_format=BodyFormat.MARKDOWN, from_email="news@example.org")
 
     mail = render.render_web_version(campaign)
 
@@ -339,7 +355,7 @@ def test_the_web_version_carries_no_personal_data(db):
 
 
 def test_an_unsaved_campaign_can_be_previewed(db):
-    mailing_list = newsletter(db)
+    mailing_list = newsletter()
     campaign = Campaign(
         subject="Draft",
         body="Hello {{ subscriber.name }}",

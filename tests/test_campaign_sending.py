@@ -8,7 +8,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from tests.campaign_support import add_confirmed, counts, make_campaign, start, status_of, wait_for_status, wait_until
+from tests.campaign_support import counts, start, status_of, wait_for_status
+from tests.factories import add_confirmed, make_campaign
+from tests.waiting import wait_until
 from uscmail.campaigns import reaper, services
 from uscmail.campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from uscmail.models import MailingList, Subscriber, SubscriptionStatus, SuppressionReason
@@ -79,12 +81,26 @@ def kill_mid_campaign(spawn_worker, smtp_sink, recipients: int = 600):
     return campaign, queue, addresses
 
 
+def claims_under_lease() -> int:
+    """Deliveries still claimed (sending) under a lease that has not yet lapsed, as committed now."""
+    from uscmail.extensions import db as database
+    from uscmail.models import utcnow
+
+    held = database.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Delivery)
+        .where(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until >= utcnow())
+    )
+    database.session.rollback()
+    return held
+
+
 def reap_and_restart(app, spawn_worker, queue: str, campaign_id: int) -> None:
     """After the dead claims' leases lapse: the reaper runs, a new worker starts, the stalled campaign carries on."""
     from uscmail.campaigns import tasks
 
-    time.sleep(3.5)
     with app.app_context():
+        wait_until(lambda: not claims_under_lease(), timeout=30, what="the dead worker's leases to lapse")
         assert reaper.reap_expired_claims() >= 1
     spawn_worker("restarted", queue=queue, **KILL_SETTINGS)
     for stalled_id in reaper.stalled_campaigns():
@@ -165,7 +181,7 @@ def test_pause_resume_and_cancel_take_effect_within_a_batch(db, worker, smtp_sin
     db.session.commit()
     wait_until(lambda: not counts(campaign.id).get(DeliveryStatus.SENDING), what="batches in flight to stop")
     paused_at = smtp_sink.count()
-    time.sleep(1.5)
+    time.sleep(1.5)  # deliberately let time pass: a paused campaign must send nothing during it
     assert smtp_sink.count() == paused_at, "nothing is sent while paused"
     assert paused_at < 1200
 
@@ -179,7 +195,7 @@ def test_pause_resume_and_cancel_take_effect_within_a_batch(db, worker, smtp_sin
     db.session.commit()
     wait_until(lambda: not counts(campaign.id).get(DeliveryStatus.SENDING), what="batches in flight to stop")
     cancelled_at = smtp_sink.count()
-    time.sleep(1.5)
+    time.sleep(1.5)  # deliberately let time pass: a cancelled campaign must send nothing more during it
     assert smtp_sink.count() == cancelled_at < 1200
     final = counts(campaign.id)
     assert status_of(campaign.id) is CampaignStatus.CANCELLED

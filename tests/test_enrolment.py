@@ -8,8 +8,8 @@ import time
 import sqlalchemy as sa
 
 from tests.conftest import form_fields, isolated_client
+from tests.organiser_support import PASSWORD, code_for, create, link_path, post_form, secret_of, set_up
 from tests.pages import fresh, text
-from tests.test_organisers import PASSWORD, code_for, create, link_path, post_form, secret_of, set_up
 from uscmail.organisers.models import AuditEvent, Organiser, OrganiserSession
 
 
@@ -56,7 +56,7 @@ def test_two_browsers_that_opened_the_same_link_cannot_both_finish(app, db):
 def test_a_set_up_link_expires(app, db, monkeypatch):
     path = link_path(create(app))
     monkeypatch.setitem(app.config, "ENROLMENT_LINK_MAX_AGE", 1)
-    time.sleep(2.1)
+    time.sleep(2.1)  # deliberately let time pass: past the one-second lifetime, in whole-second timestamps
     browser = isolated_client(app)
     expired = browser.get(path)
     assert expired.status_code == 410 and "This set-up link has expired" in text(expired)
@@ -87,9 +87,9 @@ def test_opening_a_set_up_link_changes_nothing(app, db):
     assert page.headers["Cache-Control"] == "no-store" and page.headers["Referrer-Policy"] == "no-referrer"
 
 
-def test_a_wrong_code_or_a_bad_password_changes_nothing_and_the_link_still_works(app, db, browser):
+def test_a_wrong_code_or_a_bad_password_changes_nothing_and_the_link_still_works(app, db, client):
     path = link_path(create(app))
-    assert post_form(browser, path).status_code == 302
+    assert post_form(client, path).status_code == 302
     secret = secret_of(db, "admin@example.org")
     wrong_code = "000000" if code_for(secret) != "000000" else "111111"
     for password, again, code, message in (
@@ -97,15 +97,15 @@ def test_a_wrong_code_or_a_bad_password_changes_nothing_and_the_link_still_works
         ("too short", "too short", code_for(secret), "at least 12 characters"),
         (PASSWORD, PASSWORD + "!", code_for(secret), "The two passwords differ"),
     ):
-        answer = post_form(browser, "/organisers/enrol", password=password, password_again=again, code=code)
+        answer = post_form(client, "/organisers/enrol", password=password, password_again=again, code=code)
         page = text(answer)
         assert answer.status_code == 400 and message in page, page
         assert password not in page
         assert secret in page  # the same QR code and key: the app already set up stays valid
     organiser = fresh(db).scalar(sa.select(Organiser))
     assert not organiser.enrolled and organiser.enrolment_nonce_sha256 is not None
-    done = post_form(browser, "/organisers/enrol", password=PASSWORD, password_again=PASSWORD, code=code_for(secret))
-    assert done.status_code == 200 and browser.get("/organisers/").status_code == 200
+    done = post_form(client, "/organisers/enrol", password=PASSWORD, password_again=PASSWORD, code=code_for(secret))
+    assert done.status_code == 200 and client.get("/organisers/").status_code == 200
 
 
 def test_the_old_first_sign_in_enrolment_is_gone(app, db, sign_in_as):
@@ -121,13 +121,13 @@ def test_the_old_first_sign_in_enrolment_is_gone(app, db, sign_in_as):
     assert admin.get("/organisers/enrol").status_code == 400
 
 
-def test_the_pending_totp_secret_is_encrypted_in_the_session_row(app, db, browser):
+def test_the_pending_totp_secret_is_encrypted_in_the_session_row(app, db, client):
     path = link_path(create(app))
-    assert post_form(browser, path).status_code == 302
+    assert post_form(client, path).status_code == 302
     secret = secret_of(db, "admin@example.org")
     rows = repr(fresh(db).execute(sa.text("SELECT * FROM organiser_sessions")).all())
     assert secret not in rows and "gAAAAA" in rows  # a Fernet token
-    assert secret in text(browser.get("/organisers/enrol"))
+    assert secret in text(client.get("/organisers/enrol"))
 
 
 def test_a_link_for_a_disabled_account_is_refused(app, db):

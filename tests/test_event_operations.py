@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 
-from tests.campaign_support import add_confirmed
+from tests.factories import add_confirmed
 from uscmail.models import MailingList
 from uscmail.reminders import events, tasks
 from uscmail.reminders.models import Event, Reminder

@@ -8,69 +8,23 @@ from datetime import date, time, timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests.campaign_support import add_confirmed, make_campaign
 from tests.conftest import form_fields, isolated_client
-from tests.pages import alert, flashed, fresh, post_from, text
+from tests.factories import add_confirmed, create_event, make_campaign, make_list, reminders_list
+from tests.pages import alert, flashed, form_data, fresh, post_from, text
 from uscmail.extensions import db as database
-from uscmail.models import MailingList, utcnow
+from uscmail.models import utcnow
 from uscmail.reminders import events
 from uscmail.reminders.models import Event, OccurrenceOverride, Reminder, ReminderStatus
-from uscmail.reminders.services import DEFAULT_BODY, DEFAULT_SUBJECT
+from uscmail.reminders.services import DEFAULT_SUBJECT
 
 BASE = "/organisers/events"
 PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; frame-ancestors 'self'"
 SEEDED_TITLE = "Monthly protest at the Chinese Embassy"
-
-
-def reminders_list() -> MailingList:
-    return database.session.scalar(sa.select(MailingList).where(MailingList.slug == "london-protest-reminders"))
+PARLIAMENT_MAP = "https://www.openstreetmap.org/?mlat=51.5007&mlon=-0.1268"
 
 
 def seeded_event() -> Event:
     return database.session.scalar(sa.select(Event).where(Event.title == SEEDED_TITLE))
-
-
-def make_event(title: str = "Vigil for the disappeared", active: bool = False, **changes) -> Event:
-    """A committed event on the 5th of every month at 18:00 from 2027, on hold unless `active`."""
-    values = {
-        "title": title,
-        "place": "Parliament Square, London",
-        "list_id": reminders_list().id,
-        "rrule": "FREQ=MONTHLY;BYMONTHDAY=5",
-        "first_date": date(2027, 1, 1),
-        "start_time": time(18, 0),
-        "map_url": "https://www.openstreetmap.org/?mlat=51.5007&mlon=-0.1268",
-    }
-    event = events.create_event(events.EventFields(**{**values, **changes}), "test")
-    if active:
-        events.resume(event, "test")
-    database.session.commit()
-    return event
-
-
-def form_data(**changes) -> dict:
-    """A valid event form: the 5th of every month at 18:00, reminded 3 days before at 10:00 and on the day at 08:00."""
-    data = {
-        "title": "Vigil for the disappeared",
-        "recurrence": "monthday",
-        "month_day": "5",
-        "ordinal": "1",
-        "weekday": "SA",
-        "weekly_day": "SA",
-        "rrule": "",
-        "first_date": "2027-01-01",
-        "start_time": "18:00",
-        "duration_minutes": "90",
-        "place": "Parliament Square, London",
-        "map_url": "https://www.openstreetmap.org/?mlat=51.5007&mlon=-0.1268",
-        "list_id": str(reminders_list().id),
-        "days_before": ["3", "0", "", ""],
-        "at": ["10:00", "08:00", "", ""],
-        "subject_template": DEFAULT_SUBJECT,
-        "body_template": DEFAULT_BODY,
-    }
-    data.update(changes)
-    return data
 
 
 def event_rows(db) -> list[Event]:
@@ -90,7 +44,7 @@ def day_words(day: date) -> str:
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(app, db):
-    event = make_event()
+    event = create_event(map_url=PARLIAMENT_MAP)
     stranger = isolated_client(app)
     for path in ("", "/new", f"/{event.id}", f"/{event.id}/edit", f"/{event.id}/preview"):
         response = stranger.get(BASE + path)
@@ -105,7 +59,7 @@ def test_signed_out_visitors_are_sent_to_sign_in(app, db):
 
 
 def test_viewers_read_events_but_cannot_change_them(db, sign_in_as):
-    event = make_event(active=True)
+    event = create_event(resumed=True, map_url=PARLIAMENT_MAP)
     viewer = sign_in_as("viewer")
     listing = text(viewer.get(BASE))
     assert "Vigil for the disappeared" in listing and ">New event</a>" not in listing
@@ -132,7 +86,13 @@ def test_viewers_read_events_but_cannot_change_them(db, sign_in_as):
 
 
 def test_the_list_shows_each_event_with_its_rule_time_place_list_status_and_next_date(db, sign_in_as):
-    event = make_event("Saturday vigil", active=True, rrule="FREQ=MONTHLY;BYDAY=1SA", start_time=time(14, 30))
+    event = create_event(
+        title="Saturday vigil",
+        resumed=True,
+        rrule="FREQ=MONTHLY;BYDAY=1SA",
+        start_time=time(14, 30),
+        map_url=PARLIAMENT_MAP,
+    )
     page = text(sign_in_as("editor").get(BASE))
     assert '<a class="button" href="/organisers/events/new">New event</a>' in page
     rows = page.split('id="events"', 1)[1].split("</table>", 1)[0]
@@ -219,7 +179,7 @@ def test_an_editor_creates_an_event_with_each_recurrence_choice(db, sign_in_as, 
 
 
 def test_the_form_offers_the_common_choices_the_defaults_and_the_template_variables(db, sign_in_as):
-    database.session.add(MailingList(slug="old-list", name="Old list", archived=True))
+    make_list("old-list", "Old list", archived=True)
     database.session.commit()
     page = text(sign_in_as("editor").get(f"{BASE}/new"))
     assert 'id="recurrence-monthday" checked' in page
@@ -242,8 +202,10 @@ def test_the_form_offers_the_common_choices_the_defaults_and_the_template_variab
 
 
 def test_editing_shows_the_current_choice_and_saves_the_changes(db, sign_in_as):
-    last_friday = make_event("Last Friday", rrule="FREQ=MONTHLY;BYDAY=-1FR")
-    advanced = make_event("Every other month", rrule="FREQ=MONTHLY;INTERVAL=2;BYDAY=2TU")
+    last_friday = create_event(title="Last Friday", rrule="FREQ=MONTHLY;BYDAY=-1FR", map_url=PARLIAMENT_MAP)
+    advanced = create_event(
+        title="Every other month", rrule="FREQ=MONTHLY;INTERVAL=2;BYDAY=2TU", map_url=PARLIAMENT_MAP
+    )
     editor = sign_in_as("editor")
     form = text(editor.get(f"{BASE}/{last_friday.id}/edit"))
     assert 'id="recurrence-weekday" checked' in form
@@ -313,7 +275,7 @@ def test_invalid_events_are_explained_and_nothing_is_stored(db, sign_in_as, chan
 
 
 def test_an_invalid_edit_changes_nothing_and_keeps_what_was_typed(db, sign_in_as):
-    event = make_event()
+    event = create_event(map_url=PARLIAMENT_MAP)
     editor = sign_in_as("editor")
     page = f"{BASE}/{event.id}/edit"
     response = post_from(
@@ -342,7 +304,7 @@ def test_an_invalid_edit_changes_nothing_and_keeps_what_was_typed(db, sign_in_as
 
 
 def test_hold_needs_a_reason_and_resume_makes_the_event_active(db, sign_in_as):
-    event = make_event()
+    event = create_event(map_url=PARLIAMENT_MAP)
     editor = sign_in_as("editor")
     page = f"{BASE}/{event.id}"
     shown = text(editor.get(page))
@@ -370,7 +332,7 @@ def test_hold_needs_a_reason_and_resume_makes_the_event_active(db, sign_in_as):
 
 
 def test_hold_and_resume_notices_reach_the_list(db, sign_in_as, worker, smtp_sink):
-    event = make_event()
+    event = create_event(map_url=PARLIAMENT_MAP)
     (address,) = add_confirmed(1, mailing_list=reminders_list())
     add_confirmed(1)  # on the Newsletter only: gets no notice
     editor = sign_in_as("editor")
@@ -394,7 +356,7 @@ def test_hold_and_resume_notices_reach_the_list(db, sign_in_as, worker, smtp_sin
 
 
 def test_a_notice_to_an_empty_list_is_refused_and_the_event_stays_as_it_was(db, sign_in_as):
-    event = make_event()
+    event = create_event(map_url=PARLIAMENT_MAP)
     editor = sign_in_as("editor")
     page = f"{BASE}/{event.id}"
     response = post_from(editor, page, f"{page}/resume", notice="y")
@@ -407,7 +369,7 @@ def test_a_notice_to_an_empty_list_is_refused_and_the_event_stays_as_it_was(db, 
 
 
 def test_a_date_can_be_cancelled_changed_and_cleared(db, sign_in_as):
-    event = make_event(active=True)
+    event = create_event(resumed=True, map_url=PARLIAMENT_MAP)
     first, second, _ = upcoming_dates(event)
     editor = sign_in_as("editor")
     page = f"{BASE}/{event.id}"
@@ -451,7 +413,7 @@ def test_a_date_can_be_cancelled_changed_and_cleared(db, sign_in_as):
     ],
 )
 def test_changes_to_a_date_are_refused_with_a_message_and_store_nothing(db, sign_in_as, day, data, status, message):
-    event = make_event(active=True)
+    event = create_event(resumed=True, map_url=PARLIAMENT_MAP)
     following = upcoming_dates(event)[0]
     if day == "next":
         # A day the rule does not give for the first case; the rule's own date for the others.
@@ -466,7 +428,7 @@ def test_changes_to_a_date_are_refused_with_a_message_and_store_nothing(db, sign
 
 
 def test_a_refused_change_reopens_that_date_with_what_was_typed(db, sign_in_as):
-    event = make_event(active=True)
+    event = create_event(resumed=True, map_url=PARLIAMENT_MAP)
     following = upcoming_dates(event)[0].isoformat()
     editor = sign_in_as("editor")
     page = f"{BASE}/{event.id}"
@@ -479,7 +441,7 @@ def test_a_refused_change_reopens_that_date_with_what_was_typed(db, sign_in_as):
 
 
 def test_the_next_dates_show_each_reminder_in_london_time_with_what_became_of_it(db, sign_in_as):
-    event = make_event(active=True)
+    event = create_event(resumed=True, map_url=PARLIAMENT_MAP)
     first, second, _ = upcoming_dates(event)
     campaign = make_campaign("Reminder sent earlier")
     database.session.add_all(
@@ -520,7 +482,7 @@ def text_of_due(moment) -> str:
 
 
 def test_the_preview_shows_the_next_reminder_exactly_as_sent_under_its_own_policy(db, sign_in_as):
-    event = make_event(active=True)
+    event = create_event(resumed=True, map_url=PARLIAMENT_MAP)
     following = events.next_occurrence(event)
     viewer = sign_in_as("viewer")
     page = text(viewer.get(f"{BASE}/{event.id}"))

@@ -14,7 +14,8 @@ from flask_wtf import FlaskForm
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import PROJECT_DIR, form_fields, make_organiser
+from tests.conftest import PROJECT_DIR, form_fields
+from tests.factories import make_organiser
 
 HOSTILE_TEXT = [
     "\x00",

@@ -1,15 +1,15 @@
 """Housekeeping: unconfirmed signups are forgotten after the retention period, through the real worker and beat."""
 
-import time
 from datetime import timedelta
 
 import sqlalchemy as sa
 
 from tests.conftest import form_fields
+from tests.factories import sign_up_subscriber
+from tests.waiting import wait_until
 from uscmail import links
 from uscmail.models import (
     Consent,
-    ConsentMethod,
     StatusReason,
     Subscriber,
     Subscription,
@@ -17,16 +17,7 @@ from uscmail.models import (
     utcnow,
 )
 from uscmail.subscriptions import services, tasks
-from uscmail.subscriptions.consent import CURRENT_VERSION
 from uscmail.suppression import is_suppressed, suppress
-
-
-def request(db, email, slugs=("newsletter",)) -> int:
-    """Record a pending signup as the form does; return the subscriber id."""
-    lists = services.public_lists_by_slug(list(slugs))
-    result = services.request_subscription(email, None, lists, ConsentMethod.FORM, CURRENT_VERSION)
-    db.session.commit()
-    return result.subscriber_id
 
 
 def confirm(db, subscriber_id) -> None:
@@ -67,28 +58,25 @@ def records(db, subscriber_id):
 def run_purge_and_wait_for(db, gone_subscriber_id, timeout=20.0) -> None:
     """Queue the purge task for the live worker and wait until it has removed the given subscriber."""
     tasks.purge_unconfirmed.delay()
-    deadline = time.monotonic() + timeout
-    while records(db, gone_subscriber_id)[0]:
-        assert time.monotonic() < deadline, "the worker did not purge the stale signup"
-        time.sleep(0.2)
+    wait_until(lambda: not records(db, gone_subscriber_id)[0], timeout, "the worker to purge the stale signup")
 
 
 def test_purge_forgets_stale_signups_and_keeps_everything_else(db, worker):
-    stale = request(db, "stale@example.org", ["newsletter", "london-protest-reminders"])
+    stale = sign_up_subscriber("stale@example.org", ["newsletter", "london-protest-reminders"], confirmed=False).id
     age(db, stale, 14 + 1 / 24)
-    recent = request(db, "recent@example.org")
+    recent = sign_up_subscriber("recent@example.org", confirmed=False).id
     age(db, recent, 14 - 1 / 24)
-    confirmed = request(db, "confirmed@example.org")
+    confirmed = sign_up_subscriber("confirmed@example.org", confirmed=False).id
     confirm(db, confirmed)
     age(db, confirmed, 60)
-    unsubscribed = request(db, "unsubscribed@example.org")
+    unsubscribed = sign_up_subscriber("unsubscribed@example.org", confirmed=False).id
     confirm(db, unsubscribed)
     leave(db, unsubscribed)
     age(db, unsubscribed, 60)
     # A confirmed reader who asked for a second list long ago and never confirmed it.
-    half = request(db, "half@example.org")
+    half = sign_up_subscriber("half@example.org", confirmed=False).id
     confirm(db, half)
-    request(db, "half@example.org", ["london-protest-reminders"])
+    sign_up_subscriber("half@example.org", ["london-protest-reminders"], confirmed=False)
     age(db, half, 30)
 
     run_purge_and_wait_for(db, stale)
@@ -105,12 +93,12 @@ def test_purge_forgets_stale_signups_and_keeps_everything_else(db, worker):
 
 
 def test_a_recent_second_request_survives_the_purge_and_can_be_confirmed(client, db, worker, smtp_sink):
-    subscriber_id = request(db, "second.try@example.org")
+    subscriber_id = sign_up_subscriber("second.try@example.org", confirmed=False).id
     age(db, subscriber_id, 20)
-    request(db, "second.try@example.org")
+    sign_up_subscriber("second.try@example.org", confirmed=False)
     subscriber = db.session.get(Subscriber, subscriber_id)
     confirm_path = "/confirm/" + links.make_confirm_token(subscriber.public_id, subscriber.confirm_nonce)
-    marker = request(db, "marker@example.org")
+    marker = sign_up_subscriber("marker@example.org", confirmed=False).id
     age(db, marker, 20)
 
     run_purge_and_wait_for(db, marker)
@@ -144,15 +132,15 @@ def unsubscribed_days_ago(db, subscriber_id, days: float) -> None:
 def test_long_unsubscribed_records_are_erased_through_the_worker_leaving_only_a_suppression(app, db, worker):
     from uscmail.models import Suppression, SuppressionReason
 
-    gone = request(db, "long-gone@example.org", ("newsletter", "london-protest-reminders"))
+    gone = sign_up_subscriber("long-gone@example.org", ("newsletter", "london-protest-reminders"), confirmed=False).id
     confirm(db, gone)
     leave(db, gone)
     unsubscribed_days_ago(db, gone, 731)
-    recent = request(db, "recently-left@example.org")
+    recent = sign_up_subscriber("recently-left@example.org", confirmed=False).id
     confirm(db, recent)
     leave(db, recent)
     unsubscribed_days_ago(db, recent, 729)
-    half = request(db, "half-left@example.org", ("newsletter", "london-protest-reminders"))
+    half = sign_up_subscriber("half-left@example.org", ("newsletter", "london-protest-reminders"), confirmed=False).id
     confirm(db, half)
     services.unsubscribe(db.session.get(Subscriber, half), [services.public_lists()[0].id], StatusReason.ONE_CLICK)
     db.session.commit()
@@ -166,10 +154,7 @@ def test_long_unsubscribed_records_are_erased_through_the_worker_leaving_only_a_
     db.session.commit()
 
     tasks.purge_unsubscribed.delay()
-    deadline = time.monotonic() + 20
-    while records(db, gone)[0]:
-        assert time.monotonic() < deadline, "the worker did not erase the long-unsubscribed record"
-        time.sleep(0.2)
+    wait_until(lambda: not records(db, gone)[0], 20, "the worker to erase the long-unsubscribed record")
     assert records(db, gone) == (False, [], 0)
     assert records(db, recent)[0] and records(db, half)[0]
     reasons = db.session.scalars(sa.select(Suppression.reason)).all()
@@ -178,13 +163,13 @@ def test_long_unsubscribed_records_are_erased_through_the_worker_leaving_only_a_
 
 
 def test_a_purged_unsubscriber_may_sign_up_again_and_confirming_lifts_the_suppression(app, db):
-    gone = request(db, "back-again@example.org")
+    gone = sign_up_subscriber("back-again@example.org", confirmed=False).id
     confirm(db, gone)
     leave(db, gone)
     unsubscribed_days_ago(db, gone, 800)
     assert services.purge_unsubscribed() == 1
     db.session.commit()
-    again = request(db, "back-again@example.org")
+    again = sign_up_subscriber("back-again@example.org", confirmed=False).id
     assert again is not None
     assert services.open_consent_list_ids(db.session.get(Subscriber, again))
     confirm(db, again)
@@ -196,8 +181,8 @@ def test_erased_addresses_stay_blocked_and_a_zero_retention_keeps_records(app, d
 
     suppress("erased@example.org", SuppressionReason.ERASED)
     db.session.commit()
-    assert request(db, "erased@example.org") is None
-    kept = request(db, "kept@example.org")
+    assert sign_up_subscriber("erased@example.org", confirmed=False) is None
+    kept = sign_up_subscriber("kept@example.org", confirmed=False).id
     confirm(db, kept)
     leave(db, kept)
     unsubscribed_days_ago(db, kept, 5000)

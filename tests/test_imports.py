@@ -3,11 +3,11 @@
 import csv
 import io
 import re
-import time
 
 import sqlalchemy as sa
 
 from tests.conftest import form_fields
+from tests.pages import wait_for_job
 from uscmail.imports.services import spreadsheet_safe
 from uscmail.models import (
     Consent,
@@ -269,15 +269,6 @@ def test_needs_confirmation_queues_a_confirmation_mail_through_the_worker(app, d
     smtp_sink.wait_for("mihrigul@example.org", count=2)  # the welcome mail
     assert statuses(db) == {"mihrigul@example.org": "confirmed"}
     assert db.session.scalar(sa.select(Consent.confirmed_at)) is not None
-
-
-def wait_for_job(browser, location, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        page = browser.get(location)
-        if "Refresh" not in page.headers or time.monotonic() > deadline:
-            return page
-        time.sleep(0.3)
 
 
 def test_upload_page_runs_the_import_in_the_worker_and_offers_the_report(

@@ -8,9 +8,9 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
-from tests.conftest import ORGANISER_PASSWORD
+from tests.factories import ORGANISER_PASSWORD
+from tests.organiser_support import sign_in_fresh
 from tests.pages import fresh, post_from, text
-from tests.test_accounts import sign_in
 from uscmail.organisers import credentials
 from uscmail.organisers.models import ApiToken, AuditEvent, Organiser, OrganiserSession
 
@@ -54,9 +54,9 @@ def test_the_database_holds_neither_the_totp_secret_nor_the_recovery_codes(app, 
 
 def test_a_recovery_code_works_once_even_when_typed_differently(app, db, sign_in_as):
     secret, codes = editor_with_codes(db, sign_in_as)
-    _, first = sign_in(app, "editor@example.org", ORGANISER_PASSWORD, " " + codes[3].upper().replace("-", " "))
+    _, first = sign_in_fresh(app, "editor@example.org", ORGANISER_PASSWORD, " " + codes[3].upper().replace("-", " "))
     assert first.status_code == 302
-    _, again = sign_in(app, "editor@example.org", ORGANISER_PASSWORD, codes[3])
+    _, again = sign_in_fresh(app, "editor@example.org", ORGANISER_PASSWORD, codes[3])
     assert again.status_code == 400
     actions = fresh(db).scalars(sa.select(AuditEvent.action).where(AuditEvent.action.startswith("login."))).all()
     assert actions.count("login.recovery_code_used") == 1
@@ -70,7 +70,7 @@ def test_a_key_in_the_fallback_list_still_decrypts_and_rotation_moves_every_secr
     new_key = Fernet.generate_key().decode()
     monkeypatch.setitem(app.config, "TOTP_ENCRYPTION_KEY", new_key)
     monkeypatch.setitem(app.config, "TOTP_ENCRYPTION_KEY_FALLBACKS", [old_key])
-    _, answer = sign_in(app, "editor@example.org", ORGANISER_PASSWORD, current_code(db, secret))
+    _, answer = sign_in_fresh(app, "editor@example.org", ORGANISER_PASSWORD, current_code(db, secret))
     assert answer.status_code == 302
 
     result = app.test_cli_runner().invoke(args=["organisers", "rotate-totp-key"])
@@ -79,7 +79,7 @@ def test_a_key_in_the_fallback_list_still_decrypts_and_rotation_moves_every_secr
     stored = fresh(db).scalar(sa.text("SELECT totp_secret_encrypted FROM organisers"))
     assert Fernet(new_key.encode()).decrypt(stored.encode()).decode() == secret
     monkeypatch.setitem(app.config, "TOTP_ENCRYPTION_KEY_FALLBACKS", [])  # the old key can go now
-    _, answer = sign_in(app, "editor@example.org", ORGANISER_PASSWORD, current_code(db, secret))
+    _, answer = sign_in_fresh(app, "editor@example.org", ORGANISER_PASSWORD, current_code(db, secret))
     assert answer.status_code == 302
 
 
@@ -89,7 +89,7 @@ def test_a_wrong_key_is_a_clear_503_that_changes_nothing_and_rotation_names_who_
     secret, _ = editor_with_codes(db, sign_in_as)
     before = fresh(db).scalar(sa.text("SELECT totp_secret_encrypted FROM organisers"))
     monkeypatch.setitem(app.config, "TOTP_ENCRYPTION_KEY", Fernet.generate_key().decode())
-    browser, answer = sign_in(app, "editor@example.org", ORGANISER_PASSWORD, current_code(db, secret))
+    browser, answer = sign_in_fresh(app, "editor@example.org", ORGANISER_PASSWORD, current_code(db, secret))
     page = text(answer)
     assert answer.status_code == 503
     assert "cannot read the stored authenticator keys" in page and "TOTP_ENCRYPTION_KEY" in page
@@ -104,7 +104,7 @@ def test_a_wrong_key_is_a_clear_503_that_changes_nothing_and_rotation_names_who_
     assert fresh(db).scalar(sa.text("SELECT totp_secret_encrypted FROM organisers")) == before
 
     monkeypatch.setitem(app.config, "TOTP_ENCRYPTION_KEY", "not a fernet key")
-    _, malformed = sign_in(app, "editor@example.org", ORGANISER_PASSWORD, current_code(db, secret))
+    _, malformed = sign_in_fresh(app, "editor@example.org", ORGANISER_PASSWORD, current_code(db, secret))
     assert malformed.status_code == 503 and "TOTP_ENCRYPTION_KEY" in text(malformed)
 
 
@@ -171,7 +171,7 @@ def test_the_migration_encrypts_old_secrets_and_keeps_old_recovery_codes_working
     assert not any(credentials.sha256_hex(code) in raw_rows(db, "recovery_codes") for code in old_codes)
     organiser = fresh(db).get(Organiser, organiser_id)
     assert organiser.totp_secret == secret
-    _, answer = sign_in(app, "old@example.org", ORGANISER_PASSWORD, old_codes[0])
+    _, answer = sign_in_fresh(app, "old@example.org", ORGANISER_PASSWORD, old_codes[0])
     assert answer.status_code == 302, text(answer)
-    _, again = sign_in(app, "old@example.org", ORGANISER_PASSWORD, old_codes[0])
+    _, again = sign_in_fresh(app, "old@example.org", ORGANISER_PASSWORD, old_codes[0])
     assert again.status_code == 400

@@ -2,63 +2,15 @@
 log."""
 
 import re
-import time
 
-import pyotp
 import pytest
 import sqlalchemy as sa
 
 from tests.conftest import BACKEND, form_fields, isolated_client
-from uscmail.organisers.models import AuditEvent, Organiser, OrganiserSession
+from tests.organiser_support import PASSWORD, code_for, create, link_path, post_form, secret_of, set_up
+from uscmail.organisers.models import AuditEvent, Organiser
 
-PASSWORD = "correct horse battery staple"
-
-
-LINK = re.compile(r"^https://lists\.uscuk\.test(/organisers/enrol/\S+)$", re.M)
 CODES = re.compile(r"<code>([a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4})</code>")
-
-
-def create(app, email="admin@example.org", role="admin"):
-    """`flask organisers create`; returns the CLI result (the set-up link is on stdout)."""
-    return app.test_cli_runner().invoke(args=["organisers", "create", email, "--role", role])
-
-
-def link_path(result) -> str:
-    """The path of the set-up link a CLI command printed."""
-    return LINK.search(result.stdout).group(1)
-
-
-def post_form(browser, path, **data):
-    page = browser.get(path)
-    return browser.post(path, data={**form_fields(page.get_data(as_text=True)), **data})
-
-
-def secret_of(db, email):
-    """The organiser's TOTP secret, enrolled or pending in a session row (decrypted)."""
-    db.session.rollback()
-    pending = db.session.scalars(
-        sa.select(OrganiserSession)
-        .join(Organiser)
-        .where(Organiser.email == email, OrganiserSession.pending_totp_secret_encrypted.is_not(None))
-    ).first()
-    enrolled = db.session.scalar(sa.select(Organiser).where(Organiser.email == email)).totp_secret
-    secret = enrolled or (pending.pending_totp_secret if pending else None)
-    db.session.rollback()
-    return secret
-
-
-def code_for(secret, offset_steps=0):
-    return pyotp.TOTP(secret).at(time.time() + 30 * offset_steps)
-
-
-def set_up(app, db, path, email="admin@example.org", password=PASSWORD, browser=None):
-    """Open a set-up link and finish it (password and TOTP); returns the answer of the last step."""
-    browser = browser or isolated_client(app)
-    assert post_form(browser, path).status_code == 302
-    page = browser.get("/organisers/enrol").get_data(as_text=True)
-    secret = re.search(r'<code class="secret">([A-Z2-7]+)</code>', page).group(1)
-    fields = {"password": password, "password_again": password, "code": code_for(secret)}
-    return browser.post("/organisers/enrol", data={**form_fields(page), **fields})
 
 
 def enrol(app, db, email="admin@example.org", role="admin", password=PASSWORD):
@@ -97,19 +49,19 @@ def test_cli_creates_an_organiser_and_prints_a_one_time_set_up_link_never_asking
     assert again.exit_code != 0 and "already exists" in again.output
 
 
-def test_the_set_up_link_sets_a_password_and_enrols_totp_with_our_own_qr_code(app, db, browser):
+def test_the_set_up_link_sets_a_password_and_enrols_totp_with_our_own_qr_code(app, db, client):
     path = link_path(create(app))
-    assert post_form(browser, path).headers["Location"] == "/organisers/enrol"
-    page = browser.get("/organisers/enrol").get_data(as_text=True)
+    assert post_form(client, path).headers["Location"] == "/organisers/enrol"
+    page = client.get("/organisers/enrol").get_data(as_text=True)
     assert "<svg" in page and "http" not in page.split("<svg", 1)[1].split("</svg>", 1)[0].replace(
         "http://www.w3.org", ""
     )
     secret = secret_of(db, "admin@example.org")
     assert secret in page  # for typing in by hand
-    done = post_form(browser, "/organisers/enrol", password=PASSWORD, password_again=PASSWORD, code=code_for(secret))
+    done = post_form(client, "/organisers/enrol", password=PASSWORD, password_again=PASSWORD, code=code_for(secret))
     codes = CODES.findall(done.get_data(as_text=True))
     assert len(codes) == 10 and len(set(codes)) == 10
-    home = browser.get("/organisers/")
+    home = client.get("/organisers/")
     assert home.status_code == 200 and "Signed in as admin@example.org, admin" in home.get_data(as_text=True)
     stored = db.session.scalar(sa.select(Organiser))
     assert stored.password_hash.startswith("$argon2id$") and PASSWORD not in stored.password_hash
@@ -176,9 +128,9 @@ def test_sign_in_attempts_are_limited_per_client_address(app, db):
     assert statuses[20] == 429
 
 
-def test_a_totp_code_is_accepted_once_only(app, db, browser):
+def test_a_totp_code_is_accepted_once_only(app, db, client):
     enrol(app, db)
-    sign_in(app, db, browser)
+    sign_in(app, db, client)
     secret = secret_of(db, "admin@example.org")
     used = code_for(secret)
     other = isolated_client(app)
@@ -188,27 +140,27 @@ def test_a_totp_code_is_accepted_once_only(app, db, browser):
     assert other.get("/organisers/").status_code == 302
 
 
-def test_recovery_code_signs_in_once(app, db, browser):
+def test_recovery_code_signs_in_once(app, db, client):
     codes = enrol(app, db)
     for attempt, expected in ((1, 302), (2, 400)):
-        browser = isolated_client(app)
-        post_form(browser, "/organisers/login", email="admin@example.org", password=PASSWORD)
-        response = post_form(browser, "/organisers/two-factor", code=codes[0].upper().replace("-", " "))
+        client = isolated_client(app)
+        post_form(client, "/organisers/login", email="admin@example.org", password=PASSWORD)
+        response = post_form(client, "/organisers/two-factor", code=codes[0].upper().replace("-", " "))
         assert response.status_code == expected, attempt
 
 
-def test_session_rotates_on_sign_in_and_ends_on_sign_out(app, db, browser):
+def test_session_rotates_on_sign_in_and_ends_on_sign_out(app, db, client):
     enrol(app, db)
-    browser.get("/organisers/login")
-    before = browser.get_cookie("session").value
-    sign_in(app, db, browser)
-    after = browser.get_cookie("session").value
+    client.get("/organisers/login")
+    before = client.get_cookie("session").value
+    sign_in(app, db, client)
+    after = client.get_cookie("session").value
     assert before != after
     stolen = after
-    response = post_form(browser, "/organisers/", **{})  # GET renders, POST is not allowed
+    response = post_form(client, "/organisers/", **{})  # GET renders, POST is not allowed
     assert response.status_code == 405
-    home = browser.get("/organisers/").get_data(as_text=True)
-    logout = browser.post("/organisers/logout", data=form_fields(home))
+    home = client.get("/organisers/").get_data(as_text=True)
+    logout = client.post("/organisers/logout", data=form_fields(home))
     assert logout.status_code == 302
     replay = isolated_client(app)
     replay.set_cookie("session", stolen)
@@ -216,13 +168,13 @@ def test_session_rotates_on_sign_in_and_ends_on_sign_out(app, db, browser):
 
 
 @pytest.mark.parametrize("change", ["password", "2fa", "role"])
-def test_every_session_ends_when_password_2fa_or_role_changes(app, db, browser, change):
+def test_every_session_ends_when_password_2fa_or_role_changes(app, db, client, change):
     from uscmail.organisers import services
     from uscmail.organisers.models import Role
 
     enrol(app, db)
-    sign_in(app, db, browser)
-    assert browser.get("/organisers/").status_code == 200
+    sign_in(app, db, client)
+    assert client.get("/organisers/").status_code == 200
     organiser = db.session.scalar(sa.select(Organiser))
     if change == "password":
         services.change_password(organiser, "another long password", "cli")
@@ -231,21 +183,21 @@ def test_every_session_ends_when_password_2fa_or_role_changes(app, db, browser, 
     else:
         services.change_role(organiser, Role.VIEWER, "cli")
     db.session.commit()
-    assert browser.get("/organisers/").status_code == 302
+    assert client.get("/organisers/").status_code == 302
 
 
-def test_viewer_cannot_open_the_admin_audit_log(app, db, browser):
+def test_viewer_cannot_open_the_admin_audit_log(app, db, client):
     enrol(app, db, email="viewer@example.org", role="viewer")
-    sign_in(app, db, browser, email="viewer@example.org")
-    assert browser.get("/organisers/").status_code == 200
-    assert browser.get("/organisers/audit").status_code == 403
+    sign_in(app, db, client, email="viewer@example.org")
+    assert client.get("/organisers/").status_code == 200
+    assert client.get("/organisers/audit").status_code == 403
 
 
-def test_audit_log_lists_sign_ins_for_admins_and_never_holds_secrets(app, db, browser):
+def test_audit_log_lists_sign_ins_for_admins_and_never_holds_secrets(app, db, client):
     enrol(app, db)
     post_form(isolated_client(app), "/organisers/login", email="admin@example.org", password="wrong password!!")
-    sign_in(app, db, browser)
-    page = browser.get("/organisers/audit").get_data(as_text=True)
+    sign_in(app, db, client)
+    page = client.get("/organisers/audit").get_data(as_text=True)
     for action in (
         "organiser.create",
         "organiser.enrolment_link_issued",
@@ -254,7 +206,7 @@ def test_audit_log_lists_sign_ins_for_admins_and_never_holds_secrets(app, db, br
         "login.succeeded",
     ):
         assert action in page
-    filtered = browser.get("/organisers/audit?action=login.failed").get_data(as_text=True)
+    filtered = client.get("/organisers/audit?action=login.failed").get_data(as_text=True)
     assert "login.failed" in filtered and "organiser.create</td>" not in filtered
     rows = db.session.execute(sa.select(AuditEvent.details, AuditEvent.action)).all()
     flat = repr(rows)
@@ -284,13 +236,13 @@ def test_audit_record_refuses_secret_looking_details(app, db):
         audit.record("cli", "test.event", token="abc")
 
 
-def test_cli_reset_2fa_gives_a_new_set_up_link_and_disable_ends_sign_in(app, db, browser):
+def test_cli_reset_2fa_gives_a_new_set_up_link_and_disable_ends_sign_in(app, db, client):
     enrol(app, db)
-    sign_in(app, db, browser)
+    sign_in(app, db, client)
     runner = app.test_cli_runner()
     reset = runner.invoke(args=["organisers", "reset-2fa", "admin@example.org"])
     assert reset.exit_code == 0 and "works once" in reset.stderr
-    assert browser.get("/organisers/").status_code == 302
+    assert client.get("/organisers/").status_code == 302
     # The password alone opens nothing now: there is no enrolment at sign-in any more.
     response = post_form(isolated_client(app), "/organisers/login", email="admin@example.org", password=PASSWORD)
     assert response.status_code == 400

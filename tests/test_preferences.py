@@ -6,6 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import form_fields
+from tests.factories import make_list, sign_up_subscriber
 from uscmail import links
 from uscmail.models import (
     Consent,
@@ -24,16 +25,6 @@ from uscmail.suppression import address_hmac
 
 BASE_URL = "https://lists.uscuk.test"
 TICKED = re.compile(r'<input type="checkbox" name="lists" id="list-\d+" value="(\d+)" checked>')
-
-
-def add_subscriber(db, email, slugs=("newsletter",), name=None) -> Subscriber:
-    """A subscriber confirmed on the given lists, recorded through the services as the form and confirm page do."""
-    lists = services.public_lists_by_slug(list(slugs))
-    result = services.request_subscription(email, name, lists, ConsentMethod.FORM, CURRENT_VERSION)
-    subscriber = db.session.get(Subscriber, result.subscriber_id)
-    services.confirm_subscription(subscriber)
-    db.session.commit()
-    return subscriber
 
 
 def list_ids() -> dict[str, int]:
@@ -70,7 +61,7 @@ def save(client, path, name, lists, with_csrf=True):
 
 
 def test_preference_centre_shows_the_address_and_current_lists(client, db):
-    subscriber = add_subscriber(db, "amina@example.org", name="Amina")
+    subscriber = sign_up_subscriber("amina@example.org", name="Amina")
 
     page = client.get(preferences_path(subscriber))
 
@@ -88,7 +79,7 @@ def test_preference_centre_shows_the_address_and_current_lists(client, db):
 
 
 def test_changing_the_name_is_saved(client, db):
-    subscriber = add_subscriber(db, "name.change@example.org", name="Amina")
+    subscriber = sign_up_subscriber("name.change@example.org", name="Amina")
     before = state(db, "name.change@example.org")
 
     response = save(client, preferences_path(subscriber), "Amina Yusuf", [list_ids()["newsletter"]])
@@ -103,7 +94,7 @@ def test_changing_the_name_is_saved(client, db):
 
 
 def test_ticking_a_list_joins_it_at_once_with_consent_evidence(client, db):
-    subscriber = add_subscriber(db, "second.list@example.org")
+    subscriber = sign_up_subscriber("second.list@example.org")
     ids = list_ids()
 
     response = save(client, preferences_path(subscriber), "", [ids["newsletter"], ids["london-protest-reminders"]])
@@ -126,7 +117,7 @@ def test_ticking_a_list_joins_it_at_once_with_consent_evidence(client, db):
 
 
 def test_unticking_a_list_leaves_it(client, db):
-    subscriber = add_subscriber(db, "untick@example.org", ["newsletter", "london-protest-reminders"])
+    subscriber = sign_up_subscriber("untick@example.org", lists=["newsletter", "london-protest-reminders"])
     ids = list_ids()
 
     response = save(client, preferences_path(subscriber), "", [ids["london-protest-reminders"]])
@@ -141,9 +132,8 @@ def test_unticking_a_list_leaves_it(client, db):
 
 
 def test_a_list_the_form_does_not_offer_cannot_be_joined(client, db):
-    subscriber = add_subscriber(db, "private.list@example.org")
-    private = MailingList(slug="organisers-only", name="Organisers only", public=False)
-    db.session.add(private)
+    subscriber = sign_up_subscriber("private.list@example.org")
+    private = make_list("organisers-only", "Organisers only", public=False)
     db.session.commit()
     private_id = private.id
 
@@ -157,10 +147,8 @@ def test_a_list_the_form_does_not_offer_cannot_be_joined(client, db):
 
 @pytest.mark.parametrize("removed_by", [StatusReason.ORGANISER, StatusReason.PREFERENCE_CENTRE])
 def test_a_private_list_someone_left_is_not_offered_or_accepted_again(client, db, removed_by):
-    subscriber = add_subscriber(db, "removed@example.org")
-    private = MailingList(slug="core-team", name="Core team", public=False)
-    db.session.add(private)
-    db.session.flush()
+    subscriber = sign_up_subscriber("removed@example.org")
+    private = make_list("core-team", "Core team", public=False)
     services.subscribe_confirmed(subscriber, private.id, StatusReason.ORGANISER, ConsentMethod.IMPORT, basis="met")
     db.session.commit()
     private_id, path = private.id, preferences_path(subscriber)
@@ -179,7 +167,7 @@ def test_a_private_list_someone_left_is_not_offered_or_accepted_again(client, db
 
 
 def test_an_archived_list_someone_left_is_not_offered_again(client, db):
-    subscriber = add_subscriber(db, "archived@example.org", ["newsletter", "london-protest-reminders"])
+    subscriber = sign_up_subscriber("archived@example.org", lists=["newsletter", "london-protest-reminders"])
     reminders = db.session.scalar(sa.select(MailingList).where(MailingList.slug == "london-protest-reminders"))
     services.unsubscribe(subscriber, [reminders.id], StatusReason.ORGANISER)
     reminders.archived = True
@@ -193,7 +181,7 @@ def test_an_archived_list_someone_left_is_not_offered_again(client, db):
 
 
 def test_unsubscribe_from_everything_in_the_preference_centre(client, db):
-    subscriber = add_subscriber(db, "leave.all@example.org", ["newsletter", "london-protest-reminders"])
+    subscriber = sign_up_subscriber("leave.all@example.org", lists=["newsletter", "london-protest-reminders"])
     path = preferences_path(subscriber)
     page = client.get(path)
 
@@ -218,7 +206,7 @@ def test_unsubscribe_from_everything_in_the_preference_centre(client, db):
     ids=["line-break-in-name", "ten-thousand-character-name", "list-that-is-not-a-number"],
 )
 def test_bad_input_is_refused_with_a_clear_message_and_changes_nothing(client, db, name, lists, message):
-    subscriber = add_subscriber(db, "bad.input@example.org", name="Original")
+    subscriber = sign_up_subscriber("bad.input@example.org", name="Original")
     before = state(db, "bad.input@example.org")
     wanted = lists if lists is not None else list(list_ids().values())
 
@@ -232,7 +220,9 @@ def test_bad_input_is_refused_with_a_clear_message_and_changes_nothing(client, d
 
 
 def test_preference_changes_need_the_csrf_token(client, db):
-    subscriber = add_subscriber(db, "no.csrf@example.org", ["newsletter", "london-protest-reminders"], name="Kept")
+    subscriber = sign_up_subscriber(
+        "no.csrf@example.org", lists=["newsletter", "london-protest-reminders"], name="Kept"
+    )
     path = preferences_path(subscriber)
     before = state(db, "no.csrf@example.org")
 
@@ -246,7 +236,7 @@ def test_preference_changes_need_the_csrf_token(client, db):
 
 
 def test_a_tampered_preferences_link_is_refused(client, db):
-    subscriber = add_subscriber(db, "tampered.prefs@example.org", name="Kept")
+    subscriber = sign_up_subscriber("tampered.prefs@example.org", name="Kept")
     path = preferences_path(subscriber)
     fields = form_fields(client.get(path).get_data(as_text=True))
     prefix, token = path.rsplit("/", 1)
@@ -268,7 +258,7 @@ def test_a_tampered_preferences_link_is_refused(client, db):
 
 @pytest.mark.parametrize("page", ["confirm", "unsubscribe", "preferences", "erase", "bad-link"])
 def test_pages_behind_a_token_send_no_referrer_and_are_not_cached(client, db, page):
-    subscriber = add_subscriber(db, "headers@example.org")
+    subscriber = sign_up_subscriber("headers@example.org")
     paths = {
         "confirm": "/confirm/" + links.make_confirm_token(subscriber.public_id, "nonce"),
         "unsubscribe": mails.unsubscribe_url(subscriber, [list_ids()["newsletter"]]).removeprefix(BASE_URL),
@@ -284,7 +274,7 @@ def test_pages_behind_a_token_send_no_referrer_and_are_not_cached(client, db, pa
 
 
 def test_erase_page_asks_for_confirmation_and_changes_nothing(client, db):
-    subscriber = add_subscriber(db, "erase.page@example.org")
+    subscriber = sign_up_subscriber("erase.page@example.org")
     before = state(db, "erase.page@example.org")
 
     page = client.get(preferences_path(subscriber) + "/erase")
@@ -300,7 +290,7 @@ def test_erase_page_asks_for_confirmation_and_changes_nothing(client, db):
 
 @pytest.mark.parametrize("missing", ["ticked box", "csrf token"])
 def test_erasing_needs_the_box_ticked_and_the_csrf_token(client, db, missing):
-    subscriber = add_subscriber(db, "erase.refused@example.org")
+    subscriber = sign_up_subscriber("erase.refused@example.org")
     path = preferences_path(subscriber) + "/erase"
     fields = form_fields(client.get(path).get_data(as_text=True))
     before = state(db, "erase.refused@example.org")
@@ -325,9 +315,9 @@ def erase(client, subscriber):
 
 
 def test_erasing_keeps_nothing_but_the_suppression_hmac(client, db):
-    subscriber = add_subscriber(db, "zumrat.erased@example.org", ["newsletter"], name="Zumrat Erased")
+    subscriber = sign_up_subscriber("zumrat.erased@example.org", lists=["newsletter"], name="Zumrat Erased")
     save(client, preferences_path(subscriber), "Zumrat Erased", list(list_ids().values()))
-    add_subscriber(db, "stays@example.org")
+    sign_up_subscriber("stays@example.org")
     erased_id = subscriber.id
 
     response = erase(client, subscriber)
@@ -354,7 +344,7 @@ def test_erasing_keeps_nothing_but_the_suppression_hmac(client, db):
 
 
 def test_links_of_an_erased_subscriber_answer_gracefully(app, client, db):
-    subscriber = add_subscriber(db, "erased.links@example.org")
+    subscriber = sign_up_subscriber("erased.links@example.org")
     preferences = preferences_path(subscriber)
     unsubscribe = mails.unsubscribe_url(subscriber, [list_ids()["newsletter"]]).removeprefix(BASE_URL)
     confirm = "/confirm/" + links.make_confirm_token(subscriber.public_id, "nonce")
@@ -373,7 +363,7 @@ def test_links_of_an_erased_subscriber_answer_gracefully(app, client, db):
 
 
 def test_signing_up_again_after_erasure_sends_nothing_and_answers_as_usual(client, db, worker, smtp_sink, signup):
-    subscriber = add_subscriber(db, "erased.again@example.org")
+    subscriber = sign_up_subscriber("erased.again@example.org")
     assert erase(client, subscriber).status_code == 200
 
     again = signup("Erased.Again@example.org", lists=["newsletter", "london-protest-reminders"])

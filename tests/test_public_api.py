@@ -6,7 +6,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import form_fields, wait_for_signups
-from tests.test_signup import (
+from tests.factories import make_list
+from tests.signup_support import (
     LINK,
     STATES,
     WORDING_VERSION,
@@ -18,7 +19,7 @@ from tests.test_signup import (
     whole_response,
 )
 from uscmail.extensions import limiter
-from uscmail.models import Consent, ConsentMethod, MailingList, StatusReason, SubscriptionStatus
+from uscmail.models import Consent, ConsentMethod, StatusReason, SubscriptionStatus
 from uscmail.subscriptions import consent
 
 SUBSCRIBE = "/api/v1/public/subscribe"
@@ -195,7 +196,7 @@ def test_a_body_that_is_not_declared_json_is_refused_with_415(client, db, conten
     ],
 )
 def test_a_bad_request_gets_400_with_a_json_error_and_changes_nothing(client, db, body, message):
-    db.session.add(MailingList(slug="organisers-only", name="Organisers", public=False))
+    make_list("organisers-only", "Organisers", public=False)
     db.session.commit()
     before = snapshot(db)
 
@@ -231,12 +232,8 @@ def test_the_sixth_api_signup_from_one_ip_within_an_hour_gets_429_in_json(app, d
 
 
 def test_the_lists_endpoint_offers_the_public_lists_and_the_exact_consent_wording(client, db):
-    db.session.add_all(
-        [
-            MailingList(slug="organisers-only", name="Organisers", public=False),
-            MailingList(slug="old-campaign", name="Old campaign", public=True, archived=True),
-        ]
-    )
+    make_list("organisers-only", "Organisers", public=False)
+    make_list("old-campaign", "Old campaign", public=True, archived=True)
     db.session.commit()
 
     response = client.get("/api/v1/public/lists")

@@ -7,9 +7,8 @@ from datetime import date
 import sqlalchemy as sa
 import time_machine
 
-from tests.campaign_support import add_confirmed
+from tests.factories import add_confirmed, make_event, reminders_list, utc
 from tests.pages import text
-from tests.test_reminders import make_event, reminders_list, utc
 from uscmail.campaigns import tasks as campaign_tasks
 from uscmail.reminders import events, tasks
 from uscmail.reminders.models import Event, OccurrenceOverride, Reminder, ReminderStatus
@@ -36,12 +35,12 @@ def test_an_event_whose_body_fails_at_send_time_does_not_stop_another_due_the_sa
     db, worker, smtp_sink, sign_in_as
 ):
     # Stored directly, as an older version of the checks let it through: fails only when a reminder is made.
-    broken = make_event(db)
+    broken = make_event()
     db.session.execute(
         sa.update(Event).where(Event.id == broken.id).values(body_template="Dear {{ subscriber.name }}, {{ 1 / 0 }}")
     )
-    other = make_event(db, place="Parliament Square")
-    (address,) = add_confirmed(1, mailing_list=reminders_list(db))
+    other = make_event(place="Parliament Square")
+    (address,) = add_confirmed(1, mailing_list=reminders_list())
     with time_machine.travel(DUE, tick=False):
         assert tasks.send_due_reminders() == 1
         assert tasks.send_due_reminders() == 0, "the broken reminder is not tried again every run"
@@ -62,12 +61,12 @@ def test_an_event_whose_body_fails_at_send_time_does_not_stop_another_due_the_sa
 
 
 def test_any_fault_in_one_event_is_recorded_on_it_and_the_others_go_on(db, worker, smtp_sink):
-    broken = make_event(db)
-    make_event(db, place="Parliament Square")
+    broken = make_event()
+    make_event(place="Parliament Square")
     # A stored value no form accepts (a fault the checks can't produce): planning this event raises KeyError.
     db.session.execute(sa.update(Event).where(Event.id == broken.id).values(reminder_offsets=[{"at": "10:00"}]))
     db.session.commit()
-    (address,) = add_confirmed(1, mailing_list=reminders_list(db))
+    (address,) = add_confirmed(1, mailing_list=reminders_list())
     with time_machine.travel(DUE_IN_APRIL, tick=False):
         assert tasks.send_due_reminders() == 1
     (mail,) = smtp_sink.wait_for(address)
@@ -77,7 +76,7 @@ def test_any_fault_in_one_event_is_recorded_on_it_and_the_others_go_on(db, worke
 
 
 def test_notes_and_places_for_a_date_are_shown_as_written_never_run(db, worker, smtp_sink):
-    event = make_event(db)
+    event = make_event()
     db.session.add(
         OccurrenceOverride(
             event_id=event.id,
@@ -87,7 +86,7 @@ def test_notes_and_places_for_a_date_are_shown_as_written_never_run(db, worker, 
         )
     )
     db.session.commit()
-    (address,) = add_confirmed(1, mailing_list=reminders_list(db))
+    (address,) = add_confirmed(1, mailing_list=reminders_list())
     with time_machine.travel(DUE_IN_MAY, tick=False):
         assert tasks.send_due_reminders() == 1
     (mail,) = smtp_sink.wait_for(address)
@@ -98,8 +97,8 @@ def test_notes_and_places_for_a_date_are_shown_as_written_never_run(db, worker, 
 
 
 def test_a_hold_notice_shows_its_reason_as_written(db, worker, smtp_sink):
-    event = make_event(db)
-    (address,) = add_confirmed(1, mailing_list=reminders_list(db))
+    event = make_event()
+    (address,) = add_confirmed(1, mailing_list=reminders_list())
     campaign_id = events.hold(event, "Back in {{ two }} weeks {% if x %}", "test", notice=True)
     db.session.commit()
     campaign_tasks.start_campaign.delay(campaign_id)

@@ -9,43 +9,13 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 
-from tests.campaign_support import add_confirmed, counts, wait_for_status
+from tests.campaign_support import counts, wait_for_status
+from tests.factories import add_confirmed, make_event, reminders_list, utc
 from uscmail.campaigns.models import Campaign, CampaignKind, CampaignStatus, DeliveryStatus
-from uscmail.models import MailingList
-from uscmail.reminders import schedule, services, tasks
+from uscmail.reminders import schedule, tasks
 from uscmail.reminders.models import Event, OccurrenceOverride, Reminder, ReminderStatus
 
 LONDON = schedule.ZoneInfo("Europe/London")
-
-
-def reminders_list(db) -> MailingList:
-    return db.session.scalar(sa.select(MailingList).where(MailingList.slug == "london-protest-reminders"))
-
-
-def make_event(
-    db, rule: str = "FREQ=MONTHLY;BYMONTHDAY=5", start: time = time(18, 0), first_date=date(2027, 1, 1), **values
-) -> Event:
-    """A protest on the 5th at 18:00 London time, reminded 3 days before at 10:00 and on the day at 08:00."""
-    event = Event(
-        title="Monthly protest at the Chinese Embassy",
-        rrule=rule,
-        first_date=first_date,
-        start_time=start,
-        place=values.pop("place", "Chinese Embassy, 49–51 Portland Place, London W1B 1JL"),
-        map_url="https://www.openstreetmap.org/?mlat=51.5210&mlon=-0.1457",
-        list_id=reminders_list(db).id,
-        subject_template=services.DEFAULT_SUBJECT,
-        body_template=services.DEFAULT_BODY,
-        active_since=values.pop("active_since", datetime(2026, 1, 1, tzinfo=UTC)),
-        **values,
-    )
-    db.session.add(event)
-    db.session.commit()
-    return event
-
-
-def utc(*args) -> datetime:
-    return datetime(*args, tzinfo=UTC)
 
 
 def due_times(event: Event, day: date) -> dict[str, datetime]:
@@ -54,13 +24,13 @@ def due_times(event: Event, day: date) -> dict[str, datetime]:
 
 
 def test_reminder_times_keep_their_wall_clock_time_across_daylight_saving_changes(db):
-    event = make_event(db)
+    event = make_event()
     # March: Greenwich Mean Time, so 10:00 in London is 10:00 UTC.
     assert due_times(event, date(2027, 3, 5)) == {"3d@10:00": utc(2027, 3, 2, 10), "0d@08:00": utc(2027, 3, 5, 8)}
     # April: British Summer Time, so 10:00 in London is 09:00 UTC.
     assert due_times(event, date(2027, 4, 5)) == {"3d@10:00": utc(2027, 4, 2, 9), "0d@08:00": utc(2027, 4, 5, 7)}
     # A protest on 30 March, two days after the clocks go forward (28 March 2027): its 3-day reminder is still in GMT.
-    late_march = make_event(db, rule="FREQ=MONTHLY;BYMONTHDAY=30")
+    late_march = make_event(rrule="FREQ=MONTHLY;BYMONTHDAY=30")
     assert due_times(late_march, date(2027, 3, 30)) == {
         "3d@10:00": utc(2027, 3, 27, 10),
         "0d@08:00": utc(2027, 3, 30, 7),
@@ -68,7 +38,7 @@ def test_reminder_times_keep_their_wall_clock_time_across_daylight_saving_change
     (occurrence,) = schedule.occurrences(late_march, {}, date(2027, 3, 30), date(2027, 3, 30))
     assert occurrence.starts_at.astimezone(UTC) == utc(2027, 3, 30, 17)
     # ...and one the day after the clocks go back (31 October 2027).
-    autumn = make_event(db, rule="FREQ=MONTHLY;BYMONTHDAY=1")
+    autumn = make_event(rrule="FREQ=MONTHLY;BYMONTHDAY=1")
     assert due_times(autumn, date(2027, 11, 1)) == {"3d@10:00": utc(2027, 10, 29, 9), "0d@08:00": utc(2027, 11, 1, 8)}
 
 
@@ -79,20 +49,20 @@ def test_a_time_the_clocks_skip_moves_forward_and_a_repeated_one_means_the_first
 
 def test_month_ends_follow_the_rule_as_written(db):
     # RFC 5545: a month without a 31st has no occurrence; "the last day" is BYMONTHDAY=-1.
-    on_31st = make_event(db, rule="FREQ=MONTHLY;BYMONTHDAY=31")
+    on_31st = make_event(rrule="FREQ=MONTHLY;BYMONTHDAY=31")
     assert schedule.occurrence_dates(on_31st, date(2027, 1, 1), date(2027, 6, 30)) == [
         date(2027, 1, 31),
         date(2027, 3, 31),
         date(2027, 5, 31),
     ]
-    last_day = make_event(db, rule="FREQ=MONTHLY;BYMONTHDAY=-1")
+    last_day = make_event(rrule="FREQ=MONTHLY;BYMONTHDAY=-1")
     assert schedule.occurrence_dates(last_day, date(2027, 1, 1), date(2027, 4, 30)) == [
         date(2027, 1, 31),
         date(2027, 2, 28),
         date(2027, 3, 31),
         date(2027, 4, 30),
     ]
-    first_saturday = make_event(db, rule="FREQ=MONTHLY;BYDAY=1SA")
+    first_saturday = make_event(rrule="FREQ=MONTHLY;BYDAY=1SA")
     assert schedule.occurrence_dates(first_saturday, date(2027, 1, 1), date(2027, 2, 28)) == [
         date(2027, 1, 2),
         date(2027, 2, 6),
@@ -111,8 +81,8 @@ def test_bad_rules_and_offsets_get_a_clear_error():
 
 
 def test_each_reminder_fires_once_at_its_instant_across_a_dst_change_with_an_invitation(db, worker, smtp_sink):
-    make_event(db, rule="FREQ=MONTHLY;BYMONTHDAY=30")
-    (address,) = add_confirmed(1, mailing_list=reminders_list(db))
+    make_event(rrule="FREQ=MONTHLY;BYMONTHDAY=30")
+    (address,) = add_confirmed(1, mailing_list=reminders_list())
     # One second before the 3-day reminder (27 March 2027, 10:00 GMT): nothing.
     with time_machine.travel(utc(2027, 3, 27, 9, 59, 59), tick=False):
         assert tasks.send_due_reminders() == 0
@@ -146,8 +116,8 @@ def test_each_reminder_fires_once_at_its_instant_across_a_dst_change_with_an_inv
 
 
 def test_duplicate_beat_runs_at_once_send_each_reminder_once(db, worker, smtp_sink, app):
-    make_event(db)
-    (address,) = add_confirmed(1, mailing_list=reminders_list(db))
+    make_event()
+    (address,) = add_confirmed(1, mailing_list=reminders_list())
     results = []
 
     def beat():
@@ -167,8 +137,8 @@ def test_duplicate_beat_runs_at_once_send_each_reminder_once(db, worker, smtp_si
 
 
 def test_after_downtime_a_reminder_goes_late_if_the_protest_is_ahead_and_is_skipped_if_not(db, worker, smtp_sink):
-    make_event(db)
-    (address,) = add_confirmed(1, mailing_list=reminders_list(db))
+    make_event()
+    (address,) = add_confirmed(1, mailing_list=reminders_list())
     # Down from 1 March until 5 March 07:30 UTC: the 3-day reminder (2 March) was missed; the protest is still ahead.
     with time_machine.travel(utc(2027, 3, 5, 7, 30), tick=False):
         assert tasks.send_due_reminders() == 1
@@ -183,17 +153,17 @@ def test_after_downtime_a_reminder_goes_late_if_the_protest_is_ahead_and_is_skip
 
 
 def test_an_event_on_hold_or_without_a_time_sends_nothing(db, smtp_sink):
-    make_event(db, on_hold=True, hold_reason="Paused during the lockdown")
-    make_event(db, start=None)
-    add_confirmed(1, mailing_list=reminders_list(db))
+    make_event(on_hold=True, hold_reason="Paused during the lockdown")
+    make_event(start_time=None)
+    add_confirmed(1, mailing_list=reminders_list())
     with time_machine.travel(utc(2027, 3, 2, 10, 1), tick=False):
         assert tasks.send_due_reminders() == 0
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Reminder)) == 0
 
 
 def test_a_cancelled_occurrence_sends_nothing_and_a_moved_one_says_where_and_when(db, worker, smtp_sink):
-    event = make_event(db)
-    (address,) = add_confirmed(1, mailing_list=reminders_list(db))
+    event = make_event()
+    (address,) = add_confirmed(1, mailing_list=reminders_list())
     db.session.add(OccurrenceOverride(event_id=event.id, occurrence_date=date(2027, 3, 5), cancelled=True))
     db.session.add(
         OccurrenceOverride(
@@ -235,14 +205,13 @@ def test_two_real_beat_processes_send_a_due_reminder_once(db, spawn_worker, spaw
     start = (now + timedelta(hours=2)).replace(second=0, microsecond=0)
     reminded = now - timedelta(minutes=1)
     make_event(
-        db,
-        rule="FREQ=DAILY",
-        start=start.time(),
+        rrule="FREQ=DAILY",
+        start_time=start.time(),
         first_date=now.date() - timedelta(days=7),
         active_since=datetime.now(UTC) - timedelta(minutes=10),
         reminder_offsets=[{"days_before": (start.date() - reminded.date()).days, "at": reminded.strftime("%H:%M")}],
     )
-    (address,) = add_confirmed(1, mailing_list=reminders_list(db))
+    (address,) = add_confirmed(1, mailing_list=reminders_list())
     spawn_worker("reminder-worker", queue=queue)
     for name in ("first-beat", "second-beat"):
         spawn_beat(name, queue, REMINDER_CHECK_SECONDS=1)
@@ -256,8 +225,8 @@ def test_two_real_beat_processes_send_a_due_reminder_once(db, spawn_worker, spaw
 
 
 def test_the_public_page_and_feed_list_upcoming_protests_with_their_changes(db, client):
-    event = make_event(db)
-    make_event(db, on_hold=True, hold_reason="Paused", place="Somewhere else entirely")
+    event = make_event()
+    make_event(on_hold=True, hold_reason="Paused", place="Somewhere else entirely")
     db.session.add_all(
         [
             OccurrenceOverride(event_id=event.id, occurrence_date=date(2027, 4, 5), cancelled=True),

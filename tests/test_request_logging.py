@@ -7,12 +7,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import PROJECT_DIR, RUN_DIR
+from tests.waiting import wait_until
 from uscmail import devserver
 
 # The client connects from another loopback address, so its address can be looked for in the log.
@@ -49,12 +49,14 @@ def start(argv: list[str], log_path: Path, ready: bytes, **env: str) -> subproce
         argv, cwd=PROJECT_DIR, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     log.close()
-    deadline = time.monotonic() + 30
-    while ready not in log_path.read_bytes():
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop(process)
-            pytest.fail(f"{argv[0]} did not start:\n{log_path.read_text(errors='replace')}")
-        time.sleep(0.1)
+    try:
+        wait_until(lambda: ready in log_path.read_bytes() or process.poll() is not None, 30, f"{argv[0]} to start")
+        running = process.poll() is None
+    except AssertionError:
+        running = False
+    if not running:
+        stop(process)
+        pytest.fail(f"{argv[0]} did not start:\n{log_path.read_text(errors='replace')}")
     return process
 
 

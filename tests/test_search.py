@@ -3,7 +3,7 @@
 import sqlalchemy as sa
 
 from tests.conftest import BACKEND
-from uscmail.models import Subscriber
+from tests.factories import make_subscriber
 from uscmail.subscribers.services import search_subscribers
 
 PEOPLE = [
@@ -20,7 +20,7 @@ def found(db, query, **kwargs):
 
 def add_people(db):
     for email, name in PEOPLE:
-        db.session.add(Subscriber(email=email, name=name))
+        make_subscriber(email, name)
     db.session.commit()
 
 
@@ -51,7 +51,7 @@ def test_like_wildcards_in_a_query_are_literal(db):
 
 def test_keyset_pages_cover_everyone_once_newest_first(db):
     for i in range(7):
-        db.session.add(Subscriber(email=f"p{i}@example.org"))
+        make_subscriber(f"p{i}@example.org")
     db.session.commit()
     seen, after = [], None
     while True:

@@ -9,97 +9,30 @@ from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
-from flask import g
-from flask.testing import FlaskClient
 from itsdangerous import URLSafeTimedSerializer
 
 from tests.conftest import form_fields, wait_for_signups
+from tests.factories import mailing_list, make_list
+from tests.signup_support import (
+    LINK,
+    STATES,
+    WORDING_VERSION,
+    client_from,
+    put_in_state,
+    snapshot,
+    stored_strings,
+    subscriber_row,
+    whole_response,
+)
 from uscmail.models import (
     Consent,
     ConsentMethod,
     MailingList,
-    StatusReason,
     Subscriber,
     SubscriptionStatus,
     Suppression,
 )
 from uscmail.subscriptions import consent, mails, services
-
-LINK = re.compile(r"https://lists\.uscuk\.test(/\S+)")
-WORDING_VERSION = "2026-11-27"
-STATES = ("new", "pending", "confirmed", "unsubscribed", "suppressed")
-
-
-class Browser(FlaskClient):
-    """A test client whose every request starts without a cached CSRF token, as each real request does.
-
-    The db fixture keeps one app context pushed, so Flask-WTF's token cached in `g` would otherwise leak from one
-    browser's session into the next browser's form.
-    """
-
-    def open(self, *args, **kwargs):
-        g.pop("csrf_token", None)
-        return super().open(*args, **kwargs)
-
-
-def client_from(app, ip: str) -> Browser:
-    """A browser with its own cookie jar whose requests come from this IP address."""
-    browser = Browser(app, app.response_class, use_cookies=True)
-    browser.environ_base["REMOTE_ADDR"] = ip
-    return browser
-
-
-def list_by_slug(db, slug: str) -> MailingList:
-    return db.session.scalar(sa.select(MailingList).where(MailingList.slug == slug))
-
-
-def put_in_state(db, email: str, state: str, name: str | None = None) -> None:
-    """Bring an address into a state through the services, as earlier visits would have: no mail is sent."""
-    if state == "new":
-        return
-    newsletter = list_by_slug(db, "newsletter")
-    services.request_subscription(email, name, [newsletter], ConsentMethod.FORM, WORDING_VERSION)
-    subscriber = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == email))
-    if state != "pending":
-        services.confirm_subscription(subscriber)
-    if state == "unsubscribed":
-        services.unsubscribe(subscriber, None, StatusReason.ONE_CLICK)
-    if state == "suppressed":
-        services.erase_subscriber(subscriber)
-    db.session.commit()
-
-
-def snapshot(db) -> dict[str, list[tuple]]:
-    """Every row of every table, to show that a request changed nothing."""
-    tables = {
-        table.name: sorted((tuple(row) for row in db.session.execute(sa.select(table))), key=repr)
-        for table in db.metadata.sorted_tables
-    }
-    db.session.rollback()
-    return tables
-
-
-def subscriber_row(db, email: str) -> Subscriber | None:
-    db.session.rollback()
-    return db.session.scalar(sa.select(Subscriber).where(Subscriber.email == email))
-
-
-def stored_strings(db) -> list[tuple[str, str]]:
-    """Every string value in every table, with its table's name."""
-    stored = [
-        (table.name, value)
-        for table in db.metadata.sorted_tables
-        for row in db.session.execute(sa.select(table))
-        for value in row
-        if isinstance(value, str)
-    ]
-    db.session.rollback()
-    return stored
-
-
-def whole_response(response) -> tuple:
-    """Status, every header and the body bytes: what an observer of the response can see."""
-    return response.status_code, sorted(response.headers.items()), response.get_data()
 
 
 def error_text(response) -> str:
@@ -338,7 +271,7 @@ LONG_DOMAIN = ".".join(["d" * 61] * 4) + ".org"
     ],
 )
 def test_bad_input_gets_a_clear_message_and_changes_nothing(db, client, fields, message):
-    db.session.add(MailingList(slug="organisers-only", name="Organisers", public=False))
+    make_list("organisers-only", "Organisers", public=False)
     db.session.commit()
     page = client.get("/subscribe")
     data = {
@@ -433,7 +366,7 @@ INJECTED_NAMES = [
 
 def store_subscriber_with_name(db, email: str, name: str) -> Subscriber:
     """A pending subscriber whose name skipped validation (an import, an old row, a direct edit)."""
-    newsletter = list_by_slug(db, "newsletter")
+    newsletter = mailing_list("newsletter")
     services.request_subscription(email, None, [newsletter], ConsentMethod.FORM, WORDING_VERSION)
     subscriber = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == email))
     subscriber.name = name
@@ -455,7 +388,7 @@ def header_names(raw: bytes) -> list[str]:
 @pytest.mark.parametrize("name", INJECTED_NAMES, ids=["crlf", "lf", "cr", "line-separator", "nel", "blank-line"])
 def test_a_name_with_line_breaks_in_the_database_cannot_add_a_header(app, db, name):
     subscriber = store_subscriber_with_name(db, "eve@example.org", name)
-    newsletter = list_by_slug(db, "newsletter")
+    newsletter = mailing_list("newsletter")
 
     built = [
         mails.confirmation_message(subscriber, [newsletter.id]),
@@ -481,7 +414,7 @@ def test_an_injected_name_reaches_only_its_own_address_over_smtp(db, worker, smt
     from uscmail.subscriptions import tasks
 
     subscriber = store_subscriber_with_name(db, "eve@example.org", "Eve\r\nBcc: victim@example.org")
-    tasks.send_signup_mail.delay(subscriber.id, [list_by_slug(db, "newsletter").id])
+    tasks.send_signup_mail.delay(subscriber.id, [mailing_list("newsletter").id])
 
     [delivered] = smtp_sink.wait_for("eve@example.org")
     assert delivered.rcpt_tos == ["eve@example.org"]

@@ -6,11 +6,9 @@ import time
 
 import pytest
 
-from tests.campaign_support import newsletter
-from tests.pages import alert, post_from, text
-from tests.test_api import issue_token
-from tests.test_campaign_pages import compose_data
-from tests.test_event_pages import form_data
+from tests.api_support import issue_token
+from tests.factories import newsletter
+from tests.pages import alert, compose_data, form_data, post_from, text
 from uscmail.campaigns import render
 from uscmail.campaigns.models import BodyFormat
 from uscmail.campaigns.render import TemplateRefused

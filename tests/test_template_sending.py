@@ -7,7 +7,8 @@ import uuid
 
 import sqlalchemy as sa
 
-from tests.campaign_support import add_confirmed, counts, make_campaign, start, wait_for_status
+from tests.campaign_support import counts, start, wait_for_status
+from tests.factories import add_confirmed, make_campaign
 from tests.pages import text
 from uscmail.campaigns import services
 from uscmail.campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus

@@ -6,10 +6,11 @@ import re
 
 import sqlalchemy as sa
 
-from tests.campaign_support import add_confirmed, make_campaign, newsletter, status_of
+from tests.api_support import assert_json_error, issue_token
+from tests.campaign_support import status_of
 from tests.conftest import RUN_DIR
+from tests.factories import add_confirmed, make_campaign, newsletter
 from tests.pages import alert, flashed, fresh, post_from, text
-from tests.test_api import assert_json_error, issue_token
 from uscmail.campaigns.models import Campaign, CampaignStatus
 from uscmail.organisers.models import AuditEvent
 

@@ -10,26 +10,15 @@ from itsdangerous import TimestampSigner
 from itsdangerous.encoding import base64_decode
 
 from tests.conftest import form_fields
+from tests.factories import sign_up_subscriber
 from uscmail import links
-from uscmail.models import ConsentMethod, MailingList, Subscriber, Subscription, SubscriptionStatus
+from uscmail.models import MailingList, Subscriber, Subscription, SubscriptionStatus
 from uscmail.subscriptions import mails, services
-from uscmail.subscriptions.consent import CURRENT_VERSION
 
 OLD_KEY = "retired-signing-key-" + "o" * 32
 MIDDLE_KEY = "previous-signing-key-" + "m" * 32
 NEW_KEY = "current-signing-key-" + "n" * 32
 LINK = re.compile(r"https://lists\.uscuk\.test(/\S+)")
-
-
-def add_subscriber(db, email, confirm=True, name=None) -> Subscriber:
-    """A subscriber to the newsletter, recorded through the services as the form and the confirmation page do."""
-    lists = services.public_lists_by_slug(["newsletter"])
-    result = services.request_subscription(email, name, lists, ConsentMethod.FORM, CURRENT_VERSION)
-    subscriber = db.session.get(Subscriber, result.subscriber_id)
-    if confirm:
-        services.confirm_subscription(subscriber)
-    db.session.commit()
-    return subscriber
 
 
 def newsletter_status(db, email):
@@ -46,7 +35,7 @@ def newsletter_status(db, email):
 
 def links_signed_with(app, monkeypatch, key, db, email, confirm):
     """Paths of the unsubscribe, preferences and confirmation links made while `key` was the signing key."""
-    subscriber = add_subscriber(db, email, confirm=confirm)
+    subscriber = sign_up_subscriber(email, confirmed=confirm)
     with monkeypatch.context() as patch:
         patch.setitem(app.config, "SECRET_KEY", key)
         patch.setitem(app.config, "SECRET_KEY_FALLBACKS", [])
@@ -66,7 +55,7 @@ def payload_of(token: str):
 
 
 def test_unsubscribe_and_preference_links_hold_no_readable_address(db):
-    subscriber = add_subscriber(db, "nurgul.private@example.org", name="Nurgul Private")
+    subscriber = sign_up_subscriber("nurgul.private@example.org", name="Nurgul Private")
     [newsletter] = services.public_lists_by_slug(["newsletter"])
     welcome = mails.welcome_message(subscriber, [newsletter.id])
     links = LINK.findall(welcome.get_body(("plain",)).get_content())
@@ -83,7 +72,7 @@ def test_unsubscribe_and_preference_links_hold_no_readable_address(db):
 
 
 def test_each_token_works_only_for_its_own_purpose(client, db):
-    subscriber = add_subscriber(db, "purpose@example.org")
+    subscriber = sign_up_subscriber("purpose@example.org")
     [newsletter] = services.public_lists_by_slug(["newsletter"])
     unsubscribe_token = links.make_unsubscribe_token(subscriber.public_id, [newsletter.id])
     preferences_token = links.make_preferences_token(subscriber.public_id)
@@ -162,7 +151,7 @@ def test_new_links_are_signed_with_the_current_key_not_a_fallback(app, db, monke
 
 
 def test_unsubscribe_and_preference_links_never_expire(app, db, monkeypatch):
-    subscriber = add_subscriber(db, "decade@example.org")
+    subscriber = sign_up_subscriber("decade@example.org")
     [newsletter] = services.public_lists_by_slug(["newsletter"])
     unsubscribe = mails.unsubscribe_url(subscriber, [newsletter.id]).removeprefix("https://lists.uscuk.test")
     preferences = mails.preferences_url(subscriber).removeprefix("https://lists.uscuk.test")

@@ -6,9 +6,9 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import form_fields
+from tests.factories import sign_up_subscriber
 from uscmail.models import (
     Consent,
-    ConsentMethod,
     MailingList,
     StatusReason,
     Subscriber,
@@ -17,21 +17,10 @@ from uscmail.models import (
     SuppressionReason,
 )
 from uscmail.subscriptions import mails, services
-from uscmail.subscriptions.consent import CURRENT_VERSION
 from uscmail.suppression import suppress
 
 BOTH_LISTS = ("newsletter", "london-protest-reminders")
 BOUNDARY = "----OneClickBoundary7MA4YWxkTrZu0gW"
-
-
-def add_subscriber(db, email, slugs=BOTH_LISTS) -> Subscriber:
-    """A subscriber confirmed on the given lists, recorded through the services as the form and confirm page do."""
-    lists = services.public_lists_by_slug(list(slugs))
-    result = services.request_subscription(email, None, lists, ConsentMethod.FORM, CURRENT_VERSION)
-    subscriber = db.session.get(Subscriber, result.subscriber_id)
-    services.confirm_subscription(subscriber)
-    db.session.commit()
-    return subscriber
 
 
 def list_id(slug: str) -> int:
@@ -88,7 +77,7 @@ def one_click(app, path, encoding="urlencoded", body=None, content_type=None):
 
 @pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
 def test_one_click_post_unsubscribes_at_once_without_cookie_or_csrf(app, db, encoding):
-    subscriber = add_subscriber(db, "one.click@example.org", ["newsletter"])
+    subscriber = sign_up_subscriber("one.click@example.org", ["newsletter"])
     path = unsubscribe_path(subscriber, ["newsletter"])
 
     response = one_click(app, path, encoding)
@@ -104,7 +93,7 @@ def test_one_click_post_unsubscribes_at_once_without_cookie_or_csrf(app, db, enc
 
 
 def test_repeating_the_one_click_post_is_harmless(app, db):
-    subscriber = add_subscriber(db, "twice@example.org", ["newsletter"])
+    subscriber = sign_up_subscriber("twice@example.org", ["newsletter"])
     path = unsubscribe_path(subscriber, ["newsletter"])
     assert one_click(app, path).status_code == 200
     after_first = state(db, "twice@example.org")
@@ -118,7 +107,7 @@ def test_repeating_the_one_click_post_is_harmless(app, db):
 
 
 def test_one_click_leaves_only_the_lists_in_the_link(app, db):
-    subscriber = add_subscriber(db, "reminders.only@example.org")
+    subscriber = sign_up_subscriber("reminders.only@example.org", BOTH_LISTS)
     path = unsubscribe_path(subscriber, ["london-protest-reminders"])
 
     assert one_click(app, path).status_code == 200
@@ -139,7 +128,7 @@ def test_one_click_leaves_only_the_lists_in_the_link(app, db):
     [("application/json", '{"List-Unsubscribe": "One-Click"}'), ("text/plain", "List-Unsubscribe=One-Click")],
 )
 def test_one_click_in_another_content_type_is_refused(app, db, content_type, body):
-    subscriber = add_subscriber(db, "wrong.type@example.org")
+    subscriber = sign_up_subscriber("wrong.type@example.org", BOTH_LISTS)
     before = state(db, "wrong.type@example.org")
 
     response = one_click(app, unsubscribe_path(subscriber, BOTH_LISTS), None, body, content_type)
@@ -151,7 +140,7 @@ def test_one_click_in_another_content_type_is_refused(app, db, content_type, bod
 
 
 def test_one_click_with_a_tampered_token_is_refused(app, db):
-    subscriber = add_subscriber(db, "tampered@example.org")
+    subscriber = sign_up_subscriber("tampered@example.org", BOTH_LISTS)
     path = unsubscribe_path(subscriber, BOTH_LISTS)
     prefix, token = path.rsplit("/", 1)
     tampered = f"{prefix}/{'A' if token[0] != 'A' else 'B'}{token[1:]}"
@@ -165,7 +154,7 @@ def test_one_click_with_a_tampered_token_is_refused(app, db):
 
 
 def test_one_click_for_an_erased_subscriber_answers_200_and_records_nothing(app, db):
-    subscriber = add_subscriber(db, "gone@example.org")
+    subscriber = sign_up_subscriber("gone@example.org", BOTH_LISTS)
     path = unsubscribe_path(subscriber, BOTH_LISTS)
     services.erase_subscriber(subscriber)
     db.session.commit()
@@ -179,7 +168,7 @@ def test_one_click_for_an_erased_subscriber_answers_200_and_records_nothing(app,
 
 
 def test_unsubscribe_page_offers_the_choices_and_changes_nothing(client, db):
-    subscriber = add_subscriber(db, "page@example.org")
+    subscriber = sign_up_subscriber("page@example.org", BOTH_LISTS)
     path = unsubscribe_path(subscriber, ["newsletter"])
     before = state(db, "page@example.org")
 
@@ -202,7 +191,7 @@ def test_unsubscribe_page_offers_the_choices_and_changes_nothing(client, db):
 
 
 def test_the_button_on_the_unsubscribe_page_leaves_the_list(client, db):
-    subscriber = add_subscriber(db, "button@example.org")
+    subscriber = sign_up_subscriber("button@example.org", BOTH_LISTS)
     path = unsubscribe_path(subscriber, ["newsletter"])
     client.get(path)
 
@@ -216,7 +205,7 @@ def test_the_button_on_the_unsubscribe_page_leaves_the_list(client, db):
 
 
 def test_unsubscribe_from_everything_needs_the_csrf_token(client, db):
-    subscriber = add_subscriber(db, "no.token@example.org")
+    subscriber = sign_up_subscriber("no.token@example.org", BOTH_LISTS)
     path = unsubscribe_path(subscriber, ["newsletter"])
     client.get(path)
     before = state(db, "no.token@example.org")
@@ -229,7 +218,7 @@ def test_unsubscribe_from_everything_needs_the_csrf_token(client, db):
 
 
 def test_unsubscribe_from_everything_leaves_every_list(client, db):
-    subscriber = add_subscriber(db, "everything@example.org")
+    subscriber = sign_up_subscriber("everything@example.org", BOTH_LISTS)
     path = unsubscribe_path(subscriber, ["newsletter"])
     page = client.get(path)
 
@@ -256,7 +245,7 @@ def press_email_me_a_link(client, path):
 def test_the_preference_link_is_emailed_to_the_subscriber_and_opens_the_preference_centre(
     client, db, worker, smtp_sink
 ):
-    subscriber = add_subscriber(db, "ask.link@example.org")
+    subscriber = sign_up_subscriber("ask.link@example.org", BOTH_LISTS)
     path = unsubscribe_path(subscriber, ["newsletter"])
 
     answer = press_email_me_a_link(client, path)
@@ -270,7 +259,7 @@ def test_the_preference_link_is_emailed_to_the_subscriber_and_opens_the_preferen
 
 
 def test_the_preference_link_mail_is_limited_per_address(app, client, db, worker, smtp_sink):
-    subscriber = add_subscriber(db, "flood.me@example.org")
+    subscriber = sign_up_subscriber("flood.me@example.org", BOTH_LISTS)
     path = unsubscribe_path(subscriber, ["newsletter"])
     answers = [press_email_me_a_link(client, path) for _ in range(4)]
 
@@ -282,7 +271,7 @@ def test_the_preference_link_mail_is_limited_per_address(app, client, db, worker
 
 
 def test_asking_for_the_preference_link_needs_the_csrf_token(client, db):
-    subscriber = add_subscriber(db, "no.csrf@example.org")
+    subscriber = sign_up_subscriber("no.csrf@example.org", BOTH_LISTS)
 
     response = client.post(unsubscribe_path(subscriber, ["newsletter"]) + "/preferences-link", data={})
 
@@ -291,7 +280,7 @@ def test_asking_for_the_preference_link_needs_the_csrf_token(client, db):
 
 @pytest.mark.parametrize("reason", [SuppressionReason.COMPLAINT, SuppressionReason.HARD_BOUNCE])
 def test_no_preference_link_goes_to_a_suppressed_address(client, db, worker, smtp_sink, reason):
-    subscriber = add_subscriber(db, "complained@example.org")
+    subscriber = sign_up_subscriber("complained@example.org", BOTH_LISTS)
     suppress("complained@example.org", reason)
     db.session.commit()
 
