@@ -94,7 +94,7 @@ def parts(message: EmailMessage) -> tuple[str, str]:
 
 
 def links(campaign: Campaign, public_id: str) -> tuple[str, str]:
-    """Unsubscribe and preference links made the ordinary (slow) way, with uscmail.tokens."""
+    """Unsubscribe and preference links made the ordinary (slow) way, with uscmail.links."""
     return (
         external_url("subscriptions.unsubscribe", token=make_unsubscribe_token(public_id, campaign.list_ids)),
         external_url("subscriptions.preferences", token=make_preferences_token(public_id)),
