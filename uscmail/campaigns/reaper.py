@@ -9,9 +9,9 @@ from flask import current_app
 
 from ..extensions import db
 from ..models import utcnow
-from . import outcomes as oc
 from .journal import send_journal
 from .models import Campaign, CampaignStatus, Delivery, DeliveryStatus
+from .outcomes import BEGIN_ENTRY, Leftover, Outcome, apply_outcomes
 from .sending import maybe_finish
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,11 @@ def reap_expired_claims() -> int:
     journal = send_journal()
     for claim, campaign_id in expired:
         entries = journal.read(claim)
-        outcomes = [outcome for outcome in map(oc.Outcome.parse, entries) if outcome is not None]
+        outcomes = [outcome for outcome in map(Outcome.parse, entries) if outcome is not None]
         # No begin entry: the journal was lost (e.g. Redis restarted without persistence), so nothing is re-sent.
-        leftover = oc.UNKNOWN if oc.BEGIN_ENTRY in entries else oc.LOST
+        leftover = Leftover.UNKNOWN if BEGIN_ENTRY in entries else Leftover.LOST
         status = db.session.scalar(sa.select(Campaign.status).where(Campaign.id == campaign_id))
-        oc.apply_outcomes(claim, outcomes, leftover=leftover, cancelled=status is CampaignStatus.CANCELLED)
+        apply_outcomes(claim, outcomes, leftover=leftover, cancelled=status is CampaignStatus.CANCELLED)
         db.session.commit()
         journal.discard(claim)
         log.warning(

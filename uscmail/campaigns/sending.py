@@ -11,25 +11,23 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
 
 from ..extensions import db, upsert_insert
+from ..mail import smtp
 from ..mail.ratelimit import SendRateLimit
+from ..mail.smtp import ConnectionLost, SenderRefused, drop_connection, safe_detail, smtp_connection
 from ..models import Subscriber, Subscription, SubscriptionStatus, Suppression, utcnow
 from ..suppression import address_hmac
 from ..templating import TemplateRefused
-from . import outcomes as oc
+from .builder import PreparedCampaign, Recipient, prepare
 from .journal import send_journal
 from .models import Campaign, CampaignStatus, Delivery, DeliveryStatus
-from .outcomes import Outcome
-from .smtp import ConnectionLost, SenderRefused, drop_connection, send_one, smtp_connection
-
-if TYPE_CHECKING:
-    from . import builder
+from .outcomes import BEGIN_ENTRY, Leftover, Outcome, OutcomeKind, apply_outcomes
+from .services import cancel, record_tallies
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +119,6 @@ def maybe_finish(campaign_id: int) -> bool:
     )
     finished = result.rowcount == 1
     if finished:
-        from .services import record_tallies
-
         record_tallies(campaign_id)
     db.session.commit()
     return finished
@@ -179,12 +175,10 @@ def claim_batch(campaign_id: int, size: int, claim: str | None = None) -> Batch 
     return Batch(claim, rows, lease) if rows else None
 
 
-def recipients_of(claim: str, campaign: Campaign, from_id: int = 0) -> tuple[list["builder.Recipient"], list[Outcome]]:
+def recipients_of(claim: str, campaign: Campaign, from_id: int = 0) -> tuple[list[Recipient], list[Outcome]]:
     """The claim's recipients (from delivery `from_id` on) still confirmed on a target list and not suppressed; the
     others as skipped outcomes. Asked when a batch starts and again as it goes, so someone who unsubscribes after the
     send began is not mailed. One query on the campaign's (campaign, status, id) index, with no list of ids."""
-    from .builder import Recipient
-
     still_subscribed = sa.exists().where(
         Subscription.subscriber_id == Delivery.subscriber_id,
         Subscription.list_id.in_(campaign.list_ids),
@@ -215,25 +209,23 @@ def recipients_of(claim: str, campaign: Campaign, from_id: int = 0) -> tuple[lis
     recipients, skipped = [], []
     for row in rows:
         if row.email is None or not row.subscribed:
-            skipped.append(Outcome(row.id, oc.SKIPPED, "no longer subscribed"))
+            skipped.append(Outcome(row.id, OutcomeKind.SKIPPED, "no longer subscribed"))
         elif digests[row.email] in suppressed:
-            skipped.append(Outcome(row.id, oc.SKIPPED, "suppressed"))
+            skipped.append(Outcome(row.id, OutcomeKind.SKIPPED, "suppressed"))
         else:
             recipients.append(Recipient(delivery_id=row.id, email=row.email, name=row.name, public_id=row.public_id))
     return recipients, skipped
 
 
-_prepared: dict[tuple, "builder.PreparedCampaign"] = {}
+_prepared: dict[tuple, PreparedCampaign] = {}
 
 
-def prepared_campaign(campaign: Campaign) -> "builder.PreparedCampaign":
+def prepared_campaign(campaign: Campaign) -> PreparedCampaign:
     """The campaign rendered once per worker process; its content cannot change once sending has begun."""
     key = (campaign.id, campaign.started_at)
     if key not in _prepared:
         if len(_prepared) > 8:
             _prepared.clear()
-        from .builder import prepare
-
         _prepared[key] = prepare(campaign)
     return _prepared[key]
 
@@ -311,8 +303,6 @@ def pause_for_sender(campaign_id: int, detail: str) -> None:
 def stop_for_template(campaign_id: int, reason: str) -> None:
     """The body can't be filled in at all: cancel the campaign with the reason shown on its page (nothing was or
     will be sent; retrying could only fail again)."""
-    from .services import cancel
-
     db.session.rollback()
     campaign = db.session.get(Campaign, campaign_id)
     if campaign is None or campaign.status is not CampaignStatus.SENDING:
@@ -326,7 +316,7 @@ def stop_for_template(campaign_id: int, reason: str) -> None:
 def template_failure(delivery_id: int, campaign_id: int, error: TemplateRefused, first: bool) -> Outcome:
     """One message whose body could not be filled in (a template that fails for some names): failed, with the
     reason, and on the first in a batch, a note on the campaign page if it has none."""
-    detail = oc.ADDRESS.sub("<address>", " ".join(f"not sent: {error}".split()))[:250]
+    detail = safe_detail(f"not sent: {error}")
     if first:
         note = f"Some messages could not be filled in and are marked failed: {error}"
         db.session.execute(
@@ -335,7 +325,16 @@ def template_failure(delivery_id: int, campaign_id: int, error: TemplateRefused,
             .values(status_detail=" ".join(note.split())[:500])
         )
         db.session.commit()
-    return Outcome(delivery_id, oc.FAILED, detail)
+    return Outcome(delivery_id, OutcomeKind.FAILED, detail)
+
+
+def send_one(connection: smtplib.SMTP, prepared: PreparedCampaign, recipient: Recipient) -> Outcome:
+    """Build one recipient's message and hand it to the mail layer. TemplateRefused before any SMTP command;
+    ConnectionLost and SenderRefused as mail.smtp.send raises them."""
+    data = prepared.build(recipient)
+    smtputf8 = prepared.needs_smtputf8(recipient)
+    reply = smtp.send(connection, prepared.envelope_from, recipient.email, data, smtputf8=smtputf8)
+    return Outcome(recipient.delivery_id, OutcomeKind(reply.answer), reply.detail)
 
 
 def send_batch(campaign_id: int) -> BatchResult:
@@ -353,25 +352,37 @@ def send_batch(campaign_id: int) -> BatchResult:
         stop_for_template(campaign_id, str(exc))
         return BatchResult(again_in=None)
     limiter = SendRateLimit()
+    batch = _claim(campaign_id, limiter)
+    if batch is None:
+        return _nothing_to_claim(campaign_id)
+    sender = BatchSender(batch, campaign, prepared, limiter)
+    try:
+        return sender.run()
+    except SoftTimeLimitExceeded:
+        return _out_of_time(batch, campaign_id, sender.result)
+
+
+def _claim(campaign_id: int, limiter: SendRateLimit) -> Batch | None:
+    """Claim a batch no larger than the rate limit allows in a second, journalling the claim before it is made."""
     size = current_app.config["CAMPAIGN_BATCH_SIZE"]
     if limiter.per_second:
         size = min(size, limiter.per_second)
     journal = send_journal()
     claim = uuid.uuid4().hex
     # Journalled before the claim: a dead worker's claim whose journal lacks this entry has lost its journal.
-    journal.record(claim, (oc.BEGIN_ENTRY,))
+    journal.record(claim, (BEGIN_ENTRY,))
     batch = claim_batch(campaign_id, size, claim)
     if batch is None:
         journal.discard(claim)
-        maybe_finish(campaign_id)
-        retry_at = next_retry_at(campaign_id)
-        db.session.commit()
-        return BatchResult(again_in=max(1.0, (retry_at - utcnow()).total_seconds()) if retry_at else None)
-    result = BatchResult()
-    try:
-        return _send_claimed(batch, campaign, prepared, limiter, result)
-    except SoftTimeLimitExceeded:
-        return _out_of_time(batch, campaign_id, result)
+    return batch
+
+
+def _nothing_to_claim(campaign_id: int) -> BatchResult:
+    """No row is ready: finish the campaign if it is done, else come back when the earliest retry is due."""
+    maybe_finish(campaign_id)
+    retry_at = next_retry_at(campaign_id)
+    db.session.commit()
+    return BatchResult(again_in=max(1.0, (retry_at - utcnow()).total_seconds()) if retry_at else None)
 
 
 def _out_of_time(batch: Batch, campaign_id: int, result: BatchResult) -> BatchResult:
@@ -380,107 +391,133 @@ def _out_of_time(batch: Batch, campaign_id: int, result: BatchResult) -> BatchRe
     db.session.rollback()
     drop_connection()  # it may be in the middle of a transaction
     if result.in_flight is not None and all(outcome.delivery_id != result.in_flight for outcome in result.outcomes):
-        doubt = Outcome(result.in_flight, oc.UNKNOWN, "its batch ran out of time while sending it")
+        doubt = Outcome(result.in_flight, OutcomeKind.UNKNOWN, "its batch ran out of time while sending it")
         send_journal().record(batch.claim, (doubt.entry(),))
         result.outcomes.append(doubt)
     log.warning("a batch of campaign %s ran out of time; its rows not sent go back to pending", campaign_id)
-    return _stop(batch, campaign_id, result, False, wait=0.0)
+    return _stop(batch, campaign_id, result, wait=0.0)
 
 
-def _send_claimed(
-    batch: Batch, campaign: Campaign, prepared: "builder.PreparedCampaign", limiter: SendRateLimit, result: BatchResult
-) -> BatchResult:
-    campaign_id = campaign.id
-    journal = send_journal()
-    started = time.monotonic()
-    recipients, skipped = recipients_of(batch.claim, campaign)
-    journal.record(batch.claim, (outcome.entry() for outcome in skipped))
-    result.outcomes.extend(skipped)
-    heartbeat_every = max(1.0, current_app.config["CAMPAIGN_LEASE_SECONDS"] / 3)
-    batch_seconds = current_app.config["CAMPAIGN_BATCH_SECONDS"]
-    last_heartbeat = time.monotonic()
-    permits = 0
-    cancelled = False
-    template_failed = False
-    try:
-        connection = smtp_connection()
-    except (smtplib.SMTPException, OSError) as exc:
-        return _stop(batch, campaign_id, result, cancelled, wait=record_connection_failure(campaign_id, str(exc)))
-    if campaign.connection_failures:
-        db.session.execute(sa.update(Campaign).where(Campaign.id == campaign_id).values(connection_failures=0))
-        db.session.commit()
+class StopBatch(Exception):
+    """The batch ends here; `wait` is what BatchResult.again_in becomes (0: the next batch at once, None: no more)."""
 
-    last_checkpoint, dropped = time.monotonic(), set()
-    for position, recipient in enumerate(recipients):
-        if time.monotonic() - started >= batch_seconds:
-            # Long enough: the next batch carries on, well within the task's time limit.
-            return _stop(batch, campaign_id, result, cancelled, wait=0.0)
-        if time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS:
-            # Pause, cancel and unsubscribes take effect within the batch, not only between batches.
-            if time.monotonic() - last_heartbeat >= heartbeat_every:
-                _heartbeat(batch)
-                last_heartbeat = time.monotonic()
-            status = campaign_status(campaign_id)
-            if status is not CampaignStatus.SENDING:
-                return _stop(batch, campaign_id, result, status is CampaignStatus.CANCELLED, wait=None)
-            _, gone = recipients_of(batch.claim, campaign, from_id=recipient.delivery_id)
-            db.session.commit()
-            dropped = {outcome.delivery_id for outcome in gone}
-            journal.record(batch.claim, (outcome.entry() for outcome in gone))
-            result.outcomes.extend(gone)
-            last_checkpoint = time.monotonic()
-        if recipient.delivery_id in dropped:
-            continue
-        if permits == 0:
-            chunk = max(1, min(PERMIT_CHUNK, (limiter.per_second or 20 * PERMIT_CHUNK) // 20))
-            permits, wait = limiter.acquire(min(chunk, len(recipients) - position))
-            if permits == 0:
-                return _stop(batch, campaign_id, result, cancelled, wait=wait)
-        permits -= 1
-        result.in_flight = recipient.delivery_id
+    def __init__(self, wait: float | None):
+        super().__init__(wait)
+        self.wait = wait
+
+
+class BatchSender:
+    """Sends one claimed batch over this process's connection, journalling each outcome. Every way a batch can end
+    (time up, paused, cancelled, rate limit, relay unreachable, sender refused) raises StopBatch, and `run()` writes
+    the outcomes in one place."""
+
+    def __init__(self, batch: Batch, campaign: Campaign, prepared: PreparedCampaign, limiter: SendRateLimit):
+        self.batch, self.campaign, self.prepared, self.limiter = batch, campaign, prepared, limiter
+        self.campaign_id = campaign.id
+        self.result = BatchResult()
+        self.journal = send_journal()
+        self.started = self.last_heartbeat = self.last_checkpoint = time.monotonic()
+        self.heartbeat_every = max(1.0, current_app.config["CAMPAIGN_LEASE_SECONDS"] / 3)
+        self.batch_seconds = current_app.config["CAMPAIGN_BATCH_SECONDS"]
+        self.permits = 0
+        self.template_failed = False
+        self.dropped: set[int] = set()
+        self.connection: smtplib.SMTP | None = None
+
+    def run(self) -> BatchResult:
+        """Send every recipient of the batch, or as many as the batch may; then write the outcomes."""
         try:
-            outcome = send_one(connection, prepared, recipient)
+            recipients = self._begin()
+            for position, recipient in enumerate(recipients):
+                self._checkpoint(recipient)
+                if recipient.delivery_id in self.dropped:
+                    continue
+                self._take_permit(len(recipients) - position)
+                self._send(recipient)
+            wait = 0.0
+        except StopBatch as stop:
+            wait = stop.wait
+        return _stop(self.batch, self.campaign_id, self.result, wait)
+
+    def _record(self, outcomes: list[Outcome]) -> None:
+        self.journal.record(self.batch.claim, (outcome.entry() for outcome in outcomes))
+        self.result.outcomes.extend(outcomes)
+
+    def _begin(self) -> list[Recipient]:
+        """The recipients still to be mailed (the others recorded as skipped), and a connection to the relay."""
+        recipients, skipped = recipients_of(self.batch.claim, self.campaign)
+        self._record(skipped)
+        self._connect()
+        if self.campaign.connection_failures:
+            db.session.execute(sa.update(Campaign).where(Campaign.id == self.campaign_id).values(connection_failures=0))
+            db.session.commit()
+        return recipients
+
+    def _connect(self, failure: str | None = None) -> None:
+        """(Re)connect to the relay; if that fails, count it (pausing the campaign after too many) and stop."""
+        try:
+            self.connection = smtp_connection()
+        except (smtplib.SMTPException, OSError) as exc:
+            raise StopBatch(record_connection_failure(self.campaign_id, failure or str(exc))) from None
+
+    def _checkpoint(self, recipient: Recipient) -> None:
+        """Stop when the batch has run long enough or the campaign left SENDING; every CHECKPOINT_SECONDS re-read
+        the status and the recipients' subscriptions, so pause, cancel and unsubscribes take effect within a batch."""
+        if time.monotonic() - self.started >= self.batch_seconds:
+            raise StopBatch(0.0)  # long enough: the next batch carries on, well within the task's time limit
+        if time.monotonic() - self.last_checkpoint < CHECKPOINT_SECONDS:
+            return
+        if time.monotonic() - self.last_heartbeat >= self.heartbeat_every:
+            _heartbeat(self.batch)
+            self.last_heartbeat = time.monotonic()
+        if campaign_status(self.campaign_id) is not CampaignStatus.SENDING:
+            raise StopBatch(None)
+        _, gone = recipients_of(self.batch.claim, self.campaign, from_id=recipient.delivery_id)
+        db.session.commit()
+        self.dropped = {outcome.delivery_id for outcome in gone}
+        self._record(gone)
+        self.last_checkpoint = time.monotonic()
+
+    def _take_permit(self, remaining: int) -> None:
+        """One send from the rate limiter, taken a few at a time; stop (to come back later) when there is none."""
+        if self.permits == 0:
+            chunk = max(1, min(PERMIT_CHUNK, (self.limiter.per_second or 20 * PERMIT_CHUNK) // 20))
+            self.permits, wait = self.limiter.acquire(min(chunk, remaining))
+            if self.permits == 0:
+                raise StopBatch(wait)
+        self.permits -= 1
+
+    def _send(self, recipient: Recipient) -> None:
+        """Send one message and record its outcome; a fresh connection after one that broke or was closed (421)."""
+        self.result.in_flight = recipient.delivery_id
+        try:
+            outcome = send_one(self.connection, self.prepared, recipient)
         except TemplateRefused as exc:  # before any SMTP command: the connection is untouched
-            outcome = template_failure(recipient.delivery_id, campaign_id, exc, first=not template_failed)
-            template_failed = True
+            outcome = template_failure(recipient.delivery_id, self.campaign_id, exc, first=not self.template_failed)
+            self.template_failed = True
         except ConnectionLost as exc:
-            drop_connection(connection)
-            try:
-                connection = smtp_connection()
-            except (smtplib.SMTPException, OSError):
-                return _stop(
-                    batch, campaign_id, result, cancelled, wait=record_connection_failure(campaign_id, str(exc))
-                )
+            drop_connection(self.connection)
+            self._connect(failure=str(exc))
             # Lost before DATA: this message was not sent; a later batch sends it.
-            requeued = Outcome(recipient.delivery_id, oc.REQUEUE)
-            journal.record(batch.claim, (requeued.entry(),))
-            result.outcomes.append(requeued)
-            continue
+            self._record([Outcome(recipient.delivery_id, OutcomeKind.REQUEUE)])
+            return
         except SenderRefused as exc:
-            pause_for_sender(campaign_id, str(exc))
-            return _stop(batch, campaign_id, result, cancelled, wait=None)
-        journal.record(batch.claim, (outcome.entry(),))
-        result.outcomes.append(outcome)
-        result.in_flight = None
-        if outcome.kind == oc.SENT:
-            result.sent += 1
-        elif outcome.kind == oc.UNKNOWN or outcome.detail.startswith("421"):
-            # The relay closed the connection (421) or it broke: start the next message on a fresh one.
-            drop_connection(connection)
-            try:
-                connection = smtp_connection()
-            except (smtplib.SMTPException, OSError) as exc:
-                return _stop(
-                    batch, campaign_id, result, cancelled, wait=record_connection_failure(campaign_id, str(exc))
-                )
-    return _stop(batch, campaign_id, result, cancelled, wait=0.0)
+            pause_for_sender(self.campaign_id, str(exc))
+            raise StopBatch(None) from None
+        self._record([outcome])
+        self.result.in_flight = None
+        if outcome.kind == OutcomeKind.SENT:
+            self.result.sent += 1
+        elif outcome.kind == OutcomeKind.UNKNOWN or outcome.detail.startswith("421"):
+            drop_connection(self.connection)
+            self._connect()
 
 
-def _stop(batch: Batch, campaign_id: int, result: BatchResult, cancelled: bool, wait: float | None) -> BatchResult:
-    """Write the batch's outcomes in bulk (rows not attempted go back to pending), then forget its journal."""
+def _stop(batch: Batch, campaign_id: int, result: BatchResult, wait: float | None) -> BatchResult:
+    """Write the batch's outcomes in bulk (rows not attempted go back to pending, or are skipped if the campaign was
+    cancelled), then forget its journal."""
     status = campaign_status(campaign_id)
-    cancelled = cancelled or status is CampaignStatus.CANCELLED
-    oc.apply_outcomes(batch.claim, result.outcomes, leftover=oc.REQUEUE, cancelled=cancelled)
+    apply_outcomes(batch.claim, result.outcomes, Leftover.REQUEUE, cancelled=status is CampaignStatus.CANCELLED)
     db.session.commit()
     send_journal().discard(batch.claim)
     if status is not CampaignStatus.SENDING:

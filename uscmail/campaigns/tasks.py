@@ -1,4 +1,5 @@
-"""Celery tasks of the campaign pipeline; thin wrappers that call the sending services.
+"""Celery tasks of campaigns: start a send, send its batches, send test copies, start scheduled campaigns, and reap
+what dead workers left; each is a thin wrapper around the sending pipeline and the campaign services.
 
 Every task is acks_late (global setting) and idempotent: a task run twice, or run again after its worker died,
 finds the work already claimed or done.
@@ -11,11 +12,10 @@ from celery import shared_task
 from flask import current_app
 
 from ..extensions import db
-from ..mail.messages import allowed_sender
 from ..models import utcnow
 from ..queueing import after_commit
 from ..validation import InvalidInput
-from . import reaper, sending, services
+from . import reaper, sending, services, testcopy
 from .models import Campaign, CampaignStatus
 
 log = logging.getLogger(__name__)
@@ -56,24 +56,7 @@ def send_test(campaign_id: int, addresses: list[str]) -> int:
     campaign = db.session.get(Campaign, campaign_id)
     if campaign is None:
         return 0
-    if allowed_sender(campaign.from_email) is None:
-        # Checked when the test was asked for; MAIL_SENDERS may have changed while it waited in the queue.
-        log.warning("test of campaign %s not sent: its sender address is no longer allowed", campaign_id)
-        return 0
-    from .builder import Recipient, prepare  # imported here: the builder renders templates, not needed at start-up
-
-    try:
-        prepared = prepare(campaign, test=True)
-    except InvalidInput as exc:  # a body that can't be filled in: the campaign page's preview says why
-        log.warning("test of campaign %s not sent: %s", campaign_id, exc)
-        return 0
-    connection = sending.smtp_connection()
-    for address in addresses:
-        recipient = Recipient(delivery_id=None, email=address, name=None, public_id="test")
-        options = ["SMTPUTF8", "BODY=8BITMIME"] if prepared.needs_smtputf8(recipient) else []
-        connection.sendmail(prepared.envelope_from, [address], prepared.build(recipient), mail_options=options)
-    log.info("test of campaign %s sent to %s addresses", campaign_id, len(addresses))
-    return len(addresses)
+    return testcopy.deliver_test_copies(campaign, addresses)
 
 
 def queue_test(campaign_id: int, addresses: list[str]) -> None:

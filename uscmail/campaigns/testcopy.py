@@ -1,10 +1,12 @@
 """Test copies of a campaign: a few addresses typed by an organiser, so a test is a way to mail anyone. Each organiser
 may send CAMPAIGN_TEST_MAILS_PER_ORGANISER test mails in a moving window (kept in the rate-limit store, Redis when
 configured, so every web process counts together), only from an allowed sender, and every test send is audited with
-keyed digests of the addresses, never the addresses themselves. The caller commits, then queues `tasks.queue_test`."""
+keyed digests of the addresses, never the addresses themselves. The caller asks for `tasks.queue_test` and
+commits; the task calls `deliver_test_copies`."""
 
 import hashlib
 import hmac
+import logging
 import math
 import time
 
@@ -13,11 +15,16 @@ from flask import current_app
 from limits.strategies import MovingWindowRateLimiter
 
 from ..extensions import limiter
+from ..mail import smtp
+from ..mail.messages import allowed_sender
 from ..organisers import audit
 from ..organisers.models import Organiser
 from ..validation import InvalidInput, normalise_email
+from .builder import Recipient, prepare
 from .models import Campaign
 from .senders import check_sender
+
+log = logging.getLogger(__name__)
 
 # Digests of tested addresses are keyed with this purpose, so they match nothing else kept (e.g. suppressions).
 DIGEST_PURPOSE = b"uscmail test-send recipient\x00"
@@ -89,3 +96,29 @@ def send_test_copy(campaign: Campaign, raw: str, organiser: Organiser) -> list[s
     recipients = [recipient_digest(address) for address in addresses]
     audit.record(organiser, "campaign.test_send", "campaign", campaign.id, count=len(addresses), recipients=recipients)
     return addresses
+
+
+def deliver_test_copies(campaign: Campaign, addresses: list[str]) -> int:
+    """Send the test copies a test send asked for ("[Test]" in the subject; unsubscribe links in them match
+    nobody); return how many the relay accepted. Nothing goes out if the sender stopped being allowed or the body
+    can't be filled in."""
+    if allowed_sender(campaign.from_email) is None:
+        # Checked when the test was asked for; MAIL_SENDERS may have changed while it waited in the queue.
+        log.warning("test of campaign %s not sent: its sender address is no longer allowed", campaign.id)
+        return 0
+    try:
+        prepared = prepare(campaign, test=True)
+    except InvalidInput as exc:  # a body that can't be filled in: the campaign page's preview says why
+        log.warning("test of campaign %s not sent: %s", campaign.id, exc)
+        return 0
+    sent = 0
+    for address in addresses:
+        recipient = Recipient(delivery_id=None, email=address, name=None, public_id="test")
+        data, smtputf8 = prepared.build(recipient), prepared.needs_smtputf8(recipient)
+        reply = smtp.send(smtp.smtp_connection(), prepared.envelope_from, address, data, smtputf8=smtputf8)
+        if reply.answer is smtp.Answer.SENT:
+            sent += 1
+        else:
+            log.warning("a test copy of campaign %s was not accepted: %s", campaign.id, reply.detail)
+    log.info("test of campaign %s sent to %s of %s addresses", campaign.id, sent, len(addresses))
+    return sent

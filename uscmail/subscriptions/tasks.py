@@ -1,13 +1,12 @@
 """Celery tasks of the supporter journey; thin wrappers that reload rows and call services."""
 
 import logging
-import smtplib
 from datetime import timedelta
 
 from celery import shared_task
 
 from ..extensions import db
-from ..mail.transport import send_messages
+from ..mail.smtp import MessageRefused, SenderRefused, send_message
 from ..models import Subscriber, SubscriptionStatus
 from ..queueing import after_commit
 from ..suppression import is_suppressed
@@ -15,9 +14,10 @@ from . import mails, services
 
 log = logging.getLogger(__name__)
 
+# Retried: a transient refusal, a broken or refused connection (all OSErrors). Not retried: a permanent refusal.
 SMTP_RETRY = {
     "autoretry_for": (OSError,),
-    "dont_autoretry_for": (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused),
+    "dont_autoretry_for": (MessageRefused, SenderRefused),
     "retry_backoff": 5,
     "retry_backoff_max": 600,
     "max_retries": 8,
@@ -47,7 +47,7 @@ def send_signup_mail(subscriber_id: int, list_ids: list[int]) -> str:
             return "nothing"
         message = mails.already_subscribed_message(subscriber, confirmed)
         outcome = "already_subscribed"
-    send_messages([message])
+    send_message(message)
     log.info("signup mail (%s) sent to subscriber %s", outcome, subscriber_id)
     return outcome
 
@@ -86,7 +86,7 @@ def send_preferences_link(subscriber_id: int) -> str:
     if not allowed:
         log.info("preferences link for subscriber %s withheld: per-address limit", subscriber_id)
         return "limited"
-    send_messages([mails.preferences_link_message(subscriber)])
+    send_message(mails.preferences_link_message(subscriber))
     return "sent"
 
 
@@ -106,7 +106,7 @@ def send_welcome_mail(subscriber_id: int, list_ids: list[int]) -> str:
     subscriber = db.session.get(Subscriber, subscriber_id)
     if subscriber is None or not list_ids:
         return "gone"
-    send_messages([mails.welcome_message(subscriber, list_ids)])
+    send_message(mails.welcome_message(subscriber, list_ids))
     return "welcome"
 
 

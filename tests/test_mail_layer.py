@@ -1,0 +1,57 @@
+"""The mail layer's one way onto the wire, as signup mail uses it: what arrives, and which refusals are retried."""
+
+import pytest
+
+from uscmail.mail import smtp
+from uscmail.mail.messages import build_message
+
+
+def welcome_to(address: str, name: str | None = "Aysu"):
+    return build_message(
+        template="preferences_link",
+        to_email=address,
+        to_name=name,
+        subject="Your USC-UK preferences link",
+        preferences_url="https://lists.example.org/preferences/abc",
+    )
+
+
+@pytest.fixture
+def mail_layer(app, smtp_sink):
+    """The app's context with no cached connection, so each test opens its own to the sink."""
+    with app.app_context():
+        smtp.drop_connection()
+        yield smtp_sink
+        smtp.drop_connection()
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_a_message_arrives_whole_from_its_sender(mail_layer, pipelining):
+    mail_layer.pipelining = pipelining
+    smtp.send_message(welcome_to("aysu@example.org"))
+    [mail] = mail_layer.wait_for("aysu@example.org")
+    assert mail.mail_from == "news@uscuk.test"
+    assert mail.message["Subject"] == "Your USC-UK preferences link"
+    assert "https://lists.example.org/preferences/abc" in mail.text()
+
+
+def test_an_internationalised_address_goes_with_smtputf8(mail_layer):
+    smtp.send_message(welcome_to("gülnar@example.org", name="Gülnar"))
+    [mail] = mail_layer.wait_for("gülnar@example.org")
+    assert "Gülnar" in str(mail.message["To"])
+
+
+def test_a_transient_refusal_is_worth_retrying_and_a_permanent_one_is_not(mail_layer):
+    mail_layer.replies["later@example.org"] = "450 4.2.0 Mailbox busy, try later"
+    mail_layer.replies["gone@example.org"] = "550 5.1.1 No such user here"
+    with pytest.raises(smtp.MessageNotSentYet) as transient:
+        smtp.send_message(welcome_to("later@example.org"))
+    assert isinstance(transient.value, OSError)  # what the signup tasks' autoretry catches
+    assert transient.value.reply.answer is smtp.Answer.RETRY
+    with pytest.raises(smtp.MessageRefused) as permanent:
+        smtp.send_message(welcome_to("gone@example.org"))
+    assert not isinstance(permanent.value, OSError)
+    assert permanent.value.reply == smtp.Reply(smtp.Answer.BOUNCED, "550 5.1.1 No such user here")
+    # The connection is still good for the next message.
+    smtp.send_message(welcome_to("fine@example.org"))
+    assert mail_layer.wait_for("fine@example.org")
