@@ -1,7 +1,8 @@
 """Reminders: decide which are due, and turn each into a campaign of kind `reminder` with the occurrence's invitation.
 
-`plan_due_reminders` is idempotent: a unique Reminder row per event × occurrence × offset is inserted before anything
-is sent, so two beat processes, a restart or an overlapping run never send a reminder twice.
+`plan_reminder` is idempotent: a unique Reminder row per event × occurrence × offset is inserted before anything
+is sent, so two beat processes, a restart or an overlapping run never send a reminder twice. The beat task
+(tasks.send_due_reminders) commits each reminder on its own and keeps one event's failure from stopping the others.
 """
 
 import logging
@@ -9,9 +10,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
-from celery.exceptions import SoftTimeLimitExceeded
 
 from .. import templating
+from ..campaigns import services as campaigns
+from ..campaigns.models import CampaignKind
 from ..extensions import db, upsert_insert
 from ..mail.messages import sender_address
 from ..models import MailingList, utcnow
@@ -156,9 +158,6 @@ def _claim(
 
 def reminder_campaign(event: Event, occurrence: Occurrence):
     """A campaign of kind `reminder` for the occurrence, carrying its invitation (not yet sending)."""
-    from ..campaigns import services as campaigns
-    from ..campaigns.models import CampaignKind
-
     content = render_content(event, occurrence)
     sender = sender_address()
     fields = campaigns.CampaignFields(
@@ -181,91 +180,77 @@ def problem_words(exc: Exception) -> str:
 
 
 def record_event_error(event_id: int, problem: str) -> None:
-    """Keep the last problem the beat met with an event, with the time, for its page; commits."""
+    """Keep the last problem the beat met with an event, with the time, for its page."""
     db.session.execute(
         sa.update(Event).where(Event.id == event_id).values(last_error=problem[:500], last_error_at=utcnow())
     )
-    db.session.commit()
+    db.session.flush()
 
 
-def plan_due_reminders(now: datetime | None = None) -> list[int]:
-    """Record every reminder whose time has come and start its campaign; returns the campaign ids to queue.
-
-    Reminders missed while the system was down go out late if the protest is still ahead, and are recorded as
-    skipped if not. Events on hold or without a start time send nothing. Each reminder commits on its own.
-    Events are isolated: whatever goes wrong with one is logged, kept on the event (`last_error`) and the others go
-    on; a reminder that can't be made is recorded as skipped with the reason, so it is not tried again every run.
-    """
-    now = now or utcnow()
-    started: list[int] = []
-    event_ids = db.session.scalars(
-        sa.select(Event.id).where(Event.on_hold.is_(False), Event.start_time.is_not(None)).order_by(Event.id)
-    ).all()
-    for event_id in event_ids:
-        try:
-            _plan_event(db.session.get(Event, event_id), now, started)
-        except SoftTimeLimitExceeded:
-            raise
-        except Exception as exc:  # noqa: BLE001 - one event's fault must not stop the other events' reminders
-            db.session.rollback()
-            log.exception("the reminders of event %s could not be planned", event_id)
-            record_event_error(event_id, problem_words(exc))
-    return started
+def due_event_ids() -> list[int]:
+    """The events whose reminders may be due: not on hold, with a start time."""
+    statement = sa.select(Event.id).where(Event.on_hold.is_(False), Event.start_time.is_not(None))
+    return list(db.session.scalars(statement.order_by(Event.id)))
 
 
-def _plan_event(event: Event, now: datetime, started: list[int]) -> None:
-    """Decide the event's due reminders; the ids of campaigns started (and committed) are added to `started`."""
-    from ..campaigns import services as campaigns
+@dataclass(frozen=True)
+class DueReminder:
+    """One reminder whose time has come: of which date, which offset (e.g. "3d"), and when it was due."""
 
-    event_id = event.id
+    occurrence: Occurrence
+    offset_key: str
+    due_at: datetime
+
+
+def due_reminders(event: Event, now: datetime) -> list[DueReminder]:
+    """The event's reminders due by `now` and not older than LOOKBACK (nor than the event's last resume)."""
     furthest = max((int(offset["days_before"]) for offset in event.reminder_offsets), default=0)
-    window = occurrences(
-        event, overrides_of(event), (now - LOOKBACK).date(), (now + timedelta(days=furthest + 1)).date()
+    first, last = (now - LOOKBACK).date(), (now + timedelta(days=furthest + 1)).date()
+    oldest = max(now - LOOKBACK, event.active_since)
+    return [
+        DueReminder(occurrence, due.offset_key, due.due_at)
+        for occurrence in occurrences(event, overrides_of(event), first, last)
+        for due in reminder_times(event, occurrence)
+        if oldest <= due.due_at <= now
+    ]
+
+
+def plan_reminder(event: Event, due: DueReminder, now: datetime) -> int | None:
+    """Decide one due reminder: record it (its unique row first, so it is decided once however many runs race) and,
+    when it is to go out, create and start its campaign. Returns the campaign's id, to be queued after the commit;
+    None when nothing is sent (a cancelled date, a protest already begun, nobody on the list, or another run first).
+
+    Missed reminders go out late if the protest is still ahead. Flushes; the caller commits each reminder on its own.
+    """
+    occurrence, key, due_at = due.occurrence, due.offset_key, due.due_at
+    if occurrence.cancelled:
+        _claim(event, occurrence, key, due_at, ReminderStatus.CANCELLED)
+        return None
+    if occurrence.starts_at <= now:
+        if _claim(event, occurrence, key, due_at, ReminderStatus.SKIPPED):
+            log.warning("reminder %s of event %s skipped: the protest had begun", key, event.id)
+        return None
+    reminder_id = _claim(
+        event, occurrence, key, due_at, ReminderStatus.LATE if now - due_at > GRACE else ReminderStatus.SENT
     )
-    for occurrence in window:
-        for due in reminder_times(event, occurrence):
-            if due.due_at > now or due.due_at < max(now - LOOKBACK, event.active_since):
-                continue
-            if occurrence.cancelled:
-                _claim(event, occurrence, due.offset_key, due.due_at, ReminderStatus.CANCELLED)
-            elif occurrence.starts_at <= now:
-                if _claim(event, occurrence, due.offset_key, due.due_at, ReminderStatus.SKIPPED):
-                    log.warning("reminder %s of event %s skipped: the protest had begun", due.offset_key, event_id)
-            else:
-                status = ReminderStatus.LATE if now - due.due_at > GRACE else ReminderStatus.SENT
-                reminder_id = _claim(event, occurrence, due.offset_key, due.due_at, status)
-                if reminder_id is None:
-                    db.session.rollback()
-                    continue
-                if campaigns.recipient_count([event.list_id]) == 0:
-                    # Nobody to remind: recorded as skipped, so the event page shows it.
-                    db.session.execute(
-                        sa.update(Reminder).where(Reminder.id == reminder_id).values(status=ReminderStatus.SKIPPED)
-                    )
-                else:
-                    try:
-                        campaign = reminder_campaign(event, occurrence)
-                        campaigns.start_sending(campaign, "reminders")
-                    except SoftTimeLimitExceeded:
-                        raise
-                    except Exception as exc:  # noqa: BLE001 - recorded on the reminder and the event, never retried
-                        db.session.rollback()
-                        problem = problem_words(exc)
-                        log.error(
-                            "reminder %s of event %s could not be made: %s", due.offset_key, event_id, problem,
-                            exc_info=not isinstance(exc, InvalidInput),
-                        )  # fmt: skip
-                        detail = f"Not sent: {problem}"[:500]
-                        _claim(event, occurrence, due.offset_key, due.due_at, ReminderStatus.SKIPPED, detail)
-                        db.session.commit()
-                        record_event_error(event_id, problem)
-                        continue
-                    db.session.execute(
-                        sa.update(Reminder).where(Reminder.id == reminder_id).values(campaign_id=campaign.id)
-                    )
-                    db.session.commit()
-                    started.append(campaign.id)
-            db.session.commit()
+    if reminder_id is None:
+        return None
+    if campaigns.recipient_count([event.list_id]) == 0:
+        # Nobody to remind: recorded as skipped, so the event page shows it.
+        db.session.execute(sa.update(Reminder).where(Reminder.id == reminder_id).values(status=ReminderStatus.SKIPPED))
+        return None
+    campaign = reminder_campaign(event, occurrence)
+    campaigns.start_sending(campaign, "reminders")
+    db.session.execute(sa.update(Reminder).where(Reminder.id == reminder_id).values(campaign_id=campaign.id))
+    return campaign.id
+
+
+def skip_reminder(event: Event, due: DueReminder, problem: str) -> None:
+    """A reminder that could not be made: recorded as skipped with the reason (so it is not tried again every run),
+    and the problem kept on the event."""
+    detail = f"Not sent: {problem}"[:500]
+    _claim(event, due.occurrence, due.offset_key, due.due_at, ReminderStatus.SKIPPED, detail)
+    record_event_error(event.id, problem)
 
 
 def default_list() -> MailingList | None:
