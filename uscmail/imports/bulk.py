@@ -3,6 +3,8 @@
 import enum
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO
 
 import sqlalchemy as sa
@@ -12,6 +14,7 @@ from ..inputguard import UNSTORABLE
 from ..models import (
     Consent,
     ConsentMethod,
+    ConsentWording,
     MailingList,
     StatusReason,
     Subscriber,
@@ -220,14 +223,64 @@ def _link_subscribers(rows: sa.Table) -> None:
     db.session.execute(sa.update(rows).where(rows.c.subscriber_id.is_(None)).values(subscriber_id=existing))
 
 
-def write_rows(rows, changes, lists, basis, basis_note, wording, now) -> None:
+@dataclass(frozen=True)
+class ImportWrite:
+    """What pass two writes with: the staged rows, the changes classified from them, and the consent they carry."""
+
+    rows: sa.Table  # the staging table: one row per file line, with its subscriber id once linked
+    changes: sa.Table  # (row, list_id) pairs that change something
+    basis: ConsentBasis
+    basis_note: str
+    wording: ConsentWording
+    now: datetime
+
+    @property
+    def confirmed(self) -> bool:
+        """Prior consent: subscribed at once, no confirmation mail."""
+        return self.basis is ConsentBasis.PRIOR_CONSENT
+
+    @property
+    def at(self) -> sa.ColumnElement:
+        """The import's time as a literal for INSERT ... SELECT."""
+        return sa.literal(self.now, UTCDateTime())
+
+    @property
+    def confirmed_at(self) -> sa.ColumnElement:
+        """When the rows written are confirmed: now with prior consent, else not yet."""
+        return self.at if self.confirmed else sa.null().cast(UTCDateTime())
+
+    def changed_subscribers(self) -> sa.Select:
+        """The subscriber ids of the rows that change something (subscribers linked first)."""
+        return sa.select(self.rows.c.subscriber_id).join(self.changes, self.changes.c.row == self.rows.c.row)
+
+
+def write_rows(
+    rows: sa.Table,
+    changes: sa.Table,
+    lists: list[MailingList],
+    basis: ConsentBasis,
+    basis_note: str,
+    wording: ConsentWording,
+    now: datetime,
+) -> None:
     """Pass two, writing: new subscribers, then per list the subscriptions and one consent row per change."""
-    execute = db.session.execute
-    confirmed = basis is ConsentBasis.PRIOR_CONSENT
-    at = sa.literal(now, UTCDateTime())
-    no_time = sa.null().cast(UTCDateTime())
-    changed_rows = sa.select(changes.c.row)
-    execute(
+    write = ImportWrite(rows, changes, basis, basis_note, wording, now)
+    _insert_new_subscribers(write)
+    _link_subscribers(rows)
+    if not write.confirmed:
+        _give_confirm_nonces(write)
+    for mailing_list in lists:
+        if write.confirmed:
+            _confirm_pending(write, mailing_list)
+        _insert_subscriptions(write, mailing_list)
+        _insert_consents(write, mailing_list)
+    db.session.flush()
+
+
+def _insert_new_subscribers(write: ImportWrite) -> None:
+    """A subscriber for every changing row whose address is new."""
+    rows = write.rows
+    db.session.execute(
         sa.insert(Subscriber).from_select(
             ["public_id", "email", "name", "locale", "confirm_nonce", "created_at", "updated_at"],
             sa.select(
@@ -235,86 +288,89 @@ def write_rows(rows, changes, lists, basis, basis_note, wording, now) -> None:
                 rows.c.email,
                 rows.c.name,
                 sa.literal("en"),
-                sa.null() if confirmed else rows.c.nonce,
-                at,
-                at,
-            ).where(rows.c.subscriber_id.is_(None), rows.c.row.in_(changed_rows)),
+                sa.null() if write.confirmed else rows.c.nonce,
+                write.at,
+                write.at,
+            ).where(rows.c.subscriber_id.is_(None), rows.c.row.in_(sa.select(write.changes.c.row))),
         )
     )
-    _link_subscribers(rows)
-    changed = sa.select(rows.c.subscriber_id).join(changes, changes.c.row == rows.c.row)
-    if not confirmed:
-        # A confirmation link needs a nonce; existing subscribers keep theirs if they have one.
-        nonce = sa.select(rows.c.nonce).where(rows.c.subscriber_id == Subscriber.id).scalar_subquery()
-        execute(
-            sa.update(Subscriber)
-            .where(Subscriber.confirm_nonce.is_(None), Subscriber.id.in_(changed))
-            .values(confirm_nonce=nonce)
+
+
+def _give_confirm_nonces(write: ImportWrite) -> None:
+    """A confirmation link needs a nonce; existing subscribers keep theirs if they have one."""
+    nonce = sa.select(write.rows.c.nonce).where(write.rows.c.subscriber_id == Subscriber.id).scalar_subquery()
+    db.session.execute(
+        sa.update(Subscriber)
+        .where(Subscriber.confirm_nonce.is_(None), Subscriber.id.in_(write.changed_subscribers()))
+        .values(confirm_nonce=nonce)
+    )
+
+
+def _confirm_pending(write: ImportWrite, mailing_list: MailingList) -> None:
+    """With prior consent, a pending subscription to the list becomes confirmed."""
+    in_list = write.changed_subscribers().where(write.changes.c.list_id == mailing_list.id)
+    db.session.execute(
+        sa.update(Subscription)
+        .where(
+            Subscription.list_id == mailing_list.id,
+            Subscription.status == SubscriptionStatus.PENDING,
+            Subscription.subscriber_id.in_(in_list),
         )
-    status = SubscriptionStatus.CONFIRMED if confirmed else SubscriptionStatus.PENDING
-    for mailing_list in lists:
-        in_list = changed.where(changes.c.list_id == mailing_list.id)
-        if confirmed:
-            execute(
-                sa.update(Subscription)
-                .where(
-                    Subscription.list_id == mailing_list.id,
-                    Subscription.status == SubscriptionStatus.PENDING,
-                    Subscription.subscriber_id.in_(in_list),
-                )
-                .values(
-                    status=SubscriptionStatus.CONFIRMED,
-                    status_reason=StatusReason.ORGANISER,
-                    confirmed_at=now,
-                    unsubscribed_at=None,
-                    updated_at=now,
-                )
+        .values(
+            status=SubscriptionStatus.CONFIRMED,
+            status_reason=StatusReason.ORGANISER,
+            confirmed_at=write.now,
+            unsubscribed_at=None,
+            updated_at=write.now,
+        )
+    )
+
+
+def _insert_subscriptions(write: ImportWrite, mailing_list: MailingList) -> None:
+    """A subscription to the list for every changing row that has none (confirmed or pending by the basis)."""
+    rows, changes = write.rows, write.changes
+    status = SubscriptionStatus.CONFIRMED if write.confirmed else SubscriptionStatus.PENDING
+    has_row = (
+        sa.select(Subscription.id)
+        .where(Subscription.subscriber_id == rows.c.subscriber_id, Subscription.list_id == mailing_list.id)
+        .exists()
+    )
+    db.session.execute(
+        sa.insert(Subscription).from_select(
+            ["subscriber_id", "list_id", "status", "status_reason", "created_at", "confirmed_at", "updated_at"],
+            sa.select(
+                rows.c.subscriber_id,
+                sa.literal(mailing_list.id),
+                sa.literal(status.value),
+                sa.literal(StatusReason.ORGANISER.value),
+                write.at,
+                write.confirmed_at,
+                write.at,
             )
-        has_row = (
-            sa.select(Subscription.id)
-            .where(Subscription.subscriber_id == rows.c.subscriber_id, Subscription.list_id == mailing_list.id)
-            .exists()
+            .join(changes, changes.c.row == rows.c.row)
+            .where(changes.c.list_id == mailing_list.id, ~has_row),
         )
-        execute(
-            sa.insert(Subscription).from_select(
-                ["subscriber_id", "list_id", "status", "status_reason", "created_at", "confirmed_at", "updated_at"],
-                sa.select(
-                    rows.c.subscriber_id,
-                    sa.literal(mailing_list.id),
-                    sa.literal(status.value),
-                    sa.literal(StatusReason.ORGANISER.value),
-                    at,
-                    at if confirmed else no_time,
-                    at,
-                )
-                .join(changes, changes.c.row == rows.c.row)
-                .where(changes.c.list_id == mailing_list.id, ~has_row),
+    )
+
+
+def _insert_consents(write: ImportWrite, mailing_list: MailingList) -> None:
+    """One consent row per change to the list: the import, the wording shown, the organiser's stated basis."""
+    rows, changes = write.rows, write.changes
+    columns = ["subscriber_id", "list_id", "method", "wording_version", "wording_sha256", "basis", "created_at"]
+    db.session.execute(
+        sa.insert(Consent).from_select(
+            [*columns, "confirmed_at"],
+            sa.select(
+                rows.c.subscriber_id,
+                sa.literal(mailing_list.id),
+                sa.literal(ConsentMethod.IMPORT.value),
+                sa.literal(write.wording.version),
+                sa.literal(write.wording.sha256),
+                sa.literal(write.basis_note),
+                write.at,
+                write.confirmed_at,
             )
+            .join(changes, changes.c.row == rows.c.row)
+            .where(changes.c.list_id == mailing_list.id),
         )
-        execute(
-            sa.insert(Consent).from_select(
-                [
-                    "subscriber_id",
-                    "list_id",
-                    "method",
-                    "wording_version",
-                    "wording_sha256",
-                    "basis",
-                    "created_at",
-                    "confirmed_at",
-                ],
-                sa.select(
-                    rows.c.subscriber_id,
-                    sa.literal(mailing_list.id),
-                    sa.literal(ConsentMethod.IMPORT.value),
-                    sa.literal(wording.version),
-                    sa.literal(wording.sha256),
-                    sa.literal(basis_note),
-                    at,
-                    at if confirmed else no_time,
-                )
-                .join(changes, changes.c.row == rows.c.row)
-                .where(changes.c.list_id == mailing_list.id),
-            )
-        )
-    db.session.flush()
+    )
