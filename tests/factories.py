@@ -5,8 +5,10 @@ override any default, so every test can ask for exactly what it needs."""
 import uuid
 from datetime import UTC, date, datetime, time
 
+import pyotp
 import sqlalchemy as sa
 
+from uscmail.campaigns import services as campaign_services
 from uscmail.extensions import db
 from uscmail.models import (
     ConsentMethod,
@@ -18,6 +20,15 @@ from uscmail.models import (
     new_public_id,
     utcnow,
 )
+from uscmail.organisers import credentials
+from uscmail.organisers import services as organiser_services
+from uscmail.organisers.models import Organiser, Role
+from uscmail.reminders import events as event_services
+from uscmail.reminders import planning
+from uscmail.reminders.models import Event
+from uscmail.subscribers import services as subscriber_services
+from uscmail.subscriptions import services as signup
+from uscmail.subscriptions.consent import CURRENT_VERSION
 
 ORGANISER_PASSWORD = "correct horse battery staple"
 NEWSLETTER = "newsletter"
@@ -97,7 +108,6 @@ def add_subscriber(
 ) -> Subscriber:
     """A subscriber added by an organiser through the service (confirmed, with consent records unless the basis
     needs confirmation), committed."""
-    from uscmail.subscribers import services as subscriber_services
 
     subscriber, _ = subscriber_services.add_subscriber(
         email, name, _lists(lists), subscriber_services.ConsentBasis(basis), note, method, "test"
@@ -112,17 +122,15 @@ def sign_up_subscriber(
     """A subscriber who used the signup form for `lists` (public slugs) with today's consent wording, recorded
     through the services as the form does (no mail is sent): pending, or confirmed as if they had followed the
     link if `confirmed`. Committed. None for a suppressed address, which the form records nothing for."""
-    from uscmail.subscriptions import services
-    from uscmail.subscriptions.consent import CURRENT_VERSION
 
-    chosen = services.public_lists_by_slug(list(lists))
-    result = services.request_subscription(email, name, chosen, ConsentMethod.FORM, CURRENT_VERSION)
+    chosen = signup.public_lists_by_slug(list(lists))
+    result = signup.request_subscription(email, name, chosen, ConsentMethod.FORM, CURRENT_VERSION)
     if result.subscriber_id is None:  # a suppressed address: nothing is recorded
         db.session.commit()
         return None
     subscriber = db.session.get(Subscriber, result.subscriber_id)
     if confirmed:
-        services.confirm_subscription(subscriber)
+        signup.confirm_subscription(subscriber)
     db.session.commit()
     return subscriber
 
@@ -160,15 +168,14 @@ def add_confirmed(count: int, mailing_list: MailingList | None = None, domain: s
 def make_campaign(subject: str = "Solidarity news", body: str | None = None, lists=None, **fields):
     """A committed draft made through the service, to the Newsletter list or the given `lists` (rows or slugs);
     `fields` are any further CampaignFields (body_format, from_email, preheader...)."""
-    from uscmail.campaigns import services
 
-    campaign_fields = services.CampaignFields(
+    campaign_fields = campaign_services.CampaignFields(
         subject=subject,
         body="Dear {{ subscriber.name }},\n\nStand with the Uyghur people on the 5th.\n" if body is None else body,
         list_ids=[m.id for m in _lists(lists or [newsletter()])],
         **fields,
     )
-    campaign = services.create_campaign(campaign_fields, "test")
+    campaign = campaign_services.create_campaign(campaign_fields, "test")
     db.session.commit()
     return campaign
 
@@ -195,14 +202,12 @@ VIGIL = {
 def make_event(commit: bool = True, **fields):
     """A protest row written directly: the embassy protest on the 5th at 18:00 London time from 2027, active since
     2026, to the reminders list, with the default reminder wording. Committed unless commit=False (then flushed)."""
-    from uscmail.reminders import services
-    from uscmail.reminders.models import Event
 
     values = {
         **EMBASSY_PROTEST,
         "list_id": fields.get("list_id") or reminders_list().id,
-        "subject_template": services.DEFAULT_SUBJECT,
-        "body_template": services.DEFAULT_BODY,
+        "subject_template": planning.DEFAULT_SUBJECT,
+        "body_template": planning.DEFAULT_BODY,
         "active_since": datetime(2026, 1, 1, tzinfo=UTC),
         **fields,
     }
@@ -218,12 +223,11 @@ def make_event(commit: bool = True, **fields):
 def create_event(resumed: bool = False, **fields):
     """An event made through the organisers' service, as the event form and the API make it: a vigil on the 5th at
     18:00 from 2027 to the reminders list, on hold unless `resumed`; committed."""
-    from uscmail.reminders import events
 
     values = {**VIGIL, "list_id": fields.get("list_id") or reminders_list().id, **fields}
-    event = events.create_event(events.EventFields(**values), "test")
+    event = event_services.create_event(event_services.EventFields(**values), "test")
     if resumed:
-        events.resume(event, "test")
+        event_services.resume(event, "test")
     db.session.commit()
     return event
 
@@ -237,12 +241,7 @@ def make_organiser(
     """An organiser created through the service as if they had used their set-up link (a password and an
     authenticator app), unless enrolled=False: then just created, with no password. Committed if `commit`, else the
     caller commits."""
-    import pyotp
-
-    from uscmail.organisers import credentials, services
-    from uscmail.organisers.models import Role
-
-    organiser = services.create_organiser(email, Role(role), "test")
+    organiser = organiser_services.create_organiser(email, Role(role), "test")
     if enrolled:
         organiser.password_hash = credentials.hash_password(password)
         organiser.totp_secret = pyotp.random_base32()
@@ -255,7 +254,6 @@ def make_organiser(
 def make_api_organiser(email: str, role: str = "editor"):
     """An organiser row written directly with an unusable password, for tests that only need their API tokens (no
     Argon2 run, no audit row); added and flushed, the caller commits."""
-    from uscmail.organisers.models import Organiser, Role
 
     organiser = Organiser(email=email, password_hash="!api-test", role=Role(role))
     db.session.add(organiser)

@@ -5,7 +5,7 @@ import re
 from tests.conftest import form_fields
 from tests.factories import newsletter, reminders_list
 from tests.waiting import wait_until
-from uscmail.reminders.services import DEFAULT_BODY, DEFAULT_SUBJECT
+from uscmail.reminders.planning import DEFAULT_BODY, DEFAULT_SUBJECT
 
 
 def text(response) -> str:

@@ -13,7 +13,7 @@ from tests.factories import add_confirmed, create_event, make_campaign, reminder
 from uscmail.campaigns.models import Campaign, CampaignKind, CampaignStatus
 from uscmail.models import utcnow
 from uscmail.organisers.models import AuditEvent
-from uscmail.reminders import events, services, tasks
+from uscmail.reminders import events, planning, tasks
 from uscmail.reminders.models import Event, OccurrenceOverride, Reminder, ReminderStatus
 from uscmail.subscribers import lists as list_services
 
@@ -85,8 +85,8 @@ def test_an_editor_creates_reads_lists_and_changes_an_event(app, db, api, editor
         assert (event["first_date"], event["start_time"], event["duration_minutes"]) == ("2027-01-01", "18:00", 90)
         assert event["timezone"] == "Europe/London" and event["map_url"] == body["map_url"]
         assert event["reminder_offsets"] == body["reminder_offsets"]
-        assert event["subject_template"] == services.DEFAULT_SUBJECT
-        assert event["body_template"] == services.DEFAULT_BODY
+        assert event["subject_template"] == planning.DEFAULT_SUBJECT
+        assert event["body_template"] == planning.DEFAULT_BODY
         assert event["next_occurrence"] == {
             "date": "2027-02-05",
             "starts_at": "2027-02-05T18:00:00+00:00",
@@ -132,7 +132,7 @@ def test_an_editor_creates_reads_lists_and_changes_an_event(app, db, api, editor
 
         weekly = api("PATCH", path, editor, json={"rrule": "FREQ=WEEKLY;BYDAY=TH", "subject_template": None})
         assert weekly.json["rule_text"] == "every Thursday" and weekly.json["next_occurrence"]["date"] == "2027-04-01"
-        assert weekly.json["subject_template"] == services.DEFAULT_SUBJECT
+        assert weekly.json["subject_template"] == planning.DEFAULT_SUBJECT
         # Twice a month: the rule is shown as written where there are no words for it.
         twice = api("PATCH", path, editor, json={"rrule": "FREQ=MONTHLY;BYMONTHDAY=5,20", "list": "newsletter"})
         assert twice.status_code == 200, twice.json

@@ -113,8 +113,8 @@ def test_overrides_apply_to_their_date_only_and_clear_when_emptied(db):
 
 
 def _two(event: Event):
+    from uscmail.reminders.planning import overrides_of
     from uscmail.reminders.schedule import occurrences
-    from uscmail.reminders.services import overrides_of
 
     return occurrences(event, overrides_of(event), date(2027, 2, 1), date(2027, 3, 31))[:2]
 

@@ -15,7 +15,7 @@ from uscmail.extensions import db as database
 from uscmail.models import utcnow
 from uscmail.reminders import events
 from uscmail.reminders.models import Event, OccurrenceOverride, Reminder, ReminderStatus
-from uscmail.reminders.services import DEFAULT_SUBJECT
+from uscmail.reminders.planning import DEFAULT_SUBJECT
 
 BASE = "/organisers/events"
 PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; frame-ancestors 'self'"

@@ -9,7 +9,7 @@ from flask import Flask
 from .extensions import db
 from .models import MailingList
 from .reminders.models import Event
-from .reminders.services import DEFAULT_BODY, DEFAULT_SUBJECT, default_list
+from .reminders.planning import DEFAULT_BODY, DEFAULT_SUBJECT, default_list
 from .subscriptions.consent import current_wording
 
 DEFAULT_LISTS = [

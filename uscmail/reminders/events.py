@@ -21,6 +21,8 @@ from ..organisers import audit
 from ..organisers.models import Organiser
 from ..validation import InvalidInput, single_line_text
 from .models import DEFAULT_OFFSETS, Event, OccurrenceOverride, Reminder, ReminderStatus
+from .planning import DEFAULT_BODY, DEFAULT_SUBJECT, overrides_of, render_content
+from .planning import campaign_source as plain_text
 from .schedule import (
     Occurrence,
     ReminderTime,
@@ -32,8 +34,6 @@ from .schedule import (
     parse_rule,
     reminder_times,
 )
-from .services import DEFAULT_BODY, DEFAULT_SUBJECT, overrides_of, render_content
-from .services import campaign_source as plain_text
 
 TITLE_MAX, PLACE_MAX, NOTE_MAX, REASON_MAX, SUBJECT_MAX, BODY_MAX = 200, 300, 1000, 500, 255, 20_000
 FIRST_DATE_RANGE_DAYS = 3653

@@ -24,8 +24,8 @@ from .events import (
     default_offsets,
 )
 from .models import Event
+from .planning import DEFAULT_BODY, DEFAULT_SUBJECT
 from .schedule import RULE_MAX_LENGTH
-from .services import DEFAULT_BODY, DEFAULT_SUBJECT
 
 # Reminder rows offered on the form: the event's own, and empty ones up to this many (the operations allow ten).
 OFFSET_ROWS, OFFSET_ROWS_MAX = 4, 10

@@ -10,8 +10,8 @@ from ..extensions import db
 from ..models import utcnow
 from .calendar import feed_calendar
 from .models import Event
+from .planning import overrides_of
 from .schedule import Occurrence, occurrences
-from .services import overrides_of
 
 bp = Blueprint("events", __name__)
 

@@ -24,7 +24,7 @@ from ..validation import InvalidInput
 from . import events
 from .forms import EventForm, HoldForm, OverrideForm, ResumeForm, offset_key_words, offset_words, parse_date
 from .models import Event, ReminderStatus
-from .services import default_list, overrides_of
+from .planning import default_list, overrides_of
 
 bp = Blueprint("reminders", __name__, url_prefix="/organisers/events")
 bp.before_request(access.load_current_session)

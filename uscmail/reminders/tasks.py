@@ -11,7 +11,7 @@ from ..extensions import db
 from ..models import utcnow
 from ..queueing import after_commit
 from ..validation import InvalidInput
-from . import services
+from . import planning
 from .models import Event
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ def send_due_reminders() -> int:
     and the others go on."""
     now = utcnow()
     started = 0
-    for event_id in services.due_event_ids():
+    for event_id in planning.due_event_ids():
         try:
             started += send_event_reminders(db.session.get(Event, event_id), now)
         except SoftTimeLimitExceeded:
@@ -32,7 +32,7 @@ def send_due_reminders() -> int:
         except Exception as exc:  # noqa: BLE001 - one event's fault must not stop the other events' reminders
             db.session.rollback()
             log.exception("the reminders of event %s could not be planned", event_id)
-            services.record_event_error(event_id, services.problem_words(exc))
+            planning.record_event_error(event_id, planning.problem_words(exc))
             db.session.commit()
     return started
 
@@ -41,19 +41,19 @@ def send_event_reminders(event: Event, now: datetime) -> int:
     """Decide each of the event's due reminders, committing each on its own and queueing its campaign after that
     commit; a reminder that can't be made is recorded as skipped with the reason. Returns the campaigns started."""
     event_id, started = event.id, 0
-    for due in services.due_reminders(event, now):
+    for due in planning.due_reminders(event, now):
         try:
-            campaign_id = services.plan_reminder(event, due, now)
+            campaign_id = planning.plan_reminder(event, due, now)
         except SoftTimeLimitExceeded:
             raise
         except Exception as exc:  # noqa: BLE001 - recorded on the reminder and the event, never retried
             db.session.rollback()
-            problem = services.problem_words(exc)
+            problem = planning.problem_words(exc)
             log.error(
                 "reminder %s of event %s could not be made: %s", due.offset_key, event_id, problem,
                 exc_info=not isinstance(exc, InvalidInput),
             )  # fmt: skip
-            services.skip_reminder(db.session.get(Event, event_id), due, problem)
+            planning.skip_reminder(db.session.get(Event, event_id), due, problem)
             db.session.commit()
             continue
         if campaign_id is not None:
