@@ -23,8 +23,8 @@ from uscmail.models import (
 from uscmail.organisers import credentials
 from uscmail.organisers import services as organiser_services
 from uscmail.organisers.models import Organiser, Role
-from uscmail.reminders import events as event_services
 from uscmail.reminders import planning
+from uscmail.reminders import services as event_services
 from uscmail.reminders.models import Event
 from uscmail.subscribers import services as subscriber_services
 from uscmail.subscriptions import services as signup

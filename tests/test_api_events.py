@@ -13,7 +13,7 @@ from tests.factories import add_confirmed, create_event, make_campaign, reminder
 from uscmail.campaigns.models import Campaign, CampaignKind, CampaignStatus
 from uscmail.models import utcnow
 from uscmail.organisers.models import AuditEvent
-from uscmail.reminders import events, planning, tasks
+from uscmail.reminders import planning, services, tasks
 from uscmail.reminders.models import Event, OccurrenceOverride, Reminder, ReminderStatus
 from uscmail.subscribers import lists as list_services
 
@@ -567,7 +567,7 @@ def test_bad_date_changes_store_nothing(db, api, editor, method, day, send, stat
 
 def test_an_event_is_deleted_only_while_none_of_its_reminders_has_gone_out(db, api, editor, viewer):
     unsent = create_event(resumed=True).id
-    events.set_override(db.session.get(Event, unsent), date(2027, 2, 5), "test", cancelled=True)
+    services.set_override(db.session.get(Event, unsent), date(2027, 2, 5), "test", cancelled=True)
     db.session.commit()
     add_reminder(db, unsent, date(2027, 2, 2), "3d@10:00", ReminderStatus.CANCELLED)
     newsletter_id = make_campaign().id

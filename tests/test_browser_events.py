@@ -18,7 +18,7 @@ from tests.browser_support import VIEWPORTS, Inspector, create_editor, sign_in_e
 from tests.factories import add_confirmed, make_campaign, reminders_list
 from uscmail.extensions import db as database
 from uscmail.models import utcnow
-from uscmail.reminders import events
+from uscmail.reminders import services
 from uscmail.reminders.models import Event, Reminder, ReminderStatus
 
 pytestmark = pytest.mark.browser
@@ -30,7 +30,7 @@ BUSY_TITLE = "Stand with Uyghur families: the monthly protest outside the embass
 
 def busy_event() -> Event:
     """An active event with a long title and place, a cancelled date, a moved one with a note, and a reminder log."""
-    fields = events.EventFields(
+    fields = services.EventFields(
         title=BUSY_TITLE,
         place="Chinese Embassy, 49–51 Portland Place, London W1B 1JL (opposite the Royal Institute of British "
         "Architects)",
@@ -40,11 +40,11 @@ def busy_event() -> Event:
         start_time=time(18, 0),
         map_url="https://www.openstreetmap.org/?mlat=51.5210&mlon=-0.1457#map=18/51.5210/-0.1457",
     )
-    event = events.create_event(fields, "test")
-    events.resume(event, "test")
-    first, second, *_ = [occurrence.date for occurrence, _ in events.upcoming_with_reminders(event, 3)]
-    events.set_override(event, first, "test", cancelled=True, note="Cancelled: the road is closed for a state visit")
-    events.set_override(event, second, "test", start_time=time(17, 30), place="Downing Street", note="Bring banners")
+    event = services.create_event(fields, "test")
+    services.resume(event, "test")
+    first, second, *_ = [occurrence.date for occurrence, _ in services.upcoming_with_reminders(event, 3)]
+    services.set_override(event, first, "test", cancelled=True, note="Cancelled: the road is closed for a state visit")
+    services.set_override(event, second, "test", start_time=time(17, 30), place="Downing Street", note="Bring banners")
     campaign = make_campaign("Protest reminder")
     database.session.add_all(
         [

@@ -8,7 +8,7 @@ import time_machine
 
 from tests.factories import add_confirmed
 from uscmail.models import MailingList
-from uscmail.reminders import events, tasks
+from uscmail.reminders import services, tasks
 from uscmail.reminders.models import Event, Reminder
 from uscmail.validation import InvalidInput
 
@@ -17,7 +17,7 @@ def reminders_list(db) -> MailingList:
     return db.session.scalar(sa.select(MailingList).where(MailingList.slug == "london-protest-reminders"))
 
 
-def fields(db, **changes) -> events.EventFields:
+def fields(db, **changes) -> services.EventFields:
     values = {
         "title": "Vigil for the disappeared",
         "place": "Parliament Square, London",
@@ -26,15 +26,15 @@ def fields(db, **changes) -> events.EventFields:
         "first_date": date(2027, 1, 1),
         "start_time": time(14, 0),
     }
-    return events.EventFields(**{**values, **changes})
+    return services.EventFields(**{**values, **changes})
 
 
 def test_a_new_event_waits_on_hold_until_an_organiser_resumes_it(db):
-    event = events.create_event(fields(db), "test")
+    event = services.create_event(fields(db), "test")
     db.session.commit()
     assert event.on_hold and event.hold_reason.startswith("New")
     assert event.reminder_offsets == [{"days_before": 3, "at": "10:00"}, {"days_before": 0, "at": "08:00"}]
-    assert events.describe_rule(event) == "on the first Saturday of every month"
+    assert services.describe_rule(event) == "on the first Saturday of every month"
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,7 @@ def test_a_new_event_waits_on_hold_until_an_organiser_resumes_it(db):
 )
 def test_bad_event_fields_get_a_clear_message_and_store_nothing(db, changes, message):
     with pytest.raises(InvalidInput, match=message):
-        events.create_event(fields(db, **changes), "test")
+        services.create_event(fields(db, **changes), "test")
     db.session.rollback()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Event)) == 1  # only the seeded protest
 
@@ -73,16 +73,16 @@ def test_bad_event_fields_get_a_clear_message_and_store_nothing(db, changes, mes
 def test_resume_needs_a_time_and_does_not_send_what_fell_due_during_the_hold(db, worker, smtp_sink):
     (seeded,) = db.session.scalars(sa.select(Event)).all()
     with pytest.raises(InvalidInput, match="Set the start time"):
-        events.resume(seeded, "test")
+        services.resume(seeded, "test")
     (address,) = add_confirmed(1, mailing_list=reminders_list(db))
-    event = events.create_event(fields(db, rrule="FREQ=MONTHLY;BYMONTHDAY=5", start_time=time(18, 0)), "test")
+    event = services.create_event(fields(db, rrule="FREQ=MONTHLY;BYMONTHDAY=5", start_time=time(18, 0)), "test")
     db.session.commit()
     # On hold over the 3-day reminder (2 March 2027, 10:00 GMT): nothing is sent.
     with time_machine.travel(datetime(2027, 3, 2, 10, 5, tzinfo=UTC), tick=False):
         assert tasks.send_due_reminders() == 0
     # Resumed on 3 March: the missed 3-day reminder stays unsent; the morning one (5 March, 08:00) goes out.
     with time_machine.travel(datetime(2027, 3, 3, 12, 0, tzinfo=UTC), tick=False):
-        events.resume(event, "test")
+        services.resume(event, "test")
         db.session.commit()
         assert tasks.send_due_reminders() == 0
     with time_machine.travel(datetime(2027, 3, 5, 8, 0, 30, tzinfo=UTC), tick=False):
@@ -91,23 +91,23 @@ def test_resume_needs_a_time_and_does_not_send_what_fell_due_during_the_hold(db,
     # Let the worker finish that reminder before the next test empties the tables under it.
     smtp_sink.wait_for(address)
     with pytest.raises(InvalidInput, match="not on hold"):
-        events.resume(event, "test")
-    events.hold(event, "Police have closed the road", "test")
+        services.resume(event, "test")
+    services.hold(event, "Police have closed the road", "test")
     db.session.commit()
     with pytest.raises(InvalidInput, match="already on hold"):
-        events.hold(event, "again", "test")
+        services.hold(event, "again", "test")
 
 
 def test_overrides_apply_to_their_date_only_and_clear_when_emptied(db):
-    event = events.create_event(fields(db), "test")
+    event = services.create_event(fields(db), "test")
     with pytest.raises(InvalidInput, match="not a date of this event"):
-        events.set_override(event, date(2027, 2, 7), "test", cancelled=True)
-    events.set_override(event, date(2027, 2, 6), "test", place="Oxford Circus", note="Meet by the tube exit")
+        services.set_override(event, date(2027, 2, 7), "test", cancelled=True)
+    services.set_override(event, date(2027, 2, 6), "test", place="Oxford Circus", note="Meet by the tube exit")
     db.session.commit()
     moved, following = _two(event)
     assert moved.place == "Oxford Circus" and moved.note == "Meet by the tube exit"
     assert following.place == "Parliament Square, London" and following.note is None
-    assert events.set_override(event, date(2027, 2, 6), "test") is None
+    assert services.set_override(event, date(2027, 2, 6), "test") is None
     db.session.commit()
     assert _two(event)[0].place == "Parliament Square, London"
 
@@ -120,12 +120,12 @@ def _two(event: Event):
 
 
 def test_the_preview_shows_the_next_reminder_as_it_will_be_sent(db):
-    event = events.create_event(fields(db), "test")
+    event = services.create_event(fields(db), "test")
     db.session.commit()
     with time_machine.travel(datetime(2027, 1, 10, tzinfo=UTC), tick=False):
-        events.set_override(event, date(2027, 2, 6), "test", note="Bring banners")
+        services.set_override(event, date(2027, 2, 6), "test", note="Bring banners")
         db.session.commit()
-        mail = events.preview_next_reminder(event)
+        mail = services.preview_next_reminder(event)
     assert mail.subject == "Protest Saturday 6 February 2027: Vigil for the disappeared"
     assert "Saturday 6 February 2027 at 14:00" in mail.text and "Bring banners" in mail.text
     assert db.session.scalar(sa.text("SELECT count(*) FROM campaigns")) == 0, "the preview keeps no campaign"
@@ -145,4 +145,4 @@ def test_the_preview_shows_the_next_reminder_as_it_will_be_sent(db):
     ],
 )
 def test_the_rule_in_words(db, rule, words):
-    assert events.describe_rule(Event(rrule=rule)) == words
+    assert services.describe_rule(Event(rrule=rule)) == words

@@ -13,7 +13,7 @@ from tests.factories import add_confirmed, create_event, make_campaign, make_lis
 from tests.pages import alert, flashed, form_data, fresh, post_from, text
 from uscmail.extensions import db as database
 from uscmail.models import utcnow
-from uscmail.reminders import events
+from uscmail.reminders import services
 from uscmail.reminders.models import Event, OccurrenceOverride, Reminder, ReminderStatus
 from uscmail.reminders.planning import DEFAULT_SUBJECT
 
@@ -33,7 +33,7 @@ def event_rows(db) -> list[Event]:
 
 def upcoming_dates(event: Event, count: int = 3) -> list[date]:
     """The event's next dates from today, as the event page lists them."""
-    return [occurrence.date for occurrence, _ in events.upcoming_with_reminders(event, count)]
+    return [occurrence.date for occurrence, _ in services.upcoming_with_reminders(event, count)]
 
 
 def day_words(day: date) -> str:
@@ -100,7 +100,7 @@ def test_the_list_shows_each_event_with_its_rule_time_place_list_status_and_next
     assert "on the first Saturday of every month" in vigil and "14:30" in vigil
     assert "Parliament Square, London" in vigil and "London protest reminders" in vigil
     assert '<span class="status status-active">active</span>' in vigil
-    upcoming = events.next_occurrence(event).starts_at
+    upcoming = services.next_occurrence(event).starts_at
     assert f"{upcoming.day} {upcoming:%b %Y}, 14:30 {upcoming.tzname()}" in vigil
     seeded = rows.split(SEEDED_TITLE, 1)[1].split("</tr>", 1)[0]
     assert "on the 5th of every month" in seeded and "Needs a start time" in seeded
@@ -337,7 +337,7 @@ def test_hold_and_resume_notices_reach_the_list(db, sign_in_as, worker, smtp_sin
     add_confirmed(1)  # on the Newsletter only: gets no notice
     editor = sign_in_as("editor")
     page = f"{BASE}/{event.id}"
-    upcoming = events.next_occurrence(event)
+    upcoming = services.next_occurrence(event)
     shown = text(editor.get(page))
     assert f"Send a “protests resume on {day_words(upcoming.date)}” notice to London protest reminders" in shown
     assert "1 person confirmed" in shown
@@ -460,7 +460,7 @@ def test_the_next_dates_show_each_reminder_in_london_time_with_what_became_of_it
     assert '<span class="status status-sent">sent</span>' in card
     assert f'<a href="/organisers/campaigns/{campaign.id}">campaign' in card
     assert '<span class="status status-to-come">to come</span>' in card  # the morning reminder
-    due = events.upcoming_with_reminders(event, 2)[1][1]
+    due = services.upcoming_with_reminders(event, 2)[1][1]
     later = text_of_due(due[0].time.due_at)
     card = page.split(f'id="date-{second.isoformat()}"', 1)[1].split("</li>", 1)[0]
     assert later in card and "3 days before at 10:00" in card and card.count("to come") == 2
@@ -483,7 +483,7 @@ def text_of_due(moment) -> str:
 
 def test_the_preview_shows_the_next_reminder_exactly_as_sent_under_its_own_policy(db, sign_in_as):
     event = create_event(resumed=True, map_url=PARLIAMENT_MAP)
-    following = events.next_occurrence(event)
+    following = services.next_occurrence(event)
     viewer = sign_in_as("viewer")
     page = text(viewer.get(f"{BASE}/{event.id}"))
     subject = f"Protest {following.starts_at:%A %-d %B %Y}: Vigil for the disappeared"

@@ -10,7 +10,7 @@ import time_machine
 from tests.factories import add_confirmed, make_event, reminders_list, utc
 from tests.pages import text
 from uscmail.campaigns import tasks as campaign_tasks
-from uscmail.reminders import events, tasks
+from uscmail.reminders import services, tasks
 from uscmail.reminders.models import Event, OccurrenceOverride, Reminder, ReminderStatus
 
 # The 3-day reminders of the protests on the 5th fall due on the 2nd at 10:00 London time. Each test uses its own
@@ -99,7 +99,7 @@ def test_notes_and_places_for_a_date_are_shown_as_written_never_run(db, worker, 
 def test_a_hold_notice_shows_its_reason_as_written(db, worker, smtp_sink):
     event = make_event()
     (address,) = add_confirmed(1, mailing_list=reminders_list())
-    campaign_id = events.hold(event, "Back in {{ two }} weeks {% if x %}", "test", notice=True)
+    campaign_id = services.hold(event, "Back in {{ two }} weeks {% if x %}", "test", notice=True)
     db.session.commit()
     campaign_tasks.start_campaign.delay(campaign_id)
     (mail,) = smtp_sink.wait_for(address)

@@ -1,4 +1,4 @@
-"""/api/v1/events: the recurring protests whose reminders go out by themselves; a thin layer over reminders.events.
+"""/api/v1/events: the recurring protests whose reminders go out by themselves; a thin layer over reminders.services.
 
 Viewers read, editors write. A hold or resume notice is queued only after the commit that started its campaign.
 """
@@ -14,10 +14,10 @@ from ..extensions import db
 from ..models import utcnow
 from ..organisers.models import Role
 from ..queueing import after_commit
-from ..reminders import events
-from ..reminders.events import EventFields, PlannedReminder
+from ..reminders import services
 from ..reminders.models import Event, OccurrenceOverride, Reminder, ReminderStatus
 from ..reminders.schedule import Occurrence
+from ..reminders.services import EventFields, PlannedReminder
 from . import bp, inputs
 from .bearer import ApiError, current_api_organiser, token_required
 
@@ -89,7 +89,7 @@ def reminder_json(reminder: Reminder) -> dict:
 
 def event_json(event: Event) -> dict:
     """An event as the API shows it: its fields, the rule in words, whether it is on hold, and its next date."""
-    upcoming = events.next_occurrence(event)
+    upcoming = services.next_occurrence(event)
     return {
         "id": event.id,
         "public_id": event.public_id,
@@ -97,7 +97,7 @@ def event_json(event: Event) -> dict:
         "place": event.place,
         "list": event.mailing_list.slug,
         "rrule": event.rrule,
-        "rule_text": events.describe_rule(event),
+        "rule_text": services.describe_rule(event),
         "first_date": event.first_date.isoformat(),
         "start_time": _clock(event.start_time),
         "duration_minutes": event.duration_minutes,
@@ -262,7 +262,7 @@ def event_list():
     """Every event, oldest first."""
     if request.args:
         raise inputs.bad_request(f"The event list takes no query parameters (got: {', '.join(sorted(request.args))}).")
-    return {"items": [event_json(event) for event in events.all_events()]}
+    return {"items": [event_json(event) for event in services.all_events()]}
 
 
 @bp.post("/events")
@@ -271,7 +271,7 @@ def create_event():
     """A new event, on hold until an organiser has reviewed it and resumes it."""
     payload = inputs.json_body(allowed=FIELDS, required=REQUIRED_FIELDS)
     fields = _fields(payload, EventFields(title="", place="", list_id=0))
-    event = events.create_event(fields, current_api_organiser())
+    event = services.create_event(fields, current_api_organiser())
     db.session.commit()
     return event_json(event), 201, {"Location": url_for(".event_detail", event_id=event.id)}
 
@@ -291,7 +291,7 @@ def update_event(event_id: int):
     payload = inputs.json_body(allowed=FIELDS)
     if not payload:
         raise inputs.bad_request(f"Send at least one of: {', '.join(sorted(FIELDS))}.")
-    events.update_event(event, _fields(payload, _stored_fields(event)), current_api_organiser())
+    services.update_event(event, _fields(payload, _stored_fields(event)), current_api_organiser())
     db.session.commit()
     return event_json(event)
 
@@ -300,7 +300,7 @@ def update_event(event_id: int):
 @token_required(Role.EDITOR)
 def delete_event(event_id: int):
     """Delete an event, unless one of its reminders has been sent (409)."""
-    events.delete_event(event_or_404(event_id, for_update=True), current_api_organiser())
+    services.delete_event(event_or_404(event_id, for_update=True), current_api_organiser())
     db.session.commit()
     return "", 204
 
@@ -312,7 +312,7 @@ def hold_event(event_id: int):
     event = event_or_404(event_id)
     payload = inputs.json_body(allowed={"reason", "notice"}, required={"reason"})
     reason, notice = inputs.string_field(payload, "reason"), _flag(payload, "notice")
-    return _after_hold_or_resume(event, events.hold(event, reason, current_api_organiser(), notice=notice))
+    return _after_hold_or_resume(event, services.hold(event, reason, current_api_organiser(), notice=notice))
 
 
 @bp.post("/events/<int:event_id>/resume")
@@ -322,7 +322,7 @@ def resume_event(event_id: int):
     event = event_or_404(event_id)
     payload = inputs.json_body(allowed={"notice"}, empty_ok=True)
     notice = _flag(payload, "notice")
-    return _after_hold_or_resume(event, events.resume(event, current_api_organiser(), notice=notice))
+    return _after_hold_or_resume(event, services.resume(event, current_api_organiser(), notice=notice))
 
 
 @bp.get("/events/<int:event_id>/occurrences")
@@ -330,11 +330,13 @@ def resume_event(event_id: int):
 def occurrences(event_id: int):
     """The next `count` dates from today, each with its reminders and what became of them."""
     event = event_or_404(event_id)
-    count = inputs.int_arg(inputs.query_args({"count"}), "count", events.OCCURRENCES_DEFAULT, 1, events.OCCURRENCES_MAX)
+    count = inputs.int_arg(
+        inputs.query_args({"count"}), "count", services.OCCURRENCES_DEFAULT, 1, services.OCCURRENCES_MAX
+    )
     return {
         "items": [
             {**occurrence_json(occurrence), "reminders": [planned_json(occurrence, item) for item in planned]}
-            for occurrence, planned in events.upcoming_with_reminders(event, count)
+            for occurrence, planned in services.upcoming_with_reminders(event, count)
         ]
     }
 
@@ -349,7 +351,7 @@ def set_override(event_id: int, occurrence_date: str):
     place = inputs.string_field(payload, "place", nullable=True)
     note = inputs.string_field(payload, "note", nullable=True)
     day = _occurrence_date(occurrence_date)
-    override = events.set_override(
+    override = services.set_override(
         event, day, current_api_organiser(), cancelled=cancelled, start_time=start_time, place=place, note=note
     )
     db.session.commit()
@@ -361,7 +363,7 @@ def set_override(event_id: int, occurrence_date: str):
 def clear_override(event_id: int, occurrence_date: str):
     """Undo any change to one date: it happens as the rule says."""
     event = event_or_404(event_id)
-    events.set_override(event, _occurrence_date(occurrence_date), current_api_organiser())
+    services.set_override(event, _occurrence_date(occurrence_date), current_api_organiser())
     db.session.commit()
     return "", 204
 
@@ -371,5 +373,5 @@ def clear_override(event_id: int, occurrence_date: str):
 def reminder_log(event_id: int):
     """The reminders decided so far (sent, late, skipped, cancelled), newest first."""
     event = event_or_404(event_id)
-    limit = inputs.int_arg(inputs.query_args({"limit"}), "limit", events.LOG_LIMIT_DEFAULT, 1, events.LOG_LIMIT_MAX)
-    return {"items": [reminder_json(reminder) for reminder in events.reminder_log(event, limit)]}
+    limit = inputs.int_arg(inputs.query_args({"limit"}), "limit", services.LOG_LIMIT_DEFAULT, 1, services.LOG_LIMIT_MAX)
+    return {"items": [reminder_json(reminder) for reminder in services.reminder_log(event, limit)]}

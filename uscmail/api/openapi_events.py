@@ -1,6 +1,8 @@
 """The event part of the OpenAPI document: /api/v1/events, their dates, overrides and reminders."""
 
-from ..reminders.events import (
+from ..reminders.models import ReminderStatus
+from ..reminders.schedule import FREQUENCIES, RULE_MAX_LENGTH
+from ..reminders.services import (
     LOG_LIMIT_DEFAULT,
     LOG_LIMIT_MAX,
     NOTE_MAX,
@@ -11,8 +13,6 @@ from ..reminders.events import (
     SUBJECT_MAX,
     TITLE_MAX,
 )
-from ..reminders.models import ReminderStatus
-from ..reminders.schedule import FREQUENCIES, RULE_MAX_LENGTH
 from .openapi_parts import SLUG, TIMESTAMP, answer, body, closed, errors, operation, ref
 
 EVENT_ID = {"name": "event_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}

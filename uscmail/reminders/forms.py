@@ -12,7 +12,10 @@ from wtforms import BooleanField, RadioField, SelectField, StringField, TextArea
 from wtforms.fields.choices import SelectChoice
 
 from ..validation import InvalidInput
-from .events import (
+from .models import Event
+from .planning import DEFAULT_BODY, DEFAULT_SUBJECT
+from .schedule import RULE_MAX_LENGTH
+from .services import (
     NOTE_MAX,
     ORDINALS,
     PLACE_MAX,
@@ -23,9 +26,6 @@ from .events import (
     EventFields,
     default_offsets,
 )
-from .models import Event
-from .planning import DEFAULT_BODY, DEFAULT_SUBJECT
-from .schedule import RULE_MAX_LENGTH
 
 # Reminder rows offered on the form: the event's own, and empty ones up to this many (the operations allow ten).
 OFFSET_ROWS, OFFSET_ROWS_MAX = 4, 10

@@ -21,7 +21,7 @@ from ..organisers.models import Role
 from ..queueing import after_commit
 from ..subscribers import lists as list_services
 from ..validation import InvalidInput
-from . import events
+from . import services
 from .forms import EventForm, HoldForm, OverrideForm, ResumeForm, offset_key_words, offset_words, parse_date
 from .models import Event, ReminderStatus
 from .planning import default_list, overrides_of
@@ -57,7 +57,7 @@ bp.add_app_template_global(offset_words, "offset_words")
 
 def event_or_404(event_id: int) -> Event:
     """The event, or a 404 page."""
-    event = events.get_event(event_id)
+    event = services.get_event(event_id)
     if event is None:
         abort(404)
     return event
@@ -86,7 +86,7 @@ def london_today() -> date:
 @access.role_required(Role.VIEWER)
 def index():
     """Every event with its rule in words, time, place, list, status and next date."""
-    rows = [(event, events.describe_rule(event), events.next_occurrence(event)) for event in events.all_events()]
+    rows = [(event, services.describe_rule(event), services.next_occurrence(event)) for event in services.all_events()]
     return render_template("reminders/index.html", rows=rows)
 
 
@@ -115,10 +115,10 @@ def edit(event_id: int | None):
     try:
         fields = form.event_fields(timezone=event.timezone if event else "Europe/London")
         if event is None:
-            event = events.create_event(fields, g.organiser)
+            event = services.create_event(fields, g.organiser)
             message = "The event is saved. It is on hold: review it, then resume it to start sending reminders."
         else:
-            events.update_event(event, fields, g.organiser)
+            services.update_event(event, fields, g.organiser)
             message = "The event is saved."
     except InvalidInput as exc:
         db.session.rollback()
@@ -143,7 +143,7 @@ def render_event(
     # First: the preview builds a campaign and rolls it back, which expires everything loaded before it.
     preview_subject, preview_error = None, None
     try:
-        mail = events.preview_next_reminder(event)
+        mail = services.preview_next_reminder(event)
         preview_subject = mail.subject if mail else None
     except InvalidInput as exc:
         db.session.rollback()
@@ -155,10 +155,10 @@ def render_event(
     return render_template(
         "reminders/event.html",
         event=event,
-        rule_words=events.describe_rule(event),
-        next_occurrence=events.next_occurrence(event),
-        upcoming=events.upcoming_with_reminders(event),
-        log=events.reminder_log(event, limit=LOG_LENGTH),
+        rule_words=services.describe_rule(event),
+        next_occurrence=services.next_occurrence(event),
+        upcoming=services.upcoming_with_reminders(event),
+        log=services.reminder_log(event, limit=LOG_LENGTH),
         overrides=overrides,
         override_forms=override_forms,
         blank_override=OverrideForm(formdata=None),
@@ -196,7 +196,7 @@ def hold(event_id: int):
     event = event_or_404(event_id)
     form = HoldForm()
     try:
-        campaign_id = events.hold(event, form.reason_text(), g.organiser, notice=bool(form.notice.data))
+        campaign_id = services.hold(event, form.reason_text(), g.organiser, notice=bool(form.notice.data))
     except InvalidInput as exc:
         db.session.rollback()
         return render_event(event, error=str(exc), status=status_for(exc), hold_form=form)
@@ -212,7 +212,7 @@ def resume(event_id: int):
     event = event_or_404(event_id)
     form = ResumeForm()
     try:
-        campaign_id = events.resume(event, g.organiser, notice=bool(form.notice.data))
+        campaign_id = services.resume(event, g.organiser, notice=bool(form.notice.data))
     except InvalidInput as exc:
         db.session.rollback()
         return render_event(event, error=str(exc), status=status_for(exc), resume_form=form)
@@ -232,7 +232,7 @@ def change_date(event_id: int, day: str):
         occurrence_date = parse_date(day, "date")
         if occurrence_date is None:
             raise InvalidInput("The date could not be read.")
-        override = events.set_override(event, occurrence_date, g.organiser, **form.changes())
+        override = services.set_override(event, occurrence_date, g.organiser, **form.changes())
     except InvalidInput as exc:
         db.session.rollback()
         failed = (occurrence_date, form) if occurrence_date is not None else None
@@ -252,7 +252,7 @@ def preview(event_id: int):
     """The next reminder's mail exactly as it will be sent, for the event page's sandboxed preview frame."""
     event = event_or_404(event_id)
     try:
-        mail = events.preview_next_reminder(event)
+        mail = services.preview_next_reminder(event)
     except InvalidInput as exc:
         db.session.rollback()
         return mail_document(render_template("campaigns/preview_error.html", message=str(exc)), status=422)
