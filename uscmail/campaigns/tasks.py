@@ -15,7 +15,7 @@ from ..extensions import db
 from ..models import utcnow
 from ..queueing import after_commit
 from ..validation import InvalidInput
-from . import reaper, sending, services, testcopy
+from . import batches, reaper, sending, services, testcopy
 from .models import Campaign, CampaignStatus
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def start_campaign(campaign_id: int) -> str:
 @shared_task(soft_time_limit=120, time_limit=150)
 def send_batch(campaign_id: int) -> int:
     """Send one batch of the campaign, then queue the next (after a wait if the rate limit or a retry asks for one)."""
-    result = sending.send_batch(campaign_id)
+    result = batches.send_batch(campaign_id)
     if result.again_in is not None:
         send_batch.apply_async((campaign_id,), countdown=result.again_in or None)
     return result.sent

@@ -1,6 +1,6 @@
 """Organiser operations on events, called the same way from pages, the API and tests: create and edit, hold and
-resume (with optional notices), per-occurrence overrides, and what the event page shows. They flush; the caller
-commits, then queues `campaigns.tasks.start_campaign` for any campaign id returned."""
+resume (with optional notices), per-occurrence overrides, and what the event page shows. They flush; for any campaign
+id returned the caller asks for `campaigns.tasks.start_campaign` with `after_commit`, then commits."""
 
 import re
 from dataclasses import dataclass
