@@ -720,12 +720,13 @@ def press_child(campaign_id: str) -> None:
     """Press send the way the campaign page does: mark it sending, commit, then queue the start task."""
     from uscmail.campaigns import services, tasks
     from uscmail.extensions import db
+    from uscmail.queueing import after_commit
 
     campaign = services.get_campaign(int(campaign_id))
     pressed = time.time()
     services.start_sending(campaign, "bench")
+    after_commit(tasks.start_campaign, campaign.id)
     db.session.commit()
-    tasks.start_campaign.delay(campaign.id)
     print(json.dumps({"pressed": pressed}))
 
 
