@@ -401,6 +401,7 @@ def test_stats_json_reports_the_deliveries(db, sign_in_as, worker, smtp_sink):
         "status": "sent", "recipients": 3, "sent": 3, "done": 3, "percent": 100, "pending": 0, "failed": 0,
     }  # fmt: skip
     assert after["snapshot_done"] is True and isinstance(after["rate_per_second"], float)
+    assert after["rate_per_second"] > 0, "a finished send shows its average rate, not 0.0"
     page = text(viewer.get(f"{BASE}/{campaign.id}"))
     assert '<progress id="send-progress" max="100" value="100"' in page and '<dd data-stat="sent">3</dd>' in page
 

@@ -367,23 +367,30 @@ def record_tallies(campaign_id: int) -> None:
 RATE_WINDOW = timedelta(seconds=30)
 
 
+def send_rate(campaign: Campaign, sent: int) -> float:
+    """Messages a second: while sending, over the last RATE_WINDOW (or since the send began, if that is sooner); once
+    the send has finished, its average from start to finish; 0 while paused."""
+    started, now = campaign.started_at, utcnow()
+    if started is None:
+        return 0.0
+    if campaign.status is not CampaignStatus.SENDING:
+        if campaign.finished_at is None or not sent:  # paused, or nothing sent: no rate to speak of
+            return 0.0
+        return round(sent / max((campaign.finished_at - started).total_seconds(), 0.001), 1)
+    since = max(started, now - RATE_WINDOW)
+    recent = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Delivery)
+        .where(Delivery.campaign_id == campaign.id, Delivery.status == DeliveryStatus.SENT, Delivery.sent_at >= since)
+    )
+    return round(recent / max((now - since).total_seconds(), 1.0), 1)
+
+
 def campaign_stats(campaign: Campaign) -> CampaignStats:
-    """Counts by status (one grouped query on the campaign's index), the recent send rate and time remaining."""
+    """Counts by status (one grouped query on the campaign's index), the send rate and the time remaining."""
     counts = delivery_counts(campaign.id)
     pending = counts.get(DeliveryStatus.PENDING, 0) + counts.get(DeliveryStatus.SENDING, 0)
-    rate = 0.0
-    if campaign.status is CampaignStatus.SENDING:
-        since = utcnow() - RATE_WINDOW
-        recent = db.session.scalar(
-            sa.select(sa.func.count())
-            .select_from(Delivery)
-            .where(
-                Delivery.campaign_id == campaign.id,
-                Delivery.status == DeliveryStatus.SENT,
-                Delivery.sent_at >= since,
-            )
-        )
-        rate = round(recent / RATE_WINDOW.total_seconds(), 1)
+    rate = send_rate(campaign, counts.get(DeliveryStatus.SENT, 0))
     remaining = int(pending / rate) if rate and pending else (0 if not pending else None)
     return CampaignStats(
         status=campaign.status.value,
