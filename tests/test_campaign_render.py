@@ -202,7 +202,7 @@ def test_a_name_with_line_breaks_and_control_characters_is_shown_on_one_line(db)
 @pytest.mark.parametrize(
     ("body", "with_name", "without_name"),
     [
-        ("Dear {{ subscriber.name }}!", "Dear Alex!", "Dear friend!"),
+        ("Dear {{ subscriber.name }}!", "Dear Alex!", "Dear supporter!"),
         ('Dear {{ subscriber.name or "comrade" }}!', "Dear Alex!", "Dear comrade!"),
         ('Dear {{ subscriber.name | default("supporter", true) }}!', "Dear Alex!", "Dear supporter!"),
         (
@@ -210,10 +210,10 @@ def test_a_name_with_line_breaks_and_control_characters_is_shown_on_one_line(db)
             "Dear Alex!",
             "Hello all!",
         ),
-        ("Dear {{ subscriber.name | upper }}!", "Dear ALEX!", "Dear FRIEND!"),
+        ("Dear {{ subscriber.name | upper }}!", "Dear ALEX!", "Dear SUPPORTER!"),
     ],
 )
-def test_the_name_falls_back_to_friend_or_to_the_organisers_word(db, body, with_name, without_name):
+def test_the_name_falls_back_to_supporter_or_to_the_organisers_word(db, body, with_name, without_name):
     campaign = make_campaign("Protest on the 5th", body, body_format=BodyFormat.MARKDOWN, from_email="news@example.org")
 
     assert with_name in render.render_preview(campaign, name="Alex").text
@@ -346,7 +346,7 @@ def test_the_web_version_carries_no_personal_data(db):
     mail = render.render_web_version(campaign)
 
     for part in (mail.html, mail.text):
-        assert "Dear friend" in part
+        assert "Dear supporter" in part
         assert "/unsubscribe/" not in part and "/preferences/" not in part
         assert "Every mail we send carries a personal unsubscribe link." in part
         assert "https://lists.uscuk.test/subscribe" in part
@@ -369,7 +369,7 @@ def test_an_unsaved_campaign_can_be_previewed(db):
     web_version = render.render_web_version(campaign)
 
     assert "Hello Sam" in preview.html and "Hello Sam" in preview.text
-    assert "Hello friend" in web_version.html
+    assert "Hello supporter" in web_version.html
     assert campaign not in db.session
     db.session.rollback()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Campaign)) == 0

@@ -31,7 +31,7 @@ def test_a_body_that_fails_for_some_names_fails_those_messages_with_the_reason_a
     db, worker, smtp_sink, sign_in_as
 ):
     addresses = add_confirmed(12)  # "Supporter 0" … "Supporter 11": the first ten names are 11 characters long
-    # Fine for the save check's samples (a name of 4 letters, and "friend"); fails for 11-character names.
+    # Fine for the save check's samples (a name of 4 letters, and "supporter"); fails for 11-character names.
     campaign = make_campaign(
         body="Dear {{ subscriber.name }}, you are number {{ 1 // (subscriber.name|length - 11) }}."
     )

@@ -2,7 +2,7 @@
 may use, and the tokens that stand for whatever a `{{ … }}` produces.
 
 Organiser templates may use `subscriber.name`, `unsubscribe_url`, `preferences_url` and `web_version_url`, nothing
-else. `{{ subscriber.name }}` is the subscriber's name, or "friend" when we don't know it; `{{ subscriber.name or
+else. `{{ subscriber.name }}` is the subscriber's name, or "supporter" when we don't know it; `{{ subscriber.name or
 "comrade" }}` chooses another word, and `{% if subscriber.name %}` tests whether we know it.
 """
 
@@ -19,7 +19,8 @@ from .. import templating
 from ..templating import TemplateRefused
 from .models import BodyFormat
 
-FALLBACK_NAME = "friend"
+# Not "friend": "Dear friend" is a classic spam opening (SpamAssassin DEAR_FRIEND, +2.7 on every nameless reader).
+FALLBACK_NAME = "supporter"
 AVAILABLE = "You can use subscriber.name, unsubscribe_url, preferences_url and web_version_url."
 VARIABLES = frozenset({"subscriber", "unsubscribe_url", "preferences_url", "web_version_url"})
 # The values that differ from one recipient to the next (web_version_url is the same for the whole campaign).
