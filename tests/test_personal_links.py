@@ -76,13 +76,13 @@ def test_a_misplaced_link_behind_a_condition_the_save_check_misses_is_never_rend
             body_format=BodyFormat.MARKDOWN,
             from_email="news@example.org",
         )
-    # ...but no sample has seven letters: the mail for such a name is refused when it is rendered.
-    body = "{% if subscriber.name|length > 6 %}[news](https://evil.test/?u={{ preferences_url }}){% endif %}Hello"
+    # ...but no sample has ten letters: the mail for such a name is refused when it is rendered.
+    body = "{% if subscriber.name|length > 9 %}[news](https://evil.test/?u={{ preferences_url }}){% endif %}Hello"
     campaign = make_campaign("News", body, body_format=BodyFormat.MARKDOWN, from_email="news@example.org")
 
     assert "Hello" in render.render_mail(campaign, VALUES).text
     with pytest.raises(TemplateRefused, match=MISPLACED):
-        render.render_mail(campaign, MailValues("Zebedee", *LINKS, VALUES.web_version_url))
+        render.render_mail(campaign, MailValues("Zebedee Smith", *LINKS, VALUES.web_version_url))
 
 
 @pytest.mark.parametrize(

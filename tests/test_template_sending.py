@@ -56,7 +56,7 @@ def test_a_body_that_fails_for_everyone_stops_the_campaign_with_the_reason(db, w
     db.session.execute(sa.update(Campaign).where(Campaign.id == campaign.id).values(body="Hello {{ 1 / 0 }}"))
     db.session.commit()
     start(campaign)
-    wait_for_status(campaign.id, CampaignStatus.CANCELLED, timeout=30)
+    wait_for_status(campaign.id, CampaignStatus.CANCELLED, timeout=60)
     smtp_sink.settle(2)
     assert smtp_sink.count() == 0
     assert counts(campaign.id) == {DeliveryStatus.SKIPPED: 5}

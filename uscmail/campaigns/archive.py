@@ -15,6 +15,7 @@ from ..extensions import db
 from . import render
 from .forms import london_date
 from .models import Campaign, CampaignStatus
+from .sandbox import SubjectTemplate, TemplateRefused
 
 bp = Blueprint("archive", __name__)
 bp.add_app_template_filter(london_date, "london_date")
@@ -61,10 +62,19 @@ def campaign_for_web_version(public_id: str) -> Campaign | None:
     return campaign if campaign.status in STARTED or stopped_after_start else None
 
 
+def public_subject(campaign: Campaign) -> str:
+    """The subject as a reader without a name got it: a subject template never shows its source in public."""
+    try:
+        return SubjectTemplate(campaign.subject or "").render(None)
+    except TemplateRefused:
+        return "Newsletter"
+
+
 @bp.get("/archive")
 def index():
     """The list of past newsletters anyone may read."""
-    return render_template("archive/index.html", campaigns=public_campaigns())
+    campaigns = [(campaign, public_subject(campaign)) for campaign in public_campaigns()]
+    return render_template("archive/index.html", campaigns=campaigns)
 
 
 @bp.get("/archive/<public_id>")

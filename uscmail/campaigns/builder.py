@@ -149,7 +149,8 @@ class PreparedCampaign:
         self.envelope_from = campaign.from_email
         self.from_name = single_line(campaign.from_name or "")
         self.reply_to = campaign.reply_to
-        self.subject = ("[Test] " if test else "") + single_line(campaign.subject or "")
+        self.subject_prefix = "[Test] " if test else ""
+        self.subject = self.subject_prefix + self.template.subject.render(None)
         self.domain = ascii_domain(campaign.from_email)
         self.message_id_key = current_app.config["SECRET_KEY"].encode() + b"|message-id"
         self.list_ids = sorted(campaign.list_ids)
@@ -197,6 +198,7 @@ class PreparedCampaign:
     def _prepare_headers(self) -> None:
         self.from_header = mailbox_header("From", self.from_name, self.envelope_from).encode()
         self.subject_header = unstructured_header("Subject", self.subject).encode()
+        self.personal_subject = self.template.subject.personal
         fixed = ""
         if self.reply_to:
             fixed += f"Reply-To: {self.reply_to}\r\n"
@@ -227,6 +229,12 @@ class PreparedCampaign:
             self._date_second, self._date = now, format_datetime(datetime.fromtimestamp(now, UTC))
         return self._date
 
+    def subject_for(self, name: str) -> str:
+        """The subject this reader gets (the same for everyone unless it uses subscriber.name)."""
+        if not self.personal_subject:
+            return self.subject
+        return self.subject_prefix + self.template.subject.render(name or None)
+
     def build(self, recipient: Recipient) -> bytes:
         """The complete message for one recipient."""
         if not PLAIN_ADDRESS.match(recipient.email) or not self.ascii_headers:
@@ -256,7 +264,9 @@ class PreparedCampaign:
             [
                 self.from_header,
                 personal.encode(),
-                self.subject_header,
+                unstructured_header("Subject", self.subject_for(name)).encode()
+                if self.personal_subject
+                else self.subject_header,
                 self.fixed_headers,
                 structure.encode(),
                 TEXT_HEADERS,
@@ -277,7 +287,7 @@ class PreparedCampaign:
         message = EmailMessage(policy=message_policy)
         message["From"] = address(self.from_name, self.envelope_from)
         message["To"] = address(name, recipient.email)
-        message["Subject"] = self.subject
+        message["Subject"] = self.subject_for(name)
         message["Date"] = self.date()
         message["Message-ID"] = self.message_id(recipient)
         if self.reply_to:

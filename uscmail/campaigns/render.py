@@ -33,6 +33,7 @@ from .models import BodyFormat, Campaign
 from .sandbox import (
     FALLBACK_NAME,
     MailValues,
+    SubjectTemplate,
     TemplateRefused,
     TemplateSubscriber,
     Tokens,
@@ -170,14 +171,15 @@ class CampaignTemplate:
     def __init__(
         self, body: str, body_format: BodyFormat, *, subject: str = "", preheader: str = "", contact: str = ""
     ):
-        self.subject = subject
+        self.subject = SubjectTemplate(subject)
         self.body_format = BodyFormat(body_format)
         self.template, self.name_plain, self.urls_plain = compile_body(body, self.body_format)
         if not self.urls_plain:
             # A personal link made into text (joined, filtered, sliced, assigned) could be put anywhere.
             raise TemplateRefused(PERSONAL_LINK_MISPLACED)
         self.tokens = Tokens(body)
-        self.layout = {"subject": subject, "preheader": preheader, "contact": contact}
+        # The layout is rendered once for everyone: the subject in it is the one a reader without a name gets.
+        self.layout = {"subject": self.subject.render(None), "preheader": preheader, "contact": contact}
         self.drafts: dict[tuple[str, bool], tuple[str, str]] = {}
 
     @classmethod
@@ -300,7 +302,7 @@ class CampaignTemplate:
         urls["web"] = values.web_version_url
         html_urls = {key: html.escape(url) for key, url in urls.items()}
         return RenderedMail(
-            subject=self.subject,
+            subject=self.subject.render(values.name),
             html=self.fill(html_part, [html.escape(text) for text in texts], html_urls),
             text=self.fill(text_part, texts, urls),
         )
@@ -349,3 +351,14 @@ def check_template(body: str, body_format: BodyFormat | str | None = None) -> No
             for values in samples:
                 shape, _ = template.run(values)
                 template.check_shape(shape)
+
+
+def check_subject(subject: str) -> None:
+    """Refuse, with a message for the organiser, a subject template that uses anything but `subscriber.name`, or
+    that fails for a usual name, for none, or for a word it compares the name with."""
+    template = SubjectTemplate(subject)
+    if not template.personal:
+        return
+    with templating.time_limit(3 * templating.render_seconds()):
+        for name in [SAMPLE_NAME, None, *sample_names(subject)]:
+            template.render(name)

@@ -22,6 +22,10 @@ from .models import BodyFormat
 # Not "friend": "Dear friend" is a classic spam opening (SpamAssassin DEAR_FRIEND, +2.7 on every nameless reader).
 FALLBACK_NAME = "supporter"
 AVAILABLE = "You can use subscriber.name, unsubscribe_url, preferences_url and web_version_url."
+SUBJECT_AVAILABLE = "A subject can use subscriber.name."
+SUBJECT_VARIABLES = frozenset({"subscriber"})
+SUBJECT_MAX_RENDERED = 500
+TEMPLATE_MARKS = ("{{", "{%", "{#")
 VARIABLES = frozenset({"subscriber", "unsubscribe_url", "preferences_url", "web_version_url"})
 # The values that differ from one recipient to the next (web_version_url is the same for the whole campaign).
 PERSONAL = frozenset({"subscriber", "unsubscribe_url", "preferences_url"})
@@ -136,13 +140,13 @@ _ENVIRONMENTS = {
 }
 
 
-def _check_subscriber(node: nodes.Node, parent: nodes.Node | None) -> None:
+def _check_subscriber(node: nodes.Node, parent: nodes.Node | None, available: str = AVAILABLE) -> None:
     """`subscriber` may only be used as `subscriber.name`."""
     if not (isinstance(node, nodes.Name) and node.name == "subscriber" and node.ctx == "load"):
         return
     if not (isinstance(parent, nodes.Getattr) and parent.attr == "name"):
         words = f"subscriber.{parent.attr}" if isinstance(parent, nodes.Getattr) else "subscriber"
-        raise templating.refuse_name(words, AVAILABLE)
+        raise templating.refuse_name(words, available)
 
 
 def _plain_uses(tree: nodes.Template) -> tuple[bool, bool]:
@@ -184,3 +188,55 @@ def sample_names(tree_source: str) -> list[str]:
         return []
     words = {node.value for node in tree.find_all(nodes.Const) if isinstance(node.value, str)}
     return sorted(word for word in words if 0 < len(word) <= 200)[:MAX_SAMPLE_NAMES]
+
+
+_SUBJECT_SANDBOX = templating.Sandbox(autoescape=False)
+
+
+def _check_subject_node(node: nodes.Node, parent: nodes.Node | None) -> None:
+    _check_subscriber(node, parent, SUBJECT_AVAILABLE)
+
+
+class SubjectTemplate:
+    """A campaign's subject: plain text, or, when it holds template syntax, a template in the shared sandbox that
+    may use `subscriber.name` (with the same fallback word as the body). Rendered to one line."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.template = None
+        if any(mark in source for mark in TEMPLATE_MARKS):
+            try:
+                tree = templating.parse_checked(
+                    _SUBJECT_SANDBOX, source, SUBJECT_VARIABLES, SUBJECT_AVAILABLE, check_node=_check_subject_node
+                )
+                self.template = templating.compile_checked(_SUBJECT_SANDBOX, tree)
+            except TemplateRefused as exc:
+                raise TemplateRefused(f"The subject can't be used: {exc}") from None
+
+    @property
+    def personal(self) -> bool:
+        """Whether the subject differs from one recipient to the next."""
+        return self.template is not None
+
+    def render(self, name: str | None) -> str:
+        """The subject for a reader called `name` (None: unknown), on one line; TemplateRefused if it fails."""
+        if self.template is None:
+            return " ".join(self.source.split())
+        subscriber = TemplateSubscriber(name=clean_name(name) or UnknownName(FALLBACK_NAME))
+        try:
+            text = templating.render(self.template, {"subscriber": subscriber})
+        except TemplateRefused as exc:
+            raise TemplateRefused(f"The subject can't be filled in: {exc}") from None
+        return " ".join(text.split())[:SUBJECT_MAX_RENDERED]
+
+
+def literal_source(text: str, max_length: int) -> str:
+    """`text` as template source that shows it exactly (`{{ "…" }}` when it holds template syntax), cut to fit
+    `max_length` characters of source."""
+    if not any(mark in text for mark in TEMPLATE_MARKS):
+        return text[:max_length]
+    while True:
+        source = '{{ "' + text.replace("\\", "\\\\").replace('"', '\\"') + '" }}'
+        if len(source) <= max_length:
+            return source
+        text = text[: len(text) - (len(source) - max_length)]

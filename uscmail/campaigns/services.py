@@ -84,6 +84,7 @@ def clean_fields(fields: CampaignFields) -> tuple[dict, list[MailingList]]:
         raise InvalidInput("The body contains characters that can't be sent (NUL or a broken character).")
     if len(body) > BODY_MAX_LENGTH:
         raise InvalidInput(f"The body is too long (at most {BODY_MAX_LENGTH:,} characters).")
+    render.check_subject(subject)
     render.check_template(body, body_format)
     lists = _target_lists(fields.list_ids)
     values = {

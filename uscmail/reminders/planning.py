@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from .. import templating
 from ..campaigns import services as campaigns
 from ..campaigns.models import CampaignKind
+from ..campaigns.sandbox import literal_source
 from ..extensions import db, upsert_insert
 from ..mail.messages import sender_address
 from ..models import MailingList, utcnow
@@ -161,7 +162,8 @@ def reminder_campaign(event: Event, occurrence: Occurrence):
     content = render_content(event, occurrence)
     sender = sender_address()
     fields = campaigns.CampaignFields(
-        subject=content.subject[: campaigns.SUBJECT_MAX_LENGTH],
+        # The campaign's subject is a template itself: the reminder's words are shown as they are.
+        subject=literal_source(content.subject, campaigns.SUBJECT_MAX_LENGTH),
         body=content.body,
         list_ids=[event.list_id],
         from_name=sender.display_name or None,
