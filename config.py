@@ -104,7 +104,12 @@ class Config:
     # times, RETRY_BACKOFF seconds doubling each time; CONNECTION_FAILURES in a row pause the campaign.
     CAMPAIGN_BATCH_SIZE = int(os.environ.get("CAMPAIGN_BATCH_SIZE", "200"))
     CAMPAIGN_LANES = int(os.environ.get("CAMPAIGN_LANES", "4"))
-    CAMPAIGN_LEASE_SECONDS = int(os.environ.get("CAMPAIGN_LEASE_SECONDS", "300"))
+    # A claim's lease: renewed every third of it while its batch runs; a dead worker's claim is reaped when it lapses.
+    CAMPAIGN_LEASE_SECONDS = int(os.environ.get("CAMPAIGN_LEASE_SECONDS", "60"))
+    # A sending campaign none of whose batches has shown progress for this long (a worker died holding its lanes, or
+    # its queued tasks were lost) is restarted by the reaper, which runs every CAMPAIGN_REAP_SECONDS.
+    CAMPAIGN_STALL_SECONDS = float(os.environ.get("CAMPAIGN_STALL_SECONDS", "6"))
+    CAMPAIGN_REAP_SECONDS = float(os.environ.get("CAMPAIGN_REAP_SECONDS", "3"))
     CAMPAIGN_MAX_ATTEMPTS = int(os.environ.get("CAMPAIGN_MAX_ATTEMPTS", "4"))
     CAMPAIGN_RETRY_BACKOFF = float(os.environ.get("CAMPAIGN_RETRY_BACKOFF", "60"))
     CAMPAIGN_CONNECTION_FAILURES = int(os.environ.get("CAMPAIGN_CONNECTION_FAILURES", "5"))
@@ -172,7 +177,7 @@ class Config:
                 },
                 "reap-deliveries": {
                     "task": "uscmail.campaigns.tasks.reap_deliveries",
-                    "schedule": 30.0,
+                    "schedule": self.CAMPAIGN_REAP_SECONDS,
                 },
                 "purge-unsubscribed": {
                     "task": "uscmail.subscriptions.tasks.purge_unsubscribed",

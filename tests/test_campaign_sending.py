@@ -13,7 +13,7 @@ from tests.factories import add_confirmed, make_campaign
 from tests.waiting import wait_until
 from uscmail.campaigns import reaper, services
 from uscmail.campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
-from uscmail.models import MailingList, Subscriber, SubscriptionStatus, SuppressionReason
+from uscmail.models import MailingList, Subscriber, SubscriptionStatus, SuppressionReason, utcnow
 from uscmail.subscriptions import services as journey
 from uscmail.suppression import suppression_reason
 
@@ -363,3 +363,72 @@ def test_a_dead_workers_lost_journal_leaves_its_batch_unknown_never_resent(db, s
     final = counts(campaign.id)
     assert final[UNKNOWN] == in_doubt, "every row of the dead batches is in doubt, and counted"
     assert final[SENT] + final[UNKNOWN] == 600
+
+
+def test_a_campaign_whose_queued_batches_were_lost_is_restarted_and_says_so(db, worker, smtp_sink, sign_in_as):
+    from uscmail.campaigns import sending, tasks
+
+    addresses = add_confirmed(40)
+    campaign = make_campaign()
+    services.start_sending(campaign, "test")
+    db.session.commit()
+    # The start task listed the recipients, but its batch tasks were lost (a broker flush): nothing is queued, and
+    # nothing sends. Its deadline for progress passes.
+    sending.snapshot(campaign.id, on_first_chunk=lambda: None)
+    sending.expect_progress(campaign.id, 0)
+    db.session.commit()
+    smtp_sink.settle(1)
+    assert smtp_sink.count() == 0 and reaper.stalled_campaigns() == [campaign.id]
+
+    tasks.reap_deliveries()  # what beat runs every CAMPAIGN_REAP_SECONDS
+
+    wait_for_status(campaign.id, CampaignStatus.SENT, timeout=60)
+    assert received_per_address(smtp_sink) == {address: 1 for address in addresses}
+    healed = services.get_campaign(campaign.id)
+    assert healed.status_detail.startswith("Sending stalled at ") and "Sending was restarted" in healed.status_detail
+    page = sign_in_as("viewer").get(f"/organisers/campaigns/{campaign.id}").get_data(as_text=True)
+    assert "Sending stalled at " in page
+    assert reaper.stalled_campaigns() == []
+
+
+def test_a_dead_workers_lanes_are_replaced_before_its_claims_lapse(db, spawn_worker, smtp_sink, app):
+    from uscmail.campaigns import tasks
+
+    queue = f"campaign-stall-{uuid.uuid4().hex[:6]}"
+    # A long lease (the dead worker's claims stay held) and a short stall: the restart must not wait for the lease.
+    settings = {"CAMPAIGN_BATCH_SIZE": 50, "CAMPAIGN_LEASE_SECONDS": 120, "CAMPAIGN_STALL_SECONDS": 2}
+    doomed = spawn_worker("doomed", queue=queue, **settings)
+    smtp_sink.delay = 0.01
+    addresses = add_confirmed(400)
+    campaign = make_campaign()
+    start(campaign, queue=queue)
+    # Killed in the middle of its batches (a batch of 50 takes about half a second at the sink's pace).
+    wait_until(lambda: smtp_sink.count() % 50 in range(10, 40) and smtp_sink.count() > 100, what="a batch under way")
+    doomed.kill()
+    wait_until(lambda: reaper.stalled_campaigns() == [campaign.id], timeout=20, what="the stall to be seen")
+    assert claims_under_lease() > 0, "the dead worker's claims are still under their lease"
+    dead_claims = set(db.session.scalars(sa.select(Delivery.claim).where(Delivery.status == DeliveryStatus.SENDING)))
+    db.session.rollback()
+    spawn_worker("replacement", queue=queue, **settings)
+    at_restart = smtp_sink.count()
+    reaper.record_stall(campaign.id)
+    db.session.commit()
+    tasks.start_campaign.apply_async((campaign.id,), queue=queue)
+    wait_until(lambda: smtp_sink.count() > at_restart + 50, timeout=30, what="sending to resume")
+    assert claims_under_lease() > 0, "it resumed while the dead claims were still held"
+
+    # The dead claims are recovered when their lease lapses (brought forward here), and the campaign finishes.
+    db.session.execute(
+        sa.update(Delivery)
+        .where(Delivery.status == DeliveryStatus.SENDING, Delivery.claim.in_(dead_claims))
+        .values(lease_until=utcnow() - timedelta(seconds=1))
+    )
+    db.session.commit()
+    with app.app_context():
+        reaper.reap_expired_claims()
+    wait_for_status(campaign.id, CampaignStatus.SENT, timeout=120)
+    received = received_per_address(smtp_sink)
+    assert max(received.values()) == 1, "nobody is mailed twice"
+    final = counts(campaign.id)
+    assert final.get(UNKNOWN, 0) <= 2 and final[SENT] + final.get(UNKNOWN, 0) == 400
+    assert set(received) <= set(addresses)

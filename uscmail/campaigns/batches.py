@@ -26,7 +26,7 @@ from .builder import PreparedCampaign, Recipient, prepare
 from .journal import send_journal
 from .models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from .outcomes import BEGIN_ENTRY, Leftover, Outcome, OutcomeKind, apply_outcomes
-from .sending import Batch, claim_batch, maybe_finish, next_retry_at, recipients_of
+from .sending import Batch, claim_batch, expect_progress, maybe_finish, next_retry_at, recipients_of
 from .services import cancel
 
 log = logging.getLogger(__name__)
@@ -239,6 +239,8 @@ class BatchSender:
         self.journal = send_journal()
         self.started = self.last_heartbeat = self.last_checkpoint = time.monotonic()
         self.heartbeat_every = max(1.0, current_app.config["CAMPAIGN_LEASE_SECONDS"] / 3)
+        self.stall_seconds = current_app.config["CAMPAIGN_STALL_SECONDS"]
+        self.last_progress = 0.0  # when this batch last told the reaper it is alive (monotonic)
         self.batch_seconds = current_app.config["CAMPAIGN_BATCH_SECONDS"]
         self.permits = 0
         self.template_failed = False
@@ -291,6 +293,9 @@ class BatchSender:
         if time.monotonic() - self.last_heartbeat >= self.heartbeat_every:
             _heartbeat(self.batch)
             self.last_heartbeat = time.monotonic()
+        if time.monotonic() - self.last_progress >= self.stall_seconds / 3:
+            expect_progress(self.campaign_id, self.stall_seconds)
+            self.last_progress = time.monotonic()
         if campaign_status(self.campaign_id) is not CampaignStatus.SENDING:
             raise StopBatch(None)
         _, gone = recipients_of(self.batch.claim, self.campaign, from_id=recipient.delivery_id)
@@ -339,6 +344,9 @@ def _stop(batch: Batch, campaign_id: int, result: BatchResult, wait: float | Non
     cancelled), then forget its journal."""
     status = campaign_status(campaign_id)
     apply_outcomes(batch.claim, result.outcomes, Leftover.REQUEUE, cancelled=status is CampaignStatus.CANCELLED)
+    if status is CampaignStatus.SENDING and wait is not None:
+        # The next batch runs after `wait` (a rate limit, a relay that could not be reached): no stall till then.
+        expect_progress(campaign_id, wait + current_app.config["CAMPAIGN_STALL_SECONDS"])
     db.session.commit()
     send_journal().discard(batch.claim)
     if status is not CampaignStatus.SENDING:

@@ -91,6 +91,8 @@ class Campaign(db.Model):
     failed_count: Mapped[int | None] = mapped_column()
     # SMTP connection failures in a row; too many pauses the campaign.
     connection_failures: Mapped[int] = mapped_column(default=0)
+    # When some batch of a sending campaign should next show life; the reaper restarts one that has not by then.
+    expect_progress_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organisers.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -9,12 +9,15 @@ from flask import current_app
 
 from ..extensions import db
 from ..models import utcnow
+from .forms import london_short
 from .journal import send_journal
 from .models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from .outcomes import BEGIN_ENTRY, Leftover, Outcome, apply_outcomes
 from .sending import maybe_finish
 
 log = logging.getLogger(__name__)
+
+STALL_NOTE = "Sending stalled"
 
 
 def reap_expired_claims() -> int:
@@ -45,7 +48,9 @@ def reap_expired_claims() -> int:
 
 
 def stalled_campaigns() -> list[int]:
-    """Sending campaigns that nothing is working on: a snapshot that stopped, or pending rows and no live claim."""
+    """Sending campaigns that nothing is working on: a snapshot that stopped, or rows ready to send and no batch that
+    has shown progress by when it should have (`expect_progress_by`): a worker died holding the campaign's lanes, or
+    the queued lane tasks were lost. That does not wait for a dead worker's claims to lapse."""
     now = utcnow()
     quiet_since = now - timedelta(seconds=current_app.config["CAMPAIGN_LEASE_SECONDS"])
     live_claim = sa.exists().where(
@@ -58,17 +63,38 @@ def stalled_campaigns() -> list[int]:
         Delivery.status == DeliveryStatus.PENDING,
         sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
     )
+    overdue = sa.or_(
+        Campaign.expect_progress_by < now,
+        sa.and_(Campaign.expect_progress_by.is_(None), ~live_claim),  # started before progress was recorded
+    )
     stalled_snapshot = sa.and_(Campaign.snapshot_done.is_(False), Campaign.updated_at < quiet_since)
     campaign_ids = list(
         db.session.scalars(
             sa.select(Campaign.id).where(
                 Campaign.status == CampaignStatus.SENDING,
-                sa.or_(stalled_snapshot, sa.and_(Campaign.snapshot_done.is_(True), ready, ~live_claim)),
+                sa.or_(stalled_snapshot, sa.and_(Campaign.snapshot_done.is_(True), ready, overdue)),
             )
         )
     )
     db.session.commit()
     return campaign_ids
+
+
+def record_stall(campaign_id: int) -> None:
+    """Say on the campaign's page that it stalled and was restarted (unless the page already gives another reason);
+    the restarted lanes get CAMPAIGN_STALL_SECONDS to show progress. The caller commits, then restarts it."""
+    campaign = db.session.get(Campaign, campaign_id)
+    if campaign is None:
+        return
+    stall = current_app.config["CAMPAIGN_STALL_SECONDS"]
+    if campaign.status_detail is None or campaign.status_detail.startswith(STALL_NOTE):
+        when = london_short(utcnow())
+        campaign.status_detail = (
+            f"{STALL_NOTE} at {when}: no batch showed progress for {stall:g} seconds (a worker stopped, or its queued "
+            "work was lost). Sending was restarted; nobody is mailed twice."
+        )
+    campaign.expect_progress_by = utcnow() + timedelta(seconds=stall)
+    log.warning("campaign %s stalled (no progress for %s s); its lanes are restarted", campaign_id, stall)
 
 
 def finish_done_campaigns() -> None:

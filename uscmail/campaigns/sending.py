@@ -112,6 +112,17 @@ def maybe_finish(campaign_id: int) -> bool:
     return finished
 
 
+def expect_progress(campaign_id: int, within: float) -> None:
+    """Say that some batch of this sending campaign will show life within `within` seconds (the reaper restarts it
+    if none does). The caller commits."""
+    db.session.execute(
+        sa.update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SENDING)
+        .values(expect_progress_by=utcnow() + timedelta(seconds=within))
+        .execution_options(synchronize_session=False)
+    )
+
+
 def next_retry_at(campaign_id: int) -> datetime | None:
     """When the earliest delivery waiting after a transient failure may be tried again."""
     return db.session.scalar(

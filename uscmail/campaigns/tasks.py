@@ -22,7 +22,10 @@ log = logging.getLogger(__name__)
 
 
 def queue_lanes(campaign_id: int) -> None:
-    """Queue CAMPAIGN_LANES batch tasks; each sends a batch and queues the next, so campaigns take turns."""
+    """Queue CAMPAIGN_LANES batch tasks; each sends a batch and queues the next, so campaigns take turns. They are
+    expected to show progress within CAMPAIGN_STALL_SECONDS."""
+    sending.expect_progress(campaign_id, current_app.config["CAMPAIGN_STALL_SECONDS"])
+    db.session.commit()
     for _ in range(current_app.config["CAMPAIGN_LANES"]):
         send_batch.delay(campaign_id)
 
@@ -94,6 +97,8 @@ def reap_deliveries() -> int:
     """Beat: recover claims of dead workers, restart stalled campaigns, finish campaigns with nothing left."""
     reaped = reaper.reap_expired_claims()
     for campaign_id in reaper.stalled_campaigns():
-        start_campaign.delay(campaign_id)
+        reaper.record_stall(campaign_id)
+        after_commit(start_campaign, campaign_id)
+        db.session.commit()
     reaper.finish_done_campaigns()
     return reaped
