@@ -104,6 +104,10 @@ def test_status_shows_counts_rate_and_time_remaining_while_sending(app, db):
     # The campaign is marked sending, with no task queued: the deliveries below are the whole picture.
     start_without_worker(db, campaign_id)
     now = utcnow()
+    # It began a quarter of an hour ago (the rate counts what was sent since the start, up to 30 seconds back).
+    db.session.execute(
+        sa.update(Campaign).where(Campaign.id == campaign_id).values(started_at=now - timedelta(minutes=15))
+    )
     rows = [{"status": DeliveryStatus.SENT, "sent_at": now - timedelta(seconds=5)}] * 60
     rows += [{"status": DeliveryStatus.SENT, "sent_at": now - timedelta(minutes=10)}] * 20
     for status, count in [("failed", 5), ("skipped", 3), ("unknown", 2), ("pending", 450)]:
