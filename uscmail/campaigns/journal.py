@@ -19,38 +19,72 @@ JOURNAL_TTL_SECONDS = 7 * 24 * 3600
 
 
 class RedisJournal:
-    """Journal entries in a Redis list per claim."""
+    """Journal entries in a Redis list per claim, written on one connection of this process's own without waiting
+    for each reply: a command's bytes are on their way to Redis as soon as the write returns, and a killed process's
+    socket still delivers them, so nothing is lost by not waiting. Replies are read in bulk, and always before the
+    journal is read or discarded, so Redis has applied every entry by then (and any error surfaces)."""
+
+    UNANSWERED_MAX = 256  # replies left unread before they are read in bulk
 
     def __init__(self, url: str, prefix: str):
         self.client = redis.Redis.from_url(url)
         self.prefix = prefix
         self.expiring: set[str] = set()
+        self.connection = None
+        self.unanswered = 0
 
     def _key(self, claim: str) -> str:
         return f"{self.prefix}:send-journal:{claim}"
 
+    def _send(self, *command) -> None:
+        if self.connection is None:
+            self.connection = self.client.connection_pool.make_connection()
+        try:
+            self.connection.send_command(*command)
+        except BaseException:  # a Redis error, or a time limit mid-write: start again on a fresh connection
+            self._drop_connection()
+            raise
+        self.unanswered += 1
+        if self.unanswered >= self.UNANSWERED_MAX:
+            self.settle()
+
+    def settle(self) -> None:
+        """Read every reply still owed; a Redis error answering an entry is raised here."""
+        try:
+            while self.unanswered:
+                self.unanswered -= 1
+                response = self.connection.read_response()
+                if isinstance(response, redis.ResponseError):
+                    raise response
+        except BaseException:  # what was sent is applied all the same; only the replies are given up
+            self._drop_connection()
+            raise
+
+    def _drop_connection(self) -> None:
+        if self.connection is not None:
+            self.connection.disconnect()
+        self.connection, self.unanswered = None, 0
+
     def record(self, claim: str, entries: Iterable[str]) -> None:
-        """Append entries (in one round trip)."""
+        """Append entries (one command, its reply read later)."""
         entries = list(entries)
         if not entries:
             return
         key = self._key(claim)
-        if claim in self.expiring:
-            self.client.rpush(key, *entries)
-            return
-        # The first write of a claim also sets its expiry, so a journal nobody reads does not stay for ever.
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.rpush(key, *entries)
-            pipe.expire(key, JOURNAL_TTL_SECONDS)
-            pipe.execute()
-        self.expiring.add(claim)
+        self._send("RPUSH", key, *entries)
+        if claim not in self.expiring:
+            # The first write of a claim also sets its expiry, so a journal nobody reads does not stay for ever.
+            self._send("EXPIRE", key, JOURNAL_TTL_SECONDS)
+            self.expiring.add(claim)
 
     def read(self, claim: str) -> list[str]:
         """Every entry of the claim, in order."""
+        self.settle()
         return [entry.decode() for entry in self.client.lrange(self._key(claim), 0, -1)]
 
     def discard(self, claim: str) -> None:
-        """Forget the claim once its outcomes are in the database."""
+        """Forget the claim once its outcomes are in the database (after every entry written has been applied)."""
+        self.settle()
         self.client.delete(self._key(claim))
         self.expiring.discard(claim)
 
