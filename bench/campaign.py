@@ -410,6 +410,7 @@ class CampaignResult:
     main_peak_kb: int
     cpu: dict[str, float]  # CPU seconds by part, over cpu_window_s seconds (start of the press child to "sent")
     cpu_window_s: float
+    pool_cpu: list[float] = field(default_factory=list)  # CPU seconds of each pool process (as deployed)
 
     @property
     def rate(self) -> float:
@@ -829,7 +830,16 @@ class Bench:
         for part in ("redis", "bench", "machine"):
             cpu[part] = cpu_after[part] - cpu_before[part]
         cpu["other"] = max(0.0, cpu.pop("machine") - sum(cpu.values()))
+        pool_cpu = sorted(
+            (
+                value - cpu_before["workers"].get(pid, 0.0)
+                for pid, value in cpu_after["workers"].items()
+                if pid in pool_peaks
+            ),
+            reverse=True,
+        )
         return CampaignResult(
+            pool_cpu=pool_cpu,
             subscribers=size,
             # What the user sees: from the send call's answer to the stats endpoint's "sent".
             seconds=seen_sent - pressed,
@@ -1108,6 +1118,10 @@ def run(args: argparse.Namespace) -> int:
             f"{result.cpu_window_s:.1f} s; {cpu['workers'] * 1e6 / result.subscribers:.0f} µs of worker CPU per "
             "message; 'this bench' includes whatever presses send and polls the stats)"
         )
+        if result.pool_cpu:
+            # Lanes are Celery tasks: a pool process with little CPU had no lane for much of the send.
+            shares = ", ".join(f"{seconds:.1f}" for seconds in result.pool_cpu)
+            print(f"  CPU seconds of each worker pool process: {shares}")
         share = cpu["other"] / (os.cpu_count() * result.cpu_window_s)
         if share > 0.1:
             print(f"  warning: other work took {share:.0%} of the machine during this send; the figures are low")
