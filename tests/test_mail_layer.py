@@ -1,7 +1,5 @@
 """The mail layer's one way onto the wire, as signup mail uses it: what arrives, and which refusals are retried."""
 
-from email import policy
-
 import pytest
 
 from uscmail.mail import smtp
@@ -57,31 +55,3 @@ def test_a_transient_refusal_is_worth_retrying_and_a_permanent_one_is_not(mail_l
     # The connection is still good for the next message.
     smtp.send_message(welcome_to("fine@example.org"))
     assert mail_layer.wait_for("fine@example.org")
-
-
-def test_a_pipe_sends_each_message_behind_the_last_and_answers_one_call_later(mail_layer):
-    mail_layer.replies["gone@example.org"] = "550 5.1.1 No such user here"
-    connection = smtp.open_connection()
-    pipe = smtp.TransactionPipe(connection)
-    data = welcome_to("x@example.org").as_bytes(policy=policy.SMTPUTF8)
-    sent = [
-        pipe.send(1, "news@uscuk.test", "one@example.org", data, smtputf8=False),
-        pipe.send(2, "news@uscuk.test", "gone@example.org", data, smtputf8=False),
-        pipe.send(3, "news@uscuk.test", "three@example.org", data, smtputf8=False),
-        pipe.send(4, "news@uscuk.test", "fünf@example.org", data, smtputf8=True),  # not pipelined: settles 3 first
-        pipe.send(5, "news@uscuk.test", "five@example.org", data, smtputf8=False),
-        pipe.finish(),
-    ]
-    connection.quit()
-    ok = smtp.Reply(smtp.Answer.SENT)
-    assert sent == [
-        [],  # 1 is transferred; its answer is owed
-        [(1, ok), (2, smtp.Reply(smtp.Answer.BOUNCED, "550 5.1.1 No such user here"))],  # refused before its data
-        [],
-        [(3, ok), (4, ok)],
-        [],
-        [(5, ok)],
-    ]
-    for address in ("one@example.org", "three@example.org", "fünf@example.org", "five@example.org"):
-        assert len(mail_layer.wait_for(address)) == 1
-    assert not mail_layer.to("gone@example.org")

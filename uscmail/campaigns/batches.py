@@ -58,9 +58,8 @@ class BatchResult:
     sent: int = 0
     again_in: float | None = 0.0
     outcomes: list[Outcome] = field(default_factory=list)
-    # The deliveries being built or on the wire, if any (with pipelining, up to two): in doubt if the batch is stopped
-    # from outside.
-    in_flight: list[int] = field(default_factory=list)
+    # The delivery being built or on the wire, if any: in doubt if the batch is stopped from outside.
+    in_flight: int | None = None
 
 
 def campaign_status(campaign_id: int) -> CampaignStatus | None:
@@ -150,6 +149,15 @@ def template_failure(delivery_id: int, campaign_id: int, error: TemplateRefused,
     return Outcome(delivery_id, OutcomeKind.FAILED, detail)
 
 
+def send_one(connection: smtplib.SMTP, prepared: PreparedCampaign, recipient: Recipient) -> Outcome:
+    """Build one recipient's message and hand it to the mail layer. TemplateRefused before any SMTP command;
+    ConnectionLost and SenderRefused as mail.smtp.send raises them."""
+    data = prepared.build(recipient)
+    smtputf8 = prepared.needs_smtputf8(recipient)
+    reply = smtp.send(connection, prepared.envelope_from, recipient.email, data, smtputf8=smtputf8)
+    return Outcome(recipient.delivery_id, OutcomeKind(reply.answer), reply.detail)
+
+
 def send_batch(campaign_id: int) -> BatchResult:
     """Claim one batch of the campaign's deliveries and send it. Pause and cancel are honoured between messages.
 
@@ -203,14 +211,10 @@ def _out_of_time(batch: Batch, campaign_id: int, result: BatchResult) -> BatchRe
     the wire `unknown` (never sent twice), and give the rest back (nothing lost)."""
     db.session.rollback()
     drop_connection()  # it may be in the middle of a transaction
-    answered = {outcome.delivery_id for outcome in result.outcomes}
-    doubts = [
-        Outcome(delivery_id, OutcomeKind.UNKNOWN, "its batch ran out of time while sending it")
-        for delivery_id in result.in_flight
-        if delivery_id not in answered
-    ]
-    send_journal().record(batch.claim, (doubt.entry() for doubt in doubts))
-    result.outcomes.extend(doubts)
+    if result.in_flight is not None and all(outcome.delivery_id != result.in_flight for outcome in result.outcomes):
+        doubt = Outcome(result.in_flight, OutcomeKind.UNKNOWN, "its batch ran out of time while sending it")
+        send_journal().record(batch.claim, (doubt.entry(),))
+        result.outcomes.append(doubt)
     log.warning("a batch of campaign %s ran out of time; its rows not sent go back to pending", campaign_id)
     return _stop(batch, campaign_id, result, wait=0.0)
 
@@ -242,7 +246,6 @@ class BatchSender:
         self.template_failed = False
         self.dropped: set[int] = set()
         self.connection: smtplib.SMTP | None = None
-        self.pipe: smtp.TransactionPipe | None = None
 
     def run(self) -> BatchResult:
         """Send every recipient of the batch, or as many as the batch may; then write the outcomes."""
@@ -257,7 +260,6 @@ class BatchSender:
             wait = 0.0
         except StopBatch as stop:
             wait = stop.wait
-        self._finish_pipe()
         return _stop(self.batch, self.campaign_id, self.result, wait)
 
     def _record(self, outcomes: list[Outcome]) -> None:
@@ -276,12 +278,10 @@ class BatchSender:
 
     def _connect(self, failure: str | None = None) -> None:
         """(Re)connect to the relay; if that fails, count it (pausing the campaign after too many) and stop."""
-        self.pipe = None
         try:
             self.connection = smtp_connection()
         except (smtplib.SMTPException, OSError) as exc:
             raise StopBatch(record_connection_failure(self.campaign_id, failure or str(exc))) from None
-        self.pipe = smtp.TransactionPipe(self.connection)
 
     def _checkpoint(self, recipient: Recipient) -> None:
         """Stop when the batch has run long enough or the campaign left SENDING; every CHECKPOINT_SECONDS re-read
@@ -314,59 +314,29 @@ class BatchSender:
         self.permits -= 1
 
     def _send(self, recipient: Recipient) -> None:
-        """Send one message, pipelined behind the one before it; record the answers this settles. A fresh
-        connection after one that broke or was closed (421)."""
+        """Send one message and record its outcome; a fresh connection after one that broke or was closed (421)."""
+        self.result.in_flight = recipient.delivery_id
         try:
-            data = self.prepared.build(recipient)
+            outcome = send_one(self.connection, self.prepared, recipient)
         except TemplateRefused as exc:  # before any SMTP command: the connection is untouched
-            first = not self.template_failed
+            outcome = template_failure(recipient.delivery_id, self.campaign_id, exc, first=not self.template_failed)
             self.template_failed = True
-            self._record([template_failure(recipient.delivery_id, self.campaign_id, exc, first=first)])
-            return
-        self.result.in_flight = [ticket for ticket in (self.pipe.pending, recipient.delivery_id) if ticket]
-        smtputf8 = self.prepared.needs_smtputf8(recipient)
-        try:
-            answers = self.pipe.send(
-                recipient.delivery_id, self.prepared.envelope_from, recipient.email, data, smtputf8=smtputf8
-            )
         except ConnectionLost as exc:
-            self._settled(exc.completed)
-            # Lost before its data: this message was not sent; a later batch sends it.
-            self._record([Outcome(recipient.delivery_id, OutcomeKind.REQUEUE)])
-            self.result.in_flight = []
             drop_connection(self.connection)
             self._connect(failure=str(exc))
+            # Lost before DATA: this message was not sent; a later batch sends it.
+            self._record([Outcome(recipient.delivery_id, OutcomeKind.REQUEUE)])
             return
         except SenderRefused as exc:
-            self._settled(exc.completed)
-            self.result.in_flight = []
             pause_for_sender(self.campaign_id, str(exc))
             raise StopBatch(None) from None
-        self.result.in_flight = [self.pipe.pending] if self.pipe.pending else []
-        if self._settled(answers):
-            self._finish_pipe()
+        self._record([outcome])
+        self.result.in_flight = None
+        if outcome.kind == OutcomeKind.SENT:
+            self.result.sent += 1
+        elif outcome.kind == OutcomeKind.UNKNOWN or outcome.detail.startswith("421"):
             drop_connection(self.connection)
             self._connect()
-
-    def _settled(self, answers: list[tuple[int, smtp.Reply]]) -> bool:
-        """Record answered messages; True if one says the connection is gone (broke mid-message, or 421)."""
-        outcomes = [Outcome(ticket, OutcomeKind(reply.answer), reply.detail) for ticket, reply in answers]
-        self._record(outcomes)
-        self.result.sent += sum(outcome.kind == OutcomeKind.SENT for outcome in outcomes)
-        return any(outcome.kind == OutcomeKind.UNKNOWN or outcome.detail.startswith("421") for outcome in outcomes)
-
-    def _finish_pipe(self) -> None:
-        """Read the answer still owed for the last message sent, if any (before the outcomes are written)."""
-        if self.pipe is None:
-            return
-        try:
-            answers = self.pipe.finish()
-        except ConnectionLost as exc:
-            answers = exc.completed
-            drop_connection(self.connection)
-            self.pipe = None
-        self._settled(answers)
-        self.result.in_flight = []
 
 
 def _stop(batch: Batch, campaign_id: int, result: BatchResult, wait: float | None) -> BatchResult:

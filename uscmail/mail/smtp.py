@@ -44,21 +44,11 @@ class Reply:
 
 
 class ConnectionLost(OSError):
-    """The connection broke before the message was transferred: it was not sent, and may be sent again.
-    `completed` holds the answers (by ticket) of earlier pipelined messages that were settled on the way."""
-
-    def __init__(self, detail: str = "", completed: list | None = None):
-        super().__init__(detail)
-        self.completed = completed or []
+    """The connection broke before the message was transferred: it was not sent, and may be sent again."""
 
 
 class SenderRefused(Exception):
-    """The relay refuses the envelope sender (5xx to MAIL FROM): no message from that address can go out.
-    `completed` holds the answers (by ticket) of earlier pipelined messages that were settled on the way."""
-
-    def __init__(self, detail: str = "", completed: list | None = None):
-        super().__init__(detail)
-        self.completed = completed or []
+    """The relay refuses the envelope sender (5xx to MAIL FROM): no message from that address can go out."""
 
 
 class MessageRefused(Exception):
@@ -235,77 +225,3 @@ def _send_stepwise(connection: smtplib.SMTP, envelope_from: str, recipient: str,
 def _reset(connection: smtplib.SMTP) -> None:
     with contextlib.suppress(smtplib.SMTPException, OSError):
         connection.rset()
-
-
-class TransactionPipe:
-    """Many messages over one connection, each costing one round trip: the next message's MAIL, RCPT and DATA are
-    written before the previous message's final answer is read (RFC 2920 allows commands after the end of data to be
-    pipelined). `send()` returns the answers settled by that call, each with the ticket it was sent with; `finish()`
-    settles the last one. At most one message is ever transferred and unanswered: the one that would be in doubt if
-    the connection or the process died."""
-
-    def __init__(self, connection: smtplib.SMTP):
-        self.connection = connection
-        self.pending = None  # the ticket of the message whose final answer is still to be read
-        self.pipelining = connection.has_extn("pipelining")
-
-    def _settle_pending(self, completed: list) -> None:
-        ticket, self.pending = self.pending, None
-        try:
-            code, reply = self.connection.getreply()
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            completed.append((ticket, BROKE_DURING_DATA))
-            raise ConnectionLost(str(exc), completed) from exc
-        completed.append((ticket, _after_data(code, reply)))
-
-    def finish(self) -> list:
-        """Read the last message's final answer, if one is owed; [(ticket, Reply)]."""
-        completed: list = []
-        if self.pending is not None:
-            self._settle_pending(completed)
-        return completed
-
-    def send(self, ticket, envelope_from: str, recipient: str, data: bytes, *, smtputf8: bool) -> list:
-        """Send one message; the answers this settled (the previous message's, and this one's unless it is now
-        the one owed). Raises ConnectionLost or SenderRefused with the answers settled before it."""
-        if smtputf8 or not self.pipelining:
-            completed = self.finish()
-            try:
-                completed.append((ticket, send(self.connection, envelope_from, recipient, data, smtputf8=smtputf8)))
-            except (ConnectionLost, SenderRefused) as exc:
-                exc.completed = completed
-                raise
-            return completed
-        completed = []
-        try:
-            self.connection.send(f"MAIL FROM:{quoteaddr(envelope_from)}\r\nRCPT TO:{quoteaddr(recipient)}\r\nDATA\r\n")
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            if self.pending is not None:
-                completed.append((self.pending, BROKE_DURING_DATA))
-                self.pending = None
-            raise ConnectionLost(str(exc), completed) from exc
-        if self.pending is not None:
-            self._settle_pending(completed)
-        try:
-            answers = [self.connection.getreply() for _ in range(3)]
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            raise ConnectionLost(str(exc), completed) from exc
-        for (stage, accepted), (code, reply) in zip(PIPELINED_STAGES, answers, strict=True):
-            if code not in accepted:
-                _reset(self.connection)
-                try:
-                    completed.append((ticket, _refused(stage, code, reply)))
-                except SenderRefused as exc:
-                    exc.completed = completed
-                    raise
-                return completed
-        if not data.endswith(b"\r\n"):
-            data += b"\r\n"
-        try:
-            # Dot-stuffing (RFC 5321 4.5.2), as smtplib's data() does.
-            self.connection.send(LEADING_DOT.sub(b"..", data) + b".\r\n")
-        except (smtplib.SMTPServerDisconnected, OSError):
-            completed.append((ticket, BROKE_DURING_DATA))
-            return completed
-        self.pending = ticket
-        return completed
