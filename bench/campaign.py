@@ -714,13 +714,7 @@ class Bench:
                 main_peak = peak_memory_kb(self.worker.pid) or 0
                 for pid in child_pids(self.worker.pid):
                     pool_peaks[pid] = max(pool_peaks.get(pid, 0), peak_memory_kb(pid) or 0)
-                started, finished, first_sent = connection.execute(
-                    sa.text(
-                        "SELECT started_at, finished_at, (SELECT min(sent_at) FROM deliveries WHERE campaign_id = :id)"
-                        " FROM campaigns WHERE id = :id"
-                    ),
-                    {"id": campaign_id},
-                ).one()
+                started, finished, first_sent = self.campaign_times(connection, campaign_id)
                 counts = self.delivery_counts(connection, campaign_id)
         finally:
             engine.dispose()
@@ -728,13 +722,7 @@ class Bench:
             self.worker = None
             time.sleep(0.2)
             sink.stop()
-        cpu = {}
-        for part in ("workers", "postgres", "smtp-sink"):
-            cpu[part] = sum(value - cpu_before[part].get(pid, 0.0) for pid, value in cpu_after[part].items())
-        for part in ("redis", "bench", "machine"):
-            cpu[part] = cpu_after[part] - cpu_before[part]
-        # What the machine spent on anything else: other people's work, autovacuum, the kernel's own threads.
-        cpu["other"] = max(0.0, cpu.pop("machine") - sum(cpu.values()))
+        cpu = self.cpu_spent(cpu_before, cpu_after)
         return CampaignResult(
             subscribers=size,
             seconds=(finished - started).total_seconds(),
@@ -811,25 +799,14 @@ class Bench:
                 pool_peaks[pid] = max(pool_peaks.get(pid, 0), peak_memory_kb(pid) or 0)
             main_peak = max(peak_memory_kb(worker.pid) or 0 for worker in deployment.workers)
             with engine.connect() as connection:
-                started, finished, first_sent = connection.execute(
-                    sa.text(
-                        "SELECT started_at, finished_at, (SELECT min(sent_at) FROM deliveries WHERE campaign_id = :id)"
-                        " FROM campaigns WHERE id = :id"
-                    ),
-                    {"id": campaign_id},
-                ).one()
+                started, finished, first_sent = self.campaign_times(connection, campaign_id)
                 counts = self.delivery_counts(connection, campaign_id)
         finally:
             engine.dispose()
             deployment.stop()
             time.sleep(0.2)
             sink.stop()
-        cpu = {}
-        for part in ("workers", "postgres", "smtp-sink", "web", "beat"):
-            cpu[part] = sum(value - cpu_before[part].get(pid, 0.0) for pid, value in cpu_after[part].items())
-        for part in ("redis", "bench", "machine"):
-            cpu[part] = cpu_after[part] - cpu_before[part]
-        cpu["other"] = max(0.0, cpu.pop("machine") - sum(cpu.values()))
+        cpu = self.cpu_spent(cpu_before, cpu_after)
         pool_cpu = sorted(
             (
                 value - cpu_before["workers"].get(pid, 0.0)
@@ -853,6 +830,29 @@ class Bench:
             cpu=cpu,
             cpu_window_s=cpu_window,
         )
+
+    @staticmethod
+    def campaign_times(connection, campaign_id: int) -> tuple:
+        """(started_at, finished_at, first Delivery.sent_at) of the campaign."""
+        return connection.execute(
+            sa.text(
+                "SELECT started_at, finished_at, (SELECT min(sent_at) FROM deliveries WHERE campaign_id = :id)"
+                " FROM campaigns WHERE id = :id"
+            ),
+            {"id": campaign_id},
+        ).one()
+
+    @staticmethod
+    def cpu_spent(before: dict, after: dict) -> dict[str, float]:
+        """CPU seconds by part between two snapshots; 'other' is what the machine spent on anything else."""
+        cpu = {}
+        for part, value in after.items():
+            if isinstance(value, dict):
+                cpu[part] = sum(seconds - before[part].get(pid, 0.0) for pid, seconds in value.items())
+            else:
+                cpu[part] = value - before[part]
+        cpu["other"] = max(0.0, cpu.pop("machine") - sum(cpu.values()))
+        return cpu
 
     @staticmethod
     def delivery_counts(connection, campaign_id: int) -> dict[str, int]:
