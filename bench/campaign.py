@@ -411,6 +411,20 @@ class CampaignResult:
     cpu: dict[str, float]  # CPU seconds by part, over cpu_window_s seconds (start of the press child to "sent")
     cpu_window_s: float
     pool_cpu: list[float] = field(default_factory=list)  # CPU seconds of each pool process (as deployed)
+    # (seconds since the send call's answer, messages at the sink), sampled at each stats poll (as deployed)
+    progress: list[tuple[float, int]] = field(default_factory=list)
+
+    def rates_by_tenth(self) -> list[float]:
+        """msg/s over each tenth of the campaign's messages, from the sink's counter as the bench polled it."""
+        rates = []
+        for tenth in range(10):
+            low, high = self.subscribers * tenth // 10, self.subscribers * (tenth + 1) // 10
+            start = next((t for t, count in self.progress if count >= low), None)
+            end = next((t for t, count in self.progress if count >= high), None)
+            if start is None or end is None or end <= start:
+                return rates
+            rates.append((high - low) / (end - start))
+        return rates
 
     @property
     def rate(self) -> float:
@@ -774,9 +788,11 @@ class Bench:
             if status != 202:
                 raise BenchError(f"the send call answered {status}: {answer}")
             pool_peaks: dict[int, int] = {}
+            progress: list[tuple[float, int]] = []
             next_progress = time.monotonic() + 10
             while True:
                 status, stats = deployment.api(token, "GET", f"/campaigns/{campaign_id}/stats", None)
+                progress.append((time.time() - pressed, sink.count()))
                 for pid in deployment.pool_pids():
                     pool_peaks[pid] = max(pool_peaks.get(pid, 0), peak_memory_kb(pid) or 0)
                 if status == 200 and stats["status"] == "sent":
@@ -829,6 +845,7 @@ class Bench:
             main_peak_kb=main_peak,
             cpu=cpu,
             cpu_window_s=cpu_window,
+            progress=progress,
         )
 
     @staticmethod
@@ -1103,6 +1120,10 @@ def run(args: argparse.Namespace) -> int:
                 f"    first Delivery.sent_at - started_at = {result.first_sent_at_s:.2f} s (sent_at is written when "
                 "a batch's outcomes are stored, after its last message)"
             )
+        tenths = result.rates_by_tenth()
+        if len(tenths) == 10:
+            print("  msg/s by tenth of the campaign (sink counter): " + ", ".join(f"{rate:,.0f}" for rate in tenths))
+            print(f"    last tenth / second tenth = {tenths[-1] / tenths[1]:.2f}")
         pool = result.pool_peak_kb
         print(
             f"  worker peak memory (VmHWM): max {mb(max(pool)):.0f} MB, sum {mb(sum(pool)):.0f} MB over the "

@@ -432,3 +432,28 @@ def test_a_dead_workers_lanes_are_replaced_before_its_claims_lapse(db, spawn_wor
     final = counts(campaign.id)
     assert final.get(UNKNOWN, 0) <= 2 and final[SENT] + final.get(UNKNOWN, 0) == 400
     assert set(received) <= set(addresses)
+
+
+def test_lanes_that_outrun_the_snapshot_wait_for_its_next_rows(db, worker, smtp_sink):
+    """The lanes start on the snapshot's first chunk and can empty it before the next chunk is written: they look
+    again until the snapshot is done instead of stopping (the campaign would sit silent until the reaper saw it)."""
+    from uscmail.campaigns import sending, tasks
+
+    addresses = add_confirmed(30)
+    campaign = make_campaign()
+    services.start_sending(campaign, "test")
+    db.session.commit()
+    upper = sending.snapshot_chunk(campaign, 0, 10)
+    db.session.commit()
+    tasks.queue_lanes(campaign.id)
+    wait_until(lambda: counts(campaign.id) == {SENT: 10}, what="the first chunk to be sent")
+    smtp_sink.settle(3)  # the lanes find nothing to claim (several times over), and the snapshot is not done
+    assert status_of(campaign.id) is CampaignStatus.SENDING
+
+    sending.snapshot_chunk(db.session.get(Campaign, campaign.id), upper, 1000)
+    db.session.execute(sa.update(Campaign).where(Campaign.id == campaign.id).values(snapshot_done=True))
+    db.session.commit()
+
+    # No beat runs here: only the lanes themselves can carry on.
+    wait_for_status(campaign.id, CampaignStatus.SENT, timeout=30)
+    assert received_per_address(smtp_sink) == {address: 1 for address in addresses}

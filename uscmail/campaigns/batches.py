@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 PERMIT_CHUNK = 20
 # A batch re-reads the campaign's status and its recipients' subscriptions this often (seconds) as it goes.
 CHECKPOINT_SECONDS = 0.5
+# A lane that finds no row while the snapshot is still writing rows looks again this soon (seconds).
+SNAPSHOT_WAIT_SECONDS = 0.1
 
 
 _prepared: dict[tuple, PreparedCampaign] = {}
@@ -199,8 +201,14 @@ def _claim(campaign_id: int, limiter: SendRateLimit) -> Batch | None:
 
 
 def _nothing_to_claim(campaign_id: int) -> BatchResult:
-    """No row is ready: finish the campaign if it is done, else come back when the earliest retry is due."""
-    maybe_finish(campaign_id)
+    """No row is ready: finish the campaign if it is done; while its snapshot is still writing rows, look again in a
+    moment (the lanes outran it); else come back when the earliest retry is due."""
+    if maybe_finish(campaign_id):
+        return BatchResult(again_in=None)
+    if not db.session.scalar(sa.select(Campaign.snapshot_done).where(Campaign.id == campaign_id)):
+        expect_progress(campaign_id, SNAPSHOT_WAIT_SECONDS + current_app.config["CAMPAIGN_STALL_SECONDS"])
+        db.session.commit()
+        return BatchResult(again_in=SNAPSHOT_WAIT_SECONDS)
     retry_at = next_retry_at(campaign_id)
     db.session.commit()
     return BatchResult(again_in=max(1.0, (retry_at - utcnow()).total_seconds()) if retry_at else None)
