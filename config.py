@@ -105,9 +105,10 @@ class Config:
     CAMPAIGN_BATCH_SIZE = int(os.environ.get("CAMPAIGN_BATCH_SIZE", "200"))
     CAMPAIGN_LANES = int(os.environ.get("CAMPAIGN_LANES", "4"))
     # A claim's lease: renewed every third of it while its batch runs; a dead worker's claim is reaped when it lapses.
-    CAMPAIGN_LEASE_SECONDS = int(os.environ.get("CAMPAIGN_LEASE_SECONDS", "60"))
-    # A sending campaign none of whose batches has shown progress for this long (a worker died holding its lanes, or
-    # its queued tasks were lost) is restarted by the reaper, which runs every CAMPAIGN_REAP_SECONDS.
+    # A batch whose lease lapsed while it waited (a relay that hung) finds out at its next renewal and sends no more.
+    CAMPAIGN_LEASE_SECONDS = int(os.environ.get("CAMPAIGN_LEASE_SECONDS", "15"))
+    # A lane of a sending campaign that has not shown progress for this long (its worker died, or its queued task was
+    # lost) is restarted by the reaper, which runs every CAMPAIGN_REAP_SECONDS; the other lanes carry on meanwhile.
     CAMPAIGN_STALL_SECONDS = float(os.environ.get("CAMPAIGN_STALL_SECONDS", "6"))
     CAMPAIGN_REAP_SECONDS = float(os.environ.get("CAMPAIGN_REAP_SECONDS", "3"))
     CAMPAIGN_MAX_ATTEMPTS = int(os.environ.get("CAMPAIGN_MAX_ATTEMPTS", "4"))

@@ -31,6 +31,7 @@ also on Ctrl-C or an error.
 """
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -137,6 +138,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="the old (a): one worker, send pressed from inside the bench, no web app or beat; overstates what "
         "users get (default: as deployed, gunicorn + beat + two workers, send and stats through the API)",
+    )
+    parser.add_argument(
+        "--kill-worker-at",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="as deployed: SIGKILL the first worker (main and pool processes) once this fraction of the messages "
+        "reached the sink, and start it again at once (as a service manager would); prints the stall",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the worker and sink logs and print their path")
     parser.add_argument(
@@ -289,11 +298,8 @@ class Deployment:
             str(VENV_BIN / "gunicorn"), "-c", "python:uscmail.gunicorn_conf", "-w", "4",
             "--bind", f"127.0.0.1:{self.port}", "uscmail:create_app()",
         ])  # fmt: skip
-        for number, hostname in enumerate(self.hostnames, start=1):
-            self.workers.append(self.spawn(f"worker{number}", [
-                str(VENV_BIN / "celery"), "-A", "worker", "worker", "--concurrency", str(self.concurrency),
-                "--hostname", hostname, "--loglevel", "WARNING",
-            ]))  # fmt: skip
+        for number in range(len(self.hostnames)):
+            self.workers.append(self.spawn_worker(number))
         self.beat = self.spawn("beat", [
             str(VENV_BIN / "celery"), "-A", "worker", "beat", "--loglevel", "WARNING",
             "--schedule", str(self.workdir / f"beat-schedule-{self.label}"),
@@ -314,6 +320,18 @@ class Deployment:
                     raise BenchError(f"the Celery workers did not start\n{self.logs()}")
         finally:
             control.close()
+
+    def spawn_worker(self, number: int) -> subprocess.Popen:
+        return self.spawn(f"worker{number + 1}", [
+            str(VENV_BIN / "celery"), "-A", "worker", "worker", "--concurrency", str(self.concurrency),
+            "--hostname", self.hostnames[number], "--loglevel", "WARNING",
+        ])  # fmt: skip
+
+    def kill_and_restart_worker(self, number: int) -> None:
+        """SIGKILL a worker's main and pool processes (no clean-up of any kind), then start it again."""
+        os.killpg(self.workers[number].pid, signal.SIGKILL)
+        self.workers[number].wait()
+        self.workers[number] = self.spawn_worker(number)
 
     def processes(self) -> list[subprocess.Popen]:
         return [process for process in (self.web, self.beat, *self.workers) if process is not None]
@@ -413,6 +431,28 @@ class CampaignResult:
     pool_cpu: list[float] = field(default_factory=list)  # CPU seconds of each pool process (as deployed)
     # (seconds since the send call's answer, messages at the sink), sampled at each stats poll (as deployed)
     progress: list[tuple[float, int]] = field(default_factory=list)
+    killed_at_s: float | None = None  # when the first worker was killed (--kill-worker-at), since the send call
+    stall_noted_s: float | None = None  # when the stats first said the campaign stalled, since the send call
+
+    def longest_pause_after_kill(self) -> float:
+        """The longest time after the kill in which the sink's counter did not move (to the stats polls' precision)."""
+        longest, since = 0.0, None
+        for (t0, count0), (t1, count1) in itertools.pairwise(self.progress):
+            if self.killed_at_s is None or t1 < self.killed_at_s or count0 >= self.subscribers:
+                continue
+            if count1 == count0:
+                since = t0 if since is None else since
+                longest = max(longest, t1 - since)
+            else:
+                since = None
+        return longest
+
+    def rate_between(self, start: float, end: float) -> float:
+        """msg/s at the sink between two times since the send call (the nearest polls)."""
+        inside = [(t, count) for t, count in self.progress if start <= t <= end]
+        if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+            return 0.0
+        return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
 
     def rates_by_tenth(self) -> list[float]:
         """msg/s over each tenth of the campaign's messages, from the sink's counter as the bench polled it."""
@@ -789,10 +829,21 @@ class Bench:
                 raise BenchError(f"the send call answered {status}: {answer}")
             pool_peaks: dict[int, int] = {}
             progress: list[tuple[float, int]] = []
+            killed_at = stall_noted = None
             next_progress = time.monotonic() + 10
             while True:
                 status, stats = deployment.api(token, "GET", f"/campaigns/{campaign_id}/stats", None)
                 progress.append((time.time() - pressed, sink.count()))
+                if (
+                    self.args.kill_worker_at
+                    and killed_at is None
+                    and progress[-1][1] >= self.args.kill_worker_at * size
+                ):
+                    deployment.kill_and_restart_worker(0)
+                    killed_at = time.time() - pressed
+                detail = (stats.get("status_detail") or "") if status == 200 else ""
+                if killed_at is not None and stall_noted is None and detail.startswith("Sending stalled"):
+                    stall_noted = time.time() - pressed
                 for pid in deployment.pool_pids():
                     pool_peaks[pid] = max(pool_peaks.get(pid, 0), peak_memory_kb(pid) or 0)
                 if status == 200 and stats["status"] == "sent":
@@ -846,6 +897,8 @@ class Bench:
             cpu=cpu,
             cpu_window_s=cpu_window,
             progress=progress,
+            killed_at_s=killed_at,
+            stall_noted_s=stall_noted,
         )
 
     @staticmethod
@@ -1119,6 +1172,20 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"    first Delivery.sent_at - started_at = {result.first_sent_at_s:.2f} s (sent_at is written when "
                 "a batch's outcomes are stored, after its last message)"
+            )
+        if result.killed_at_s is not None:
+            killed = result.killed_at_s
+            print(
+                f"  worker killed (SIGKILL, main and pool processes) and restarted {killed:.1f} s after the send call: "
+                f"msg/s over the 5 s before {result.rate_between(killed - 5, killed):,.0f}, the 10 s after "
+                f"{result.rate_between(killed, killed + 10):,.0f}, 10 to 20 s after "
+                f"{result.rate_between(killed + 10, killed + 20):,.0f}"
+            )
+            noted = "never" if result.stall_noted_s is None else f"{result.stall_noted_s - killed:.1f} s after the kill"
+            pause = result.longest_pause_after_kill()
+            print(
+                f"    longest pause of the sink's counter after the kill: {pause:.2f} s (target: sending resumes "
+                f"within 10 s: {verdict(pause <= 10)}); the stats said the campaign stalled: {noted}"
             )
         tenths = result.rates_by_tenth()
         if len(tenths) == 10:

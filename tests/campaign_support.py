@@ -45,6 +45,14 @@ def status_of(campaign_id: int) -> CampaignStatus | None:
     return status
 
 
+def status_detail(campaign_id: int) -> str | None:
+    """What the campaign's page says about it, as committed now."""
+    db.session.rollback()
+    detail = db.session.scalar(sa.select(Campaign.status_detail).where(Campaign.id == campaign_id))
+    db.session.rollback()
+    return detail
+
+
 def wait_for_status(campaign_id: int, *statuses: CampaignStatus, timeout: float = 120.0) -> CampaignStatus:
     """Wait until the campaign reaches one of these statuses."""
     return wait_until(lambda: status_of(campaign_id) in statuses and status_of(campaign_id), timeout, f"{statuses}")

@@ -1,6 +1,7 @@
 """The send pipeline with real parts: Celery workers, the database, the SMTP sink. Each recipient is mailed once."""
 
 import collections
+import re
 import time
 import uuid
 from datetime import timedelta
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from tests.campaign_support import counts, start, status_of, wait_for_status
+from tests.campaign_support import counts, start, status_detail, status_of, wait_for_status
 from tests.factories import add_confirmed, make_campaign
 from tests.waiting import wait_until
 from uscmail.campaigns import reaper, services
@@ -103,8 +104,7 @@ def reap_and_restart(app, spawn_worker, queue: str, campaign_id: int) -> None:
         wait_until(lambda: not claims_under_lease(), timeout=30, what="the dead worker's leases to lapse")
         assert reaper.reap_expired_claims() >= 1
     spawn_worker("restarted", queue=queue, **KILL_SETTINGS)
-    for stalled_id in reaper.stalled_campaigns():
-        tasks.start_campaign.apply_async((stalled_id,), queue=queue)
+    tasks.start_campaign.apply_async((campaign_id,), queue=queue)  # what the reaper does for its stalled lanes
     wait_for_status(campaign_id, CampaignStatus.SENT, timeout=180)
 
 
@@ -366,71 +366,94 @@ def test_a_dead_workers_lost_journal_leaves_its_batch_unknown_never_resent(db, s
 
 
 def test_a_campaign_whose_queued_batches_were_lost_is_restarted_and_says_so(db, worker, smtp_sink, sign_in_as):
-    from uscmail.campaigns import sending, tasks
+    from uscmail.campaigns import lanes, sending, tasks
 
     addresses = add_confirmed(40)
     campaign = make_campaign()
     services.start_sending(campaign, "test")
     db.session.commit()
     # The start task listed the recipients, but its batch tasks were lost (a broker flush): nothing is queued, and
-    # nothing sends. Its deadline for progress passes.
+    # nothing sends; no lane shows progress.
     sending.snapshot(campaign.id, on_first_chunk=lambda: None)
-    sending.expect_progress(campaign.id, 0)
     db.session.commit()
     smtp_sink.settle(1)
-    assert smtp_sink.count() == 0 and reaper.stalled_campaigns() == [campaign.id]
+    assert smtp_sink.count() == 0 and lanes.lanes_to_restart() == {campaign.id: lanes.Restart([0, 1, 2, 3], [])}
 
     tasks.reap_deliveries()  # what beat runs every CAMPAIGN_REAP_SECONDS
 
     wait_for_status(campaign.id, CampaignStatus.SENT, timeout=60)
     assert received_per_address(smtp_sink) == {address: 1 for address in addresses}
     healed = services.get_campaign(campaign.id)
-    assert healed.status_detail.startswith("Sending stalled at ") and "Sending was restarted" in healed.status_detail
+    assert healed.status_detail.startswith("Sending stalled at ") and "4 of its 4 lanes" in healed.status_detail
+    assert "Sending was restarted" in healed.status_detail
     page = sign_in_as("viewer").get(f"/organisers/campaigns/{campaign.id}").get_data(as_text=True)
     assert "Sending stalled at " in page
-    assert reaper.stalled_campaigns() == []
+    assert lanes.lanes_to_restart() == {}
 
 
-def test_a_dead_workers_lanes_are_replaced_before_its_claims_lapse(db, spawn_worker, smtp_sink, app):
-    from uscmail.campaigns import tasks
+def batches_under_way(worker) -> int:
+    """Batch tasks the worker has received and not finished, from its log."""
+    log = worker.log()
+    received = set(re.findall(r"send_batch\[([0-9a-f-]+)\] received", log))
+    finished = set(re.findall(r"send_batch\[([0-9a-f-]+)\] (?:succeeded|failed|raised)", log))
+    return len(received - finished)
+
+
+def test_a_dead_workers_lanes_are_replaced_before_its_claims_lapse(db, spawn_worker, spawn_beat, smtp_sink, app):
+    """One worker of two is killed and comes back (as a service manager restarts it): beat's reaper sees the dead
+    worker's lanes stall while the other worker carries on, restarts just those, and the restarted worker runs them;
+    all while the dead worker's claims are still under their lease."""
+    from uscmail.campaigns.models import CampaignLane
 
     queue = f"campaign-stall-{uuid.uuid4().hex[:6]}"
     # A long lease (the dead worker's claims stay held) and a short stall: the restart must not wait for the lease.
-    settings = {"CAMPAIGN_BATCH_SIZE": 50, "CAMPAIGN_LEASE_SECONDS": 120, "CAMPAIGN_STALL_SECONDS": 2}
+    settings = {
+        "CAMPAIGN_BATCH_SIZE": 40,
+        "CAMPAIGN_LEASE_SECONDS": 120,
+        "CAMPAIGN_STALL_SECONDS": 2,
+        "CAMPAIGN_REAP_SECONDS": 1,
+    }
     doomed = spawn_worker("doomed", queue=queue, **settings)
+    spawn_worker("survivor", queue=queue, **settings)
+    spawn_beat("reaper", queue, **settings)
     smtp_sink.delay = 0.01
-    addresses = add_confirmed(400)
+    addresses = add_confirmed(3000)
     campaign = make_campaign()
     start(campaign, queue=queue)
-    # Killed in the middle of its batches (a batch of 50 takes about half a second at the sink's pace).
-    wait_until(lambda: smtp_sink.count() % 50 in range(10, 40) and smtp_sink.count() > 100, what="a batch under way")
-    doomed.kill()
-    wait_until(lambda: reaper.stalled_campaigns() == [campaign.id], timeout=20, what="the stall to be seen")
-    assert claims_under_lease() > 0, "the dead worker's claims are still under their lease"
-    dead_claims = set(db.session.scalars(sa.select(Delivery.claim).where(Delivery.status == DeliveryStatus.SENDING)))
+    wait_until(lambda: smtp_sink.count() >= 200, what="the first messages")
+    wait_until(lambda: batches_under_way(doomed) > 0, what="a batch under way on the doomed worker")
+    generations = dict(db.session.execute(sa.select(CampaignLane.lane, CampaignLane.generation)).all())
     db.session.rollback()
-    spawn_worker("replacement", queue=queue, **settings)
-    at_restart = smtp_sink.count()
-    reaper.record_stall(campaign.id)
-    db.session.commit()
-    tasks.start_campaign.apply_async((campaign.id,), queue=queue)
-    wait_until(lambda: smtp_sink.count() > at_restart + 50, timeout=30, what="sending to resume")
+    doomed.kill()
+    at_kill = smtp_sink.count()
+    restarted = spawn_worker("restarted", queue=queue, **settings)
+    wait_until(lambda: status_detail(campaign.id) is not None, timeout=20, what="the stall to be noted")
+    assert "lanes showed no progress" in status_detail(campaign.id)
+    assert smtp_sink.count() > at_kill, "the other worker carried on"
+    replaced = {
+        lane
+        for lane, generation in db.session.execute(sa.select(CampaignLane.lane, CampaignLane.generation)).all()
+        if generations.get(lane) != generation
+    }
+    db.session.rollback()
+    assert 0 < len(replaced) < 4, "only the dead worker's lanes are restarted"
+    wait_until(lambda: "send_batch" in restarted.log(), timeout=20, what="the restarted worker to send")
     assert claims_under_lease() > 0, "it resumed while the dead claims were still held"
 
     # The dead claims are recovered when their lease lapses (brought forward here), and the campaign finishes.
+    dead_claims = set(db.session.scalars(sa.select(Delivery.claim).where(Delivery.status == DeliveryStatus.SENDING)))
+    wait_until(lambda: counts(campaign.id).get(DeliveryStatus.PENDING, 0) == 0, timeout=120, what="the rest sent")
     db.session.execute(
         sa.update(Delivery)
         .where(Delivery.status == DeliveryStatus.SENDING, Delivery.claim.in_(dead_claims))
         .values(lease_until=utcnow() - timedelta(seconds=1))
     )
     db.session.commit()
-    with app.app_context():
-        reaper.reap_expired_claims()
     wait_for_status(campaign.id, CampaignStatus.SENT, timeout=120)
     received = received_per_address(smtp_sink)
     assert max(received.values()) == 1, "nobody is mailed twice"
     final = counts(campaign.id)
-    assert final.get(UNKNOWN, 0) <= 2 and final[SENT] + final.get(UNKNOWN, 0) == 400
+    assert final.get(UNKNOWN, 0) <= 2 and final[SENT] + final.get(UNKNOWN, 0) == 3000
     assert set(received) <= set(addresses)
 
 

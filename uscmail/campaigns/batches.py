@@ -24,9 +24,10 @@ from ..models import utcnow
 from ..templating import TemplateRefused
 from .builder import PreparedCampaign, Recipient, prepare
 from .journal import send_journal
+from .lanes import Lane
 from .models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from .outcomes import BEGIN_ENTRY, Leftover, Outcome, OutcomeKind, apply_outcomes
-from .sending import Batch, claim_batch, expect_progress, maybe_finish, next_retry_at, recipients_of
+from .sending import Batch, claim_batch, maybe_finish, next_retry_at, recipients_of
 from .services import cancel
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class BatchResult:
     outcomes: list[Outcome] = field(default_factory=list)
     # The delivery being built or on the wire, if any: in doubt if the batch is stopped from outside.
     in_flight: int | None = None
+    # The highest delivery id this batch claimed: where the lane's next claim starts looking (0: from the first).
+    claimed_up_to: int = 0
 
 
 def campaign_status(campaign_id: int) -> CampaignStatus | None:
@@ -71,16 +74,18 @@ def campaign_status(campaign_id: int) -> CampaignStatus | None:
     return status
 
 
-def _heartbeat(batch: Batch) -> None:
-    """Extend the claim's lease: its worker is alive."""
+def _heartbeat(batch: Batch) -> bool:
+    """Extend the claim's lease: its worker is alive. False if the claim is no longer held (its lease lapsed while
+    this batch waited, e.g. on a relay that hung, and the reaper took its rows back): the batch must send no more."""
     lease = utcnow() + timedelta(seconds=current_app.config["CAMPAIGN_LEASE_SECONDS"])
-    db.session.execute(
+    result = db.session.execute(
         sa.update(Delivery)
         .where(Delivery.claim == batch.claim, Delivery.status == DeliveryStatus.SENDING)
         .values(lease_until=lease)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
+    return result.rowcount > 0
 
 
 def record_connection_failure(campaign_id: int, error: str) -> float | None:
@@ -160,12 +165,14 @@ def send_one(connection: smtplib.SMTP, prepared: PreparedCampaign, recipient: Re
     return Outcome(recipient.delivery_id, OutcomeKind(reply.answer), reply.detail)
 
 
-def send_batch(campaign_id: int) -> BatchResult:
-    """Claim one batch of the campaign's deliveries and send it. Pause and cancel are honoured between messages.
+def send_batch(lane: Lane, after: int = 0) -> BatchResult:
+    """Claim one batch of the lane's campaign (rows above `after` first, then any) and send it. Pause and cancel are
+    honoured between messages.
 
     A batch ends by itself after CAMPAIGN_BATCH_SECONDS; if Celery's soft time limit stops it anyway, what it sent
     is written, the message in flight becomes `unknown` and the rest go back to pending.
     """
+    campaign_id = lane.campaign_id
     campaign = db.session.get(Campaign, campaign_id)
     if campaign is None or campaign.status is not CampaignStatus.SENDING:
         return BatchResult(again_in=None)
@@ -175,18 +182,20 @@ def send_batch(campaign_id: int) -> BatchResult:
         stop_for_template(campaign_id, str(exc))
         return BatchResult(again_in=None)
     limiter = SendRateLimit()
-    batch = _claim(campaign_id, limiter)
+    batch = _claim(campaign_id, limiter, after)
     if batch is None:
-        return _nothing_to_claim(campaign_id)
-    sender = BatchSender(batch, campaign, prepared, limiter)
+        return _nothing_to_claim(lane)
+    sender = BatchSender(batch, campaign, prepared, limiter, lane)
+    sender.result.claimed_up_to = batch.rows[-1][0]
     try:
         return sender.run()
     except SoftTimeLimitExceeded:
-        return _out_of_time(batch, campaign_id, sender.result)
+        return _out_of_time(batch, lane, sender.result)
 
 
-def _claim(campaign_id: int, limiter: SendRateLimit) -> Batch | None:
-    """Claim a batch no larger than the rate limit allows in a second, journalling the claim before it is made."""
+def _claim(campaign_id: int, limiter: SendRateLimit, after: int) -> Batch | None:
+    """Claim a batch no larger than the rate limit allows in a second, journalling the claim before it is made: rows
+    above `after`, or if none is left there, from the first (rows given back or due for a retry)."""
     size = current_app.config["CAMPAIGN_BATCH_SIZE"]
     if limiter.per_second:
         size = min(size, limiter.per_second)
@@ -194,27 +203,35 @@ def _claim(campaign_id: int, limiter: SendRateLimit) -> Batch | None:
     claim = uuid.uuid4().hex
     # Journalled before the claim: a dead worker's claim whose journal lacks this entry has lost its journal.
     journal.record(claim, (BEGIN_ENTRY,))
-    batch = claim_batch(campaign_id, size, claim)
+    batch = claim_batch(campaign_id, size, claim, after)
+    if batch is None and after:
+        batch = claim_batch(campaign_id, size, claim)
     if batch is None:
         journal.discard(claim)
     return batch
 
 
-def _nothing_to_claim(campaign_id: int) -> BatchResult:
+def _nothing_to_claim(lane: Lane) -> BatchResult:
     """No row is ready: finish the campaign if it is done; while its snapshot is still writing rows, look again in a
     moment (the lanes outran it); else come back when the earliest retry is due."""
+    campaign_id = lane.campaign_id
     if maybe_finish(campaign_id):
         return BatchResult(again_in=None)
     if not db.session.scalar(sa.select(Campaign.snapshot_done).where(Campaign.id == campaign_id)):
-        expect_progress(campaign_id, SNAPSHOT_WAIT_SECONDS + current_app.config["CAMPAIGN_STALL_SECONDS"])
+        lane.expect_progress(SNAPSHOT_WAIT_SECONDS + current_app.config["CAMPAIGN_STALL_SECONDS"])
         db.session.commit()
         return BatchResult(again_in=SNAPSHOT_WAIT_SECONDS)
     retry_at = next_retry_at(campaign_id)
+    if retry_at is None:
+        db.session.commit()
+        return BatchResult(again_in=None)
+    again_in = max(1.0, (retry_at - utcnow()).total_seconds())
+    lane.expect_progress(again_in + current_app.config["CAMPAIGN_STALL_SECONDS"])
     db.session.commit()
-    return BatchResult(again_in=max(1.0, (retry_at - utcnow()).total_seconds()) if retry_at else None)
+    return BatchResult(again_in=again_in)
 
 
-def _out_of_time(batch: Batch, campaign_id: int, result: BatchResult) -> BatchResult:
+def _out_of_time(batch: Batch, lane: Lane, result: BatchResult) -> BatchResult:
     """Celery's soft time limit stopped the batch: keep every outcome so far, mark the message that may have been on
     the wire `unknown` (never sent twice), and give the rest back (nothing lost)."""
     db.session.rollback()
@@ -223,8 +240,8 @@ def _out_of_time(batch: Batch, campaign_id: int, result: BatchResult) -> BatchRe
         doubt = Outcome(result.in_flight, OutcomeKind.UNKNOWN, "its batch ran out of time while sending it")
         send_journal().record(batch.claim, (doubt.entry(),))
         result.outcomes.append(doubt)
-    log.warning("a batch of campaign %s ran out of time; its rows not sent go back to pending", campaign_id)
-    return _stop(batch, campaign_id, result, wait=0.0)
+    log.warning("a batch of campaign %s ran out of time; its rows not sent go back to pending", lane.campaign_id)
+    return _stop(batch, lane, result, wait=0.0)
 
 
 class StopBatch(Exception):
@@ -240,8 +257,10 @@ class BatchSender:
     (time up, paused, cancelled, rate limit, relay unreachable, sender refused) raises StopBatch, and `run()` writes
     the outcomes in one place."""
 
-    def __init__(self, batch: Batch, campaign: Campaign, prepared: PreparedCampaign, limiter: SendRateLimit):
-        self.batch, self.campaign, self.prepared, self.limiter = batch, campaign, prepared, limiter
+    def __init__(
+        self, batch: Batch, campaign: Campaign, prepared: PreparedCampaign, limiter: SendRateLimit, lane: Lane
+    ):
+        self.batch, self.campaign, self.prepared, self.limiter, self.lane = batch, campaign, prepared, limiter, lane
         self.campaign_id = campaign.id
         self.result = BatchResult()
         self.journal = send_journal()
@@ -268,7 +287,7 @@ class BatchSender:
             wait = 0.0
         except StopBatch as stop:
             wait = stop.wait
-        return _stop(self.batch, self.campaign_id, self.result, wait)
+        return _stop(self.batch, self.lane, self.result, wait)
 
     def _record(self, outcomes: list[Outcome]) -> None:
         self.journal.record(self.batch.claim, (outcome.entry() for outcome in outcomes))
@@ -299,10 +318,13 @@ class BatchSender:
         if time.monotonic() - self.last_checkpoint < CHECKPOINT_SECONDS:
             return
         if time.monotonic() - self.last_heartbeat >= self.heartbeat_every:
-            _heartbeat(self.batch)
+            if not _heartbeat(self.batch):
+                raise StopBatch(0.0)  # the reaper took the rows back; the next batch claims afresh
             self.last_heartbeat = time.monotonic()
         if time.monotonic() - self.last_progress >= self.stall_seconds / 3:
-            expect_progress(self.campaign_id, self.stall_seconds)
+            if not self.lane.expect_progress(self.stall_seconds):
+                db.session.commit()
+                raise StopBatch(None)  # the lane was restarted: its new chain carries on
             self.last_progress = time.monotonic()
         if campaign_status(self.campaign_id) is not CampaignStatus.SENDING:
             raise StopBatch(None)
@@ -347,19 +369,23 @@ class BatchSender:
             self._connect()
 
 
-def _stop(batch: Batch, campaign_id: int, result: BatchResult, wait: float | None) -> BatchResult:
+def _stop(batch: Batch, lane: Lane, result: BatchResult, wait: float | None) -> BatchResult:
     """Write the batch's outcomes in bulk (rows not attempted go back to pending, or are skipped if the campaign was
     cancelled), then forget its journal."""
+    campaign_id = lane.campaign_id
     status = campaign_status(campaign_id)
     apply_outcomes(batch.claim, result.outcomes, Leftover.REQUEUE, cancelled=status is CampaignStatus.CANCELLED)
-    if status is CampaignStatus.SENDING and wait is not None:
-        # The next batch runs after `wait` (a rate limit, a relay that could not be reached): no stall till then.
-        expect_progress(campaign_id, wait + current_app.config["CAMPAIGN_STALL_SECONDS"])
+    # The next batch runs after `wait` (a rate limit, a relay that could not be reached): no stall till then; unless
+    # the lane was restarted meanwhile, and its new chain carries on instead.
+    stall = current_app.config["CAMPAIGN_STALL_SECONDS"]
+    if status is CampaignStatus.SENDING and wait is not None and not lane.expect_progress(wait + stall):
+        wait = None
     db.session.commit()
     send_journal().discard(batch.claim)
     if status is not CampaignStatus.SENDING:
         wait = None
-    elif wait == 0.0:
+    elif wait == 0.0 and len(batch.rows) < current_app.config["CAMPAIGN_BATCH_SIZE"]:
+        # A short batch: perhaps the campaign's last. (After a full one, the lane's next claim finds out.)
         maybe_finish(campaign_id)
     result.again_in = wait
     return result

@@ -91,8 +91,6 @@ class Campaign(db.Model):
     failed_count: Mapped[int | None] = mapped_column()
     # SMTP connection failures in a row; too many pauses the campaign.
     connection_failures: Mapped[int] = mapped_column(default=0)
-    # When some batch of a sending campaign should next show life; the reaper restarts one that has not by then.
-    expect_progress_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organisers.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -110,6 +108,18 @@ class Campaign(db.Model):
         return self.status in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
 
 
+class CampaignLane(db.Model):
+    """One of a sending campaign's chains of batch tasks (campaigns/lanes.py): which chain is current, and by when it
+    should next show life (the reaper restarts a lane that has not by then; None: the lane ended, nothing to do)."""
+
+    __tablename__ = "campaign_lanes"
+
+    campaign_id: Mapped[int] = mapped_column(sa.ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    lane: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    generation: Mapped[str] = mapped_column(sa.String(32))
+    expect_progress_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class Delivery(db.Model):
     """One campaign to one subscriber. Unique per pair: the unit of "nothing lost, nothing sent twice".
 
@@ -121,6 +131,13 @@ class Delivery(db.Model):
         sa.UniqueConstraint("campaign_id", "subscriber_id"),
         sa.Index("ix_deliveries_campaign_status", "campaign_id", "status", "id"),
         sa.Index("ix_deliveries_status_lease", "status", "lease_until"),
+        # A batch finds its rows by claim: straight to them, however many dead row versions sent rows left behind.
+        sa.Index(
+            "ix_deliveries_claim",
+            "claim",
+            postgresql_where=sa.text("claim IS NOT NULL"),
+            sqlite_where=sa.text("claim IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True)

@@ -47,32 +47,16 @@ def reap_expired_claims() -> int:
     return len(expired)
 
 
-def stalled_campaigns() -> list[int]:
-    """Sending campaigns that nothing is working on: a snapshot that stopped, or rows ready to send and no batch that
-    has shown progress by when it should have (`expect_progress_by`): a worker died holding the campaign's lanes, or
-    the queued lane tasks were lost. That does not wait for a dead worker's claims to lapse."""
-    now = utcnow()
-    quiet_since = now - timedelta(seconds=current_app.config["CAMPAIGN_LEASE_SECONDS"])
-    live_claim = sa.exists().where(
-        Delivery.campaign_id == Campaign.id,
-        Delivery.status == DeliveryStatus.SENDING,
-        Delivery.lease_until >= now,
-    )
-    ready = sa.exists().where(
-        Delivery.campaign_id == Campaign.id,
-        Delivery.status == DeliveryStatus.PENDING,
-        sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-    )
-    overdue = sa.or_(
-        Campaign.expect_progress_by < now,
-        sa.and_(Campaign.expect_progress_by.is_(None), ~live_claim),  # started before progress was recorded
-    )
-    stalled_snapshot = sa.and_(Campaign.snapshot_done.is_(False), Campaign.updated_at < quiet_since)
+def stalled_snapshots() -> list[int]:
+    """Sending campaigns whose snapshot stopped (its task's worker died): start_campaign carries it on. (Stalled
+    lanes are lanes.lanes_to_restart().)"""
+    quiet_since = utcnow() - timedelta(seconds=current_app.config["CAMPAIGN_LEASE_SECONDS"])
     campaign_ids = list(
         db.session.scalars(
             sa.select(Campaign.id).where(
                 Campaign.status == CampaignStatus.SENDING,
-                sa.or_(stalled_snapshot, sa.and_(Campaign.snapshot_done.is_(True), ready, overdue)),
+                Campaign.snapshot_done.is_(False),
+                Campaign.updated_at < quiet_since,
             )
         )
     )
@@ -80,21 +64,25 @@ def stalled_campaigns() -> list[int]:
     return campaign_ids
 
 
-def record_stall(campaign_id: int) -> None:
-    """Say on the campaign's page that it stalled and was restarted (unless the page already gives another reason);
-    the restarted lanes get CAMPAIGN_STALL_SECONDS to show progress. The caller commits, then restarts it."""
+def record_stall(campaign_id: int, lanes: int | None = None) -> None:
+    """Say on the campaign's page that it stalled and was restarted (unless the page already gives another reason):
+    `lanes` of its lanes, or its snapshot when None. The caller commits, then restarts them."""
     campaign = db.session.get(Campaign, campaign_id)
     if campaign is None:
         return
     stall = current_app.config["CAMPAIGN_STALL_SECONDS"]
     if campaign.status_detail is None or campaign.status_detail.startswith(STALL_NOTE):
         when = london_short(utcnow())
-        campaign.status_detail = (
-            f"{STALL_NOTE} at {when}: no batch showed progress for {stall:g} seconds (a worker stopped, or its queued "
-            "work was lost). Sending was restarted; nobody is mailed twice."
+        what = (
+            "listing its recipients stopped"
+            if lanes is None
+            else f"{lanes} of its {current_app.config['CAMPAIGN_LANES']} lanes showed no progress for {stall:g} seconds"
         )
-    campaign.expect_progress_by = utcnow() + timedelta(seconds=stall)
-    log.warning("campaign %s stalled (no progress for %s s); its lanes are restarted", campaign_id, stall)
+        campaign.status_detail = (
+            f"{STALL_NOTE} at {when}: {what} (a worker stopped, or its queued work was lost). Sending was restarted; "
+            "nobody is mailed twice."
+        )
+    log.warning("campaign %s stalled (%s lanes); restarted", campaign_id, lanes if lanes is not None else "snapshot")
 
 
 def finish_done_campaigns() -> None:

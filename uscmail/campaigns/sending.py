@@ -113,17 +113,6 @@ def maybe_finish(campaign_id: int) -> bool:
     return finished
 
 
-def expect_progress(campaign_id: int, within: float) -> None:
-    """Say that some batch of this sending campaign will show life within `within` seconds (the reaper restarts it
-    if none does). The caller commits."""
-    db.session.execute(
-        sa.update(Campaign)
-        .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SENDING)
-        .values(expect_progress_by=utcnow() + timedelta(seconds=within))
-        .execution_options(synchronize_session=False)
-    )
-
-
 def next_retry_at(campaign_id: int) -> datetime | None:
     """When the earliest delivery waiting after a transient failure may be tried again."""
     return db.session.scalar(
@@ -142,8 +131,12 @@ class Batch:
     lease_until: datetime
 
 
-def claim_batch(campaign_id: int, size: int, claim: str | None = None) -> Batch | None:
-    """Atomically take up to `size` pending rows whose time has come, under `claim`; None if there are none."""
+def claim_batch(campaign_id: int, size: int, claim: str | None = None, after: int = 0) -> Batch | None:
+    """Atomically take up to `size` pending rows whose time has come, with ids above `after`, under `claim`; None if
+    there are none.
+
+    A lane passes the highest id it claimed last as `after`: sent rows leave dead index entries behind them (until
+    vacuum), and a scan from the campaign's first id would step over every one of them, more with each batch."""
     db.session.commit()  # start a fresh transaction: on SQLite the claim must be its first statement
     now = utcnow()
     lease = now + timedelta(seconds=current_app.config["CAMPAIGN_LEASE_SECONDS"])
@@ -153,6 +146,7 @@ def claim_batch(campaign_id: int, size: int, claim: str | None = None) -> Batch 
         .where(
             Delivery.campaign_id == campaign_id,
             Delivery.status == DeliveryStatus.PENDING,
+            Delivery.id > after,
             sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
         )
         .order_by(Delivery.id)

@@ -9,25 +9,24 @@ import logging
 
 import sqlalchemy as sa
 from celery import shared_task
-from flask import current_app
 
 from ..extensions import db
 from ..models import utcnow
 from ..queueing import after_commit
 from ..validation import InvalidInput
-from . import batches, reaper, sending, services, testcopy
+from . import batches, lanes, reaper, sending, services, testcopy
 from .models import Campaign, CampaignStatus
 
 log = logging.getLogger(__name__)
 
 
-def queue_lanes(campaign_id: int) -> None:
-    """Queue CAMPAIGN_LANES batch tasks; each sends a batch and queues the next, so campaigns take turns. They are
-    expected to show progress within CAMPAIGN_STALL_SECONDS."""
-    sending.expect_progress(campaign_id, current_app.config["CAMPAIGN_STALL_SECONDS"])
+def queue_lanes(campaign_id: int, numbers: list[int] | None = None) -> None:
+    """(Re)start the campaign's lanes (all CAMPAIGN_LANES, or the ones named): each a chain of batch tasks, each
+    sending a batch and queuing the next, so campaigns take turns. A lane restarted here replaces its old chain."""
+    started = lanes.start_lanes(campaign_id, numbers)
     db.session.commit()
-    for _ in range(current_app.config["CAMPAIGN_LANES"]):
-        send_batch.delay(campaign_id)
+    for lane in started:
+        send_batch.delay(campaign_id, lane.number, lane.generation)
 
 
 @shared_task(soft_time_limit=600, time_limit=660)
@@ -45,11 +44,21 @@ def start_campaign(campaign_id: int) -> str:
 
 
 @shared_task(soft_time_limit=120, time_limit=150)
-def send_batch(campaign_id: int) -> int:
-    """Send one batch of the campaign, then queue the next (after a wait if the rate limit or a retry asks for one)."""
-    result = batches.send_batch(campaign_id)
-    if result.again_in is not None:
-        send_batch.apply_async((campaign_id,), countdown=result.again_in or None)
+def send_batch(campaign_id: int, lane: int | None = None, generation: str | None = None, after: int = 0) -> int:
+    """Send one batch of the campaign on one of its lanes, then queue the lane's next batch (after a wait if the rate
+    limit or a retry asks for one), which looks first above the highest id this one claimed. A superseded chain (its
+    lane was restarted since) stops here."""
+    current = lanes.Lane(campaign_id, lane, generation) if lane is not None and generation else None
+    if current is None or not current.is_current():
+        db.session.commit()
+        return 0
+    result = batches.send_batch(current, after)
+    if result.again_in is None:
+        current.expect_progress(None)  # ended: nothing for this lane to do now
+        db.session.commit()
+    else:
+        arguments = (campaign_id, lane, generation, result.claimed_up_to)
+        send_batch.apply_async(arguments, countdown=result.again_in or None)
     return result.sent
 
 
@@ -94,11 +103,17 @@ def start_due_campaigns() -> int:
 
 @shared_task(soft_time_limit=300, time_limit=330)
 def reap_deliveries() -> int:
-    """Beat: recover claims of dead workers, restart stalled campaigns, finish campaigns with nothing left."""
+    """Beat: recover claims of dead workers, restart stalled lanes (and ended ones when rows are ready again), finish
+    campaigns with nothing left."""
     reaped = reaper.reap_expired_claims()
-    for campaign_id in reaper.stalled_campaigns():
+    for campaign_id in reaper.stalled_snapshots():
         reaper.record_stall(campaign_id)
         after_commit(start_campaign, campaign_id)
         db.session.commit()
+    for campaign_id, restart in lanes.lanes_to_restart().items():
+        if restart.stalled:
+            reaper.record_stall(campaign_id, len(restart.stalled))
+            db.session.commit()
+        queue_lanes(campaign_id, restart.stalled + restart.idle)
     reaper.finish_done_campaigns()
     return reaped
