@@ -1,5 +1,6 @@
 """a sending campaign's lanes, each with its own deadline for progress: the reaper restarts the lanes of a worker
-that died while the other lanes carry on; and an index of deliveries by claim
+that died while the other lanes carry on; deliveries indexed by claim (and lease) while claimed, in place of
+status and lease
 
 Revision ID: 0011_campaign_lanes
 Revises: 0010_campaign_progress
@@ -29,14 +30,18 @@ def upgrade():
     )
     with op.batch_alter_table('campaigns', schema=None) as batch_op:
         batch_op.drop_column('expect_progress_by')
-    op.create_index(
-        'ix_deliveries_claim', 'deliveries', ['claim'], unique=False,
-        postgresql_where=sa.text('claim IS NOT NULL'), sqlite_where=sa.text('claim IS NOT NULL'),
-    )
+    with op.batch_alter_table('deliveries', schema=None) as batch_op:
+        batch_op.drop_index('ix_deliveries_status_lease')
+        batch_op.create_index(
+            'ix_deliveries_claim', ['claim', 'lease_until'], unique=False,
+            postgresql_where=sa.text('claim IS NOT NULL'), sqlite_where=sa.text('claim IS NOT NULL'),
+        )
 
 
 def downgrade():
-    op.drop_index('ix_deliveries_claim', table_name='deliveries')
+    with op.batch_alter_table('deliveries', schema=None) as batch_op:
+        batch_op.drop_index('ix_deliveries_claim')
+        batch_op.create_index('ix_deliveries_status_lease', ['status', 'lease_until'], unique=False)
     with op.batch_alter_table('campaigns', schema=None) as batch_op:
         batch_op.add_column(sa.Column('expect_progress_by', sa.DateTime(timezone=True), nullable=True))
     op.drop_table('campaign_lanes')

@@ -25,8 +25,8 @@ from ..templating import TemplateRefused
 from .builder import PreparedCampaign, Recipient, prepare
 from .journal import send_journal
 from .lanes import Lane
-from .models import Campaign, CampaignStatus, Delivery, DeliveryStatus
-from .outcomes import BEGIN_ENTRY, Leftover, Outcome, OutcomeKind, apply_outcomes
+from .models import Campaign, CampaignStatus, Delivery
+from .outcomes import BEGIN_ENTRY, Leftover, Outcome, OutcomeKind, apply_outcomes, held_by
 from .sending import Batch, claim_batch, maybe_finish, next_retry_at, recipients_of
 from .services import cancel
 
@@ -80,7 +80,7 @@ def _heartbeat(batch: Batch) -> bool:
     lease = utcnow() + timedelta(seconds=current_app.config["CAMPAIGN_LEASE_SECONDS"])
     result = db.session.execute(
         sa.update(Delivery)
-        .where(Delivery.claim == batch.claim, Delivery.status == DeliveryStatus.SENDING)
+        .where(held_by(batch.claim, batch.span))
         .values(lease_until=lease)
         .execution_options(synchronize_session=False)
     )
@@ -295,7 +295,7 @@ class BatchSender:
 
     def _begin(self) -> list[Recipient]:
         """The recipients still to be mailed (the others recorded as skipped), and a connection to the relay."""
-        recipients, skipped = recipients_of(self.batch.claim, self.campaign)
+        recipients, skipped = recipients_of(self.batch, self.campaign)
         self._record(skipped)
         self._connect()
         if self.campaign.connection_failures:
@@ -328,7 +328,7 @@ class BatchSender:
             self.last_progress = time.monotonic()
         if campaign_status(self.campaign_id) is not CampaignStatus.SENDING:
             raise StopBatch(None)
-        _, gone = recipients_of(self.batch.claim, self.campaign, from_id=recipient.delivery_id)
+        _, gone = recipients_of(self.batch, self.campaign, from_id=recipient.delivery_id)
         db.session.commit()
         self.dropped = {outcome.delivery_id for outcome in gone}
         self._record(gone)
@@ -374,7 +374,8 @@ def _stop(batch: Batch, lane: Lane, result: BatchResult, wait: float | None) -> 
     cancelled), then forget its journal."""
     campaign_id = lane.campaign_id
     status = campaign_status(campaign_id)
-    apply_outcomes(batch.claim, result.outcomes, Leftover.REQUEUE, cancelled=status is CampaignStatus.CANCELLED)
+    cancelled = status is CampaignStatus.CANCELLED
+    apply_outcomes(batch.claim, result.outcomes, Leftover.REQUEUE, cancelled=cancelled, span=batch.span)
     # The next batch runs after `wait` (a rate limit, a relay that could not be reached): no stall till then; unless
     # the lane was restarted meanwhile, and its new chain carries on instead.
     stall = current_app.config["CAMPAIGN_STALL_SECONDS"]

@@ -130,11 +130,12 @@ class Delivery(db.Model):
     __table_args__ = (
         sa.UniqueConstraint("campaign_id", "subscriber_id"),
         sa.Index("ix_deliveries_campaign_status", "campaign_id", "status", "id"),
-        sa.Index("ix_deliveries_status_lease", "status", "lease_until"),
-        # A batch finds its rows by claim: straight to them, however many dead row versions sent rows left behind.
+        # The rows being sent (a claim is set only while its batch runs), by claim and lease: a batch's lookups and
+        # the reaper's search for lapsed leases; small, as only claimed rows are in it.
         sa.Index(
             "ix_deliveries_claim",
             "claim",
+            "lease_until",
             postgresql_where=sa.text("claim IS NOT NULL"),
             sqlite_where=sa.text("claim IS NOT NULL"),
         ),

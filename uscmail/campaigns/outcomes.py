@@ -69,15 +69,31 @@ def _retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=base * 2 ** max(0, attempts - 1))
 
 
-def apply_outcomes(claim: str, outcomes: list[Outcome], leftover: Leftover, cancelled: bool = False) -> None:
+Span = tuple[int, int]  # the ids of a claim's first and last rows
+
+
+def held_by(claim: str, span: Span | None = None):
+    """The rows a claim holds, as an SQL condition. With the claim's span of ids (its first and last row), the lookup
+    stays within them, however many dead row versions sent rows have left in the indexes until vacuum."""
+    condition = sa.and_(Delivery.claim == claim, Delivery.status == DeliveryStatus.SENDING)
+    return condition if span is None else sa.and_(condition, Delivery.id.between(*span))
+
+
+def apply_outcomes(
+    claim: str,
+    outcomes: list[Outcome],
+    leftover: Leftover,
+    cancelled: bool = False,
+    span: Span | None = None,
+) -> None:
     """Write outcomes for the claim's rows in bulk; rows of the claim with no outcome are dealt with by `leftover`.
 
     REQUEUE when the batch stopped early on purpose (pause, rate limit, lost connection); UNKNOWN when its worker
     died: then the first row without an outcome, the one that may have been on the wire, is marked unknown and the
     rest go back to pending; LOST (the dead worker's journal is gone) marks every such row unknown. Rows the claim no
-    longer holds (taken over by the reaper) are left alone.
+    longer holds (taken over by the reaper) are left alone. `span`: the ids of the claim's first and last rows.
     """
-    attempts = _claimed_attempts(claim)
+    attempts = _claimed_attempts(claim, span)
     final = _with_leftovers(attempts, outcomes, leftover)
     now, max_attempts = utcnow(), current_app.config["CAMPAIGN_MAX_ATTEMPTS"]
     changes = [
@@ -87,10 +103,9 @@ def apply_outcomes(claim: str, outcomes: list[Outcome], leftover: Leftover, canc
     ]
     _write_changes(claim, changes)
     # Every row the claim still holds now has outcome SENT: one UPDATE by claim, with no list of ids.
-    table = Delivery.__table__
     db.session.execute(
-        sa.update(table)
-        .where(table.c.claim == claim, table.c.status == DeliveryStatus.SENDING)
+        sa.update(Delivery.__table__)
+        .where(held_by(claim, span))
         .values(status=DeliveryStatus.SENT, sent_at=now, claim=None, lease_until=None, error=None)
     )
     bounced = [outcome.delivery_id for outcome in final.values() if outcome.kind == OutcomeKind.BOUNCED]
@@ -98,13 +113,10 @@ def apply_outcomes(claim: str, outcomes: list[Outcome], leftover: Leftover, canc
         suppress_bounced(bounced)
 
 
-def _claimed_attempts(claim: str) -> dict[int, int]:
+def _claimed_attempts(claim: str, span: Span | None) -> dict[int, int]:
     """The rows the claim still holds, in id order, with the attempts each has had (this one included)."""
-    table = Delivery.__table__
     rows = db.session.execute(
-        sa.select(table.c.id, table.c.attempts)
-        .where(table.c.claim == claim, table.c.status == DeliveryStatus.SENDING)
-        .order_by(table.c.id)
+        sa.select(Delivery.id, Delivery.attempts).where(held_by(claim, span)).order_by(Delivery.id)
     )
     return dict(rows.all())
 

@@ -25,20 +25,22 @@ def reap_expired_claims() -> int:
 
     Returns the number of claims reaped.
     """
+    # Only claimed rows are in the claim index: this finds lapsed leases without looking at the rest.
     expired = db.session.execute(
-        sa.select(Delivery.claim, Delivery.campaign_id)
-        .where(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < utcnow())
-        .distinct()
+        sa.select(Delivery.claim, Delivery.campaign_id, sa.func.min(Delivery.id), sa.func.max(Delivery.id))
+        .where(Delivery.claim.is_not(None), Delivery.lease_until < utcnow(), Delivery.status == DeliveryStatus.SENDING)
+        .group_by(Delivery.claim, Delivery.campaign_id)
     ).all()
     db.session.commit()
     journal = send_journal()
-    for claim, campaign_id in expired:
+    for claim, campaign_id, first, last in expired:
         entries = journal.read(claim)
         outcomes = [outcome for outcome in map(Outcome.parse, entries) if outcome is not None]
         # No begin entry: the journal was lost (e.g. Redis restarted without persistence), so nothing is re-sent.
         leftover = Leftover.UNKNOWN if BEGIN_ENTRY in entries else Leftover.LOST
         status = db.session.scalar(sa.select(Campaign.status).where(Campaign.id == campaign_id))
-        apply_outcomes(claim, outcomes, leftover=leftover, cancelled=status is CampaignStatus.CANCELLED)
+        cancelled = status is CampaignStatus.CANCELLED
+        apply_outcomes(claim, outcomes, leftover=leftover, cancelled=cancelled, span=(first, last))
         db.session.commit()
         journal.discard(claim)
         log.warning(

@@ -19,7 +19,7 @@ from ..models import Subscriber, Subscription, SubscriptionStatus, Suppression, 
 from ..suppression import address_hmac
 from .builder import Recipient
 from .models import Campaign, CampaignStatus, Delivery, DeliveryStatus
-from .outcomes import Outcome, OutcomeKind
+from .outcomes import Outcome, OutcomeKind, held_by
 from .services import record_tallies
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,11 @@ class Batch:
     rows: list[tuple[int, int | None]]
     lease_until: datetime
 
+    @property
+    def span(self) -> tuple[int, int]:
+        """The ids of its first and last rows."""
+        return self.rows[0][0], self.rows[-1][0]
+
 
 def claim_batch(campaign_id: int, size: int, claim: str | None = None, after: int = 0) -> Batch | None:
     """Atomically take up to `size` pending rows whose time has come, with ids above `after`, under `claim`; None if
@@ -169,10 +174,10 @@ def claim_batch(campaign_id: int, size: int, claim: str | None = None, after: in
     return Batch(claim, rows, lease) if rows else None
 
 
-def recipients_of(claim: str, campaign: Campaign, from_id: int = 0) -> tuple[list[Recipient], list[Outcome]]:
+def recipients_of(batch: Batch, campaign: Campaign, from_id: int = 0) -> tuple[list[Recipient], list[Outcome]]:
     """The claim's recipients (from delivery `from_id` on) still confirmed on a target list and not suppressed; the
     others as skipped outcomes. Asked when a batch starts and again as it goes, so someone who unsubscribes after the
-    send began is not mailed. One query on the campaign's (campaign, status, id) index, with no list of ids."""
+    send began is not mailed. One query within the batch's span of ids, with no list of ids."""
     still_subscribed = sa.exists().where(
         Subscription.subscriber_id == Delivery.subscriber_id,
         Subscription.list_id.in_(campaign.list_ids),
@@ -183,12 +188,7 @@ def recipients_of(claim: str, campaign: Campaign, from_id: int = 0) -> tuple[lis
             Delivery.id, Subscriber.email, Subscriber.name, Subscriber.public_id, still_subscribed.label("subscribed")
         )
         .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .where(
-            Delivery.campaign_id == campaign.id,
-            Delivery.status == DeliveryStatus.SENDING,
-            Delivery.claim == claim,
-            Delivery.id >= from_id,
-        )
+        .where(Delivery.campaign_id == campaign.id, held_by(batch.claim, (max(from_id, batch.span[0]), batch.span[1])))
         .order_by(Delivery.id)
     ).all()
     wanted = [row for row in rows if row.email is not None and row.subscribed]
