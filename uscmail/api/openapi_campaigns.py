@@ -137,7 +137,11 @@ def campaign_schemas() -> dict:
                 "unknown": {**count, "description": "On the wire when a worker died; never sent again."},
                 "done": count,
                 "percent": {"type": "integer", "minimum": 0, "maximum": 100},
-                "rate_per_second": {"type": "number", "minimum": 0, "description": "Over the last 30 seconds."},
+                "rate_per_second": {
+                    "type": "number",
+                    "minimum": 0,
+                    "description": "While sending, over the last 30 seconds; once sent, the average.",
+                },
                 "seconds_remaining": {"type": ["integer", "null"], "minimum": 0},
                 "snapshot_done": {"type": "boolean", "description": "Every recipient has a delivery row."},
             }

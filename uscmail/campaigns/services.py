@@ -12,8 +12,9 @@ from ..models import MailingList, Subscription, SubscriptionStatus, utcnow
 from ..organisers import audit
 from ..organisers.models import Organiser
 from ..validation import InvalidInput, single_line_text
-from . import render
+from . import progress, render
 from .models import BodyFormat, Campaign, CampaignKind, CampaignStatus, Delivery, DeliveryStatus
+from .progress import delivery_counts
 from .senders import campaign_sender, check_sender, sender_email
 
 SUBJECT_MAX_LENGTH = 255
@@ -343,17 +344,6 @@ class CampaignStats:
         }
 
 
-def delivery_counts(campaign_id: int) -> dict[DeliveryStatus, int]:
-    """The campaign's deliveries by status (one grouped query on its index)."""
-    return dict(
-        db.session.execute(
-            sa.select(Delivery.status, sa.func.count())
-            .where(Delivery.campaign_id == campaign_id)
-            .group_by(Delivery.status)
-        ).all()
-    )
-
-
 def record_tallies(campaign_id: int) -> None:
     """Store the final sent and failed counts on a campaign that has ended."""
     counts = delivery_counts(campaign_id)
@@ -368,9 +358,10 @@ def record_tallies(campaign_id: int) -> None:
 RATE_WINDOW = timedelta(seconds=30)
 
 
-def send_rate(campaign: Campaign, sent: int) -> float:
-    """Messages a second: while sending, over the last RATE_WINDOW (or since the send began, if that is sooner); once
-    the send has finished, its average from start to finish; 0 while paused."""
+def send_rate(campaign: Campaign, sent: int, recent: float | None = None) -> float:
+    """Messages a second: while sending, `recent` (from the counts of the last half minute, progress.py) or else
+    counted from the rows sent over the last RATE_WINDOW (or since the send began, if that is sooner); once the send
+    has finished, its average from start to finish; 0 while paused."""
     started, now = campaign.started_at, utcnow()
     if started is None:
         return 0.0
@@ -378,20 +369,25 @@ def send_rate(campaign: Campaign, sent: int) -> float:
         if campaign.finished_at is None or not sent:  # paused, or nothing sent: no rate to speak of
             return 0.0
         return round(sent / max((campaign.finished_at - started).total_seconds(), 0.001), 1)
+    if recent is not None:
+        return round(max(0.0, recent), 1)
     since = max(started, now - RATE_WINDOW)
-    recent = db.session.scalar(
+    counted = db.session.scalar(
         sa.select(sa.func.count())
         .select_from(Delivery)
         .where(Delivery.campaign_id == campaign.id, Delivery.status == DeliveryStatus.SENT, Delivery.sent_at >= since)
     )
-    return round(recent / max((now - since).total_seconds(), 1.0), 1)
+    return round(counted / max((now - since).total_seconds(), 1.0), 1)
 
 
 def campaign_stats(campaign: Campaign) -> CampaignStats:
-    """Counts by status (one grouped query on the campaign's index), the send rate and the time remaining."""
-    counts = delivery_counts(campaign.id)
+    """Counts by status (while sending, at most a second old: progress.py), the send rate and the time remaining."""
+    if campaign.status is CampaignStatus.SENDING:
+        counts, recent = progress.live_counts(campaign)
+    else:
+        counts, recent = delivery_counts(campaign.id), None
     pending = counts.get(DeliveryStatus.PENDING, 0) + counts.get(DeliveryStatus.SENDING, 0)
-    rate = send_rate(campaign, counts.get(DeliveryStatus.SENT, 0))
+    rate = send_rate(campaign, counts.get(DeliveryStatus.SENT, 0), recent)
     remaining = int(pending / rate) if rate and pending else (0 if not pending else None)
     return CampaignStats(
         status=campaign.status.value,
