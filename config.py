@@ -102,7 +102,7 @@ class Config:
     # Campaign sending. Deliveries are claimed in batches; LANES batch tasks per campaign run at once (across all
     # workers); a claim lapses after LEASE seconds if its worker dies. 4xx answers are retried up to MAX_ATTEMPTS
     # times, RETRY_BACKOFF seconds doubling each time; CONNECTION_FAILURES in a row pause the campaign.
-    CAMPAIGN_BATCH_SIZE = int(os.environ.get("CAMPAIGN_BATCH_SIZE", "200"))
+    CAMPAIGN_BATCH_SIZE = int(os.environ.get("CAMPAIGN_BATCH_SIZE", "500"))
     CAMPAIGN_LANES = int(os.environ.get("CAMPAIGN_LANES", "4"))
     # A claim's lease: renewed every third of it while its batch runs; a dead worker's claim is reaped when it lapses.
     # A batch whose lease lapsed while it waited (a relay that hung) finds out at its next renewal and sends no more.

@@ -1064,8 +1064,10 @@ def mb(kb: int) -> float:
 
 def run(args: argparse.Namespace) -> int:
     bench = Bench(args)
-    batch_size = os.environ.get("CAMPAIGN_BATCH_SIZE", "200")
-    lanes = os.environ.get("CAMPAIGN_LANES", "4")
+    sys.path.insert(0, str(PROJECT_DIR))
+    from config import Config  # reads the same environment the workers get
+
+    batch_size, lanes = Config.CAMPAIGN_BATCH_SIZE, Config.CAMPAIGN_LANES
     results: list[CampaignResult] = []
     naive = ceiling = None
     pipeline_error = None  # why (a) could not be measured; (b) and (c) are still reported
