@@ -1204,7 +1204,11 @@ def run(args: argparse.Namespace) -> int:
         tenths = result.rates_by_tenth()
         if len(tenths) == 10:
             print("  msg/s by tenth of the campaign (sink counter): " + ", ".join(f"{rate:,.0f}" for rate in tenths))
-            print(f"    last tenth / second tenth = {tenths[-1] / tenths[1]:.2f}")
+            print(
+                f"    rate at {result.subscribers * 9 // 10:,} / rate at {result.subscribers // 10:,} "
+                f"(ninth tenth / second tenth) = {tenths[8] / tenths[1]:.2f} (target: within 10%); the last tenth "
+                "includes the last batches ending"
+            )
         pool = result.pool_peak_kb
         print(
             f"  worker peak memory (VmHWM): max {mb(max(pool)):.0f} MB, sum {mb(sum(pool)):.0f} MB over the "
