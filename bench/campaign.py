@@ -1204,6 +1204,7 @@ def run(args: argparse.Namespace) -> int:
         tenths = result.rates_by_tenth()
         if len(tenths) == 10:
             print("  msg/s by tenth of the campaign (sink counter): " + ", ".join(f"{rate:,.0f}" for rate in tenths))
+        if len(tenths) == 10 and result.subscribers >= 100_000:  # a smaller tenth lasts about one stats poll
             print(
                 f"    rate at {result.subscribers * 9 // 10:,} / rate at {result.subscribers // 10:,} "
                 f"(ninth tenth / second tenth) = {tenths[8] / tenths[1]:.2f} (target: within 10%); the last tenth "
