@@ -68,6 +68,12 @@ class Config:
     # Further addresses campaigns may be sent from; MAIL_DEFAULT_SENDER's is always allowed.
     MAIL_SENDERS = env_list("MAIL_SENDERS")
     MAIL_TIMEOUT = float(os.environ.get("MAIL_TIMEOUT", "30"))
+    # DKIM signing of every outgoing mail (uscmail/mail/dkim.py; `flask --app uscmail mail dkim-key` makes a key and
+    # prints its DNS record). Off unless the domain, the selector and a key (PEM text, or a file) are all set.
+    DKIM_DOMAIN = os.environ.get("DKIM_DOMAIN", "")
+    DKIM_SELECTOR = os.environ.get("DKIM_SELECTOR", "")
+    DKIM_PRIVATE_KEY = os.environ.get("DKIM_PRIVATE_KEY", "")
+    DKIM_PRIVATE_KEY_FILE = os.environ.get("DKIM_PRIVATE_KEY_FILE", "")
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
     # Hosts campaign mail may show images from (https only). None by default: a remote image tells its host who
     # opened the mail, and when.

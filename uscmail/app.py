@@ -23,6 +23,7 @@ from .imports import routes as import_routes
 from .imports import tasks as import_tasks  # noqa: F401 - registers the Celery task
 from .imports.cli import init_imports_cli
 from .inputguard import init_inputguard
+from .mail import dkim
 from .organisers import account_routes
 from .organisers import routes as organiser_routes
 from .organisers.cli import init_organisers_cli
@@ -70,6 +71,7 @@ def register_logging(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind the extensions and Celery to this app."""
+    dkim.init_app(app)  # first: the signing key is read once, here, and a wrong one stops the app with the reason
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_DIR / "migrations"), render_as_batch=True)
     csrf.init_app(app)

@@ -18,6 +18,8 @@ from smtplib import quoteaddr
 
 from flask import current_app
 
+from .dkim import sign_outgoing
+
 HARD_BOUNCE_CODES = {550, 551, 553}
 PIPELINED_STAGES = (("mail", (250,)), ("rcpt", (250, 251)), ("data", (354,)))
 LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
@@ -123,8 +125,10 @@ def send(connection: smtplib.SMTP, envelope_from: str, recipient: str, data: byt
     """One SMTP transaction for one recipient; `data` is the whole message with CRLF line endings.
 
     Raises ConnectionLost if the connection broke before the message was transferred, SenderRefused if the relay
-    refuses the envelope sender for good. Every other outcome is the Reply.
+    refuses the envelope sender for good. Every other outcome is the Reply. The message is DKIM-signed here when
+    DKIM is configured (mail.dkim), so every kind of mail is.
     """
+    data = sign_outgoing(data)
     if smtputf8:
         return _send_stepwise(connection, envelope_from, recipient, data, SMTPUTF8_OPTIONS)
     if connection.has_extn("pipelining"):
