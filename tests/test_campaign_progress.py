@@ -11,12 +11,18 @@ from uscmail.campaigns.models import Delivery, DeliveryStatus
 from uscmail.models import utcnow
 
 
-def test_a_sending_campaigns_counts_are_taken_at_most_once_a_second_and_give_its_rate(db):
-    add_confirmed(10)
+def sending_campaign(db, recipients: int):
+    """A campaign pressed to send, with every delivery row written and nothing sent (no worker is asked to)."""
+    add_confirmed(recipients)
     campaign = make_campaign()
     services.start_sending(campaign, "test")
     db.session.commit()
     sending.snapshot(campaign.id, on_first_chunk=lambda: None)
+    return campaign
+
+
+def test_a_sending_campaigns_counts_are_taken_at_most_once_a_second_and_give_its_rate(db):
+    campaign = sending_campaign(db, 10)
     first = services.campaign_stats(campaign)
     assert (first.recipients, first.pending, first.sent) == (10, 10, 0)
 
@@ -36,11 +42,7 @@ def test_a_sending_campaigns_counts_are_taken_at_most_once_a_second_and_give_its
 
 
 def test_a_finished_campaigns_counts_are_exact_at_once(db):
-    add_confirmed(3)
-    campaign = make_campaign()
-    services.start_sending(campaign, "test")
-    db.session.commit()
-    sending.snapshot(campaign.id, on_first_chunk=lambda: None)
+    campaign = sending_campaign(db, 3)
     assert services.campaign_stats(campaign).pending == 3
     db.session.execute(
         sa.update(Delivery)

@@ -186,7 +186,6 @@ def send_batch(lane: Lane, after: int = 0) -> BatchResult:
     if batch is None:
         return _nothing_to_claim(lane)
     sender = BatchSender(batch, campaign, prepared, limiter, lane)
-    sender.result.claimed_up_to = batch.rows[-1][0]
     try:
         return sender.run()
     except SoftTimeLimitExceeded:
@@ -218,15 +217,12 @@ def _nothing_to_claim(lane: Lane) -> BatchResult:
     if maybe_finish(campaign_id):
         return BatchResult(again_in=None)
     if not db.session.scalar(sa.select(Campaign.snapshot_done).where(Campaign.id == campaign_id)):
-        lane.expect_progress(SNAPSHOT_WAIT_SECONDS + current_app.config["CAMPAIGN_STALL_SECONDS"])
-        db.session.commit()
-        return BatchResult(again_in=SNAPSHOT_WAIT_SECONDS)
-    retry_at = next_retry_at(campaign_id)
-    if retry_at is None:
-        db.session.commit()
-        return BatchResult(again_in=None)
-    again_in = max(1.0, (retry_at - utcnow()).total_seconds())
-    lane.expect_progress(again_in + current_app.config["CAMPAIGN_STALL_SECONDS"])
+        again_in = SNAPSHOT_WAIT_SECONDS
+    else:
+        retry_at = next_retry_at(campaign_id)
+        again_in = max(1.0, (retry_at - utcnow()).total_seconds()) if retry_at else None
+    if again_in is not None:
+        lane.expect_progress(again_in)
     db.session.commit()
     return BatchResult(again_in=again_in)
 
@@ -262,7 +258,7 @@ class BatchSender:
     ):
         self.batch, self.campaign, self.prepared, self.limiter, self.lane = batch, campaign, prepared, limiter, lane
         self.campaign_id = campaign.id
-        self.result = BatchResult()
+        self.result = BatchResult(claimed_up_to=batch.span[1])
         self.journal = send_journal()
         self.started = self.last_heartbeat = self.last_checkpoint = time.monotonic()
         self.heartbeat_every = max(1.0, current_app.config["CAMPAIGN_LEASE_SECONDS"] / 3)
@@ -322,7 +318,7 @@ class BatchSender:
                 raise StopBatch(0.0)  # the reaper took the rows back; the next batch claims afresh
             self.last_heartbeat = time.monotonic()
         if time.monotonic() - self.last_progress >= self.stall_seconds / 3:
-            if not self.lane.expect_progress(self.stall_seconds):
+            if not self.lane.expect_progress():
                 db.session.commit()
                 raise StopBatch(None)  # the lane was restarted: its new chain carries on
             self.last_progress = time.monotonic()
@@ -378,14 +374,13 @@ def _stop(batch: Batch, lane: Lane, result: BatchResult, wait: float | None) -> 
     apply_outcomes(batch.claim, result.outcomes, Leftover.REQUEUE, cancelled=cancelled, span=batch.span)
     # The next batch runs after `wait` (a rate limit, a relay that could not be reached): no stall till then; unless
     # the lane was restarted meanwhile, and its new chain carries on instead.
-    stall = current_app.config["CAMPAIGN_STALL_SECONDS"]
-    if status is CampaignStatus.SENDING and wait is not None and not lane.expect_progress(wait + stall):
+    if status is CampaignStatus.SENDING and wait is not None and not lane.expect_progress(wait):
         wait = None
     db.session.commit()
     send_journal().discard(batch.claim)
     if status is not CampaignStatus.SENDING:
         wait = None
-    elif wait == 0.0 and len(batch.rows) < current_app.config["CAMPAIGN_BATCH_SIZE"]:
+    elif wait == 0.0 and len(batch.rows) < batch.requested:
         # A short batch: perhaps the campaign's last. (After a full one, the lane's next claim finds out.)
         maybe_finish(campaign_id)
     result.again_in = wait

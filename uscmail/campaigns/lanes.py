@@ -9,14 +9,14 @@ the lane a new generation, so the chain it replaces ends at its next batch and t
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
 
 from ..extensions import db, upsert_insert
 from ..models import utcnow
-from .models import Campaign, CampaignLane, CampaignStatus, Delivery, DeliveryStatus
+from .models import Campaign, CampaignLane, CampaignStatus, Delivery, ready_to_send
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,11 @@ class Lane:
         )
         return current is not None and secrets.compare_digest(current, self.generation)
 
-    def expect_progress(self, within: float | None) -> bool:
-        """Say this lane will show life again within `within` seconds (None: the chain ends, having nothing to do);
-        False if the lane has been restarted since (this chain should stop). The caller commits."""
-        deadline = None if within is None else utcnow() + timedelta(seconds=within)
+    def expect_progress(self, wait: float | None = 0.0) -> bool:
+        """Say this lane's next batch starts in `wait` seconds (None: the chain ends, having nothing to do); the reaper
+        allows it CAMPAIGN_STALL_SECONDS beyond that. False if the lane has been restarted since (this chain should
+        stop). The caller commits."""
+        deadline = None if wait is None else progress_deadline(wait)
         result = db.session.execute(
             sa.update(CampaignLane)
             .where(
@@ -53,12 +54,17 @@ class Lane:
         return result.rowcount == 1
 
 
+def progress_deadline(wait: float) -> datetime:
+    """When a lane whose next batch starts in `wait` seconds counts as stalled."""
+    return utcnow() + timedelta(seconds=wait + current_app.config["CAMPAIGN_STALL_SECONDS"])
+
+
 def start_lanes(campaign_id: int, numbers: list[int] | None = None) -> list[Lane]:
     """Give the lanes (all CAMPAIGN_LANES of them unless `numbers` says which) a new generation, each expected to
     show progress within CAMPAIGN_STALL_SECONDS. The caller commits, then queues a batch task for each."""
     if numbers is None:
         numbers = list(range(current_app.config["CAMPAIGN_LANES"]))
-    deadline = utcnow() + timedelta(seconds=current_app.config["CAMPAIGN_STALL_SECONDS"])
+    deadline = progress_deadline(0.0)
     lanes = [Lane(campaign_id, number, secrets.token_hex(8)) for number in numbers]
     for lane in lanes:
         statement = upsert_insert(CampaignLane.__table__).values(
@@ -86,11 +92,7 @@ def lanes_to_restart() -> dict[int, Restart]:
     """Of each sending campaign whose snapshot is done and that has rows ready to send, the lanes that are overdue
     or missing (stalled), and those that ended (idle). That does not wait for a dead worker's claims to lapse."""
     now = utcnow()
-    ready = sa.exists().where(
-        Delivery.campaign_id == Campaign.id,
-        Delivery.status == DeliveryStatus.PENDING,
-        sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-    )
+    ready = sa.exists().where(Delivery.campaign_id == Campaign.id, ready_to_send(now))
     campaign_ids = db.session.scalars(
         sa.select(Campaign.id).where(Campaign.status == CampaignStatus.SENDING, Campaign.snapshot_done.is_(True), ready)
     ).all()

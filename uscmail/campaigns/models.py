@@ -155,3 +155,11 @@ class Delivery(db.Model):
     # SMTP code and reply text, or why it was skipped; never an address.
     error: Mapped[str | None] = mapped_column(sa.String(300))
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+def ready_to_send(now: datetime):
+    """Deliveries a batch may claim now, as an SQL condition: pending, and any retry wait over."""
+    return sa.and_(
+        Delivery.status == DeliveryStatus.PENDING,
+        sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+    )

@@ -18,7 +18,7 @@ from ..extensions import db, upsert_insert
 from ..models import Subscriber, Subscription, SubscriptionStatus, Suppression, utcnow
 from ..suppression import address_hmac
 from .builder import Recipient
-from .models import Campaign, CampaignStatus, Delivery, DeliveryStatus
+from .models import Campaign, CampaignStatus, Delivery, DeliveryStatus, ready_to_send
 from .outcomes import Outcome, OutcomeKind, held_by
 from .services import record_tallies
 
@@ -129,6 +129,7 @@ class Batch:
     claim: str
     rows: list[tuple[int, int | None]]
     lease_until: datetime
+    requested: int  # the size asked for: fewer rows means none were left to claim
 
     @property
     def span(self) -> tuple[int, int]:
@@ -150,9 +151,8 @@ def claim_batch(campaign_id: int, size: int, claim: str | None = None, after: in
         sa.select(Delivery.id)
         .where(
             Delivery.campaign_id == campaign_id,
-            Delivery.status == DeliveryStatus.PENDING,
+            ready_to_send(now),
             Delivery.id > after,
-            sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
         )
         .order_by(Delivery.id)
         .limit(size)
@@ -171,7 +171,7 @@ def claim_batch(campaign_id: int, size: int, claim: str | None = None, after: in
     )
     rows = sorted(tuple(row) for row in db.session.execute(statement).all())
     db.session.commit()
-    return Batch(claim, rows, lease) if rows else None
+    return Batch(claim, rows, lease, size) if rows else None
 
 
 def recipients_of(batch: Batch, campaign: Campaign, from_id: int = 0) -> tuple[list[Recipient], list[Outcome]]:
