@@ -105,6 +105,14 @@ def test_half_set_or_wrong_settings_stop_the_app_with_the_reason(key, tmp_path):
         signer_from_config(
             {"DKIM_DOMAIN": DOMAIN, "DKIM_SELECTOR": SELECTOR, "DKIM_PRIVATE_KEY_FILE": str(tmp_path / "missing")}
         )
+    for setting in ("DKIM_DOMAIN", "DKIM_SELECTOR"):
+        bad = {"DKIM_DOMAIN": DOMAIN, "DKIM_SELECTOR": SELECTOR, "DKIM_PRIVATE_KEY": pem(key), setting: "a\r\nBcc: x"}
+        with pytest.raises(DkimSettingsError, match=f"{setting} must be a DNS name"):
+            signer_from_config(bad)
+    binary = tmp_path / "key.der"
+    binary.write_bytes(b"\xff\xfe\x00" * 100)
+    with pytest.raises(DkimSettingsError, match="not a PEM private key"):
+        signer_from_config({"DKIM_DOMAIN": DOMAIN, "DKIM_SELECTOR": SELECTOR, "DKIM_PRIVATE_KEY_FILE": str(binary)})
     assert signer_from_config({}) is None
     signer = signer_from_config({"DKIM_DOMAIN": DOMAIN, "DKIM_SELECTOR": SELECTOR, "DKIM_PRIVATE_KEY": pem(key)})
     assert signer.domain == DOMAIN.encode()
@@ -130,6 +138,9 @@ def test_the_key_command_writes_a_private_key_and_prints_its_record(tmp_path):
     parts = re.findall(r'"([^"]*)"', strings)
     assert len(parts) == 2 and max(map(len, parts)) <= 255, "DNS strings of at most 255 characters"
     assert "".join(parts) == txt_record(key)
+    hostile = runner.invoke(mail_cli, ["dkim-key", "--domain", "x\nevil", "--out", str(tmp_path / "other.pem")])
+    assert hostile.exit_code == 1 and "must be a DNS name" in hostile.output and "Traceback" not in hostile.output
+    assert not (tmp_path / "other.pem").exists()
     again = runner.invoke(mail_cli, ["dkim-key", "--domain", DOMAIN, "--out", str(out)])
     assert again.exit_code == 1 and "exists already" in again.output
     assert (

@@ -10,6 +10,7 @@ verifier. Off unless DKIM_DOMAIN, DKIM_SELECTOR and a key (DKIM_PRIVATE_KEY, or 
 import base64
 import hashlib
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ SIGNED_HEADERS = (
 RELAXED = b"relaxed/relaxed"
 HEADER_NAME = b"DKIM-Signature"
 KEY_BITS = 2048
+NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 
 class DkimSettingsError(RuntimeError):
@@ -98,12 +100,21 @@ def signer_from_config(config) -> Signer | None:
         raise DkimSettingsError(
             "DKIM needs DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY (or DKIM_PRIVATE_KEY_FILE) together"
         )
+    key_pem = pem.encode()
     if not pem:
         try:
-            pem = Path(path).read_text()
+            key_pem = Path(path).read_bytes()
         except OSError as exc:
             raise DkimSettingsError(f"DKIM_PRIVATE_KEY_FILE cannot be read ({exc.strerror})") from None
-    return Signer(domain.encode("ascii"), selector.encode("ascii"), load_key(pem.encode()))
+    return Signer(checked_name("DKIM_DOMAIN", domain), checked_name("DKIM_SELECTOR", selector), load_key(key_pem))
+
+
+def checked_name(setting: str, value: str) -> bytes:
+    """A domain or selector as it goes into the signature header and DNS: ASCII letters, digits, dots and hyphens
+    (an international domain in its xn-- form); DkimSettingsError for anything else, a line break above all."""
+    if not NAME.fullmatch(value):
+        raise DkimSettingsError(f"{setting} must be a DNS name of letters, digits, dots and hyphens (xn-- form)")
+    return value.encode("ascii")
 
 
 def sign_outgoing(data: bytes) -> bytes:
@@ -136,6 +147,11 @@ def mail_cli() -> None:
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="where to write the private key (0600)")
 def dkim_key(domain: str, selector: str, out: str) -> None:
     """Make a 2048-bit RSA key for DKIM, write it to --out, and print the DNS record to publish."""
+    try:
+        checked_name("--domain", domain)
+        checked_name("--selector", selector)
+    except DkimSettingsError as exc:
+        raise click.ClickException(str(exc)) from None
     path = Path(out)
     if path.exists():
         raise click.ClickException(f"{out} exists already; choose another path (a key is never overwritten)")
