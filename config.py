@@ -74,6 +74,23 @@ class Config:
     DKIM_SELECTOR = os.environ.get("DKIM_SELECTOR", "")
     DKIM_PRIVATE_KEY = os.environ.get("DKIM_PRIVATE_KEY", "")
     DKIM_PRIVATE_KEY_FILE = os.environ.get("DKIM_PRIVATE_KEY_FILE", "")
+    # Bounces and complaints (uscmail/bounces). Every message's envelope sender is BOUNCE_ADDRESS with a tag naming
+    # its delivery after a "+" (bounces+tag@domain): the domain's MX must hand such mail to `flask bounces serve` or
+    # to the mailbox below. By default, bounces@ the default sender's domain.
+    BOUNCE_ADDRESS = os.environ.get("BOUNCE_ADDRESS") or "bounces@" + (
+        parseaddr(MAIL_DEFAULT_SENDER)[1].rpartition("@")[2] or "uscmail.test"
+    )
+    # Mailman's soft-bounce policy: a score that suppresses at THRESHOLD, counting at most one bounce a day, and
+    # starting again when the last bounce is older than WINDOW_DAYS.
+    BOUNCE_SCORE_THRESHOLD = float(os.environ.get("BOUNCE_SCORE_THRESHOLD", "5.0"))
+    BOUNCE_SCORE_WINDOW_DAYS = int(os.environ.get("BOUNCE_SCORE_WINDOW_DAYS", "7"))
+    # Mail that could not be read as a bounce is kept (its first SET_ASIDE_BYTES) for SET_ASIDE_DAYS.
+    BOUNCE_SET_ASIDE_BYTES = int(os.environ.get("BOUNCE_SET_ASIDE_BYTES", str(64 * 1024)))
+    BOUNCE_SET_ASIDE_DAYS = int(os.environ.get("BOUNCE_SET_ASIDE_DAYS", "30"))
+    # `flask bounces serve`: where the receiver listens, and the largest message it takes.
+    BOUNCE_RECEIVER_HOST = os.environ.get("BOUNCE_RECEIVER_HOST", "127.0.0.1")
+    BOUNCE_RECEIVER_PORT = int(os.environ.get("BOUNCE_RECEIVER_PORT", "2526"))
+    BOUNCE_RECEIVER_MAX_BYTES = int(os.environ.get("BOUNCE_RECEIVER_MAX_BYTES", str(1024 * 1024)))
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
     # Hosts campaign mail may show images from (https only). None by default: a remote image tells its host who
     # opened the mail, and when.
