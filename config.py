@@ -90,7 +90,10 @@ class Config:
     # `flask bounces serve`: where the receiver listens, and the largest message it takes.
     BOUNCE_RECEIVER_HOST = os.environ.get("BOUNCE_RECEIVER_HOST", "127.0.0.1")
     BOUNCE_RECEIVER_PORT = int(os.environ.get("BOUNCE_RECEIVER_PORT", "2526"))
-    BOUNCE_RECEIVER_MAX_BYTES = int(os.environ.get("BOUNCE_RECEIVER_MAX_BYTES", str(1024 * 1024)))
+    BOUNCE_RECEIVER_MAX_BYTES = int(os.environ.get("BOUNCE_RECEIVER_MAX_BYTES", str(4 * 1024 * 1024)))
+    # STARTTLS for MTAs that deliver bounces (PEM files); without them the receiver speaks plain SMTP.
+    BOUNCE_RECEIVER_TLS_CERT = os.environ.get("BOUNCE_RECEIVER_TLS_CERT", "")
+    BOUNCE_RECEIVER_TLS_KEY = os.environ.get("BOUNCE_RECEIVER_TLS_KEY", "")
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
     # Hosts campaign mail may show images from (https only). None by default: a remote image tells its host who
     # opened the mail, and when.
