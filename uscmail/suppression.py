@@ -9,9 +9,10 @@ import hmac
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db
-from .models import Suppression, SuppressionReason
+from .models import Suppression, SuppressionReason, utcnow
 
 
 def address_hmac(email: str) -> str:
@@ -31,8 +32,13 @@ def is_suppressed(email: str) -> bool:
 
 
 def suppress(email: str, reason: SuppressionReason) -> None:
-    """Add a normalised address to the suppression list (no-op if already there)."""
-    digest = address_hmac(email)
-    if db.session.scalar(sa.select(Suppression.id).where(Suppression.address_hmac == digest)) is None:
-        db.session.add(Suppression(address_hmac=digest, reason=reason))
-        db.session.flush()
+    """Add a normalised address to the suppression list (no-op if already there, even if another transaction has
+    just added it)."""
+    dialect = db.session.get_bind().dialect.name
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
+    values = {"address_hmac": address_hmac(email), "reason": reason, "created_at": utcnow()}
+    if insert is None:  # another database: check, then insert
+        if not is_suppressed(email):
+            db.session.execute(sa.insert(Suppression).values(**values))
+        return
+    db.session.execute(insert(Suppression).values(**values).on_conflict_do_nothing(index_elements=["address_hmac"]))
