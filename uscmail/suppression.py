@@ -31,14 +31,16 @@ def is_suppressed(email: str) -> bool:
     return suppression_reason(email) is not None
 
 
-def suppress(email: str, reason: SuppressionReason) -> None:
-    """Add a normalised address to the suppression list (no-op if already there, even if another transaction has
-    just added it)."""
+def suppress(email: str, reason: SuppressionReason) -> bool:
+    """Add a normalised address to the suppression list; False if it was already there (even if another
+    transaction has just added it)."""
     dialect = db.session.get_bind().dialect.name
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
     values = {"address_hmac": address_hmac(email), "reason": reason, "created_at": utcnow()}
     if insert is None:  # another database: check, then insert
-        if not is_suppressed(email):
-            db.session.execute(sa.insert(Suppression).values(**values))
-        return
-    db.session.execute(insert(Suppression).values(**values).on_conflict_do_nothing(index_elements=["address_hmac"]))
+        if is_suppressed(email):
+            return False
+        db.session.execute(sa.insert(Suppression).values(**values))
+        return True
+    statement = insert(Suppression).values(**values).on_conflict_do_nothing(index_elements=["address_hmac"])
+    return db.session.execute(statement.returning(Suppression.id)).first() is not None

@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 20
 BATCH_MAX = 100
-BATCH_WAIT_SECONDS = 0.005
 # Per connection: an MTA sends many bounces over one connection, but nothing needs a thousand HELPs or NOOPs.
 COMMAND_LIMITS = {"*": 1000, "MAIL": 10**7, "RCPT": 10**7, "DATA": 10**7, "RSET": 10**7, "NOOP": 10**5}
 
@@ -35,8 +34,8 @@ COMMAND_LIMITS = {"*": 1000, "MAIL": 10**7, "RCPT": 10**7, "DATA": 10**7, "RSET"
 class BounceHandler:
     """aiosmtpd handler: RCPT only for the bounce domain; DATA answered once the message is recorded.
 
-    Messages that arrive together are recorded together: one transaction for all that came within a few
-    milliseconds of the first (at most BATCH_MAX), each answered when it commits. If the transaction fails, each
+    Messages that arrive together are recorded together: one transaction for all that queued up while the last
+    one was being recorded (at most BATCH_MAX), each answered when it commits. If the transaction fails, each
     message is tried alone, so one that cannot be recorded gets its own 451 and the others their 250."""
 
     def __init__(self, app: Flask, executor: ThreadPoolExecutor):
@@ -73,20 +72,12 @@ class BounceHandler:
         return "250 2.0.0 OK"
 
     async def _record_batches(self) -> None:
+        # Group commit: while one batch is being recorded the next messages queue up, and are recorded together.
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self.waiting.get()]
-            deadline = loop.time() + BATCH_WAIT_SECONDS
-            while len(batch) < BATCH_MAX:
-                try:
-                    batch.append(self.waiting.get_nowait())
-                except asyncio.QueueEmpty:
-                    if (remaining := deadline - loop.time()) <= 0:
-                        break
-                    try:
-                        batch.append(await asyncio.wait_for(self.waiting.get(), remaining))
-                    except TimeoutError:
-                        break
+            while len(batch) < BATCH_MAX and not self.waiting.empty():
+                batch.append(self.waiting.get_nowait())
             outcomes = await loop.run_in_executor(self.executor, self.take, [item[:2] for item in batch])
             for (_, _, answer), outcome in zip(batch, outcomes, strict=True):
                 if isinstance(outcome, Exception):

@@ -77,22 +77,18 @@ def _record_one(finding: Finding, source: BounceSource) -> Result:
     if recipient is None:
         return Result.UNKNOWN_RECIPIENT
     score = None
-    if is_suppressed(recipient.email):
-        decision = BounceDecision.ALREADY_SUPPRESSED
-        if finding.kind is BounceKind.COMPLAINT:
-            journey.unsubscribe_everywhere(recipient.subscriber_id, StatusReason.COMPLAINT)
-    elif finding.kind is BounceKind.SOFT:
-        score = soft_score(recipient.subscriber_id)
-        decision = BounceDecision.SCORED
-        if score >= current_app.config["BOUNCE_SCORE_THRESHOLD"]:
-            _suppress(recipient, SuppressionReason.HARD_BOUNCE, StatusReason.BOUNCE)
-            decision = BounceDecision.SUPPRESSED
+    if finding.kind is BounceKind.SOFT:
+        if is_suppressed(recipient.email):
+            decision = BounceDecision.ALREADY_SUPPRESSED
+        else:
+            score = soft_score(recipient.subscriber_id)
+            decision = BounceDecision.SCORED
+            if score >= current_app.config["BOUNCE_SCORE_THRESHOLD"]:
+                decision = _suppress(recipient, SuppressionReason.HARD_BOUNCE, StatusReason.BOUNCE)
     elif finding.kind is BounceKind.COMPLAINT:
-        _suppress(recipient, SuppressionReason.COMPLAINT, StatusReason.COMPLAINT)
-        decision = BounceDecision.SUPPRESSED
+        decision = _suppress(recipient, SuppressionReason.COMPLAINT, StatusReason.COMPLAINT)
     else:
-        _suppress(recipient, SuppressionReason.HARD_BOUNCE, StatusReason.BOUNCE)
-        decision = BounceDecision.SUPPRESSED
+        decision = _suppress(recipient, SuppressionReason.HARD_BOUNCE, StatusReason.BOUNCE)
     db.session.execute(
         sa.insert(BounceEvent).values(
             subscriber_id=recipient.subscriber_id,
@@ -109,9 +105,12 @@ def _record_one(finding: Finding, source: BounceSource) -> Result:
     return Result.RECORDED
 
 
-def _suppress(recipient: Recipient, reason: SuppressionReason, status_reason: StatusReason) -> None:
-    suppress(recipient.email, reason)
+def _suppress(recipient: Recipient, reason: SuppressionReason, status_reason: StatusReason) -> BounceDecision:
+    """Suppress and unsubscribe from everything (again, if already suppressed: a complaint after a hard bounce still
+    ends what an organiser may have re-added)."""
+    newly = suppress(recipient.email, reason)
     journey.unsubscribe_everywhere(recipient.subscriber_id, status_reason)
+    return BounceDecision.SUPPRESSED if newly else BounceDecision.ALREADY_SUPPRESSED
 
 
 def soft_score(subscriber_id: int) -> float:
