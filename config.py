@@ -94,6 +94,21 @@ class Config:
     # STARTTLS for MTAs that deliver bounces (PEM files); without them the receiver speaks plain SMTP.
     BOUNCE_RECEIVER_TLS_CERT = os.environ.get("BOUNCE_RECEIVER_TLS_CERT", "")
     BOUNCE_RECEIVER_TLS_KEY = os.environ.get("BOUNCE_RECEIVER_TLS_KEY", "")
+    # Provider webhooks for bounces and complaints (POST /webhooks/bounces/<provider>); a provider whose settings are
+    # empty answers 404. Amazon SES through SNS: the ARNs of the SNS topics whose notifications are accepted.
+    SES_SNS_TOPIC_ARNS = env_list("SES_SNS_TOPIC_ARNS")
+    # Postmark: the HTTP Basic username and password put in its webhook URL (https://user:password@host/...).
+    POSTMARK_WEBHOOK_USERNAME = os.environ.get("POSTMARK_WEBHOOK_USERNAME", "")
+    POSTMARK_WEBHOOK_PASSWORD = os.environ.get("POSTMARK_WEBHOOK_PASSWORD", "")
+    # Mailgun: the HTTP webhook signing key.
+    MAILGUN_WEBHOOK_SIGNING_KEY = os.environ.get("MAILGUN_WEBHOOK_SIGNING_KEY", "")
+    # SendGrid's signed Event Webhook: its verification key as SendGrid shows it (base64 DER public key).
+    SENDGRID_WEBHOOK_PUBLIC_KEY = os.environ.get("SENDGRID_WEBHOOK_PUBLIC_KEY", "")
+    # Signed Mailgun and SendGrid reports older than this many seconds are refused (replays within it, too).
+    BOUNCE_WEBHOOK_MAX_AGE_SECONDS = int(os.environ.get("BOUNCE_WEBHOOK_MAX_AGE_SECONDS", "300"))
+    # The largest webhook body accepted (SendGrid batches events), and the requests each client may make.
+    BOUNCE_WEBHOOK_MAX_BYTES = int(os.environ.get("BOUNCE_WEBHOOK_MAX_BYTES", str(1024 * 1024)))
+    BOUNCE_WEBHOOK_RATE_LIMIT = os.environ.get("BOUNCE_WEBHOOK_RATE_LIMIT", "600 per minute")
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
     # Hosts campaign mail may show images from (https only). None by default: a remote image tells its host who
     # opened the mail, and when.

@@ -10,6 +10,7 @@ from .api import campaigns as api_campaigns  # noqa: F401 - registers its routes
 from .api import events as api_events  # noqa: F401 - registers its routes on api.bp
 from .api import subscribers as api_subscribers  # noqa: F401 - registers its routes on api.bp
 from .bounces import models as bounce_models  # noqa: F401 - registers the bounce tables
+from .bounces import webhook_routes as bounce_webhooks
 from .bounces.cli import init_bounces_cli
 from .campaigns import archive as campaign_archive
 from .campaigns import routes as campaign_routes
@@ -101,6 +102,7 @@ def register_blueprints(app: Flask) -> None:
         campaign_archive.bp,
         event_pages.bp,
         reminder_routes.bp,
+        bounce_webhooks.bp,
     ):
         app.register_blueprint(blueprint)
     if app.config.get("DEV_MAIL_VIEWER") and app.config.get("ENV_NAME") != "production":
