@@ -38,8 +38,9 @@ def single_line_text(value: str | None, what: str, max_length: int, *, required:
     return value
 
 
-def normalise_email(raw: str) -> str:
-    """Validate an address and return its normalised form (lower-cased), or raise InvalidInput."""
+def normalise_email(raw: str, check_deliverability: bool | None = None) -> str:
+    """Validate an address and return its normalised form (lower-cased), or raise InvalidInput. The domain's DNS
+    is looked up when EMAIL_CHECK_DELIVERABILITY says so, unless `check_deliverability` says otherwise."""
     raw = (raw or "").strip()
     if not raw:
         raise InvalidInput("Please enter your email address.")
@@ -48,7 +49,9 @@ def normalise_email(raw: str) -> str:
     try:
         result = validate_email(
             raw,
-            check_deliverability=current_app.config["EMAIL_CHECK_DELIVERABILITY"],
+            check_deliverability=current_app.config["EMAIL_CHECK_DELIVERABILITY"]
+            if check_deliverability is None
+            else check_deliverability,
             allow_smtputf8=True,
         )
     except EmailNotValidError as exc:

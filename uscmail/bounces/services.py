@@ -146,7 +146,7 @@ def identify(finding: Finding) -> Recipient | None:
         return None if email is None else Recipient(finding.subscriber_id, email, None)
     if finding.email:
         try:
-            email = normalise_email(finding.email)
+            email = normalise_email(finding.email, check_deliverability=False)  # an address we mailed: no DNS
         except InvalidInput:
             return None
         subscriber_id = db.session.scalar(sa.select(Subscriber.id).where(Subscriber.email == email))
