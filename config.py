@@ -207,6 +207,10 @@ class Config:
                     "task": "uscmail.subscriptions.tasks.purge_unsubscribed",
                     "schedule": 6 * 3600.0,
                 },
+                "purge-set-aside-mail": {
+                    "task": "uscmail.bounces.setaside.purge_set_aside_mail",
+                    "schedule": 3600.0,
+                },
             },
             "timezone": "Europe/London",
             "task_default_queue": self.CELERY_QUEUE,
