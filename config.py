@@ -109,6 +109,22 @@ class Config:
     # The largest webhook body accepted (SendGrid batches events), and the requests each client may make.
     BOUNCE_WEBHOOK_MAX_BYTES = int(os.environ.get("BOUNCE_WEBHOOK_MAX_BYTES", str(1024 * 1024)))
     BOUNCE_WEBHOOK_RATE_LIMIT = os.environ.get("BOUNCE_WEBHOOK_RATE_LIMIT", "600 per minute")
+    # The sender health page (/organisers/deliverability). SPF_INCLUDE: the include your relay documents (such as
+    # _spf.relay.example), looked for in our SPF records when set. Each DNS lookup gives up after HEALTH_DNS_TIMEOUT
+    # seconds. Rates are in percent of a campaign's messages: below AIM is healthy, LIMIT must never be reached.
+    # Complaints: Gmail's bulk-sender limits. Bounces: Gmail sets none; 2% and 5% are what relays commonly act on.
+    SPF_INCLUDE = os.environ.get("SPF_INCLUDE", "")
+    HEALTH_DNS_TIMEOUT = float(os.environ.get("HEALTH_DNS_TIMEOUT", "2"))
+    HEALTH_CAMPAIGNS = int(os.environ.get("HEALTH_CAMPAIGNS", "20"))
+    HEALTH_COMPLAINT_RATE_AIM = float(os.environ.get("HEALTH_COMPLAINT_RATE_AIM", "0.1"))
+    HEALTH_COMPLAINT_RATE_LIMIT = float(os.environ.get("HEALTH_COMPLAINT_RATE_LIMIT", "0.3"))
+    HEALTH_BOUNCE_RATE_AIM = float(os.environ.get("HEALTH_BOUNCE_RATE_AIM", "2"))
+    HEALTH_BOUNCE_RATE_LIMIT = float(os.environ.get("HEALTH_BOUNCE_RATE_LIMIT", "5"))
+    # The page's SpamAssassin check of a campaign: the program, how long a run may take, and how many runs each
+    # organiser may start (a run costs a few seconds of the web server's CPU).
+    SPAMASSASSIN_COMMAND = os.environ.get("SPAMASSASSIN_COMMAND", "spamassassin")
+    SPAMASSASSIN_TIMEOUT = float(os.environ.get("SPAMASSASSIN_TIMEOUT", "20"))
+    SPAMASSASSIN_CHECKS_PER_ORGANISER = os.environ.get("SPAMASSASSIN_CHECKS_PER_ORGANISER", "20 per hour")
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
     # Hosts campaign mail may show images from (https only). None by default: a remote image tells its host who
     # opened the mail, and when.
@@ -224,6 +240,10 @@ class Config:
                 "purge-unsubscribed": {
                     "task": "uscmail.subscriptions.tasks.purge_unsubscribed",
                     "schedule": 6 * 3600.0,
+                },
+                "purge-set-aside-mail": {
+                    "task": "uscmail.bounces.setaside.purge_set_aside_mail",
+                    "schedule": 3600.0,
                 },
             },
             "timezone": "Europe/London",

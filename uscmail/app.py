@@ -9,7 +9,9 @@ from . import api
 from .api import campaigns as api_campaigns  # noqa: F401 - registers its routes on api.bp
 from .api import events as api_events  # noqa: F401 - registers its routes on api.bp
 from .api import subscribers as api_subscribers  # noqa: F401 - registers its routes on api.bp
+from .bounces import health_routes as deliverability_routes
 from .bounces import models as bounce_models  # noqa: F401 - registers the bounce tables
+from .bounces import setaside as set_aside_mail  # noqa: F401 - registers the Celery task
 from .bounces import webhook_routes as bounce_webhooks
 from .bounces.cli import init_bounces_cli
 from .campaigns import archive as campaign_archive
@@ -103,6 +105,7 @@ def register_blueprints(app: Flask) -> None:
         event_pages.bp,
         reminder_routes.bp,
         bounce_webhooks.bp,
+        deliverability_routes.bp,
     ):
         app.register_blueprint(blueprint)
     if app.config.get("DEV_MAIL_VIEWER") and app.config.get("ENV_NAME") != "production":
