@@ -339,6 +339,7 @@ def test_the_receiver_answers_451_when_the_database_cannot_take_the_report(app, 
         raise sa.exc.OperationalError("INSERT", {}, Exception("server closed the connection"))
 
     monkeypatch.setattr(intake, "take", database_down)
+    monkeypatch.setattr(intake, "take_all", database_down)
     handler = BounceHandler(app, ThreadPoolExecutor(max_workers=1))
     envelope = Envelope()
     envelope.content = fixture("postfix_01")
@@ -355,14 +356,14 @@ def test_a_message_that_cannot_be_recorded_does_not_take_its_batch_down_with_it(
 
     _, messages = sent_campaign(db, smtp_sink, count=2)
     (first, first_mail), (second, second_mail) = sorted(messages.items())
-    real_take = intake.take
+    real_take_all = intake.take_all
 
-    def failing_for_the_poisoned(raw, source, recipients=()):
-        if b"POISON" in raw:
+    def failing_for_the_poisoned(messages, source):
+        if any(b"POISON" in raw for raw, _ in messages):
             raise sa.exc.OperationalError("INSERT", {}, Exception("could not serialize access"))
-        return real_take(raw, source, recipients)
+        return real_take_all(messages, source)
 
-    monkeypatch.setattr(intake, "take", failing_for_the_poisoned)
+    monkeypatch.setattr(intake, "take_all", failing_for_the_poisoned)
     handler = BounceHandler(app, ThreadPoolExecutor(max_workers=1))
     outcomes = handler.take(
         [
@@ -374,3 +375,32 @@ def test_a_message_that_cannot_be_recorded_does_not_take_its_batch_down_with_it(
     assert isinstance(outcomes[1], sa.exc.OperationalError)
     assert outcomes[0] == outcomes[2] == [intake.Result.RECORDED]
     assert suppression_reason(first) is suppression_reason(second) is SuppressionReason.HARD_BOUNCE
+
+
+def test_reports_recorded_together_are_decided_as_if_one_after_another(db, app):
+    """The receiver records what arrived together in one call: two hard bounces for one address suppress it once,
+    two soft bounces the same day count once, a complaint and a hard bounce for one address keep the first reason."""
+    first, second, third = add_confirmed(3, domain="together.example.org")
+    ids = {address: subscriber_by_email(db, address).id for address in (first, second, third)}
+    with app.test_request_context():
+        results = record(
+            [
+                Finding(HARD, "5.1.1", "550 5.1.1 no such user", subscriber_id=ids[first]),
+                Finding(HARD, "5.1.1", "550 5.1.1 no such user", subscriber_id=ids[first]),
+                Finding(SOFT, "4.2.2", "452 4.2.2 mailbox full", subscriber_id=ids[second]),
+                Finding(SOFT, "4.2.2", "452 4.2.2 mailbox full", subscriber_id=ids[second]),
+                Finding(BounceKind.COMPLAINT, "", "Feedback-Type: abuse", subscriber_id=ids[third]),
+                Finding(HARD, "5.1.1", "550 5.1.1 no such user", subscriber_id=ids[third]),
+                Finding(HARD, "5.1.1", "gone", subscriber_id=10**12),
+            ],
+            BounceSource.MAILBOX,
+        )
+        db.session.commit()
+    assert results == [intake.Result.RECORDED] * 6 + [intake.Result.UNKNOWN_RECIPIENT]
+    assert sorted(e.decision for e in events_of(db, first)) == [
+        BounceDecision.ALREADY_SUPPRESSED, BounceDecision.SUPPRESSED
+    ]  # fmt: skip
+    assert [(e.decision, e.score) for e in events_of(db, second)] == [(BounceDecision.SCORED, 1.0)] * 2
+    assert suppression_reason(second) is None
+    assert suppression_reason(third) is SuppressionReason.COMPLAINT
+    assert {s.status_reason for s in subscriber_by_email(db, third).subscriptions} == {StatusReason.COMPLAINT}

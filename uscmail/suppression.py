@@ -44,3 +44,20 @@ def suppress(email: str, reason: SuppressionReason) -> bool:
         return True
     statement = insert(Suppression).values(**values).on_conflict_do_nothing(index_elements=["address_hmac"])
     return db.session.execute(statement.returning(Suppression.id)).first() is not None
+
+
+def suppress_all(reasons: dict[str, SuppressionReason]) -> set[str]:
+    """Add normalised addresses to the suppression list in one statement; returns those that were not there."""
+    if not reasons:
+        return set()
+    dialect = db.session.get_bind().dialect.name
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
+    if insert is None:
+        return {email for email, reason in reasons.items() if suppress(email, reason)}
+    now = utcnow()
+    by_digest = {address_hmac(email): email for email in reasons}
+    rows = [
+        {"address_hmac": digest, "reason": reasons[email], "created_at": now} for digest, email in by_digest.items()
+    ]
+    statement = insert(Suppression).values(rows).on_conflict_do_nothing(index_elements=["address_hmac"])
+    return {by_digest[digest] for digest in db.session.scalars(statement.returning(Suppression.address_hmac))}

@@ -28,15 +28,29 @@ IGNORED = {Verdict.DELAY, Verdict.AUTO_REPLY, Verdict.NOT_SPAM}
 def take(raw: bytes, source: BounceSource, recipients: Sequence[str] = ()) -> list[Result]:
     """Read and record one message sent to the bounce address; `recipients` are its envelope recipients when known.
     Never raises for bad input (the caller commits; a database error propagates so the message can be retried)."""
-    report = reports.read(raw)
-    if report.verdict in IGNORED:
-        return [Result.IGNORED]
-    if report.verdict is Verdict.UNREADABLE:
-        return [set_aside(raw, source, report.diagnostic or "not a report")]
-    finding = _finding(report, recipients)
-    if finding is None:
-        return [set_aside(raw, source, f"a {report.verdict} that names no message of ours (forged, or not ours)")]
-    return record([finding], source)
+    return take_all([(raw, recipients)], source)[0]
+
+
+def take_all(messages: Sequence[tuple[bytes, Sequence[str]]], source: BounceSource) -> list[list[Result]]:
+    """`take` for messages that arrived together, their findings recorded in one call of the service."""
+    outcomes: list[list[Result] | None] = []
+    findings: list[tuple[int, Finding]] = []
+    for raw, recipients in messages:
+        report = reports.read(raw)
+        finding = None
+        if report.verdict in IGNORED:
+            outcomes.append([Result.IGNORED])
+        elif report.verdict is Verdict.UNREADABLE:
+            outcomes.append([set_aside(raw, source, report.diagnostic or "not a report")])
+        elif (finding := _finding(report, recipients)) is None:
+            reason = f"a {report.verdict} that names no message of ours (forged, or not ours)"
+            outcomes.append([set_aside(raw, source, reason)])
+        else:
+            findings.append((len(outcomes), finding))
+            outcomes.append(None)
+    for (position, _), result in zip(findings, record([f for _, f in findings], source), strict=True):
+        outcomes[position] = [result]
+    return outcomes
 
 
 def _finding(report: reports.Report, recipients: Sequence[str]) -> Finding | None:

@@ -90,7 +90,7 @@ class BounceHandler:
         exception that kept it from being recorded."""
         with self.app.app_context():
             try:
-                outcomes = [intake.take(raw, BounceSource.RECEIVER, recipients) for raw, recipients in messages]
+                outcomes = intake.take_all(messages, BounceSource.RECEIVER)
                 db.session.commit()
                 return outcomes
             except Exception as exc:

@@ -21,7 +21,7 @@ from ..extensions import db
 from ..mail.smtp import safe_detail
 from ..models import StatusReason, Subscriber, SuppressionReason, utcnow
 from ..subscriptions import services as journey
-from ..suppression import is_suppressed, suppress
+from ..suppression import is_suppressed, suppress, suppress_all
 from ..validation import InvalidInput, normalise_email
 from .models import BounceDecision, BounceEvent, BounceKind, BounceSource, SetAsideMail
 
@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 SUPPRESSION_REASONS = {
     BounceKind.HARD: SuppressionReason.HARD_BOUNCE,
     BounceKind.COMPLAINT: SuppressionReason.COMPLAINT,
+}
+STATUS_REASONS = {
+    SuppressionReason.HARD_BOUNCE: StatusReason.BOUNCE,
+    SuppressionReason.COMPLAINT: StatusReason.COMPLAINT,
 }
 
 
@@ -58,8 +62,47 @@ class Result(enum.StrEnum):
 
 
 def record(findings: list[Finding], source: BounceSource) -> list[Result]:
-    """Apply the policy to each finding and record it; the caller commits."""
-    return [_record_one(finding, source) for finding in findings]
+    """Apply the policy to each finding and record it; the caller commits.
+
+    In a handful of statements however many findings there are (the receiver records what arrived together in one
+    call): who they are about in one query, the suppressions in one INSERT, the unsubscribes in two UPDATEs per
+    reason, the events in one INSERT. Soft bounces are scored one by one, as each score builds on the last."""
+    recipients = identify_all(findings)
+    events, suppressions = [], {}
+    for finding, recipient in zip(findings, recipients, strict=True):
+        if recipient is None:
+            continue
+        event = {
+            "subscriber_id": recipient.subscriber_id,
+            "campaign_id": recipient.campaign_id,
+            "kind": finding.kind,
+            "source": source,
+            "status": finding.status[:16],
+            "diagnostic": safe_detail(finding.diagnostic),
+            "score": None,
+            "created_at": utcnow(),
+        }
+        if finding.kind is BounceKind.SOFT:
+            _score(event, recipient)
+            continue
+        reason = SUPPRESSION_REASONS[finding.kind]
+        suppressions.setdefault(recipient.email, (reason, recipient.subscriber_id))
+        event["decision"] = recipient.email  # settled once the suppressions are written
+        events.append(event)
+    newly = suppress_all({email: reason for email, (reason, _) in suppressions.items()})
+    for reason in {reason for reason, _ in suppressions.values()}:
+        journey.unsubscribe_everywhere(
+            [subscriber_id for r, subscriber_id in suppressions.values() if r is reason], STATUS_REASONS[reason]
+        )
+    claimed = set()
+    for event in events:
+        email = event["decision"]
+        first = email in newly and email not in claimed
+        claimed.add(email)
+        event["decision"] = BounceDecision.SUPPRESSED if first else BounceDecision.ALREADY_SUPPRESSED
+    if events:
+        db.session.execute(sa.insert(BounceEvent), events)
+    return [Result.UNKNOWN_RECIPIENT if recipient is None else Result.RECORDED for recipient in recipients]
 
 
 @dataclass(frozen=True)
@@ -71,46 +114,19 @@ class Recipient:
     campaign_id: int | None
 
 
-def _record_one(finding: Finding, source: BounceSource) -> Result:
-    # Set-based statements throughout: the receiver records hundreds of these a second.
-    recipient = identify(finding)
-    if recipient is None:
-        return Result.UNKNOWN_RECIPIENT
-    score = None
-    if finding.kind is BounceKind.SOFT:
-        if is_suppressed(recipient.email):
-            decision = BounceDecision.ALREADY_SUPPRESSED
-        else:
-            score = soft_score(recipient.subscriber_id)
-            decision = BounceDecision.SCORED
-            if score >= current_app.config["BOUNCE_SCORE_THRESHOLD"]:
-                decision = _suppress(recipient, SuppressionReason.HARD_BOUNCE, StatusReason.BOUNCE)
-    elif finding.kind is BounceKind.COMPLAINT:
-        decision = _suppress(recipient, SuppressionReason.COMPLAINT, StatusReason.COMPLAINT)
-    else:
-        decision = _suppress(recipient, SuppressionReason.HARD_BOUNCE, StatusReason.BOUNCE)
-    db.session.execute(
-        sa.insert(BounceEvent).values(
-            subscriber_id=recipient.subscriber_id,
-            campaign_id=recipient.campaign_id,
-            kind=finding.kind,
-            source=source,
-            status=finding.status[:16],
-            diagnostic=safe_detail(finding.diagnostic),
-            decision=decision,
-            score=score,
-            created_at=utcnow(),
-        )
-    )
-    return Result.RECORDED
-
-
-def _suppress(recipient: Recipient, reason: SuppressionReason, status_reason: StatusReason) -> BounceDecision:
-    """Suppress and unsubscribe from everything (again, if already suppressed: a complaint after a hard bounce still
-    ends what an organiser may have re-added)."""
-    newly = suppress(recipient.email, reason)
-    journey.unsubscribe_everywhere(recipient.subscriber_id, status_reason)
-    return BounceDecision.SUPPRESSED if newly else BounceDecision.ALREADY_SUPPRESSED
+def _score(event: dict, recipient: Recipient) -> None:
+    """A soft bounce: scored, and the address suppressed at the threshold (written at once: the next soft bounce
+    for the same subscriber, perhaps in the same call, builds on this one)."""
+    if is_suppressed(recipient.email):
+        event["decision"] = BounceDecision.ALREADY_SUPPRESSED
+        return
+    event["score"] = soft_score(recipient.subscriber_id)
+    event["decision"] = BounceDecision.SCORED
+    if event["score"] >= current_app.config["BOUNCE_SCORE_THRESHOLD"]:
+        suppress(recipient.email, SuppressionReason.HARD_BOUNCE)
+        journey.unsubscribe_everywhere([recipient.subscriber_id], StatusReason.BOUNCE)
+        event["decision"] = BounceDecision.SUPPRESSED
+    db.session.execute(sa.insert(BounceEvent), [event])
 
 
 def soft_score(subscriber_id: int) -> float:
@@ -132,28 +148,50 @@ def soft_score(subscriber_id: int) -> float:
     return last.score + 1.0
 
 
-def identify(finding: Finding) -> Recipient | None:
-    """The subscriber a finding is about (None if nobody we know), and the campaign of the message when known."""
-    if finding.delivery_id is not None:
-        row = db.session.execute(
-            sa.select(Delivery.subscriber_id, Subscriber.email, Delivery.campaign_id)
+def identify_all(findings: list[Finding]) -> list[Recipient | None]:
+    """Who each finding is about (None for nobody we know), with the campaign of the message when known; one query
+    for all the deliveries named, one for all the subscribers."""
+    # Ids out of the columns' range name nobody (and must not reach PostgreSQL, which would refuse the query).
+    delivery_ids = {f.delivery_id for f in findings if f.delivery_id is not None and 0 < f.delivery_id < 2**63}
+    subscriber_ids = {
+        f.subscriber_id
+        for f in findings
+        if f.delivery_id is None and f.subscriber_id is not None and 0 < f.subscriber_id < 2**31
+    }
+    by_delivery, by_subscriber = {}, {}
+    if delivery_ids:
+        rows = db.session.execute(
+            sa.select(Delivery.id, Delivery.subscriber_id, Subscriber.email, Delivery.campaign_id)
             .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-            .where(Delivery.id == finding.delivery_id)
-        ).first()
-        return None if row is None else Recipient(*row)
-    if finding.subscriber_id is not None:
-        email = db.session.scalar(sa.select(Subscriber.email).where(Subscriber.id == finding.subscriber_id))
-        return None if email is None else Recipient(finding.subscriber_id, email, None)
-    if finding.email:
-        try:
-            email = normalise_email(finding.email, check_deliverability=False)  # an address we mailed: no DNS
-        except InvalidInput:
-            return None
-        subscriber_id = db.session.scalar(sa.select(Subscriber.id).where(Subscriber.email == email))
-        if subscriber_id is None:
-            return None
-        return Recipient(subscriber_id, email, campaign_of(finding.message_id, subscriber_id))
-    return None
+            .where(Delivery.id.in_(delivery_ids))
+        )
+        by_delivery = {row.id: Recipient(row.subscriber_id, row.email, row.campaign_id) for row in rows}
+    if subscriber_ids:
+        rows = db.session.execute(sa.select(Subscriber.id, Subscriber.email).where(Subscriber.id.in_(subscriber_ids)))
+        by_subscriber = {row.id: Recipient(row.id, row.email, None) for row in rows}
+    recipients = []
+    for finding in findings:
+        if finding.delivery_id is not None:
+            recipients.append(by_delivery.get(finding.delivery_id))
+        elif finding.subscriber_id is not None:
+            recipients.append(by_subscriber.get(finding.subscriber_id))
+        else:
+            recipients.append(_by_address(finding))
+    return recipients
+
+
+def _by_address(finding: Finding) -> Recipient | None:
+    """From an authenticated provider: the address it names, and our campaign if its Message-ID names one."""
+    if not finding.email:
+        return None
+    try:
+        email = normalise_email(finding.email, check_deliverability=False)  # an address we mailed: no DNS
+    except InvalidInput:
+        return None
+    subscriber_id = db.session.scalar(sa.select(Subscriber.id).where(Subscriber.email == email))
+    if subscriber_id is None:
+        return None
+    return Recipient(subscriber_id, email, campaign_of(finding.message_id, subscriber_id))
 
 
 def campaign_of(message_id: str | None, subscriber_id: int) -> int | None:
