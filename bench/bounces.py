@@ -18,6 +18,7 @@ Needs PostgreSQL and Redis on 127.0.0.1 (as bench/campaign.py, whose database se
 
 import argparse
 import os
+import resource
 import smtplib
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 
 import sqlalchemy as sa
-from campaign import VENV_BIN, Bench, BenchError, peak_memory_kb, stop_process  # bench/campaign.py
+from campaign import VENV_BIN, Bench, BenchError, machine_busy_seconds, peak_memory_kb, stop_process
 from common import child_pids, free_port, process_cpu
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -163,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
         cpu_before = {pid: process_cpu(pid) or 0.0 for pid in receivers}
         print(f"Sending {args.messages:,} messages over {args.connections} connections to {args.processes} "
               "receiver processes…", flush=True)  # fmt: skip
+        machine_before = machine_busy_seconds()
+        clients_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
         clients = [
             subprocess.Popen(
@@ -187,6 +190,13 @@ def run(args: argparse.Namespace) -> int:
         ]
         refused = sum(int(client.communicate()[0].strip() or 0) for client in clients)
         elapsed = time.monotonic() - started
+        machine = machine_busy_seconds() - machine_before
+        clients_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        client_cpu = (clients_after.ru_utime + clients_after.ru_stime) - (
+            clients_before.ru_utime + clients_before.ru_stime
+        )
+        # The receivers' database connections were opened during the run: all their CPU is the run's.
+        database_cpu = sum(process_cpu(pid) or 0.0 for pid in bench.database_pids(url))
         cpu = sum((process_cpu(pid) or 0.0) - cpu_before[pid] for pid in receivers)
         peaks = [peak_memory_kb(pid) or 0 for pid in receivers]
         stop_process(receiver)
@@ -201,6 +211,11 @@ def run(args: argparse.Namespace) -> int:
           f"(target ≥ {TARGET_RATE}): {'MET' if rate >= TARGET_RATE else 'NOT MET'}")  # fmt: skip
     print(f"Receiver: {len(receivers)} processes, CPU {cpu:.0f} s ({1e6 * cpu / args.messages:,.0f} µs a message), "
           f"peak memory {max(peaks) / 1024:.0f} MB per process ({sum(peaks) / 1024:.0f} MB together)")  # fmt: skip
+    per_message = {"receiver": cpu, "PostgreSQL": database_cpu, "the sending MTAs (bench clients)": client_cpu}
+    per_message["anything else"] = max(0.0, machine - sum(per_message.values()))
+    print("CPU per message: " + ", ".join(f"{part} {1e6 * seconds / args.messages:,.0f} µs"
+                                          for part, seconds in per_message.items())
+          + f"; {machine:.0f} of {elapsed * (os.cpu_count() or 1):.0f} core-seconds used")  # fmt: skip
     print(f"Refused by the receiver: {refused}")
     print(f"Bounce events by kind: {events} (expected hard {expected['hard']:,} — some real DSNs name a 5.7.x or "
           f"4.x.x code and count as soft —, soft+hard {expected['hard'] + expected['soft']:,}, complaints "
