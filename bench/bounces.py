@@ -17,6 +17,7 @@ Needs PostgreSQL and Redis on 127.0.0.1 (as bench/campaign.py, whose database se
 """
 
 import argparse
+import functools
 import os
 import resource
 import smtplib
@@ -43,6 +44,12 @@ IGNORED = ["dsn_05", "qmail_08"]
 GARBAGE = [b"Subject: hello\r\n\r\nIs this the campaign?\r\n", b"\x00\x01\x02 not mail at all\r\n" * 20]
 
 
+@functools.cache
+def real(name: str) -> bytes:
+    """A fixture, read once per client: the clients stand in for MTAs elsewhere, and must cost this machine little."""
+    return fixture(name)
+
+
 def kind_of(index: int) -> str:
     """The mix, by message number: hard, soft, complaint, ignored, set aside."""
     slot = index % 20
@@ -61,11 +68,11 @@ def message(index: int, return_path: str) -> tuple[list[str], bytes]:
     """Message number `index`, about the delivery whose return path is given: (recipients, raw)."""
     kind = kind_of(index)
     if kind == "hard":
-        return [return_path], fixture(HARD[index % len(HARD)])
+        return [return_path], real(HARD[index % len(HARD)])
     if kind == "soft":
-        return [return_path], fixture(SOFT[index % len(SOFT)])
+        return [return_path], real(SOFT[index % len(SOFT)])
     if kind == "ignored":
-        return [return_path], fixture(IGNORED[index % len(IGNORED)])
+        return [return_path], real(IGNORED[index % len(IGNORED)])
     if kind == "complaint":
         original = (
             f"Return-Path: <{return_path}>\r\nFrom: USC-UK <news@uscuk.example>\r\nTo: supporter@example.org\r\n"
@@ -73,7 +80,7 @@ def message(index: int, return_path: str) -> tuple[list[str], bytes]:
         ).encode()
         return [BOUNCE_ADDRESS], arf_report(original)
     if index % 40 < 20:
-        return [BOUNCE_ADDRESS], fixture(HARD[0])  # a real DSN, but to no return path of ours: forged
+        return [BOUNCE_ADDRESS], real(HARD[0])  # a real DSN, but to no return path of ours: forged
     return [BOUNCE_ADDRESS], GARBAGE[index % 2]
 
 
