@@ -10,6 +10,7 @@ from .api import campaigns as api_campaigns  # noqa: F401 - registers its routes
 from .api import events as api_events  # noqa: F401 - registers its routes on api.bp
 from .api import subscribers as api_subscribers  # noqa: F401 - registers its routes on api.bp
 from .bounces import models as bounce_models  # noqa: F401 - registers the bounce tables
+from .bounces import tasks as bounce_tasks  # noqa: F401 - registers the Celery task
 from .campaigns import archive as campaign_archive
 from .campaigns import routes as campaign_routes
 from .campaigns import tasks as campaign_tasks  # noqa: F401 - registers the Celery tasks
