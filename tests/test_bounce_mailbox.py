@@ -222,22 +222,33 @@ def test_a_database_failure_mid_poll_leaves_that_message_and_the_rest_for_the_ne
     assert dovecot.messages(user) == []
 
 
+REFUSALS = {
+    "intake": (ValueError("cannot read a header of someone@example.org"), "the intake failed: ValueError"),
+    "data": (
+        sa.exc.DataError("INSERT …", {}, Exception('value too long for "someone@example.org"')),
+        "the database refused its record: DataError",
+    ),
+}
+
+
 @pytest.mark.parametrize("scheme", PLAIN_SCHEMES)
+@pytest.mark.parametrize("refusal", REFUSALS)
 def test_a_message_the_intake_fails_on_is_set_aside_and_the_poll_goes_on(
-    db, dovecot, user, use_mailbox, monkeypatch, scheme, caplog
+    db, dovecot, user, use_mailbox, monkeypatch, scheme, refusal, caplog
 ):
     subscriber_id, bounce = subscriber_and_bounce(db, "gone@example.net")
     poison = b"Subject: crashes the parser\r\n\r\nwhatever\r\n"
     dovecot.deliver(user, poison, bounce)
     use_mailbox(dovecot.url(scheme, user, query="?tls=off"))
-    fail_at(monkeypatch, 1, ValueError("cannot read a header of someone@example.org"))
+    fault, reason = REFUSALS[refusal]
+    fail_at(monkeypatch, 1, fault)
 
     report = mailbox.poll()
 
     assert (report.outcome, report.taken, report.left) == (PollOutcome.DONE, 2, 0)
     assert dict(report.results) == {"set_aside": 1, "recorded": 1}
     assert set_aside_mail(db) == [(BounceSource.MAILBOX, poison)]
-    assert db.session.scalar(sa.select(SetAsideMail.reason)) == "the intake failed: ValueError"
+    assert db.session.scalar(sa.select(SetAsideMail.reason)) == reason
     assert bounced_off_the_newsletter(db, subscriber_id, "gone@example.net")
     assert dovecot.messages(user) == []
     assert "someone@example.org" not in caplog.text, "addresses stay out of the log"

@@ -3,10 +3,11 @@ message is read, handed to the intake, committed, and only then deleted from the
 BOUNCE_MAILBOX_DONE_FOLDER).
 
 Nothing is lost. The intake sets aside what it cannot read, and the poll sets aside a message the intake fails on for
-any reason but the database; a database error stops the poll and leaves that message and the ones after it in the
-mailbox for the next poll. A message can be taken twice, never lost: if the connection breaks between the commit and
-the deletion (POP3 deletes at the end of the session), the next poll reads it again, and recording a bounce twice
-changes nothing (the address is already suppressed, or a soft bounce scores once a day).
+any reason but the database, or whose record the database refuses as data; any other database error stops the poll
+and leaves that message and the ones after it in the mailbox for the next poll. A message can be taken twice, never
+lost: if the connection breaks between the commit and the deletion (POP3 deletes at the end of the session), the next
+poll reads it again, and recording a bounce twice changes nothing (the address is already suppressed, or a soft
+bounce scores once a day).
 
 One poll at a time: a lock in Redis (a file lock without Redis, when every worker is on one machine).
 """
@@ -29,7 +30,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import redis
 from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from ..extensions import db
 from ..mail.smtp import safe_detail
@@ -422,7 +423,8 @@ def _words(fault: BaseException) -> str:
 
 def take(raw: bytes) -> list[Result] | None:
     """Hand one message to the intake and commit; None if the database failed (rolled back: the message stays in
-    the mailbox). A message the intake fails on for any other reason is set aside here instead."""
+    the mailbox for the next poll). A message the intake fails on for any other reason, or whose record the database
+    refuses as data (a constraint, a value it cannot hold: it would fail the same way at every poll), is set aside."""
     try:
         results = intake.take(raw, BounceSource.MAILBOX)
         db.session.commit()
@@ -430,6 +432,10 @@ def take(raw: bytes) -> list[Result] | None:
     except SoftTimeLimitExceeded:
         db.session.rollback()
         raise
+    except (IntegrityError, DataError) as fault:
+        db.session.rollback()
+        log.error("bounce mailbox: the database refused a message's record; it is set aside: %s", _db_words(fault))
+        reason = f"the database refused its record: {type(fault).__name__}"
     except SQLAlchemyError as fault:
         db.session.rollback()
         log.error("bounce mailbox: the database failed, the message stays for the next poll: %s", _db_words(fault))
