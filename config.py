@@ -90,7 +90,10 @@ class Config:
     # `flask bounces serve`: where the receiver listens, and the largest message it takes.
     BOUNCE_RECEIVER_HOST = os.environ.get("BOUNCE_RECEIVER_HOST", "127.0.0.1")
     BOUNCE_RECEIVER_PORT = int(os.environ.get("BOUNCE_RECEIVER_PORT", "2526"))
-    BOUNCE_RECEIVER_MAX_BYTES = int(os.environ.get("BOUNCE_RECEIVER_MAX_BYTES", str(1024 * 1024)))
+    BOUNCE_RECEIVER_MAX_BYTES = int(os.environ.get("BOUNCE_RECEIVER_MAX_BYTES", str(4 * 1024 * 1024)))
+    # STARTTLS for MTAs that deliver bounces (PEM files); without them the receiver speaks plain SMTP.
+    BOUNCE_RECEIVER_TLS_CERT = os.environ.get("BOUNCE_RECEIVER_TLS_CERT", "")
+    BOUNCE_RECEIVER_TLS_KEY = os.environ.get("BOUNCE_RECEIVER_TLS_KEY", "")
     # The mailbox bounces are delivered to, polled by beat every POLL_SECONDS (uscmail/bounces/mailbox.py); off when
     # unset. imaps://user@host:993/INBOX or pop3s://user@host:995 talk TLS from the start; imap:// and pop3:// use
     # STARTTLS (a server without it is refused); "?tls=off" talks plain, to a loopback address only. Certificates are

@@ -20,7 +20,7 @@ BASE = "/organisers/campaigns"
 PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; frame-ancestors 'self'"
 STATS_KEYS = {
     "status", "status_detail", "recipients", "pending", "sent", "failed", "skipped", "unknown", "done", "percent",
-    "rate_per_second", "seconds_remaining", "snapshot_done",
+    "rate_per_second", "seconds_remaining", "snapshot_done", "hard_bounces", "soft_bounces", "complaints",
 }  # fmt: skip
 
 

@@ -169,7 +169,7 @@ def test_a_sender_name_cannot_smuggle_in_another_address_or_header(db, sign_in_a
     (mail,) = smtp_sink.wait_for("me@example.net")
     (sender,) = mail.message["From"].addresses
     assert (sender.display_name, sender.addr_spec) == (sneaky, DEFAULT_SENDER)
-    assert mail.message["Bcc"] is None and mail.mail_from == DEFAULT_SENDER
+    assert mail.message["Bcc"] is None and mail.mail_from == "bounces@uscuk.test", "test copies name no delivery"
 
 
 def test_the_api_refuses_a_forged_sender_on_create_update_test_and_send(db, api):

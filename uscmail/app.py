@@ -11,6 +11,7 @@ from .api import events as api_events  # noqa: F401 - registers its routes on ap
 from .api import subscribers as api_subscribers  # noqa: F401 - registers its routes on api.bp
 from .bounces import models as bounce_models  # noqa: F401 - registers the bounce tables
 from .bounces import tasks as bounce_tasks  # noqa: F401 - registers the Celery task
+from .bounces.cli import init_bounces_cli
 from .campaigns import archive as campaign_archive
 from .campaigns import routes as campaign_routes
 from .campaigns import tasks as campaign_tasks  # noqa: F401 - registers the Celery tasks
@@ -124,3 +125,4 @@ def register_cli(app: Flask) -> None:
     init_organisers_cli(app)
     init_imports_cli(app)
     init_campaigns_cli(app)
+    init_bounces_cli(app)

@@ -144,6 +144,9 @@ def campaign_schemas() -> dict:
                 },
                 "seconds_remaining": {"type": ["integer", "null"], "minimum": 0},
                 "snapshot_done": {"type": "boolean", "description": "Every recipient has a delivery row."},
+                "hard_bounces": {**count, "description": "Recipients whose address bounced for good (suppressed)."},
+                "soft_bounces": {**count, "description": "Recipients whose mail bounced for now (scored)."},
+                "complaints": {**count, "description": "Recipients who reported the mail as spam (suppressed)."},
             }
         ),
         "Preview": closed({"subject": {"type": "string"}, "html": {"type": "string"}, "text": {"type": "string"}}),

@@ -190,3 +190,9 @@ def subscriber_events(subscriber_id: int) -> list[BounceEvent]:
             .order_by(BounceEvent.created_at.desc(), BounceEvent.id.desc())
         )
     )
+
+
+def subjects_of_bounced_campaigns(subscriber_id: int) -> dict[int, str]:
+    """The subjects of the campaigns a subscriber's bounces and complaints came from, by campaign id."""
+    campaign_ids = sa.select(BounceEvent.campaign_id).where(BounceEvent.subscriber_id == subscriber_id)
+    return dict(db.session.execute(sa.select(Campaign.id, Campaign.subject).where(Campaign.id.in_(campaign_ids))).all())

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
 
+from ..bounces import returnpath
 from ..extensions import db
 from ..mail import smtp
 from ..mail.ratelimit import SendRateLimit
@@ -161,7 +162,8 @@ def send_one(connection: smtplib.SMTP, prepared: PreparedCampaign, recipient: Re
     ConnectionLost and SenderRefused as mail.smtp.send raises them."""
     data = prepared.build(recipient)
     smtputf8 = prepared.needs_smtputf8(recipient)
-    reply = smtp.send(connection, prepared.envelope_from, recipient.email, data, smtputf8=smtputf8)
+    envelope_from = returnpath.for_delivery(recipient.delivery_id)
+    reply = smtp.send(connection, envelope_from, recipient.email, data, smtputf8=smtputf8)
     return Outcome(recipient.delivery_id, OutcomeKind(reply.answer), reply.detail)
 
 

@@ -11,10 +11,11 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
+from ..bounces.models import BounceKind, BounceSource
+from ..bounces.reports import status_code
+from ..bounces.services import Finding, record
 from ..extensions import db
-from ..models import StatusReason, Subscriber, SuppressionReason, utcnow
-from ..subscriptions import services as journey
-from ..suppression import suppress
+from ..models import utcnow
 from .models import Delivery, DeliveryStatus
 
 
@@ -108,9 +109,9 @@ def apply_outcomes(
         .where(held_by(claim, span))
         .values(status=DeliveryStatus.SENT, sent_at=now, claim=None, lease_until=None, error=None)
     )
-    bounced = [outcome.delivery_id for outcome in final.values() if outcome.kind == OutcomeKind.BOUNCED]
+    bounced = [outcome for outcome in final.values() if outcome.kind == OutcomeKind.BOUNCED]
     if bounced:
-        suppress_bounced(bounced)
+        record_refusals(bounced)
 
 
 def _claimed_attempts(claim: str, span: Span | None) -> dict[int, int]:
@@ -180,13 +181,11 @@ def _write_changes(claim: str, changes: list[dict]) -> None:
     )
 
 
-def suppress_bounced(delivery_ids: list[int]) -> None:
-    """A mailbox that does not exist: suppress the address and end its subscriptions (reason: bounce)."""
-    subscribers = db.session.scalars(
-        sa.select(Subscriber)
-        .join(Delivery, Delivery.subscriber_id == Subscriber.id)
-        .where(Delivery.id.in_(delivery_ids))
-    )
-    for subscriber in subscribers:
-        suppress(subscriber.email, SuppressionReason.HARD_BOUNCE)
-        journey.unsubscribe(subscriber, None, StatusReason.BOUNCE)
+def record_refusals(outcomes: list["Outcome"]) -> None:
+    """The relay said these mailboxes do not exist while we were sending: each is a hard bounce, recorded (and the
+    address suppressed) by the bounce service like one that arrives later."""
+    findings = [
+        Finding(BounceKind.HARD, status_code(outcome.detail), outcome.detail, delivery_id=outcome.delivery_id)
+        for outcome in outcomes
+    ]
+    record(findings, BounceSource.SMTP_REPLY)

@@ -6,6 +6,8 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from ..bounces import services as bounce_services
+from ..bounces.models import BounceKind
 from ..extensions import db
 from ..mail.messages import sender_address
 from ..models import MailingList, Subscription, SubscriptionStatus, utcnow
@@ -314,6 +316,10 @@ class CampaignStats:
     rate_per_second: float
     seconds_remaining: int | None
     snapshot_done: bool
+    # Reports that came back (uscmail/bounces), each recipient counted once per kind.
+    hard_bounces: int = 0
+    soft_bounces: int = 0
+    complaints: int = 0
 
     @property
     def done(self) -> int:
@@ -341,6 +347,9 @@ class CampaignStats:
             "rate_per_second": self.rate_per_second,
             "seconds_remaining": self.seconds_remaining,
             "snapshot_done": self.snapshot_done,
+            "hard_bounces": self.hard_bounces,
+            "soft_bounces": self.soft_bounces,
+            "complaints": self.complaints,
         }
 
 
@@ -389,6 +398,7 @@ def campaign_stats(campaign: Campaign) -> CampaignStats:
     pending = counts.get(DeliveryStatus.PENDING, 0) + counts.get(DeliveryStatus.SENDING, 0)
     rate = send_rate(campaign, counts.get(DeliveryStatus.SENT, 0), recent)
     remaining = int(pending / rate) if rate and pending else (0 if not pending else None)
+    reports = bounce_services.campaign_counts([campaign.id])[campaign.id]
     return CampaignStats(
         status=campaign.status.value,
         status_detail=campaign.status_detail,
@@ -401,4 +411,7 @@ def campaign_stats(campaign: Campaign) -> CampaignStats:
         rate_per_second=rate,
         seconds_remaining=remaining,
         snapshot_done=campaign.snapshot_done,
+        hard_bounces=reports[BounceKind.HARD],
+        soft_bounces=reports[BounceKind.SOFT],
+        complaints=reports[BounceKind.COMPLAINT],
     )

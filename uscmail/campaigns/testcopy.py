@@ -14,6 +14,7 @@ import limits
 from flask import current_app
 from limits.strategies import MovingWindowRateLimiter
 
+from ..bounces import returnpath
 from ..extensions import limiter
 from ..mail import smtp
 from ..mail.messages import allowed_sender
@@ -115,7 +116,7 @@ def deliver_test_copies(campaign: Campaign, addresses: list[str]) -> int:
     for address in addresses:
         recipient = Recipient(delivery_id=None, email=address, name=None, public_id="test")
         data, smtputf8 = prepared.build(recipient), prepared.needs_smtputf8(recipient)
-        reply = smtp.send(smtp.smtp_connection(), prepared.envelope_from, address, data, smtputf8=smtputf8)
+        reply = smtp.send(smtp.smtp_connection(), returnpath.plain(), address, data, smtputf8=smtputf8)
         if reply.answer is smtp.Answer.SENT:
             sent += 1
         else:

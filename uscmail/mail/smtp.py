@@ -136,13 +136,14 @@ def send(connection: smtplib.SMTP, envelope_from: str, recipient: str, data: byt
     return _send_stepwise(connection, envelope_from, recipient, data, [])
 
 
-def send_message(message: EmailMessage) -> None:
-    """Send one standard-library message (signup mail) to its To address, from its From address, over this
-    process's connection. Raises MessageNotSentYet for what is worth retrying, MessageRefused or SenderRefused for
-    what is not."""
-    [(_, envelope_from)] = getaddresses([str(message["From"])])
+def send_message(message: EmailMessage, return_path: str | None = None) -> None:
+    """Send one standard-library message (signup mail) to its To address over this process's connection, with
+    `return_path` (else the From address) as its envelope sender. Raises MessageNotSentYet for what is worth
+    retrying, MessageRefused or SenderRefused for what is not."""
+    [(_, from_address)] = getaddresses([str(message["From"])])
+    envelope_from = return_path or from_address
     [(_, recipient)] = getaddresses([str(message["To"])])
-    smtputf8 = not (envelope_from.isascii() and recipient.isascii())
+    smtputf8 = not (envelope_from.isascii() and from_address.isascii() and recipient.isascii())
     data = message.as_bytes(policy=policy.SMTPUTF8 if smtputf8 else policy.SMTP)
     connection = smtp_connection()
     try:

@@ -7,6 +7,7 @@ import json
 
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 
+from ..bounces import services as bounce_services
 from ..extensions import db
 from ..inputguard import database_id
 from ..models import MailingList, Subscriber, SubscriptionStatus
@@ -112,6 +113,8 @@ def render_subscriber(subscriber: Subscriber, error: str | None = None, name_for
         subscriber=subscriber,
         subscriptions=sorted(subscriber.subscriptions, key=lambda s: s.list_id),
         consents=subscriber_services.consent_history(subscriber),
+        bounces=bounce_services.subscriber_events(subscriber.id),
+        campaign_subjects=bounce_services.subjects_of_bounced_campaigns(subscriber.id),
         lists_by_id={mailing_list.id: mailing_list for mailing_list in mailing_lists},
         addable=[m for m in mailing_lists if not m.archived and m.id not in active],
         name_form=name_form or NameForm(name=subscriber.name),

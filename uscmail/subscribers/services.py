@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
 
+from ..bounces import services as bounce_services
 from ..extensions import db
 from ..models import (
     Consent,
@@ -223,6 +224,19 @@ def subject_access_export(subscriber: Subscriber, actor: Organiser | str) -> dic
                 "withdrawn_at": _iso(c.withdrawn_at),
             }
             for c in consent_history(subscriber)
+        ],
+        "bounces_and_complaints": [
+            {
+                "kind": b.kind.value,
+                "status": b.status,
+                "diagnostic": b.diagnostic,
+                "campaign_id": b.campaign_id,
+                "source": b.source.value,
+                "decision": b.decision.value,
+                "score": b.score,
+                "created_at": _iso(b.created_at),
+            }
+            for b in bounce_services.subscriber_events(subscriber.id)
         ],
         "note": "USC-UK stores no IP addresses and does not track opens or clicks.",
     }

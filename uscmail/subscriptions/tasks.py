@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from celery import shared_task
 
+from ..bounces import returnpath
 from ..extensions import db
 from ..mail.smtp import MessageRefused, SenderRefused, send_message
 from ..models import Subscriber, SubscriptionStatus
@@ -47,7 +48,7 @@ def send_signup_mail(subscriber_id: int, list_ids: list[int]) -> str:
             return "nothing"
         message = mails.already_subscribed_message(subscriber, confirmed)
         outcome = "already_subscribed"
-    send_message(message)
+    send_message(message, returnpath.for_subscriber(subscriber.id))
     log.info("signup mail (%s) sent to subscriber %s", outcome, subscriber_id)
     return outcome
 
@@ -86,7 +87,7 @@ def send_preferences_link(subscriber_id: int) -> str:
     if not allowed:
         log.info("preferences link for subscriber %s withheld: per-address limit", subscriber_id)
         return "limited"
-    send_message(mails.preferences_link_message(subscriber))
+    send_message(mails.preferences_link_message(subscriber), returnpath.for_subscriber(subscriber.id))
     return "sent"
 
 
@@ -106,7 +107,7 @@ def send_welcome_mail(subscriber_id: int, list_ids: list[int]) -> str:
     subscriber = db.session.get(Subscriber, subscriber_id)
     if subscriber is None or not list_ids:
         return "gone"
-    send_message(mails.welcome_message(subscriber, list_ids))
+    send_message(mails.welcome_message(subscriber, list_ids), returnpath.for_subscriber(subscriber.id))
     return "welcome"
 
 
