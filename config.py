@@ -106,7 +106,7 @@ class Config:
     # One poll takes at most MAX_MESSAGES (the rest wait for the next), reads at most MAX_BYTES of each, and gives up
     # on a connection or command after TIMEOUT seconds.
     BOUNCE_MAILBOX_MAX_MESSAGES = int(os.environ.get("BOUNCE_MAILBOX_MAX_MESSAGES", "200"))
-    BOUNCE_MAILBOX_MAX_BYTES = int(os.environ.get("BOUNCE_MAILBOX_MAX_BYTES", str(1024 * 1024)))
+    BOUNCE_MAILBOX_MAX_BYTES = int(os.environ.get("BOUNCE_MAILBOX_MAX_BYTES", str(4 * 1024 * 1024)))
     BOUNCE_MAILBOX_TIMEOUT = float(os.environ.get("BOUNCE_MAILBOX_TIMEOUT", "30"))
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
     # Hosts campaign mail may show images from (https only). None by default: a remote image tells its host who
