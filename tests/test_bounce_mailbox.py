@@ -11,14 +11,15 @@ import pytest
 import sqlalchemy as sa
 
 from config import Config
+from tests.bounce_support import arf_report, fixture
 from tests.factories import make_subscriber, utc
 from tests.mail_server import PASSWORD, Dovecot, available
 from tests.waiting import wait_until
 from uscmail.bounces import intake, mailbox, returnpath, tasks
 from uscmail.bounces.mailbox import MailboxMisconfigured, PollOutcome, Security, mailbox_access
 from uscmail.bounces.models import BounceEvent, BounceKind, BounceSource, SetAsideMail
-from uscmail.models import StatusReason, Subscription, SubscriptionStatus
-from uscmail.suppression import is_suppressed
+from uscmail.models import StatusReason, Subscription, SubscriptionStatus, SuppressionReason
+from uscmail.suppression import is_suppressed, suppression_reason
 
 PLAIN_SCHEMES = ["imap", "pop3"]
 REAL_TAKE = intake.take
@@ -151,6 +152,14 @@ def bounced_off_the_newsletter(db, subscriber_id: int, address: str) -> bool:
     )
 
 
+def as_delivered(raw: bytes, verp: str) -> bytes:
+    """A message as a mailbox holds it: no mbox "From " line, and the envelope recipient in the Delivered-To header
+    that the delivering MTA (Postfix's local delivery, Dovecot's LDA) prepends."""
+    if raw.startswith(b"From "):
+        raw = raw.split(b"\r\n", 1)[1]
+    return f"Delivered-To: {verp}\r\n".encode() + raw
+
+
 def fail_at(monkeypatch, call: int, fault: Exception) -> list[bytes]:
     """Make the intake's `call`-th run (from 1) raise `fault` after doing its work; returns the messages it got."""
     real_take, seen = intake.take, []
@@ -188,6 +197,48 @@ def test_a_poll_records_each_message_and_then_empties_the_mailbox(db, dovecot, u
     assert dovecot.messages(user) == []
     assert mailbox.poll().summary() == {"outcome": "done", "taken": 0, "left": 0}, "nothing is taken twice"
     assert len(bounce_events(db)) == 1
+
+
+@pytest.mark.parametrize("scheme", PLAIN_SCHEMES)
+def test_real_bounces_from_several_mtas_and_a_complaint_each_do_what_they_say(db, dovecot, user, use_mailbox, scheme):
+    people = {
+        name: make_subscriber(f"{name}@example.net", lists=("newsletter",))
+        for name in ("postfix", "exim", "yahoo", "qmail", "complainer")
+    }
+    db.session.commit()
+    verp = {name: returnpath.for_subscriber(subscriber.id) for name, subscriber in people.items()}
+    # A feedback loop reports to our abuse address; the original inside carries the Return-Path its MTA added.
+    original = f"Return-Path: <{verp['complainer']}>\r\nFrom: USC-UK <news@uscuk.test>\r\n".encode() + (
+        b"To: complainer@example.net\r\nSubject: Solidarity news\r\n\r\nHello\r\n"
+    )
+    dovecot.deliver(
+        user,
+        as_delivered(fixture("postfix_01"), verp["postfix"]),  # 550 5.1.1 user unknown: hard
+        as_delivered(fixture("exim_01"), verp["exim"]),  # 553 5.1.1: hard
+        as_delivered(fixture("yahoo_01"), verp["yahoo"]),  # 4.4.1 no connection: soft
+        as_delivered(fixture("qmail_08"), verp["qmail"]),  # an auto-reply: nothing to do
+        as_delivered(arf_report(original), "abuse@uscuk.test"),
+    )
+    use_mailbox(dovecot.url(scheme, user, query="?tls=off"))
+
+    report = mailbox.poll()
+
+    assert (report.outcome, report.taken, report.left) == (PollOutcome.DONE, 5, 0)
+    assert dict(report.results) == {"recorded": 4, "ignored": 1}
+    kinds = {subscriber_id: kind for subscriber_id, kind, _, _ in bounce_events(db)}
+    assert kinds == {
+        people["postfix"].id: BounceKind.HARD,
+        people["exim"].id: BounceKind.HARD,
+        people["yahoo"].id: BounceKind.SOFT,
+        people["complainer"].id: BounceKind.COMPLAINT,
+    }
+    assert {source for _, _, source, _ in bounce_events(db)} == {BounceSource.MAILBOX}
+    assert bounced_off_the_newsletter(db, people["postfix"].id, "postfix@example.net")
+    assert bounced_off_the_newsletter(db, people["exim"].id, "exim@example.net")
+    assert suppression_reason("complainer@example.net") is SuppressionReason.COMPLAINT
+    assert not is_suppressed("yahoo@example.net") and not is_suppressed("qmail@example.net")
+    assert set_aside_mail(db) == []
+    assert dovecot.messages(user) == []
 
 
 @pytest.mark.parametrize("scheme", PLAIN_SCHEMES)
