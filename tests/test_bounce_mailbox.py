@@ -16,7 +16,8 @@ from tests.factories import make_subscriber, utc
 from tests.mail_server import PASSWORD, Dovecot, available
 from tests.waiting import wait_until
 from uscmail.bounces import intake, mailbox, returnpath, tasks
-from uscmail.bounces.mailbox import MailboxMisconfigured, PollOutcome, Security, mailbox_access
+from uscmail.bounces.mailbox import PollOutcome
+from uscmail.bounces.mailstore import MailboxMisconfigured, Security, mailbox_access
 from uscmail.bounces.models import BounceEvent, BounceKind, BounceSource, SetAsideMail
 from uscmail.models import StatusReason, Subscription, SubscriptionStatus, SuppressionReason
 from uscmail.suppression import is_suppressed, suppression_reason
