@@ -344,3 +344,33 @@ def test_the_receiver_answers_451_when_the_database_cannot_take_the_report(app, 
     envelope.content = fixture("postfix_01")
     envelope.rcpt_tos = ["bounces@uscuk.test"]
     assert asyncio.run(handler.handle_DATA(None, None, envelope)).startswith("451 ")
+
+
+def test_a_message_that_cannot_be_recorded_does_not_take_its_batch_down_with_it(
+    db, worker, smtp_sink, app, monkeypatch
+):
+    """Messages recorded together share a transaction; when one fails (a fault made here: a database error for one
+    message), the others are recorded one by one and only that one is refused for a retry."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, messages = sent_campaign(db, smtp_sink, count=2)
+    (first, first_mail), (second, second_mail) = sorted(messages.items())
+    real_take = intake.take
+
+    def failing_for_the_poisoned(raw, source, recipients=()):
+        if b"POISON" in raw:
+            raise sa.exc.OperationalError("INSERT", {}, Exception("could not serialize access"))
+        return real_take(raw, source, recipients)
+
+    monkeypatch.setattr(intake, "take", failing_for_the_poisoned)
+    handler = BounceHandler(app, ThreadPoolExecutor(max_workers=1))
+    outcomes = handler.take(
+        [
+            (fixture("postfix_01"), [first_mail.mail_from]),
+            (b"Subject: POISON\r\n\r\nx", ["bounces@uscuk.test"]),
+            (fixture("exim_01"), [second_mail.mail_from]),
+        ]
+    )
+    assert isinstance(outcomes[1], sa.exc.OperationalError)
+    assert outcomes[0] == outcomes[2] == [intake.Result.RECORDED]
+    assert suppression_reason(first) is suppression_reason(second) is SuppressionReason.HARD_BOUNCE

@@ -9,9 +9,10 @@ import hmac
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db
-from .models import Suppression, SuppressionReason
+from .models import Suppression, SuppressionReason, utcnow
 
 
 def address_hmac(email: str) -> str:
@@ -30,9 +31,16 @@ def is_suppressed(email: str) -> bool:
     return suppression_reason(email) is not None
 
 
-def suppress(email: str, reason: SuppressionReason) -> None:
-    """Add a normalised address to the suppression list (no-op if already there)."""
-    digest = address_hmac(email)
-    if db.session.scalar(sa.select(Suppression.id).where(Suppression.address_hmac == digest)) is None:
-        db.session.add(Suppression(address_hmac=digest, reason=reason))
-        db.session.flush()
+def suppress(email: str, reason: SuppressionReason) -> bool:
+    """Add a normalised address to the suppression list; False if it was already there (even if another
+    transaction has just added it)."""
+    dialect = db.session.get_bind().dialect.name
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
+    values = {"address_hmac": address_hmac(email), "reason": reason, "created_at": utcnow()}
+    if insert is None:  # another database: check, then insert
+        if is_suppressed(email):
+            return False
+        db.session.execute(sa.insert(Suppression).values(**values))
+        return True
+    statement = insert(Suppression).values(**values).on_conflict_do_nothing(index_elements=["address_hmac"])
+    return db.session.execute(statement.returning(Suppression.id)).first() is not None

@@ -3,7 +3,7 @@ only, and answers 250 once the message is recorded or set aside, 451 if the data
 MTA keeps it and tries again), so nothing it accepted is lost.
 
 Each process runs one asyncio loop (aiosmtpd) on a listening socket shared by all of them, and reads and records
-messages in a small thread pool, since parsing and the database would otherwise stall every other connection.
+messages in a thread of its own, since parsing and the database would otherwise stall every other connection.
 """
 
 import asyncio
@@ -26,17 +26,25 @@ from .models import BounceSource
 log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 20
-INTAKE_THREADS = 4
+BATCH_MAX = 100
+# Per connection: an MTA sends many bounces over one connection, but nothing needs a thousand HELPs or NOOPs.
+COMMAND_LIMITS = {"*": 1000, "MAIL": 10**7, "RCPT": 10**7, "DATA": 10**7, "RSET": 10**7, "NOOP": 10**5}
 
 
 class BounceHandler:
-    """aiosmtpd handler: RCPT only for the bounce domain; DATA recorded through the intake before it is answered."""
+    """aiosmtpd handler: RCPT only for the bounce domain; DATA answered once the message is recorded.
+
+    Messages that arrive together are recorded together: one transaction for all that queued up while the last
+    one was being recorded (at most BATCH_MAX), each answered when it commits. If the transaction fails, each
+    message is tried alone, so one that cannot be recorded gets its own 451 and the others their 250."""
 
     def __init__(self, app: Flask, executor: ThreadPoolExecutor):
         self.app = app
         self.executor = executor
         self.domain = app.config["BOUNCE_ADDRESS"].rpartition("@")[2].lower()
         self.results: Counter = Counter()
+        self.waiting: asyncio.Queue | None = None
+        self.recorder: asyncio.Task | None = None
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd's name
         if address.rpartition("@")[2].lower() != self.domain:
@@ -50,25 +58,54 @@ class BounceHandler:
         raw = envelope.original_content or envelope.content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
-        loop = asyncio.get_running_loop()
+        if self.recorder is None:
+            self.waiting = asyncio.Queue()
+            self.recorder = asyncio.get_running_loop().create_task(self._record_batches())
+        answer = asyncio.get_running_loop().create_future()
+        await self.waiting.put((raw, list(envelope.rcpt_tos), answer))
         try:
-            results = await loop.run_in_executor(self.executor, self.take, raw, list(envelope.rcpt_tos))
+            results = await answer
         except Exception:
             log.exception("bounce mail could not be recorded; the sender will try again")
             return "451 4.3.0 Temporary failure, please try again later"
         self.results.update(str(result) for result in results)
         return "250 2.0.0 OK"
 
-    def take(self, raw: bytes, recipients: list[str]) -> list[intake.Result]:
-        """Read and record one message in this thread's app context, committed before the SMTP answer."""
+    async def _record_batches(self) -> None:
+        # Group commit: while one batch is being recorded the next messages queue up, and are recorded together.
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.waiting.get()]
+            while len(batch) < BATCH_MAX and not self.waiting.empty():
+                batch.append(self.waiting.get_nowait())
+            outcomes = await loop.run_in_executor(self.executor, self.take, [item[:2] for item in batch])
+            for (_, _, answer), outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    answer.set_exception(outcome)
+                else:
+                    answer.set_result(outcome)
+
+    def take(self, messages: list[tuple[bytes, list[str]]]) -> list:
+        """Read and record messages in one transaction (or, if it fails, one by one); each message's results, or the
+        exception that kept it from being recorded."""
         with self.app.app_context():
             try:
-                results = intake.take(raw, BounceSource.RECEIVER, recipients)
+                outcomes = [intake.take(raw, BounceSource.RECEIVER, recipients) for raw, recipients in messages]
                 db.session.commit()
-            except Exception:
+                return outcomes
+            except Exception as exc:
                 db.session.rollback()
-                raise
-            return results
+                if len(messages) == 1:
+                    return [exc]
+            outcomes = []
+            for raw, recipients in messages:
+                try:
+                    outcomes.append(intake.take(raw, BounceSource.RECEIVER, recipients))
+                    db.session.commit()
+                except Exception as exc:  # noqa: BLE001 - answered 451: the sender keeps the message and retries
+                    db.session.rollback()
+                    outcomes.append(exc)
+            return outcomes
 
 
 def tls_context(app: Flask) -> ssl.SSLContext | None:
@@ -89,7 +126,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 def run_process(app: Flask, sock: socket.socket) -> None:
     """One receiver process: an asyncio loop serving SMTP on `sock` until SIGTERM or SIGINT."""
-    executor = ThreadPoolExecutor(max_workers=INTAKE_THREADS, thread_name_prefix="bounce-intake")
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bounce-intake")
     handler = BounceHandler(app, executor)
     context = tls_context(app)
 
@@ -103,7 +140,7 @@ def run_process(app: Flask, sock: socket.socket) -> None:
             ident="uscmail bounce receiver",
             tls_context=context,
             timeout=60,
-            command_call_limit=100,
+            command_call_limit=COMMAND_LIMITS,
         )
 
     loop = asyncio.new_event_loop()

@@ -62,41 +62,55 @@ def record(findings: list[Finding], source: BounceSource) -> list[Result]:
     return [_record_one(finding, source) for finding in findings]
 
 
+@dataclass(frozen=True)
+class Recipient:
+    """Who a finding is about: the subscriber, and the campaign of the message when known."""
+
+    subscriber_id: int
+    email: str
+    campaign_id: int | None
+
+
 def _record_one(finding: Finding, source: BounceSource) -> Result:
-    subscriber, campaign_id = identify(finding)
-    if subscriber is None:
+    # Set-based statements throughout: the receiver records hundreds of these a second.
+    recipient = identify(finding)
+    if recipient is None:
         return Result.UNKNOWN_RECIPIENT
-    event = BounceEvent(
-        subscriber_id=subscriber.id,
-        campaign_id=campaign_id,
-        kind=finding.kind,
-        source=source,
-        status=finding.status[:16],
-        diagnostic=safe_detail(finding.diagnostic),
-    )
-    if is_suppressed(subscriber.email):
-        event.decision = BounceDecision.ALREADY_SUPPRESSED
-        if finding.kind is BounceKind.COMPLAINT:
-            journey.unsubscribe(subscriber, None, StatusReason.COMPLAINT)
-    elif finding.kind is BounceKind.SOFT:
-        event.score = soft_score(subscriber.id)
-        if event.score >= current_app.config["BOUNCE_SCORE_THRESHOLD"]:
-            _suppress(subscriber, SuppressionReason.HARD_BOUNCE, StatusReason.BOUNCE)
-            event.decision = BounceDecision.SUPPRESSED
+    score = None
+    if finding.kind is BounceKind.SOFT:
+        if is_suppressed(recipient.email):
+            decision = BounceDecision.ALREADY_SUPPRESSED
         else:
-            event.decision = BounceDecision.SCORED
+            score = soft_score(recipient.subscriber_id)
+            decision = BounceDecision.SCORED
+            if score >= current_app.config["BOUNCE_SCORE_THRESHOLD"]:
+                decision = _suppress(recipient, SuppressionReason.HARD_BOUNCE, StatusReason.BOUNCE)
+    elif finding.kind is BounceKind.COMPLAINT:
+        decision = _suppress(recipient, SuppressionReason.COMPLAINT, StatusReason.COMPLAINT)
     else:
-        reason = StatusReason.COMPLAINT if finding.kind is BounceKind.COMPLAINT else StatusReason.BOUNCE
-        _suppress(subscriber, SUPPRESSION_REASONS[finding.kind], reason)
-        event.decision = BounceDecision.SUPPRESSED
-    db.session.add(event)
-    db.session.flush()
+        decision = _suppress(recipient, SuppressionReason.HARD_BOUNCE, StatusReason.BOUNCE)
+    db.session.execute(
+        sa.insert(BounceEvent).values(
+            subscriber_id=recipient.subscriber_id,
+            campaign_id=recipient.campaign_id,
+            kind=finding.kind,
+            source=source,
+            status=finding.status[:16],
+            diagnostic=safe_detail(finding.diagnostic),
+            decision=decision,
+            score=score,
+            created_at=utcnow(),
+        )
+    )
     return Result.RECORDED
 
 
-def _suppress(subscriber: Subscriber, reason: SuppressionReason, status_reason: StatusReason) -> None:
-    suppress(subscriber.email, reason)
-    journey.unsubscribe(subscriber, None, status_reason)
+def _suppress(recipient: Recipient, reason: SuppressionReason, status_reason: StatusReason) -> BounceDecision:
+    """Suppress and unsubscribe from everything (again, if already suppressed: a complaint after a hard bounce still
+    ends what an organiser may have re-added)."""
+    newly = suppress(recipient.email, reason)
+    journey.unsubscribe_everywhere(recipient.subscriber_id, status_reason)
+    return BounceDecision.SUPPRESSED if newly else BounceDecision.ALREADY_SUPPRESSED
 
 
 def soft_score(subscriber_id: int) -> float:
@@ -118,27 +132,28 @@ def soft_score(subscriber_id: int) -> float:
     return last.score + 1.0
 
 
-def identify(finding: Finding) -> tuple[Subscriber | None, int | None]:
-    """The subscriber a finding is about, and the campaign of the message when known."""
+def identify(finding: Finding) -> Recipient | None:
+    """The subscriber a finding is about (None if nobody we know), and the campaign of the message when known."""
     if finding.delivery_id is not None:
         row = db.session.execute(
-            sa.select(Delivery.subscriber_id, Delivery.campaign_id).where(Delivery.id == finding.delivery_id)
+            sa.select(Delivery.subscriber_id, Subscriber.email, Delivery.campaign_id)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.id == finding.delivery_id)
         ).first()
-        if row is None:
-            return None, None
-        return db.session.get(Subscriber, row.subscriber_id), row.campaign_id
+        return None if row is None else Recipient(*row)
     if finding.subscriber_id is not None:
-        return db.session.get(Subscriber, finding.subscriber_id), None
+        email = db.session.scalar(sa.select(Subscriber.email).where(Subscriber.id == finding.subscriber_id))
+        return None if email is None else Recipient(finding.subscriber_id, email, None)
     if finding.email:
         try:
             email = normalise_email(finding.email)
         except InvalidInput:
-            return None, None
-        subscriber = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == email))
-        if subscriber is None:
-            return None, None
-        return subscriber, campaign_of(finding.message_id, subscriber.id)
-    return None, None
+            return None
+        subscriber_id = db.session.scalar(sa.select(Subscriber.id).where(Subscriber.email == email))
+        if subscriber_id is None:
+            return None
+        return Recipient(subscriber_id, email, campaign_of(finding.message_id, subscriber_id))
+    return None
 
 
 def campaign_of(message_id: str | None, subscriber_id: int) -> int | None:
