@@ -125,6 +125,20 @@ class Config:
     SPAMASSASSIN_COMMAND = os.environ.get("SPAMASSASSIN_COMMAND", "spamassassin")
     SPAMASSASSIN_TIMEOUT = float(os.environ.get("SPAMASSASSIN_TIMEOUT", "20"))
     SPAMASSASSIN_CHECKS_PER_ORGANISER = os.environ.get("SPAMASSASSIN_CHECKS_PER_ORGANISER", "20 per hour")
+    # The mailbox bounces are delivered to, polled by beat every POLL_SECONDS (uscmail/bounces/mailbox.py); off when
+    # unset. imaps://user@host:993/INBOX or pop3s://user@host:995 talk TLS from the start; imap:// and pop3:// use
+    # STARTTLS (a server without it is refused); "?tls=off" talks plain, to a loopback address only. Certificates are
+    # verified. The password is BOUNCE_MAILBOX_PASSWORD if set, else the URL's (percent-encoded).
+    BOUNCE_MAILBOX_URL = os.environ.get("BOUNCE_MAILBOX_URL", "")
+    BOUNCE_MAILBOX_PASSWORD = os.environ.get("BOUNCE_MAILBOX_PASSWORD", "")
+    # IMAP only: a folder each message taken is moved to (made if missing), instead of being deleted.
+    BOUNCE_MAILBOX_DONE_FOLDER = os.environ.get("BOUNCE_MAILBOX_DONE_FOLDER", "")
+    BOUNCE_MAILBOX_POLL_SECONDS = float(os.environ.get("BOUNCE_MAILBOX_POLL_SECONDS", "60"))
+    # One poll takes at most MAX_MESSAGES (the rest wait for the next), reads at most MAX_BYTES of each, and gives up
+    # on a connection or command after TIMEOUT seconds.
+    BOUNCE_MAILBOX_MAX_MESSAGES = int(os.environ.get("BOUNCE_MAILBOX_MAX_MESSAGES", "200"))
+    BOUNCE_MAILBOX_MAX_BYTES = int(os.environ.get("BOUNCE_MAILBOX_MAX_BYTES", str(4 * 1024 * 1024)))
+    BOUNCE_MAILBOX_TIMEOUT = float(os.environ.get("BOUNCE_MAILBOX_TIMEOUT", "30"))
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
     # Hosts campaign mail may show images from (https only). None by default: a remote image tells its host who
     # opened the mail, and when.
@@ -245,6 +259,7 @@ class Config:
                     "task": "uscmail.bounces.setaside.purge_set_aside_mail",
                     "schedule": 3600.0,
                 },
+                **self._bounce_mailbox_schedule(),
             },
             "timezone": "Europe/London",
             "task_default_queue": self.CELERY_QUEUE,
@@ -255,6 +270,17 @@ class Config:
                     "time_limit": self.CAMPAIGN_BATCH_TIME_LIMIT + 30,
                 }
             },
+        }
+
+    def _bounce_mailbox_schedule(self) -> dict:
+        """The beat entry of the bounce mailbox's poll, when there is a mailbox."""
+        if not self.BOUNCE_MAILBOX_URL:
+            return {}
+        return {
+            "poll-bounce-mailbox": {
+                "task": "uscmail.bounces.tasks.poll_bounce_mailbox",
+                "schedule": self.BOUNCE_MAILBOX_POLL_SECONDS,
+            }
         }
 
     @property

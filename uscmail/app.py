@@ -12,6 +12,7 @@ from .api import subscribers as api_subscribers  # noqa: F401 - registers its ro
 from .bounces import health_routes as deliverability_routes
 from .bounces import models as bounce_models  # noqa: F401 - registers the bounce tables
 from .bounces import setaside as set_aside_mail  # noqa: F401 - registers the Celery task
+from .bounces import tasks as bounce_tasks  # noqa: F401 - registers the Celery task
 from .bounces import webhook_routes as bounce_webhooks
 from .bounces.cli import init_bounces_cli
 from .campaigns import archive as campaign_archive
