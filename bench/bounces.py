@@ -90,6 +90,9 @@ def client_child(port: str, secret: str, first_delivery: str, start: str, stop: 
     first, step_size = int(first_delivery), int(step)
     refused = 0
     with smtplib.SMTP("127.0.0.1", int(port), timeout=120) as connection:
+        # Connected and ready, as MTAs with bounces queued would be: the clock starts when every client is.
+        print("ready", flush=True)
+        sys.stdin.readline()
         for index in range(int(start), int(stop), step_size):
             recipients, raw = message(index, paths.address(DELIVERY, first + index))
             try:
@@ -171,9 +174,6 @@ def run(args: argparse.Namespace) -> int:
         cpu_before = {pid: process_cpu(pid) or 0.0 for pid in receivers}
         print(f"Sending {args.messages:,} messages over {args.connections} connections to {args.processes} "
               "receiver processes…", flush=True)  # fmt: skip
-        machine_before = machine_busy_seconds()
-        clients_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        started = time.monotonic()
         clients = [
             subprocess.Popen(
                 [
@@ -190,17 +190,31 @@ def run(args: argparse.Namespace) -> int:
                 ],
                 cwd=PROJECT_DIR,
                 env={**env, "PYTHONPATH": f"{PROJECT_DIR}:{PROJECT_DIR / 'bench'}"},
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
             )  # fmt: skip
             for number in range(args.connections)
         ]
+        for client in clients:
+            if client.stdout.readline().strip() != "ready":
+                raise BenchError("a client could not connect to the receiver")
+        # The clients' start-up (imports, connecting) is before the clock and out of their CPU figure.
+        client_startup = sum(process_cpu(client.pid) or 0.0 for client in clients)
+        machine_before = machine_busy_seconds()
+        clients_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.monotonic()
+        for client in clients:
+            client.stdin.write("go\n")
+            client.stdin.flush()
         refused = sum(int(client.communicate()[0].strip() or 0) for client in clients)
         elapsed = time.monotonic() - started
         machine = machine_busy_seconds() - machine_before
         clients_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        client_cpu = (clients_after.ru_utime + clients_after.ru_stime) - (
-            clients_before.ru_utime + clients_before.ru_stime
+        client_cpu = (
+            (clients_after.ru_utime + clients_after.ru_stime)
+            - (clients_before.ru_utime + clients_before.ru_stime)
+            - client_startup
         )
         # The receivers' database connections were opened during the run: all their CPU is the run's.
         database_cpu = sum(process_cpu(pid) or 0.0 for pid in bench.database_pids(url))
