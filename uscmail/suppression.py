@@ -61,3 +61,12 @@ def suppress_all(reasons: dict[str, SuppressionReason]) -> set[str]:
     ]
     statement = insert(Suppression).values(rows).on_conflict_do_nothing(index_elements=["address_hmac"])
     return {by_digest[digest] for digest in db.session.scalars(statement.returning(Suppression.address_hmac))}
+
+
+def suppressed_among(emails: set[str]) -> set[str]:
+    """Those of these normalised addresses that are on the suppression list, in one query."""
+    if not emails:
+        return set()
+    by_digest = {address_hmac(email): email for email in emails}
+    found = db.session.scalars(sa.select(Suppression.address_hmac).where(Suppression.address_hmac.in_(by_digest)))
+    return {by_digest[digest] for digest in found}

@@ -11,7 +11,7 @@ Policy (Mailman's, with its defaults as settings):
 import enum
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -21,7 +21,7 @@ from ..extensions import db
 from ..mail.smtp import safe_detail
 from ..models import StatusReason, Subscriber, SuppressionReason, utcnow
 from ..subscriptions import services as journey
-from ..suppression import is_suppressed, suppress, suppress_all
+from ..suppression import suppress_all, suppressed_among
 from ..validation import InvalidInput, normalise_email
 from .models import BounceDecision, BounceEvent, BounceKind, BounceSource, SetAsideMail
 
@@ -65,10 +65,12 @@ def record(findings: list[Finding], source: BounceSource) -> list[Result]:
     """Apply the policy to each finding and record it; the caller commits.
 
     In a handful of statements however many findings there are (the receiver records what arrived together in one
-    call): who they are about in one query, the suppressions in one INSERT, the unsubscribes in two UPDATEs per
-    reason, the events in one INSERT. Soft bounces are scored one by one, as each score builds on the last."""
+    call): who they are about in one query, the soft bounces' last scores and suppressions in two more, the new
+    suppressions in one INSERT, the unsubscribes in two UPDATEs per reason, the events in one INSERT. Findings are
+    decided in order, as if recorded one after another."""
     recipients = identify_all(findings)
-    events, suppressions = [], {}
+    now = utcnow()
+    events, soft, suppressions = [], [], {}
     for finding, recipient in zip(findings, recipients, strict=True):
         if recipient is None:
             continue
@@ -80,26 +82,27 @@ def record(findings: list[Finding], source: BounceSource) -> list[Result]:
             "status": finding.status[:16],
             "diagnostic": safe_detail(finding.diagnostic),
             "score": None,
-            "created_at": utcnow(),
+            "created_at": now,
+            "email": recipient.email,  # until the decision is known
         }
-        if finding.kind is BounceKind.SOFT:
-            _score(event, recipient)
-            continue
-        reason = SUPPRESSION_REASONS[finding.kind]
-        suppressions.setdefault(recipient.email, (reason, recipient.subscriber_id))
-        event["decision"] = recipient.email  # settled once the suppressions are written
         events.append(event)
+        if finding.kind is BounceKind.SOFT:
+            soft.append(event)
+        else:
+            suppressions.setdefault(recipient.email, (SUPPRESSION_REASONS[finding.kind], recipient.subscriber_id))
+    for event in _score_all(soft, now):  # soft bounces that reached the threshold
+        suppressions.setdefault(event["email"], (SuppressionReason.HARD_BOUNCE, event["subscriber_id"]))
     newly = suppress_all({email: reason for email, (reason, _) in suppressions.items()})
     for reason in {reason for reason, _ in suppressions.values()}:
         journey.unsubscribe_everywhere(
             [subscriber_id for r, subscriber_id in suppressions.values() if r is reason], STATUS_REASONS[reason]
         )
-    claimed = set()
     for event in events:
-        email = event["decision"]
-        first = email in newly and email not in claimed
-        claimed.add(email)
-        event["decision"] = BounceDecision.SUPPRESSED if first else BounceDecision.ALREADY_SUPPRESSED
+        email = event.pop("email")
+        if "decision" not in event:  # a hard bounce, a complaint, or a soft bounce at the threshold
+            suppressed_now = email in newly
+            newly.discard(email)  # the first report suppresses; any later one finds it done
+            event["decision"] = BounceDecision.SUPPRESSED if suppressed_now else BounceDecision.ALREADY_SUPPRESSED
     if events:
         db.session.execute(sa.insert(BounceEvent), events)
     return [Result.UNKNOWN_RECIPIENT if recipient is None else Result.RECORDED for recipient in recipients]
@@ -114,38 +117,54 @@ class Recipient:
     campaign_id: int | None
 
 
-def _score(event: dict, recipient: Recipient) -> None:
-    """A soft bounce: scored, and the address suppressed at the threshold (written at once: the next soft bounce
-    for the same subscriber, perhaps in the same call, builds on this one)."""
-    if is_suppressed(recipient.email):
-        event["decision"] = BounceDecision.ALREADY_SUPPRESSED
-        return
-    event["score"] = soft_score(recipient.subscriber_id)
-    event["decision"] = BounceDecision.SCORED
-    if event["score"] >= current_app.config["BOUNCE_SCORE_THRESHOLD"]:
-        suppress(recipient.email, SuppressionReason.HARD_BOUNCE)
-        journey.unsubscribe_everywhere([recipient.subscriber_id], StatusReason.BOUNCE)
-        event["decision"] = BounceDecision.SUPPRESSED
-    db.session.execute(sa.insert(BounceEvent), [event])
+def _score_all(events: list[dict], now: datetime) -> list[dict]:
+    """Score soft bounces in order, each on the last (in the database, or earlier in this call); the decision is
+    set on each except those that reach BOUNCE_SCORE_THRESHOLD, which are returned, to be suppressed."""
+    if not events:
+        return []
+    already = suppressed_among({event["email"] for event in events})
+    last = last_soft_scores({event["subscriber_id"] for event in events})
+    threshold, reached = current_app.config["BOUNCE_SCORE_THRESHOLD"], []
+    for event in events:
+        if event["email"] in already:
+            event["decision"] = BounceDecision.ALREADY_SUPPRESSED
+            continue
+        event["score"] = next_score(last.get(event["subscriber_id"]), now)
+        last[event["subscriber_id"]] = (event["score"], now)
+        if event["score"] >= threshold:
+            reached.append(event)
+            already.add(event["email"])
+        else:
+            event["decision"] = BounceDecision.SCORED
+    return reached
 
 
-def soft_score(subscriber_id: int) -> float:
-    """The score a new soft bounce gives: one more than the last one's, or the same on the same day, or one again
-    when the last was more than BOUNCE_SCORE_WINDOW_DAYS ago."""
-    now = utcnow()
-    last = db.session.execute(
-        sa.select(BounceEvent.score, BounceEvent.created_at)
-        .where(BounceEvent.subscriber_id == subscriber_id, BounceEvent.kind == BounceKind.SOFT)
-        .order_by(BounceEvent.created_at.desc(), BounceEvent.id.desc())
-        .limit(1)
-    ).first()
-    if last is None or last.score is None:
+def next_score(last: tuple[float, datetime] | None, now: datetime) -> float:
+    """The score a new soft bounce gives after the last one (score, when): one more, or the same on the same day,
+    or one again when the last was more than BOUNCE_SCORE_WINDOW_DAYS ago (Mailman's rule)."""
+    if last is None or last[0] is None:
         return 1.0
-    if now - last.created_at > timedelta(days=current_app.config["BOUNCE_SCORE_WINDOW_DAYS"]):
+    score, when = last
+    if now - when > timedelta(days=current_app.config["BOUNCE_SCORE_WINDOW_DAYS"]):
         return 1.0
-    if last.created_at.date() == now.date():
-        return last.score
-    return last.score + 1.0
+    if when.date() == now.date():
+        return score
+    return score + 1.0
+
+
+def last_soft_scores(subscriber_ids: set[int]) -> dict[int, tuple[float, datetime]]:
+    """Each subscriber's latest soft bounce: its score and when it came."""
+    latest = (
+        sa.select(sa.func.max(BounceEvent.id))
+        .where(BounceEvent.subscriber_id.in_(subscriber_ids), BounceEvent.kind == BounceKind.SOFT)
+        .group_by(BounceEvent.subscriber_id)
+    )
+    rows = db.session.execute(
+        sa.select(BounceEvent.subscriber_id, BounceEvent.score, BounceEvent.created_at).where(
+            BounceEvent.id.in_(latest)
+        )
+    )
+    return {row.subscriber_id: (row.score, row.created_at) for row in rows}
 
 
 def identify_all(findings: list[Finding]) -> list[Recipient | None]:
@@ -211,8 +230,11 @@ def campaign_of(message_id: str | None, subscriber_id: int) -> int | None:
 def set_aside(content: bytes, source: BounceSource, reason: str) -> Result:
     """Keep a message that could not be read as a report for one of our messages; the caller commits."""
     limit = current_app.config["BOUNCE_SET_ASIDE_BYTES"]
-    db.session.add(SetAsideMail(source=source, reason=reason[:200], size=len(content), content=content[:limit]))
-    db.session.flush()
+    db.session.execute(
+        sa.insert(SetAsideMail).values(
+            source=source, reason=reason[:200], size=len(content), content=content[:limit], created_at=utcnow()
+        )
+    )
     log.info("bounce mail set aside (%s, %d bytes): %s", source, len(content), reason)
     return Result.SET_ASIDE
 
