@@ -55,3 +55,43 @@ def test_a_transient_refusal_is_worth_retrying_and_a_permanent_one_is_not(mail_l
     # The connection is still good for the next message.
     smtp.send_message(welcome_to("fine@example.org"))
     assert mail_layer.wait_for("fine@example.org")
+
+
+def test_the_relays_certificate_is_verified_before_anything_is_sent(app, monkeypatch, tmp_path):
+    """STARTTLS to a relay whose certificate nobody trusts stops before the login and the message; trusted (here
+    through SSL_CERT_FILE, as an operator would point to their CA bundle), the same relay takes the mail."""
+    import ssl
+
+    from aiosmtpd.controller import Controller
+
+    from tests.bounce_support import free_port
+    from tests.mail_server import _self_signed
+    from uscmail.mail import smtp
+
+    _self_signed(tmp_path)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    received = []
+
+    class Relay:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+            received.append(envelope.content)
+            return "250 OK"
+
+    port = free_port()
+    relay = Controller(Relay(), hostname="127.0.0.1", port=port, tls_context=server_context, require_starttls=True)
+    relay.start()
+    try:
+        monkeypatch.setitem(app.config, "MAIL_PORT", port)
+        monkeypatch.setitem(app.config, "MAIL_USE_TLS", True)
+        with app.app_context():
+            with pytest.raises(ssl.SSLCertVerificationError):
+                smtp.open_connection()
+            monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
+            connection = smtp.open_connection()
+            reply = smtp.send(connection, "bounces@uscuk.test", "someone@example.org", b"Subject: x\r\n\r\nhi\r\n",
+                              smtputf8=False)  # fmt: skip
+            connection.quit()
+        assert reply.answer is smtp.Answer.SENT and len(received) == 1
+    finally:
+        relay.stop()

@@ -10,6 +10,7 @@ import contextlib
 import enum
 import re
 import smtplib
+import ssl
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
@@ -77,12 +78,17 @@ def smtp_detail(code: int, reply: bytes | str) -> str:
 
 
 def open_connection() -> smtplib.SMTP:
-    """A new connection to the relay named by the MAIL_* settings (TLS and login when configured)."""
+    """A new connection to the relay named by the MAIL_* settings (TLS and login when configured). The relay's
+    certificate is verified against the system's trusted authorities (SSL_CERT_FILE names another bundle): without
+    that, anyone between us and the relay could read the list as it is sent."""
     config = current_app.config
-    smtp_class = smtplib.SMTP_SSL if config["MAIL_USE_SSL"] else smtplib.SMTP
-    connection = smtp_class(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=config["MAIL_TIMEOUT"])
+    host, port, timeout = config["MAIL_SERVER"], config["MAIL_PORT"], config["MAIL_TIMEOUT"]
+    if config["MAIL_USE_SSL"]:
+        connection = smtplib.SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
+    else:
+        connection = smtplib.SMTP(host, port, timeout=timeout)
     if config["MAIL_USE_TLS"]:
-        connection.starttls()
+        connection.starttls(context=ssl.create_default_context())
     if config["MAIL_USERNAME"] and config["MAIL_PASSWORD"]:
         connection.login(config["MAIL_USERNAME"], config["MAIL_PASSWORD"])
     connection.ehlo_or_helo_if_needed()
