@@ -20,15 +20,14 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
-import pyotp
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import rsa
 from playwright.sync_api import expect
 
-from tests.browser_support import VIEWPORTS, Inspector, heading
+from tests.browser_support import VIEWPORTS, Inspector, heading, sign_in
 from tests.conftest import form_fields
-from tests.factories import ORGANISER_PASSWORD, add_confirmed, make_campaign, make_organiser
+from tests.factories import add_confirmed, make_campaign, make_organiser
 from tests.waiting import wait_until
 from uscmail.bounces import health, rates, setaside
 from uscmail.bounces.health import LookupFailed, Verdict
@@ -700,14 +699,7 @@ MIXED_DNS = {
 
 def sign_in_admin(page) -> None:
     """An administrator signs in with a password and the current TOTP code, as a person does."""
-    secret = make_organiser(ADMIN, "admin", commit=True).totp_secret
-    page.goto("/organisers/login")
-    page.get_by_label("Email address").fill(ADMIN)
-    page.get_by_label("Password").fill(ORGANISER_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("textbox").fill(pyotp.TOTP(secret).now())
-    page.get_by_role("button", name="Continue").click()
-    expect(heading(page)).to_have_text("Organisers")
+    sign_in(page, ADMIN, make_organiser(ADMIN, "admin", commit=True).totp_secret)
 
 
 @pytest.mark.browser

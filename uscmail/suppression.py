@@ -34,31 +34,25 @@ def is_suppressed(email: str) -> bool:
 def suppress(email: str, reason: SuppressionReason) -> bool:
     """Add a normalised address to the suppression list; False if it was already there (even if another
     transaction has just added it)."""
-    dialect = db.session.get_bind().dialect.name
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
-    values = {"address_hmac": address_hmac(email), "reason": reason, "created_at": utcnow()}
-    if insert is None:  # another database: check, then insert
-        if is_suppressed(email):
-            return False
-        db.session.execute(sa.insert(Suppression).values(**values))
-        return True
-    statement = insert(Suppression).values(**values).on_conflict_do_nothing(index_elements=["address_hmac"])
-    return db.session.execute(statement.returning(Suppression.id)).first() is not None
+    return bool(suppress_all({email: reason}))
 
 
 def suppress_all(reasons: dict[str, SuppressionReason]) -> set[str]:
     """Add normalised addresses to the suppression list in one statement; returns those that were not there."""
     if not reasons:
         return set()
-    dialect = db.session.get_bind().dialect.name
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
-    if insert is None:
-        return {email for email, reason in reasons.items() if suppress(email, reason)}
     now = utcnow()
     by_digest = {address_hmac(email): email for email in reasons}
     rows = [
         {"address_hmac": digest, "reason": reasons[email], "created_at": now} for digest, email in by_digest.items()
     ]
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(db.session.get_bind().dialect.name)
+    if insert is None:  # another database: look, then insert what is missing
+        present = suppressed_among(set(reasons))
+        rows = [row for row in rows if by_digest[row["address_hmac"]] not in present]
+        if rows:
+            db.session.execute(sa.insert(Suppression), rows)
+        return {by_digest[row["address_hmac"]] for row in rows}
     statement = insert(Suppression).values(rows).on_conflict_do_nothing(index_elements=["address_hmac"])
     return {by_digest[digest] for digest in db.session.scalars(statement.returning(Suppression.address_hmac))}
 

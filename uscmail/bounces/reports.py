@@ -163,29 +163,27 @@ def _delivery_status(message: Message, parts: list[Message], status_part: Messag
 
 def _complaint(message: Message, parts: list[Message], feedback: Message | None) -> Report:
     """RFC 5965: the second part is message/feedback-report, whose Feedback-Type says what the report is."""
-    feedback_type = ""
-    if feedback is not None:
-        fields = feedback.get_payload()
-        first = fields[0] if isinstance(fields, list) and fields else None
-        if isinstance(first, Message):
-            feedback_type = (first.get("Feedback-Type") or "").strip().lower()
-        else:
-            found = re.search(r"^Feedback-Type:\s*(\S+)", _text(feedback), re.IGNORECASE | re.MULTILINE)
-            feedback_type = found.group(1).lower() if found else ""
+    feedback_type = _feedback_field(feedback, "Feedback-Type").lower()
     if feedback_type in NOT_SPAM:
         return Report(Verdict.NOT_SPAM)
     diagnostic = f"Feedback-Type: {feedback_type or 'abuse'}"
-    agent = first_header(feedback, "User-Agent") if feedback is not None else ""
-    if agent:
+    if agent := _feedback_field(feedback, "User-Agent"):
         diagnostic += f"; User-Agent: {agent}"
     return Report(Verdict.COMPLAINT, BounceKind.COMPLAINT, "", diagnostic, _evidence(message, parts))
 
 
-def first_header(feedback: Message, name: str) -> str:
+def _feedback_field(feedback: Message | None, name: str) -> str:
+    """A field of the message/feedback-report part: parsed as a block of fields, or (when the parser left it as
+    text) found in the text; one line, at most 100 characters."""
+    if feedback is None:
+        return ""
     fields = feedback.get_payload()
     if isinstance(fields, list) and fields and isinstance(fields[0], Message):
-        return " ".join(str(fields[0].get(name) or "").split())[:100]
-    return ""
+        value = str(fields[0].get(name) or "")
+    else:
+        found = re.search(rf"^{name}:[ \t]*(.*)$", _text(feedback), re.IGNORECASE | re.MULTILINE)
+        value = found.group(1) if found else ""
+    return " ".join(value.split())[:100]
 
 
 def _heuristic(message: Message, parts: list[Message]) -> Report:
