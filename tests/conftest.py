@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -230,7 +231,6 @@ def spawn_worker(app, smtp_sink):
 @pytest.fixture
 def db(app):
     """A clean database for each test, seeded with the default lists and consent wording."""
-    import sqlalchemy as sa
 
     from uscmail.cli import seed_defaults
     from uscmail.extensions import db as database
@@ -241,7 +241,7 @@ def db(app):
         if BACKEND == "postgres":
             # TRUNCATE: fast, and the audit log's append-only trigger guards against DELETE, not TRUNCATE.
             names = ", ".join(f'"{table.name}"' for table in tables)
-            database.session.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            _truncate(database, f"TRUNCATE {names} RESTART IDENTITY CASCADE")
         else:
             for table in reversed(tables):
                 database.session.execute(table.delete())
@@ -255,6 +255,28 @@ def db(app):
         yield database
         database.session.rollback()
         database.session.remove()
+
+
+def _truncate(database, statement: str, attempts: int = 10) -> None:
+    """TRUNCATE every table, retried when the last test's worker task still holds a lock and Postgres breaks a deadlock.
+
+    The session worker outlives each test: a task the last test queued may still be reading when this one starts.
+    TRUNCATE takes every table's exclusive lock one by one, so it can meet that task half-way; Postgres then cancels
+    one side (here, usually the TRUNCATE). Waiting briefly and trying again lets the task finish.
+    """
+    import sqlalchemy as sa
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(attempts):
+        try:
+            database.session.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
+            database.session.execute(sa.text(statement))
+            return
+        except OperationalError as error:
+            database.session.rollback()
+            if attempt == attempts - 1 or getattr(error.orig, "sqlstate", None) not in ("40P01", "55P03"):
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _reset_redis_counters() -> None:
