@@ -12,19 +12,18 @@ signing certificates and subscription confirmations), the certificates fetched s
 import hashlib
 import http.client
 import logging
-import threading
 import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 
-import redis
 from cryptography import x509
 from flask import Blueprint, abort, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
 from ..errors import MESSAGES
 from ..extensions import csrf, db, limiter
+from ..seen import SeenKeys, Unavailable
 from . import services, webhooks
 from .models import BounceSource
 
@@ -41,10 +40,6 @@ SEEN = "uscmail_bounce_webhooks_seen"
 SNS_SEEN_SECONDS = 24 * 3600
 FETCH_TIMEOUT_SECONDS = 5
 FETCH_MAX_BYTES = 64 * 1024
-
-
-class Unavailable(Exception):
-    """Something we depend on (Redis) failed: 503, so the provider tries again later."""
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -87,53 +82,6 @@ class SigningCertificates:
         return certificate
 
 
-class SeenReports:
-    """Reports already accepted, each remembered for a while so a repeat is noticed: in Redis when configured, so
-    every web process shares them, else in this process. Keys are hashed; nothing readable is kept."""
-
-    LOCAL_LIMIT = 100_000
-
-    def __init__(self, redis_url: str, prefix: str):
-        self.client = redis.Redis.from_url(redis_url, socket_timeout=2) if redis_url else None
-        self.prefix = f"{prefix}:bounce-webhook-seen:"
-        self.local: dict[str, float] = {}
-        self.lock = threading.Lock()
-
-    def _name(self, key: str) -> str:
-        return self.prefix + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-
-    def claim(self, key: str, seconds: int) -> bool:
-        """Remember `key` for `seconds`; False if it was already remembered."""
-        name = self._name(key)
-        if self.client is not None:
-            try:
-                return bool(self.client.set(name, 1, nx=True, ex=seconds))
-            except redis.RedisError as error:
-                raise Unavailable from error
-        now = time.monotonic()
-        with self.lock:
-            if len(self.local) >= self.LOCAL_LIMIT:
-                self.local = {each: until for each, until in self.local.items() if until > now}
-                while len(self.local) >= self.LOCAL_LIMIT:  # all still live: forget the oldest
-                    del self.local[next(iter(self.local))]
-            if self.local.get(name, 0) > now:
-                return False
-            self.local[name] = now + seconds
-            return True
-
-    def release(self, key: str) -> None:
-        """Forget `key` (its report was not recorded after all, so the provider's retry must be accepted)."""
-        name = self._name(key)
-        if self.client is None:
-            with self.lock:
-                self.local.pop(name, None)
-            return
-        try:
-            self.client.delete(name)
-        except redis.RedisError:
-            log.warning("could not forget a bounce webhook's token in Redis; the provider's retry will be refused")
-
-
 def check_settings(config) -> None:
     """Stop the app at start-up, with the reason, when a webhook setting is unusable."""
     problems = []
@@ -162,7 +110,8 @@ def set_up(state) -> None:
     check_settings(app.config)
     app.extensions.setdefault(FETCH, fetch_https)
     app.extensions.setdefault(CERTIFICATES, SigningCertificates())
-    app.extensions.setdefault(SEEN, SeenReports(app.config["REDIS_URL"], app.config["RATELIMIT_KEY_PREFIX"]))
+    seen = SeenKeys(app.config["REDIS_URL"], app.config["RATELIMIT_KEY_PREFIX"], "bounce-webhook-seen")
+    app.extensions.setdefault(SEEN, seen)
 
 
 @bp.before_request
