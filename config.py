@@ -154,6 +154,8 @@ class Config:
     # Records of people unsubscribed from everything are erased after this many days (0 keeps them).
     UNSUBSCRIBED_RETENTION_DAYS = int(os.environ.get("UNSUBSCRIBED_RETENTION_DAYS", "730"))
     SIGNUP_MIN_FILL_SECONDS = float(os.environ.get("SIGNUP_MIN_FILL_SECONDS", "2"))
+    # A form sent back faster than that gets a "confirm you are a person" page; its button works this long, once.
+    SIGNUP_CHECK_MAX_AGE = int(os.environ.get("SIGNUP_CHECK_MAX_AGE", str(30 * 60)))
     SIGNUP_RATE_LIMIT = os.environ.get("SIGNUP_RATE_LIMIT", "5 per hour")
     CONFIRMATION_MAILS_PER_ADDRESS = os.environ.get("CONFIRMATION_MAILS_PER_ADDRESS", "3 per day")
     EMAIL_CHECK_DELIVERABILITY = env_bool("EMAIL_CHECK_DELIVERABILITY")

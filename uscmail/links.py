@@ -24,6 +24,7 @@ CONFIRM = "uscmail.confirm"
 UNSUBSCRIBE = "uscmail.unsubscribe"
 PREFERENCES = "uscmail.preferences"
 FORM_STARTED = "uscmail.form-started"
+SIGNUP_CHECK = "uscmail.signup-check"
 ENROLMENT = "uscmail.organiser-enrolment"
 
 
@@ -138,6 +139,20 @@ def seconds_since_form_started(token: str) -> float | None:
     except (BadData, UnicodeError, ValueError, TypeError):
         return None
     return (datetime.now(UTC) - signed_at).total_seconds()
+
+
+def make_signup_check_token(signup: dict) -> str:
+    """A signed, timestamped copy of a signup held back because its form came back too fast; it goes into a hidden
+    field of the "confirm you are a person" page, never into a URL or a mail."""
+    return _timed(SIGNUP_CHECK).dumps(signup)
+
+
+def read_signup_check_token(token: str) -> dict:
+    """The signup held in a check token younger than SIGNUP_CHECK_MAX_AGE, or raise TokenExpired / TokenInvalid."""
+    value = _load(_timed(SIGNUP_CHECK), token, max_age=current_app.config["SIGNUP_CHECK_MAX_AGE"])
+    if not isinstance(value, dict):
+        raise TokenInvalid("unexpected payload")
+    return value
 
 
 def external_url(endpoint: str, **values) -> str:

@@ -6,7 +6,8 @@ from ..extensions import csrf, db
 from ..models import ConsentMethod
 from . import services
 from .consent import CURRENT_VERSION, current_wording
-from .routes import accept_signup, signup_limit
+from .routes import signup_limit
+from .signups import accept_signup
 
 bp = Blueprint("public_api", __name__, url_prefix="/api/v1/public")
 csrf.exempt(bp)

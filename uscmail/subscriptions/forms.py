@@ -35,6 +35,13 @@ class SignupForm(FlaskForm):
     submit = SubmitField("Subscribe")
 
 
+class HumanCheckForm(FlaskForm):
+    """The one button of the "confirm you are a person" page; the signup rides along in a signed token."""
+
+    signup = HiddenField()
+    submit = SubmitField("Yes, I'm a person: subscribe me")
+
+
 class PreferencesForm(FlaskForm):
     """Name and list choices in the preference centre."""
 

@@ -6,6 +6,7 @@ from ..extensions import db
 from ..links import external_url, make_confirm_token, make_preferences_token, make_unsubscribe_token
 from ..mail.messages import build_message
 from ..models import MailingList, Subscriber
+from ..reminders.outlook import protest_outlook
 
 
 def _lists(list_ids: list[int]) -> list[MailingList]:
@@ -49,7 +50,7 @@ def already_subscribed_message(subscriber: Subscriber, list_ids: list[int]):
 
 
 def welcome_message(subscriber: Subscriber, list_ids: list[int]):
-    """The first list mail after confirming; it carries the one-click unsubscribe headers."""
+    """The first list mail after confirming, naming the next protest; it carries the one-click unsubscribe headers."""
     return build_message(
         template="welcome",
         to_email=subscriber.email,
@@ -58,6 +59,9 @@ def welcome_message(subscriber: Subscriber, list_ids: list[int]):
         unsubscribe_url=unsubscribe_url(subscriber, list_ids),
         preferences_url=preferences_url(subscriber),
         lists=_lists(list_ids),
+        protests=protest_outlook(),
+        events_url=external_url("events.index"),
+        calendar_url=external_url("events.feed"),
     )
 
 

@@ -22,16 +22,19 @@ from ..links import (
     read_confirm_token,
     read_preferences_token,
     read_unsubscribe_token,
-    seconds_since_form_started,
 )
 from ..models import ConsentMethod, MailingList, StatusReason, Subscriber, SubscriptionStatus
 from ..queueing import after_commit
-from ..validation import InvalidInput, clean_name, normalise_email
-from . import services, tasks
+from ..reminders.outlook import protest_outlook
+from ..seen import Unavailable as SeenUnavailable
+from ..validation import InvalidInput, clean_name
+from . import humancheck, services, tasks
 from .consent import CURRENT_VERSION, current_wording
-from .forms import ConfirmActionForm, PreferencesForm, SignupForm
+from .forms import ConfirmActionForm, HumanCheckForm, PreferencesForm, SignupForm
+from .signups import Pace, accept_signup, check_signup, signup_pace, store_signup
 
 bp = Blueprint("subscriptions", __name__)
+bp.record_once(lambda state: humancheck.init_app(state.app))
 
 ONE_CLICK_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 
@@ -49,42 +52,10 @@ signup_limit = limiter.shared_limit(
 )
 
 
-def accept_signup(
-    email: str,
-    name: str | None,
-    slugs: list[str],
-    method: ConsentMethod,
-    wording_version: str,
-    offered: list[MailingList] | None = None,
-) -> None:
-    """Validate a signup, store it, commit, then queue the task that applies it and sends its mail.
-
-    The request never looks at the address's state: whether new, pending, confirmed, unsubscribed or suppressed,
-    it does the same single INSERT, so neither the answer nor its timing tells who is on a list.
-    Raises InvalidInput for bad input.
-    """
-    address = normalise_email(email)
-    display_name = clean_name(name)
-    lists = services.public_lists_by_slug(slugs, offered)
-    if wording_version != CURRENT_VERSION:
-        raise InvalidInput("The consent wording has changed since the form was opened; please read it again.")
-    request_id = services.record_signup_request(address, display_name, lists, method, wording_version)
-    after_commit(tasks.apply_signup, request_id)
-    db.session.commit()
-
-
-def looks_like_a_bot(form: SignupForm) -> bool:
-    """True if the honeypot is filled or the form came back faster than a person could fill it in."""
-    if form.website.data:
-        return True
-    elapsed = seconds_since_form_started(form.started.data or "")
-    return elapsed is None or elapsed < current_app.config["SIGNUP_MIN_FILL_SECONDS"]
-
-
 @bp.get("/")
 def index():
-    """Landing page with a link to the signup form."""
-    return render_template("subscriptions/index.html")
+    """Landing page: the signup form, the next protest, the protests page and feed, and the archive."""
+    return render_template("subscriptions/index.html", protests=protest_outlook())
 
 
 @bp.get("/healthz")
@@ -96,44 +67,87 @@ def health():
 @bp.route("/subscribe", methods=["GET", "POST"])
 @signup_limit
 def subscribe():
-    """The signup form; a valid POST always ends on the same "check your inbox" page."""
+    """The signup form; a valid POST ends on the same "check your inbox" page, by way of the "confirm you are a
+    person" page if it came back too fast."""
     lists = services.public_lists()
     form = SignupForm()
     form.lists.choices = [(mailing_list.slug, mailing_list.name) for mailing_list in lists]
-    error = None
-    status = 200
-    if request.method == "POST":
-        if form.validate_on_submit():
-            if looks_like_a_bot(form):
-                return redirect(url_for(".check_inbox"), 303)
-            try:
-                accept_signup(
-                    form.email.data or "",
-                    form.name.data,
-                    form.lists.data or [],
-                    ConsentMethod.FORM,
-                    form.consent_version.data or "",
-                    offered=lists,
-                )
-            except InvalidInput as exc:
-                error, status = str(exc), 400
-            else:
-                return redirect(url_for(".check_inbox"), 303)
-        else:
-            error, status = "The form was incomplete; please try again.", 400
+    if request.method == "GET":
+        return signup_page(form, lists)
+    if not form.validate_on_submit():
+        return signup_page(form, lists, "The form was incomplete; please try again.")
+    pace = signup_pace(form)
+    if pace is Pace.BOT:
+        return redirect(url_for(".check_inbox"), 303)
+    try:
+        signup = check_signup(
+            form.email.data or "", form.name.data, form.lists.data or [], form.consent_version.data or "", lists
+        )
+    except InvalidInput as exc:
+        return signup_page(form, lists, str(exc))
+    if pace is Pace.HASTY:
+        slugs = [mailing_list.slug for mailing_list in signup.lists]
+        token = humancheck.hold(signup.email, signup.name, slugs, signup.wording_version)
+        check_form = HumanCheckForm(formdata=None, signup=token)
+        return render_template("subscriptions/human_check.html", form=check_form, signup=signup)
+    store_signup(signup, ConsentMethod.FORM)
+    return redirect(url_for(".check_inbox"), 303)
+
+
+@bp.post("/subscribe/check")
+@signup_limit
+def human_check():
+    """The button of the "confirm you are a person" page: the signup it holds goes ahead, once per page."""
+    lists = services.public_lists()
+    form = HumanCheckForm()
+    if not form.validate_on_submit():
+        return signup_page(_empty_signup_form(lists), lists, "The form was incomplete; please fill it in again.")
+    try:
+        held = humancheck.read(form.signup.data or "")
+    except TokenExpired:
+        expired = "That page was open too long; please fill in the form again."
+        return signup_page(_empty_signup_form(lists), lists, expired)
+    except TokenInvalid:
+        return signup_page(_empty_signup_form(lists), lists, "The form was incomplete; please fill it in again.")
+    if not humancheck.claim(held):
+        return redirect(url_for(".check_inbox"), 303)  # a repeat: the same answer, and nothing more is stored
+    try:
+        accept_signup(held.email, held.name, list(held.slugs), ConsentMethod.FORM, held.wording_version, lists)
+    except InvalidInput as exc:
+        humancheck.release(held)
+        again = _empty_signup_form(lists)
+        again.email.data, again.name.data, again.lists.data = held.email, held.name, list(held.slugs)
+        return signup_page(again, lists, str(exc))
+    except BaseException:
+        humancheck.release(held)
+        raise
+    return redirect(url_for(".check_inbox"), 303)
+
+
+@bp.errorhandler(SeenUnavailable)
+def check_store_unavailable(error: SeenUnavailable):
+    """Redis failed while a check token was claimed: nothing was stored; the person can press the button again."""
+    db.session.rollback()
+    current_app.logger.warning("signup check: Redis is unavailable (%s)", error.__cause__)
+    message = "We could not take your signup just now. Nothing was stored; please press the button again in a minute."
+    return render_template("errors/error.html", status=503, message=message), 503
+
+
+def _empty_signup_form(lists: list[MailingList]) -> SignupForm:
+    form = SignupForm(formdata=None)
+    form.lists.choices = [(mailing_list.slug, mailing_list.name) for mailing_list in lists]
+    return form
+
+
+def signup_page(form: SignupForm, lists: list[MailingList], error: str | None = None):
+    """The signup form with fresh hidden fields (consent version, start time, empty honeypot); 400 with an error."""
     form.consent_version.data = CURRENT_VERSION
     form.started.data = make_form_started_token()
     form.website.data = ""
     wording = current_wording()
     db.session.commit()
-    page = render_template(
-        "subscriptions/subscribe.html",
-        form=form,
-        lists=lists,
-        wording=wording,
-        error=error,
-    )
-    return page, status
+    page = render_template("subscriptions/subscribe.html", form=form, lists=lists, wording=wording, error=error)
+    return page, 400 if error else 200
 
 
 @bp.get("/subscribe/thanks")
@@ -169,6 +183,7 @@ def confirm(token: str):
         return render_template(
             "subscriptions/confirmed.html",
             preferences_token=_preferences_token(subscriber),
+            protests=protest_outlook(),
         )
     pending = services.open_consent_list_ids(subscriber)
     lists = [s.mailing_list for s in subscriber.subscriptions if s.list_id in pending]

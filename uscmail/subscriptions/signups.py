@@ -1,0 +1,83 @@
+"""Taking a signup, from the form or the public API: check it, store it as one row, queue the task that applies it.
+
+Nothing here looks the address up: whether it is new, pending, confirmed, unsubscribed or suppressed, a signup does
+the same single INSERT, so neither the answer nor its timing tells who is on a list.
+"""
+
+import enum
+from dataclasses import dataclass
+
+from flask import current_app
+
+from ..extensions import db
+from ..links import seconds_since_form_started
+from ..models import ConsentMethod, MailingList
+from ..queueing import after_commit
+from ..validation import InvalidInput, clean_name, normalise_email
+from . import services, tasks
+from .consent import CURRENT_VERSION
+from .forms import SignupForm
+
+
+@dataclass(frozen=True)
+class CheckedSignup:
+    """A signup whose address, name, lists and consent wording have been checked."""
+
+    email: str
+    name: str | None
+    lists: list[MailingList]
+    wording_version: str
+
+
+def check_signup(
+    email: str, name: str | None, slugs: list[str], wording_version: str, offered: list[MailingList] | None = None
+) -> CheckedSignup:
+    """The signup as it will be stored, or InvalidInput saying what is wrong; the address is not looked up."""
+    address = normalise_email(email)
+    display_name = clean_name(name)
+    lists = services.public_lists_by_slug(slugs, offered)
+    if wording_version != CURRENT_VERSION:
+        raise InvalidInput("The consent wording has changed since the form was opened; please read it again.")
+    return CheckedSignup(address, display_name, lists, wording_version)
+
+
+def store_signup(signup: CheckedSignup, method: ConsentMethod) -> None:
+    """Store a checked signup, commit, then queue the task that applies it and sends its mail."""
+    request_id = services.record_signup_request(signup.email, signup.name, signup.lists, method, signup.wording_version)
+    after_commit(tasks.apply_signup, request_id)
+    db.session.commit()
+
+
+def accept_signup(
+    email: str,
+    name: str | None,
+    slugs: list[str],
+    method: ConsentMethod,
+    wording_version: str,
+    offered: list[MailingList] | None = None,
+) -> None:
+    """Validate a signup, store it, commit, then queue the task that applies it and sends its mail.
+
+    The request never looks at the address's state: whether new, pending, confirmed, unsubscribed or suppressed,
+    it does the same single INSERT, so neither the answer nor its timing tells who is on a list.
+    Raises InvalidInput for bad input.
+    """
+    store_signup(check_signup(email, name, slugs, wording_version, offered), method)
+
+
+class Pace(enum.Enum):
+    """How a signup form came back: as a person sends it, too fast for a person, or as only a bot sends it."""
+
+    PERSON = "person"
+    HASTY = "hasty"  # asked to confirm they are a person
+    BOT = "bot"  # the honeypot filled, or the start time missing or forged: dropped without a word
+
+
+def signup_pace(form: SignupForm) -> Pace:
+    """Judge the honeypot and the signed start time of a signup form."""
+    if form.website.data:
+        return Pace.BOT
+    elapsed = seconds_since_form_started(form.started.data or "")
+    if elapsed is None:
+        return Pace.BOT
+    return Pace.HASTY if elapsed < current_app.config["SIGNUP_MIN_FILL_SECONDS"] else Pace.PERSON
