@@ -1,0 +1,171 @@
+"""Every organiser form, filled in, sent and checked in a real browser (issue #13: "make every organiser form's
+browser test submit the form and check the result"). Grouped by page; each test fills a form as a person does,
+presses its button in headless Chromium, and checks what came of it: the page, the row, the mail.
+
+Forms covered elsewhere are not repeated here: signing in, two-factor and enrolment, creating an organiser
+(test_browser_organisers.py); creating and resuming an event (test_browser_events.py); the spam check and deleting
+set-aside mail (test_sender_health.py). The compose, import and export forms have tests of their own.
+"""
+
+import time
+
+import pyotp
+import pytest
+import sqlalchemy as sa
+from playwright.sync_api import expect
+
+from tests.api_support import issue_token
+from tests.browser_support import heading, sign_in
+from tests.factories import ORGANISER_PASSWORD, make_organiser
+from uscmail.organisers.models import ApiToken, AuditEvent, Organiser, Role
+
+pytestmark = pytest.mark.browser
+
+ADMIN = "admin.forms@example.org"
+NEW_PASSWORD = "seven lanterns over a quiet river"
+
+
+def status_message(page):
+    """The green "done" box of an organiser page."""
+    return page.get_by_role("status")
+
+
+def page_error(page):
+    """The red error box of an organiser page."""
+    return page.get_by_role("alert")
+
+
+def signed_in_admin(visit, db):
+    """A browser page signed in as an admin; returns the page and the admin's TOTP secret."""
+    admin = make_organiser(ADMIN, "admin", commit=True)
+    secret = admin.totp_secret
+    browser_visit = visit()
+    sign_in(browser_visit.page, ADMIN, secret)
+    return browser_visit, secret
+
+
+def organiser(db, email: str) -> Organiser:
+    """The organiser row as committed now."""
+    db.session.rollback()
+    return db.session.scalar(sa.select(Organiser).where(Organiser.email == email))
+
+
+# --- Organisers (admin) ---------------------------------------------------------------------------------------------
+
+
+def test_the_organisers_page_changes_a_role_revokes_a_token_disables_resets_and_renews_links(visit, db):
+    browser_visit, _ = signed_in_admin(visit, db)
+    page = browser_visit.page
+    make_organiser("role.change@example.org", "editor", commit=True)
+    issue_token(db, "editor", email="role.change@example.org", name="website sync")
+    make_organiser("to.disable@example.org", "viewer", commit=True)
+    make_organiser("lost.phone@example.org", "editor", commit=True)
+    make_organiser("never.came@example.org", "viewer", enrolled=False, commit=True)
+    page.goto("/organisers/accounts")
+
+    target = organiser(db, "role.change@example.org")
+    page.get_by_label("Role of role.change@example.org").select_option("viewer")
+    page.get_by_role("button", name="Change the role of role.change@example.org").click()
+    expect(status_message(page)).to_contain_text("role.change@example.org is now viewer")
+    assert organiser(db, "role.change@example.org").role is Role.VIEWER
+
+    page.get_by_role("button", name="Revoke the token website sync of role.change@example.org").click()
+    expect(status_message(page)).to_contain_text("The API token “website sync” of role.change@example.org is revoked.")
+    live = db.session.scalars(
+        sa.select(ApiToken).where(ApiToken.organiser_id == target.id, ApiToken.revoked_at.is_(None))
+    ).all()
+    assert live == []
+
+    page.get_by_role("link", name="Disable to.disable@example.org").click()
+    expect(heading(page)).to_have_text("Disable to.disable@example.org?")
+    page.get_by_label("Yes, disable this account").check()
+    page.get_by_role("button", name="Disable the account").click()
+    expect(status_message(page)).to_contain_text("to.disable@example.org is disabled.")
+    assert organiser(db, "to.disable@example.org").active is False
+
+    page.get_by_role("link", name="Reset two-factor of lost.phone@example.org").click()
+    page.get_by_label("Yes, reset their two-factor authentication").check()
+    page.get_by_role("button", name="Reset two-factor authentication").click()
+    expect(heading(page)).to_have_text("Set-up link for lost.phone@example.org")
+    assert page.get_by_label("Set-up link").input_value().startswith("https://lists.uscuk.test/organisers/enrol/")
+    assert organiser(db, "lost.phone@example.org").totp_secret is None
+
+    page.goto("/organisers/accounts")
+    page.get_by_role("link", name="New set-up link for never.came@example.org").click()
+    page.get_by_label("Yes, make a new set-up link").check()
+    page.get_by_role("button", name="Make a new set-up link").click()
+    expect(heading(page)).to_have_text("Set-up link for never.came@example.org")
+    assert "/organisers/enrol/" in page.get_by_label("Set-up link").input_value()
+    assert browser_visit.server_errors == []
+
+
+def test_the_audit_log_filter_shows_only_what_was_asked_for(visit, db):
+    browser_visit, _ = signed_in_admin(visit, db)
+    page = browser_visit.page
+    make_organiser("someone@example.org", "viewer", commit=True)
+    page.get_by_role("navigation", name="Organisers").get_by_role("link", name="Audit log").click()
+
+    page.get_by_label("Action").select_option("organiser.create")
+    page.get_by_role("button", name="Filter").click()
+    actions = page.locator("table tbody tr td:nth-child(3)")
+    expect(actions.first).to_have_text("organiser.create")
+    assert set(actions.all_inner_texts()) == {"organiser.create"}
+    assert "action=organiser.create" in page.url
+
+    page.get_by_label("Action").select_option("")
+    page.get_by_role("textbox", name="Organiser").fill("nobody-at-all@example.org")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("table tbody")).to_have_text("No events match.")
+    assert browser_visit.server_errors == []
+
+
+# --- Your account ---------------------------------------------------------------------------------------------------
+
+
+def test_your_account_makes_new_recovery_codes_changes_the_password_and_signs_out(visit, db):
+    browser_visit, secret = signed_in_admin(visit, db)
+    page = browser_visit.page
+    page.get_by_role("navigation", name="Organisers").get_by_role("link", name="Your account").click()
+    expect(page.locator("#codes-left")).to_contain_text("You have 0 unused recovery codes left.")
+
+    page.get_by_label("Authenticator code").fill("000000")
+    page.get_by_role("button", name="Make new recovery codes").click()
+    expect(page_error(page)).to_contain_text("That code is not valid")
+    # The sign-in used this time step's code; the next one is still accepted, and is not a replay.
+    page.get_by_label("Authenticator code").fill(pyotp.TOTP(secret).at(time.time() + 30))
+    page.get_by_role("button", name="Make new recovery codes").click()
+    expect(heading(page)).to_have_text("Save your new recovery codes")
+    expect(page.locator(".recovery-codes li")).to_have_count(10)
+    recovery_code = page.locator(".recovery-codes li").first.inner_text().strip()
+    page.goto("/organisers/account")
+    expect(page.locator("#codes-left")).to_contain_text("You have 10 unused recovery codes left.")
+
+    page.get_by_label("Current password").fill("not my password at all")
+    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("New password again").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+    expect(page_error(page)).to_contain_text("That is not your current password")
+    page.get_by_label("Current password").fill(ORGANISER_PASSWORD)
+    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("New password again").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+    expect(heading(page)).to_have_text("Organisers: sign in")
+    expect(status_message(page)).to_contain_text("Your password is changed")
+
+    page.get_by_label("Email address").fill(ADMIN)
+    page.get_by_label("Password").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(heading(page)).to_have_text("Enter your authentication code")
+    page.get_by_role("textbox").fill(recovery_code)  # the authenticator's next codes are spent: a new code works
+    page.get_by_role("button", name="Continue").click()
+    expect(heading(page)).to_have_text("Organisers")
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(heading(page)).to_have_text("Organisers: sign in")
+    page.goto("/organisers/accounts")
+    expect(heading(page)).to_have_text("Organisers: sign in")
+    db.session.rollback()
+    assert db.session.scalar(
+        sa.select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.action == "organiser.password_changed")
+    )
+    assert browser_visit.server_errors == []
