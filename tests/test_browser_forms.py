@@ -16,7 +16,8 @@ from playwright.sync_api import expect
 
 from tests.api_support import issue_token
 from tests.browser_support import heading, sign_in
-from tests.factories import ORGANISER_PASSWORD, make_organiser
+from tests.factories import ORGANISER_PASSWORD, mailing_list, make_organiser, make_subscriber
+from uscmail.models import Subscriber, SubscriptionStatus
 from uscmail.organisers.models import ApiToken, AuditEvent, Organiser, Role
 
 pytestmark = pytest.mark.browser
@@ -168,4 +169,122 @@ def test_your_account_makes_new_recovery_codes_changes_the_password_and_signs_ou
     assert db.session.scalar(
         sa.select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.action == "organiser.password_changed")
     )
+    assert browser_visit.server_errors == []
+
+
+# --- Subscribers ----------------------------------------------------------------------------------------------------
+
+
+def subscriber_named(db, email: str) -> Subscriber | None:
+    """The subscriber row as committed now."""
+    db.session.rollback()
+    return db.session.scalar(sa.select(Subscriber).where(Subscriber.email == email))
+
+
+def statuses_of(db, email: str) -> dict[str, SubscriptionStatus]:
+    """List slug -> subscription status of an address, as committed now."""
+    return {s.mailing_list.slug: s.status for s in subscriber_named(db, email).subscriptions}
+
+
+def test_the_subscriber_search_finds_by_address_list_and_status(visit, db):
+    browser_visit, _ = signed_in_admin(visit, db)
+    page = browser_visit.page
+    make_subscriber("rahima@example.org", "Rahima", lists=["newsletter"])
+    make_subscriber("erkin@example.org", "Erkin", lists=["london-protest-reminders"])
+    make_subscriber("erkin.pending@example.org", "Erkin P", lists=["newsletter"], status=SubscriptionStatus.PENDING)
+    db.session.commit()
+    page.get_by_role("navigation", name="Organisers").get_by_role("link", name="Subscribers").click()
+
+    page.get_by_label("Address or name").fill("erkin")
+    page.get_by_role("button", name="Search").click()
+    results = page.locator("#subscriber-results tbody tr td:first-child")
+    expect(results).to_have_text(["erkin.pending@example.org", "erkin@example.org"], ignore_case=True)
+    page.get_by_label("List").select_option("newsletter")
+    page.get_by_label("Status").select_option("pending")
+    page.get_by_role("button", name="Search").click()
+    expect(results).to_have_text(["erkin.pending@example.org"])
+    assert browser_visit.server_errors == []
+
+
+def test_a_subscribers_page_renames_subscribes_unsubscribes_and_erases(visit, db):
+    browser_visit, _ = signed_in_admin(visit, db)
+    page = browser_visit.page
+    person = make_subscriber("gulnar@example.org", "Gulnar", lists=["newsletter"])
+    db.session.commit()
+    page.goto(f"/organisers/subscribers/{person.id}")
+
+    page.get_by_label("Name").fill("Gülnar Tursun")
+    page.get_by_role("button", name="Save name").click()
+    expect(heading(page)).to_have_text("Gülnar Tursun")
+    assert subscriber_named(db, "gulnar@example.org").name == "Gülnar Tursun"
+
+    page.get_by_label("Subscribe to").select_option(label="London protest reminders")
+    page.get_by_role("button", name="Subscribe", exact=True).click()
+    expect(page.locator("#subscriptions")).to_contain_text("London protest reminders")
+    assert statuses_of(db, "gulnar@example.org") == {
+        "newsletter": SubscriptionStatus.CONFIRMED,
+        "london-protest-reminders": SubscriptionStatus.CONFIRMED,
+    }
+
+    page.get_by_role("button", name="Unsubscribe from Newsletter").click()
+    expect(status_message(page)).to_be_visible()
+    assert statuses_of(db, "gulnar@example.org")["newsletter"] is SubscriptionStatus.UNSUBSCRIBED
+
+    page.get_by_role("button", name="Unsubscribe from all lists").click()
+    expect(status_message(page)).to_be_visible()
+    assert set(statuses_of(db, "gulnar@example.org").values()) == {SubscriptionStatus.UNSUBSCRIBED}
+
+    page.get_by_role("link", name="Erase this subscriber").click()
+    expect(heading(page)).to_have_text("Erase gulnar@example.org?")
+    page.get_by_label("Yes, erase this subscriber's data for good").check()
+    page.get_by_role("button", name="Erase for good").click()
+    expect(status_message(page)).to_contain_text("The subscriber is erased.")
+    expect(heading(page)).to_have_text("Subscribers")
+    assert subscriber_named(db, "gulnar@example.org") is None
+    assert browser_visit.server_errors == []
+
+
+# --- Lists ----------------------------------------------------------------------------------------------------------
+
+
+def test_lists_are_created_edited_archived_and_brought_back(visit, db):
+    browser_visit, _ = signed_in_admin(visit, db)
+    page = browser_visit.page
+    page.get_by_role("navigation", name="Organisers").get_by_role("link", name="Lists").click()
+    page.get_by_role("link", name="New list").click()
+
+    page.get_by_label("Short name").fill("vigils")
+    page.get_by_label("Name", exact=True).fill("Vigils")
+    page.get_by_label("Description").fill("Candle-lit vigils for the disappeared.")
+    page.get_by_label("Public: offered on the signup form").check()
+    page.get_by_role("button", name="Create list").click()
+    expect(status_message(page)).to_contain_text("The list Vigils is created.")
+    expect(page.locator("#lists")).to_contain_text("Candle-lit vigils for the disappeared.")
+    vigils = mailing_list("vigils")
+    assert (vigils.name, vigils.public, vigils.archived) == ("Vigils", True, False)
+
+    page.get_by_role("link", name="Edit Vigils").click()
+    page.get_by_label("Name", exact=True).fill("Vigils in London")
+    page.get_by_label("Public: offered on the signup form").uncheck()
+    page.get_by_role("button", name="Save").click()
+    expect(status_message(page)).to_contain_text("The list Vigils in London is saved.")
+    db.session.rollback()
+    assert (mailing_list("vigils").name, mailing_list("vigils").public) == ("Vigils in London", False)
+
+    page.get_by_role("button", name="Archive Vigils in London").click()
+    expect(status_message(page)).to_contain_text("The list Vigils in London is archived.")
+    db.session.rollback()
+    assert mailing_list("vigils").archived is True
+    page.get_by_role("link", name="Edit Vigils in London").click()
+    page.get_by_role("button", name="Unarchive").click()
+    expect(status_message(page)).to_contain_text("The list Vigils in London is back in use.")
+    db.session.rollback()
+    assert mailing_list("vigils").archived is False
+    page.get_by_role("link", name="Edit Vigils in London").click()
+    page.get_by_role("button", name="Archive", exact=True).click()
+    expect(status_message(page)).to_contain_text("is archived")
+    page.get_by_role("button", name="Unarchive Vigils in London").click()
+    expect(status_message(page)).to_contain_text("is back in use")
+    db.session.rollback()
+    assert mailing_list("vigils").archived is False
     assert browser_visit.server_errors == []
