@@ -8,6 +8,7 @@ set-aside mail (test_sender_health.py). The compose, import and export forms hav
 """
 
 import time
+from datetime import UTC, datetime
 
 import pyotp
 import pytest
@@ -16,7 +17,17 @@ from playwright.sync_api import expect
 
 from tests.api_support import issue_token
 from tests.browser_support import heading, sign_in
-from tests.factories import ORGANISER_PASSWORD, mailing_list, make_organiser, make_subscriber
+from tests.campaign_support import start_without_worker, status_of, wait_for_status
+from tests.factories import (
+    ORGANISER_PASSWORD,
+    add_confirmed,
+    mailing_list,
+    make_campaign,
+    make_organiser,
+    make_subscriber,
+    newsletter,
+)
+from uscmail.campaigns.models import Campaign, CampaignStatus
 from uscmail.models import Subscriber, SubscriptionStatus
 from uscmail.organisers.models import ApiToken, AuditEvent, Organiser, Role
 
@@ -287,4 +298,95 @@ def test_lists_are_created_edited_archived_and_brought_back(visit, db):
     expect(status_message(page)).to_contain_text("is back in use")
     db.session.rollback()
     assert mailing_list("vigils").archived is False
+    assert browser_visit.server_errors == []
+
+
+def scheduled_at(db, campaign_id: int) -> datetime | None:
+    """When the campaign is scheduled for, as committed now (aware, UTC)."""
+    db.session.rollback()
+    return db.session.scalar(sa.select(Campaign.scheduled_at).where(Campaign.id == campaign_id))
+
+
+# --- A campaign's page (the compose page has its own tests) --------------------------------------------------------
+
+
+def test_a_campaign_is_scheduled_rescheduled_unscheduled_cancelled_and_a_draft_deleted(visit, db):
+    browser_visit, _ = signed_in_admin(visit, db)
+    page = browser_visit.page
+    campaign = make_campaign("Scheduled in the browser", lists=[newsletter()])
+    draft = make_campaign("A draft to delete", lists=[newsletter()])
+    page.goto(f"/organisers/campaigns/{campaign.id}")
+
+    page.get_by_label("Send at (London time)").fill("2027-06-05T14:00")
+    page.get_by_role("button", name="Schedule").click()
+    expect(page.locator("#campaign-status")).to_have_text("scheduled")
+    assert status_of(campaign.id) is CampaignStatus.SCHEDULED
+    assert scheduled_at(db, campaign.id) == datetime(2027, 6, 5, 13, 0, tzinfo=UTC)  # 2 pm BST
+
+    page.get_by_label("Send at (London time)").fill("2027-12-05T14:00")
+    page.get_by_role("button", name="Change the time").click()
+    expect(page.locator("#campaign-status")).to_have_text("scheduled")
+    assert scheduled_at(db, campaign.id) == datetime(2027, 12, 5, 14, 0, tzinfo=UTC)  # 2 pm GMT
+
+    page.get_by_role("button", name="Unschedule").click()
+    expect(page.locator("#campaign-status")).to_have_text("draft")
+    assert status_of(campaign.id) is CampaignStatus.DRAFT
+
+    page.get_by_label("Send at (London time)").fill("2027-12-05T14:00")
+    page.get_by_role("button", name="Schedule").click()
+    page.get_by_role("link", name="Cancel campaign…").click()
+    expect(heading(page)).to_have_text("Cancel “Scheduled in the browser”?")
+    page.get_by_role("button", name="Cancel the campaign").click()
+    expect(page.locator("#campaign-status")).to_have_text("cancelled")
+    assert status_of(campaign.id) is CampaignStatus.CANCELLED
+
+    page.goto(f"/organisers/campaigns/{draft.id}")
+    page.get_by_role("button", name="Delete draft").click()
+    expect(heading(page)).to_have_text("Campaigns")
+    assert status_of(draft.id) is None
+    assert browser_visit.server_errors == []
+
+
+def test_a_test_copy_and_send_now_deliver_the_mail(visit, db, worker, smtp_sink):
+    browser_visit, _ = signed_in_admin(visit, db)
+    page = browser_visit.page
+    recipients = add_confirmed(3, domain="forms.example.org")
+    campaign = make_campaign("Sent from the browser", lists=[newsletter()])
+    page.goto(f"/organisers/campaigns/{campaign.id}")
+
+    page.get_by_label("Send a test copy to").fill("proof.reader@example.org, second.reader@example.org")
+    page.get_by_role("button", name="Send test").click()
+    expect(status_message(page)).to_be_visible()
+    for address in ("proof.reader@example.org", "second.reader@example.org"):
+        [copy] = smtp_sink.wait_for(address)
+        assert copy.message["Subject"] == "[Test] Sent from the browser"
+
+    page.get_by_role("link", name="Send now…").click()
+    expect(heading(page)).to_have_text("Send this campaign now?")
+    expect(page.locator("#send-summary")).to_contain_text("3 people")
+    page.get_by_role("button", name="Send to 3 people").click()
+    expect(page.locator("#campaign-status")).to_have_text("sent", timeout=60_000)
+    assert wait_for_status(campaign.id, CampaignStatus.SENT) is CampaignStatus.SENT
+    for address in recipients:
+        assert smtp_sink.wait_for(address)[0].message["Subject"] == "Sent from the browser"
+    assert browser_visit.server_errors == []
+
+
+def test_a_sending_campaign_is_paused_and_resumed(visit, db, worker, smtp_sink):
+    browser_visit, _ = signed_in_admin(visit, db)
+    page = browser_visit.page
+    recipients = add_confirmed(2, domain="paused.example.org")
+    campaign = make_campaign("Paused from the browser", lists=[newsletter()])
+    start_without_worker(db, campaign.id)  # sending, but nothing queued: it waits for the button
+    page.goto(f"/organisers/campaigns/{campaign.id}")
+
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("#campaign-status")).to_have_text("paused")
+    assert status_of(campaign.id) is CampaignStatus.PAUSED
+
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator("#campaign-status")).to_have_text("sent", timeout=60_000)
+    assert wait_for_status(campaign.id, CampaignStatus.SENT) is CampaignStatus.SENT
+    for address in recipients:
+        assert smtp_sink.wait_for(address)[0].message["Subject"] == "Paused from the browser"
     assert browser_visit.server_errors == []
