@@ -7,8 +7,7 @@ Forms covered elsewhere are not repeated here: signing in, two-factor and enrolm
 set-aside mail (test_sender_health.py). The compose, import and export forms have tests of their own.
 """
 
-import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 
 import pyotp
 import pytest
@@ -23,15 +22,24 @@ from tests.factories import (
     add_confirmed,
     mailing_list,
     make_campaign,
+    make_event,
     make_organiser,
     make_subscriber,
     newsletter,
+    reminders_list,
 )
 from uscmail.campaigns.models import Campaign, CampaignStatus
 from uscmail.models import Subscriber, SubscriptionStatus
 from uscmail.organisers.models import ApiToken, AuditEvent, Organiser, Role
+from uscmail.reminders.models import Event, OccurrenceOverride
 
 pytestmark = pytest.mark.browser
+
+
+def now_timestamp() -> float:
+    """Seconds since the epoch, now."""
+    return datetime.now(UTC).timestamp()
+
 
 ADMIN = "admin.forms@example.org"
 NEW_PASSWORD = "seven lanterns over a quiet river"
@@ -144,7 +152,7 @@ def test_your_account_makes_new_recovery_codes_changes_the_password_and_signs_ou
     page.get_by_role("button", name="Make new recovery codes").click()
     expect(page_error(page)).to_contain_text("That code is not valid")
     # The sign-in used this time step's code; the next one is still accepted, and is not a replay.
-    page.get_by_label("Authenticator code").fill(pyotp.TOTP(secret).at(time.time() + 30))
+    page.get_by_label("Authenticator code").fill(pyotp.TOTP(secret).at(int(now_timestamp()) + 30))
     page.get_by_role("button", name="Make new recovery codes").click()
     expect(heading(page)).to_have_text("Save your new recovery codes")
     expect(page.locator(".recovery-codes li")).to_have_count(10)
@@ -389,4 +397,54 @@ def test_a_sending_campaign_is_paused_and_resumed(visit, db, worker, smtp_sink):
     assert wait_for_status(campaign.id, CampaignStatus.SENT) is CampaignStatus.SENT
     for address in recipients:
         assert smtp_sink.wait_for(address)[0].message["Subject"] == "Paused from the browser"
+    assert browser_visit.server_errors == []
+
+
+# --- An event's page (creating and resuming are in test_browser_events.py) ----------------------------------------
+
+
+def test_an_event_is_edited_a_date_changed_and_cleared_and_the_event_put_on_hold(visit, db, worker, smtp_sink):
+    browser_visit, _ = signed_in_admin(visit, db)
+    page = browser_visit.page
+    event = make_event(first_date=date(2027, 1, 1), start_time=time(18, 0), place="Portland Place")
+    subscriber = add_confirmed(1, mailing_list=reminders_list(), domain="held.example.org")[0]
+    page.goto(f"/organisers/events/{event.id}")
+
+    page.get_by_role("link", name="Edit the event").click()
+    page.get_by_label("Place").fill("Chinese Embassy, 49 Portland Place")
+    page.get_by_label("Start time (London time)").fill("14:00")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator("#event-facts")).to_contain_text("Chinese Embassy, 49 Portland Place")
+    db.session.rollback()
+    saved = db.session.get(Event, event.id)
+    assert (saved.place, saved.start_time) == ("Chinese Embassy, 49 Portland Place", time(14, 0))
+
+    page.locator("details.change-date summary").first.click()
+    first_date = page.locator("details.change-date").first
+    first_date.get_by_label("Different place").fill("Downing Street")
+    first_date.get_by_label("Note for the day").fill("Bring banners")
+    first_date.get_by_role("button", name="Save").click()
+    expect(page.locator("#occurrences")).to_contain_text("Bring banners")
+    db.session.rollback()
+    [override] = db.session.scalars(sa.select(OccurrenceOverride).where(OccurrenceOverride.event_id == event.id))
+    assert (override.occurrence_date, override.place, override.note) == (
+        date(2027, 1, 5),
+        "Downing Street",
+        "Bring banners",
+    )
+    page.locator("details.change-date summary").first.click()
+    page.locator("details.change-date").first.get_by_role("button", name="Clear changes").click()
+    expect(page.locator("#occurrences")).not_to_contain_text("Bring banners")
+    db.session.rollback()
+    assert db.session.scalars(sa.select(OccurrenceOverride).where(OccurrenceOverride.event_id == event.id)).all() == []
+
+    page.get_by_label("Reason").fill("Paused while the road is closed")
+    page.get_by_label("Send a “protests are paused” notice").check()
+    page.get_by_role("button", name="Put on hold").click()
+    expect(page.locator("#event-status")).to_have_text("on hold")
+    db.session.rollback()
+    held = db.session.get(Event, event.id)
+    assert (held.on_hold, held.hold_reason) == (True, "Paused while the road is closed")
+    [notice] = smtp_sink.wait_for(subscriber)
+    assert "Paused while the road is closed" in notice.text()
     assert browser_visit.server_errors == []
