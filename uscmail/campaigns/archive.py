@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, render_template
 
 from ..extensions import db
+from ..media import mailimages
 from . import render
 from .forms import london_date
 from .models import Campaign, CampaignStatus
@@ -34,9 +35,10 @@ STARTED = (CampaignStatus.SENDING, CampaignStatus.PAUSED, CampaignStatus.SENT)
 
 
 def mail_document(html: str, policy: str = PREVIEW_CSP, status: int = 200) -> Response:
-    """A rendered mail as an HTML response with its own relaxed policy (the app's default keeps an explicit one)."""
+    """A rendered mail as an HTML response with its own relaxed policy (the app's default keeps an explicit one);
+    its images may come from our own site too, where the media library serves them (http in development)."""
     response = Response(html, status=status, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = policy
+    response.headers["Content-Security-Policy"] = policy.replace("img-src ", f"img-src {mailimages.site_origin()} ", 1)
     return response
 
 
