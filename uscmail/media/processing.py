@@ -60,6 +60,11 @@ def megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.3g} MB"
 
 
+def file_size(size: int) -> str:
+    """A stored size in words: '11 kB', '1.2 MB'."""
+    return f"{size / 1024:.0f} kB" if size < 1024 * 1024 else megabytes(size)
+
+
 def process_upload(data: bytes, max_bytes: int, max_pixels: int) -> ProcessedImage:
     """Decode an upload and encode its renditions; ImageRefused (or ImageTooLarge) with a message for the organiser."""
     if not data:

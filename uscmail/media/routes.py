@@ -14,7 +14,7 @@ from ..validation import InvalidInput
 from . import services
 from .forms import AltTextForm, DeleteForm, UploadForm
 from .models import MediaImage
-from .processing import ACCEPTED, megabytes
+from .processing import ACCEPTED, file_size, megabytes
 
 bp = Blueprint("media", __name__, url_prefix="/organisers/media")
 bp.before_request(access.load_current_session)
@@ -32,6 +32,7 @@ def media_helpers() -> dict:
         "media_picker_images": services.all_images,
         "media_accepted": ACCEPTED,
         "megabytes": megabytes,
+        "file_size": file_size,
     }
 
 
