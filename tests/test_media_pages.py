@@ -238,3 +238,29 @@ def test_library_images_are_allowed_in_mail_with_their_size_and_remote_ones_stil
                 f"{image.public_id}.png", f"http://lists.uscuk.test/media/{image.public_id}.png"):  # fmt: skip
         with pytest.raises(TemplateRefused, match="can't be used in campaign mail"):
             check_template(f"![x]({src})", "markdown")
+
+
+def test_the_preview_and_the_dev_mail_viewer_show_library_images_served_over_http_in_development(app, tmp_path):
+    from email.message import EmailMessage
+
+    from config import DevelopmentConfig
+    from uscmail import create_app
+    from uscmail.campaigns.archive import mail_document
+
+    config = DevelopmentConfig()
+    config.DEV_MAIL_DIR = str(tmp_path)
+    config.BASE_URL = "http://127.0.0.1:5000"
+    development = create_app(config)
+    with development.test_request_context():
+        policy = mail_document("<p>Hello</p>").headers["Content-Security-Policy"]
+    assert "img-src http://127.0.0.1:5000 https: data:;" in policy
+    message = EmailMessage()
+    message["Subject"] = "With a photo"
+    message.set_content("Hello")
+    message.add_alternative('<p><img src="http://127.0.0.1:5000/media/abcdefghijklmnopqrstuv.png" alt="x"></p>', "html")
+    (tmp_path / "1700000000000000000-0123abcd.eml").write_bytes(bytes(message))
+    shown = development.test_client().get("/dev/mail/1700000000000000000-0123abcd.eml/html")
+    assert "img-src data: http://127.0.0.1:5000;" in shown.headers["Content-Security-Policy"] + ";"
+    # Under an https BASE_URL (tests, production) the preview's policy is as it was: https: covers our site.
+    with app.test_request_context():
+        assert "img-src https: data:;" in mail_document("<p>Hello</p>").headers["Content-Security-Policy"]
