@@ -143,6 +143,16 @@ class Config:
     # Hosts campaign mail may show images from (https only). None by default: a remote image tells its host who
     # opened the mail, and when.
     MAIL_IMAGE_HOSTS = env_list("MAIL_IMAGE_HOSTS")
+    # The media library (uscmail/media): uploads of at most MAX_BYTES and MAX_PIXELS (a decompression bomb is a small
+    # file of huge dimensions), re-encoded and kept in MEDIA_DIR, or in an S3-compatible bucket when MEDIA_S3_BUCKET
+    # is set (boto3 must then be installed; credentials come from boto3's usual environment variables or profile).
+    MEDIA_MAX_BYTES = int(os.environ.get("MEDIA_MAX_BYTES", str(5 * 1024 * 1024)))
+    MEDIA_MAX_PIXELS = int(os.environ.get("MEDIA_MAX_PIXELS", "40000000"))
+    MEDIA_DIR = os.environ.get("MEDIA_DIR", str(INSTANCE_DIR / "media"))
+    MEDIA_S3_BUCKET = os.environ.get("MEDIA_S3_BUCKET", "")
+    MEDIA_S3_PREFIX = os.environ.get("MEDIA_S3_PREFIX", "media/")
+    MEDIA_S3_ENDPOINT_URL = os.environ.get("MEDIA_S3_ENDPOINT_URL", "")
+    MEDIA_S3_REGION = os.environ.get("MEDIA_S3_REGION", "")
 
     CONFIRM_TOKEN_MAX_AGE = int(os.environ.get("CONFIRM_TOKEN_MAX_AGE", str(7 * 24 * 3600)))
     # A new organiser's one-time set-up link (password and authenticator app) works for this long.

@@ -62,6 +62,7 @@ TEST_ENV = {
     "RATELIMIT_KEY_PREFIX": f"uscmail-test-{RUN_ID}",
     "DEV_MAIL_DIR": str(RUN_DIR / "devmail"),
     "SEND_JOURNAL_DIR": str(RUN_DIR / "send-journal"),
+    "MEDIA_DIR": str(RUN_DIR / "media"),
     # Transient SMTP failures are retried after half a second (doubling), not a minute, so tests see the retry.
     "CAMPAIGN_RETRY_BACKOFF": "0.5",
 }

@@ -30,6 +30,8 @@ from .imports import tasks as import_tasks  # noqa: F401 - registers the Celery 
 from .imports.cli import init_imports_cli
 from .inputguard import init_inputguard
 from .mail import dkim
+from .media import public as media_files
+from .media import routes as media_routes
 from .organisers import account_routes
 from .organisers import routes as organiser_routes
 from .organisers.cli import init_organisers_cli
@@ -107,6 +109,8 @@ def register_blueprints(app: Flask) -> None:
         reminder_routes.bp,
         bounce_webhooks.bp,
         deliverability_routes.bp,
+        media_routes.bp,
+        media_files.bp,
     ):
         app.register_blueprint(blueprint)
     if app.config.get("DEV_MAIL_VIEWER") and app.config.get("ENV_NAME") != "production":

@@ -5,7 +5,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from .extensions import db
-from .inputguard import UnstorableInput
+from .inputguard import UnstorableInput, UploadTooLarge
 from .organisers.credentials import SecretUnreadable
 
 MESSAGES = {
@@ -43,6 +43,10 @@ def init_errorhandlers(app: Flask) -> None:
     @app.errorhandler(UnstorableInput)
     def unstorable_input(error: UnstorableInput):
         return render(400, error.description)
+
+    @app.errorhandler(UploadTooLarge)
+    def upload_too_large(error: UploadTooLarge):
+        return render(413, error.description)
 
     @app.errorhandler(SecretUnreadable)
     def totp_key_error(error: SecretUnreadable):

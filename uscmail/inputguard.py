@@ -4,14 +4,18 @@ ids beyond the database's range (`database_id`).
 
 Each is answered 400 with a message that says what was wrong, so no such input can reach the database and come back as
 a 500. The JSON API checks each field itself (and names the field in its 422), so only nesting is refused for it here.
+
+Pages that take files larger than MAX_CONTENT_LENGTH say so with `upload_limit`: the larger limit applies before
+anything here (or CSRF protection) reads the body, and a body over it is answered 413 with a message naming the limit.
 """
 
 import json
 import re
+from collections.abc import Callable
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask.json.provider import DefaultJSONProvider
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 # The largest id of an INTEGER column (PostgreSQL's int4): larger numbers name nothing and overflow a query.
 MAX_ID = 2_147_483_647
@@ -23,6 +27,37 @@ TOO_DEEP = f"JSON nested more than {MAX_JSON_DEPTH} levels deep is not accepted.
 
 class UnstorableInput(BadRequest):
     """A request holding a value that can't be stored; the description says which and why."""
+
+
+class UploadTooLarge(RequestEntityTooLarge):
+    """A request body over a page's upload limit; the description names the limit."""
+
+
+# Room for a form's other fields (CSRF token, text) next to its file.
+FORM_ALLOWANCE = 64 * 1024
+
+
+def upload_limit(setting: str, what: str) -> Callable:
+    """Decorator: the view takes bodies of up to app.config[setting] bytes (and FORM_ALLOWANCE for the form's
+    other fields); `what` names what is limited in the refusal ("Images")."""
+
+    def decorator(view: Callable) -> Callable:
+        view.upload_limit = (setting, what)
+        return view
+
+    return decorator
+
+
+def apply_upload_limit() -> None:
+    """before_request, first: a view's own upload limit, and a clear 413 for a body declared larger."""
+    limit = getattr(current_app.view_functions.get(request.endpoint), "upload_limit", None)
+    if limit is None:
+        return
+    setting, what = limit
+    allowed = current_app.config[setting]
+    request.max_content_length = allowed + FORM_ALLOWANCE
+    if (request.content_length or 0) > request.max_content_length:
+        raise UploadTooLarge(f"That file is too large: {what} may be at most {allowed / (1024 * 1024):.3g} MB.")
 
 
 def database_id(raw) -> int | None:
@@ -77,4 +112,5 @@ def init_inputguard(app: Flask) -> None:
     """Install the JSON provider and the request check."""
     app.json_provider_class = CheckedJSONProvider
     app.json = CheckedJSONProvider(app)
+    app.before_request(apply_upload_limit)
     app.before_request(refuse_unstorable_input)

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, render_template
 
 from ..extensions import db
+from ..media import mailimages
 from . import render
 from .forms import london_date
 from .models import Campaign, CampaignStatus
@@ -34,8 +35,12 @@ STARTED = (CampaignStatus.SENDING, CampaignStatus.PAUSED, CampaignStatus.SENT)
 
 
 def mail_document(html: str, policy: str = PREVIEW_CSP, status: int = 200) -> Response:
-    """A rendered mail as an HTML response with its own relaxed policy (the app's default keeps an explicit one)."""
+    """A rendered mail as an HTML response with its own relaxed policy (the app's default keeps an explicit one);
+    its images may come from our own site too, where the media library serves them (over http in development)."""
     response = Response(html, status=status, mimetype="text/html")
+    origin = mailimages.site_origin()
+    if not origin.startswith("https:"):  # https: is allowed already
+        policy = policy.replace("img-src ", f"img-src {origin} ", 1)
     response.headers["Content-Security-Policy"] = policy
     return response
 

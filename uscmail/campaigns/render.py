@@ -27,6 +27,7 @@ from markupsafe import Markup
 
 from .. import templating
 from ..links import external_url
+from ..media import mailimages
 from .models import BodyFormat, Campaign
 
 # Other modules import TemplateRefused, MailValues and clean_name from here.
@@ -94,8 +95,10 @@ def image_hosts() -> frozenset[str]:
 
 
 def image_allowed(src: str, hosts: frozenset[str]) -> bool:
-    """Whether an image address may stay: https, on an allowed host. Every recipient's mail client fetches it, telling
-    that host who opened the mail and when."""
+    """Whether an image address may stay: an image of our media library (on our own site), or https on an allowed
+    host. Every recipient's mail client fetches it, telling that host who opened the mail and when."""
+    if mailimages.library_public_id(src):
+        return True
     try:
         address = urlsplit(src.strip())
         host = (address.hostname or "").lower()
@@ -249,7 +252,14 @@ class CampaignTemplate:
         if not fragment.strip():
             return
         hosts = image_hosts()
-        for image in lxml.html.fragment_fromstring(fragment, create_parent="div").iter("img"):
+        images = lxml.html.fragment_fromstring(fragment, create_parent="div").findall(".//img")
+        library_ids = {mailimages.library_public_id(image.get("src") or "") for image in images} - {None}
+        if len(mailimages.services.images_by_public_id(library_ids)) < len(library_ids):
+            raise TemplateRefused(
+                "An image in the body is no longer in the media library (it was deleted, or its address was changed). "
+                "Insert it again from the library."
+            )
+        for image in images:
             src = (image.get("src") or "").strip()
             if not image_allowed(src, hosts):
                 where = urlsplit(src).hostname if src.lower().startswith("https://") else None
@@ -257,11 +267,12 @@ class CampaignTemplate:
                     f"Images from {where or 'other places'} can't be used in campaign mail: every reader's mail "
                     "client would fetch them, telling that site who opened the mail. "
                     + (f"Images may come from {', '.join(sorted(hosts))}." if hosts else "No image hosts are allowed.")
+                    + " Upload the image to the media library and insert it from there instead."
                 )
 
     def fragment(self, shape: str) -> str:
         """The sanitised HTML body for a shape; TemplateRefused if it would still hand a personal value to a site."""
-        fragment = sanitise(self.unsafe_fragment(shape))
+        fragment = mailimages.fit_library_images(sanitise(self.unsafe_fragment(shape)))
         problem = self.address_problem(fragment)
         if problem:
             raise TemplateRefused(problem)

@@ -10,6 +10,8 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, current_app, render_template, request
 from markupsafe import Markup, escape
 
+from ..media import mailimages
+
 bp = Blueprint("devmail", __name__, url_prefix="/dev/mail")
 NAME = re.compile(r"^[0-9]+-[0-9a-f]{8}\.eml$")
 URL = re.compile(r"https?://[^\s<>\"]+")
@@ -79,7 +81,8 @@ def show(name: str):
 
 @bp.get("/<name>/html")
 def show_html(name: str):
-    """The HTML part as the recipient's mail client would get it, sandboxed."""
+    """The HTML part as the recipient's mail client would get it, sandboxed; images only from our own site (the
+    media library's), as no other site's may be in campaign mail."""
     message = _read(name)
     html_part = message.get_body(preferencelist=("html",))
     if html_part is None:
@@ -87,6 +90,6 @@ def show_html(name: str):
     response = Response(html_part.get_content(), mimetype="text/html")
     response.headers["Content-Security-Policy"] = (
         "sandbox allow-popups allow-top-navigation-by-user-activation; "
-        "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+        f"default-src 'none'; style-src 'unsafe-inline'; img-src data: {mailimages.site_origin()}"
     )
     return response
