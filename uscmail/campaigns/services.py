@@ -320,6 +320,8 @@ class CampaignStats:
     hard_bounces: int = 0
     soft_bounces: int = 0
     complaints: int = 0
+    # People who left through the campaign's unsubscribe links (a count kept on the campaign, never who).
+    unsubscribes: int = 0
 
     @property
     def done(self) -> int:
@@ -350,6 +352,7 @@ class CampaignStats:
             "hard_bounces": self.hard_bounces,
             "soft_bounces": self.soft_bounces,
             "complaints": self.complaints,
+            "unsubscribes": self.unsubscribes,
         }
 
 
@@ -414,4 +417,5 @@ def campaign_stats(campaign: Campaign) -> CampaignStats:
         hard_bounces=reports[BounceKind.HARD],
         soft_bounces=reports[BounceKind.SOFT],
         complaints=reports[BounceKind.COMPLAINT],
+        unsubscribes=campaign.unsubscribe_count or 0,
     )

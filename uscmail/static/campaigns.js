@@ -64,7 +64,7 @@
     // Screen readers hear a short sentence at each tenth of the way and when the status changes, not every poll.
     let announced = `${panel.dataset.status} ${Math.floor(Number(bar.value) / 10)}`;
     const update = (stats) => {
-      for (const name of ["done", "recipients", "sent", "failed", "pending", "skipped", "unknown"]) {
+      for (const name of ["done", "recipients", "sent", "failed", "pending", "skipped", "unknown", "unsubscribes"]) {
         show(name, number(stats[name]));
       }
       show("percent", String(stats.percent));
