@@ -19,7 +19,13 @@ from uscmail.campaigns import builder, render
 from uscmail.campaigns.builder import Recipient
 from uscmail.campaigns.models import BodyFormat, Campaign
 from uscmail.campaigns.render import MailValues
-from uscmail.links import external_url, make_preferences_token, make_unsubscribe_token, read_unsubscribe_token
+from uscmail.links import (
+    UnsubscribeLink,
+    external_url,
+    make_preferences_token,
+    make_unsubscribe_token,
+    read_unsubscribe_link,
+)
 from uscmail.models import Subscriber, Subscription, SubscriptionStatus
 from uscmail.subscribers import services as subscriber_services
 from uscmail.subscribers.services import ConsentBasis, ConsentMethod
@@ -95,8 +101,9 @@ def parts(message: EmailMessage) -> tuple[str, str]:
 
 def links(campaign: Campaign, public_id: str) -> tuple[str, str]:
     """Unsubscribe and preference links made the ordinary (slow) way, with uscmail.links."""
+    unsubscribe_token = make_unsubscribe_token(public_id, campaign.list_ids, campaign.id)
     return (
-        external_url("subscriptions.unsubscribe", token=make_unsubscribe_token(public_id, campaign.list_ids)),
+        external_url("subscriptions.unsubscribe", token=unsubscribe_token),
         external_url("subscriptions.preferences", token=make_preferences_token(public_id)),
     )
 
@@ -261,7 +268,9 @@ def test_every_message_carries_the_list_headers(app, db):
     assert message["List-Id"] == '"Newsletter" <newsletter.example.org>'
     assert message["List-Unsubscribe"] == f"<{unsubscribe_url}>"
     assert f"\r\nList-Unsubscribe: <{unsubscribe_url}>\r\n".encode() in data  # never folded inside the URL
-    assert read_unsubscribe_token(unsubscribe_url.rsplit("/", 1)[1]) == (person.public_id, campaign.list_ids)
+    assert read_unsubscribe_link(unsubscribe_url.rsplit("/", 1)[1]) == UnsubscribeLink(
+        person.public_id, campaign.list_ids, campaign.id
+    )
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["Feedback-ID"] == f"{campaign.id}:newsletter:uscmail:example.org"
     assert message["Precedence"] == "bulk"

@@ -21,6 +21,7 @@ PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src https: dat
 STATS_KEYS = {
     "status", "status_detail", "recipients", "pending", "sent", "failed", "skipped", "unknown", "done", "percent",
     "rate_per_second", "seconds_remaining", "snapshot_done", "hard_bounces", "soft_bounces", "complaints",
+    "unsubscribes",
 }  # fmt: skip
 
 

@@ -114,6 +114,18 @@ def test_the_text_part_is_derived_from_the_same_html_with_usable_links(db):
     assert "<" not in text.replace("<https://", "")
 
 
+def test_a_single_line_break_in_markdown_stays_a_line_break_in_both_parts(db):
+    body = "Thank you for coming, {{ subscriber.name }}.\n\nIn solidarity,\nUSC-UK\n\nNext paragraph."
+    campaign = make_campaign("Thanks", body, body_format=BodyFormat.MARKDOWN)
+
+    mail = render.render_preview(campaign, name="Alex")
+
+    assert re.search(r"<p[^>]*>In solidarity,<br>\s*USC-UK</p>", mail.html)
+    assert "Thank you for coming, Alex.\n\nIn solidarity,\nUSC-UK\n\nNext paragraph." in mail.text
+    # Two lines, each as written: no space carried to the start of the second.
+    assert "\n USC-UK" not in mail.text and "In solidarity, USC-UK" not in mail.text
+
+
 @pytest.mark.parametrize("body_format", [BodyFormat.MARKDOWN, BodyFormat.HTML])
 def test_the_text_part_has_the_same_words_as_the_html_part(db, body_format):
     body = MARKDOWN_BODY

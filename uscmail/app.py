@@ -16,8 +16,10 @@ from .bounces import tasks as bounce_tasks  # noqa: F401 - registers the Celery 
 from .bounces import webhook_routes as bounce_webhooks
 from .bounces.cli import init_bounces_cli
 from .campaigns import archive as campaign_archive
+from .campaigns import draft_routes as campaign_draft_routes  # noqa: F401 - registers its routes on campaigns.bp
 from .campaigns import routes as campaign_routes
 from .campaigns import tasks as campaign_tasks  # noqa: F401 - registers the Celery tasks
+from .campaigns import template_routes as campaign_template_routes
 from .campaigns.cli import init_campaigns_cli
 from .celery_app import celery_init_app
 from .cli import init_cli
@@ -104,6 +106,7 @@ def register_blueprints(app: Flask) -> None:
         api.bp,
         account_routes.bp,
         campaign_routes.bp,
+        campaign_template_routes.bp,
         campaign_archive.bp,
         event_pages.bp,
         reminder_routes.bp,

@@ -29,7 +29,9 @@ def init_errorhandlers(app: Flask) -> None:
     """Register handlers for HTTP errors, CSRF failures and unexpected exceptions."""
 
     def render(status: int, message: str):
-        if request.path.startswith("/api/"):
+        # The API, and pages' scripts that ask for JSON (the compose page's autosave), get the message as JSON.
+        wants_json = request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
+        if request.path.startswith("/api/") or wants_json:
             return jsonify({"error": message}), status
         return render_template("errors/error.html", status=status, message=message), status
 

@@ -8,6 +8,7 @@ still works.
 
 import hmac
 from base64 import urlsafe_b64encode
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,23 +77,48 @@ def read_confirm_token(token: str) -> tuple[str, str]:
     return _pair_of_strings(_load(_timed(CONFIRM), token, max_age=max_age))
 
 
-def make_unsubscribe_token(public_id: str, list_ids: list[int]) -> str:
-    """Never-expiring token that unsubscribes one subscriber from the given lists."""
-    return _untimed(UNSUBSCRIBE).dumps([public_id, sorted(list_ids)])
+def make_unsubscribe_token(public_id: str, list_ids: list[int], campaign_id: int | None = None) -> str:
+    """Never-expiring token that unsubscribes one subscriber from the given lists. A campaign's mail also names the
+    campaign, so the campaign's unsubscribes can be counted (a number on the campaign, never who left)."""
+    payload = [public_id, sorted(list_ids)]
+    if campaign_id is not None:
+        payload.append(campaign_id)
+    return _untimed(UNSUBSCRIBE).dumps(payload)
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class UnsubscribeLink:
+    """What an unsubscribe token says: whose link it is, which lists it leaves, and the campaign it came in (None
+    for links made before campaigns were named, and for mail that is not a campaign's)."""
+
+    public_id: str
+    list_ids: list[int]
+    campaign_id: int | None = None
+
+
+def read_unsubscribe_link(token: str) -> UnsubscribeLink:
+    """The contents of an unsubscribe token, with or without a campaign id, or raise TokenInvalid."""
+    value = _load(_untimed(UNSUBSCRIBE), token)
+    if not (
+        isinstance(value, list)
+        and len(value) in (2, 3)
+        and isinstance(value[0], str)
+        and isinstance(value[1], list)
+        and all(_is_id(i) for i in value[1])
+        and (len(value) == 2 or _is_id(value[2]))
+    ):
+        raise TokenInvalid("unexpected payload")
+    return UnsubscribeLink(value[0], value[1], value[2] if len(value) == 3 else None)
 
 
 def read_unsubscribe_token(token: str) -> tuple[str, list[int]]:
     """Return (public_id, list_ids) from an unsubscribe token, or raise TokenInvalid."""
-    value = _load(_untimed(UNSUBSCRIBE), token)
-    if not (
-        isinstance(value, list)
-        and len(value) == 2
-        and isinstance(value[0], str)
-        and isinstance(value[1], list)
-        and all(isinstance(i, int) and not isinstance(i, bool) for i in value[1])
-    ):
-        raise TokenInvalid("unexpected payload")
-    return value[0], value[1]
+    link = read_unsubscribe_link(token)
+    return link.public_id, link.list_ids
 
 
 def make_preferences_token(public_id: str) -> str:

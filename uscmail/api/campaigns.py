@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import request, url_for
 
-from ..campaigns import render, services, tasks, testcopy
+from ..campaigns import drafts, render, services, tasks, testcopy
 from ..campaigns.models import BodyFormat, Campaign, CampaignKind, CampaignStatus
 from ..campaigns.services import CampaignFields, TransitionRefused
 from ..extensions import db
@@ -173,7 +173,7 @@ def update_campaign(campaign_id: int):
 @token_required(Role.EDITOR)
 def delete_campaign(campaign_id: int):
     """Delete a campaign that was never sent."""
-    services.delete_draft(campaign_or_404(campaign_id), current_api_organiser())
+    drafts.delete_draft(campaign_or_404(campaign_id), current_api_organiser())
     db.session.commit()
     return "", 204
 

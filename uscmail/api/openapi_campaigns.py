@@ -147,6 +147,11 @@ def campaign_schemas() -> dict:
                 "hard_bounces": {**count, "description": "Recipients whose address bounced for good (suppressed)."},
                 "soft_bounces": {**count, "description": "Recipients whose mail bounced for now (scored)."},
                 "complaints": {**count, "description": "Recipients who reported the mail as spam (suppressed)."},
+                "unsubscribes": {
+                    **count,
+                    "description": "People who left a list through this campaign's unsubscribe links (a count only; "
+                    "who left is not recorded). Links in mail sent before these counts began are not counted.",
+                },
             }
         ),
         "Preview": closed({"subject": {"type": "string"}, "html": {"type": "string"}, "text": {"type": "string"}}),

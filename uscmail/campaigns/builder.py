@@ -154,6 +154,7 @@ class PreparedCampaign:
         self.domain = ascii_domain(campaign.from_email)
         self.message_id_key = current_app.config["SECRET_KEY"].encode() + b"|message-id"
         self.list_ids = sorted(campaign.list_ids)
+        self.campaign_id = None if test else campaign.id
         self.web_url = web_version_url(campaign)
         first_list = campaign.lists[0] if campaign.lists else None
         self.list_id = (
@@ -173,7 +174,11 @@ class PreparedCampaign:
         marker = "T0KEN"
         self.unsubscribe_prefix = external_url("subscriptions.unsubscribe", token=marker).removesuffix(marker)
         self.preferences_prefix = external_url("subscriptions.preferences", token=marker).removesuffix(marker)
-        self.list_ids_json = json.dumps(self.list_ids, separators=(",", ":"))
+        # What follows the public id in the signed payload: the lists, then the campaign (so its unsubscribes can be
+        # counted); a test copy names no campaign (its links match nobody anyway).
+        self.payload_tail = json.dumps(self.list_ids, separators=(",", ":"))
+        if self.campaign_id is not None:
+            self.payload_tail += f",{int(self.campaign_id)}"
         self.unsubscribe_signer, self.preferences_signer = TokenSigner(UNSUBSCRIBE), TokenSigner(PREFERENCES)
         sample = secrets.token_urlsafe(16)
         if self.personal_urls(sample) != self._links_from_links_module(sample):
@@ -182,7 +187,10 @@ class PreparedCampaign:
 
     def _links_from_links_module(self, public_id: str) -> tuple[str, str]:
         return (
-            external_url("subscriptions.unsubscribe", token=make_unsubscribe_token(public_id, self.list_ids)),
+            external_url(
+                "subscriptions.unsubscribe",
+                token=make_unsubscribe_token(public_id, self.list_ids, self.campaign_id),
+            ),
             external_url("subscriptions.preferences", token=make_preferences_token(public_id)),
         )
 
@@ -191,7 +199,7 @@ class PreparedCampaign:
         if self.unsubscribe_signer is None or not URL_SAFE.match(public_id):
             return self._links_from_links_module(public_id)
         return (
-            self.unsubscribe_prefix + self.unsubscribe_signer.sign(f'["{public_id}",{self.list_ids_json}]'),
+            self.unsubscribe_prefix + self.unsubscribe_signer.sign(f'["{public_id}",{self.payload_tail}]'),
             self.preferences_prefix + self.preferences_signer.sign(f'"{public_id}"'),
         )
 

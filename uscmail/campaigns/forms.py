@@ -19,7 +19,8 @@ from wtforms.fields.choices import SelectChoice
 from ..inputguard import database_id
 from ..mail.messages import allowed_sender, allowed_senders, sender_address
 from ..validation import InvalidInput
-from .models import BodyFormat, Campaign
+from .models import BodyFormat, Campaign, SavedTemplate
+from .saved_templates import NAME_MAX_LENGTH, TemplateFields
 from .services import FROM_NAME_MAX_LENGTH, PREHEADER_MAX_LENGTH, SUBJECT_MAX_LENGTH, CampaignFields
 
 LONDON = ZoneInfo("Europe/London")
@@ -52,6 +53,8 @@ class CampaignForm(FlaskForm):
     from_email = SelectField("Sender address", choices=[], validate_choice=False)
     reply_to = StringField("Reply-to address (optional)", render_kw={"maxlength": 320, "type": "email"})
     public = BooleanField("Show in the public archive once sent")
+    # The campaign's revision when the page was opened; saving refuses a campaign changed since (services).
+    revision = HiddenField()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -78,8 +81,35 @@ class CampaignForm(FlaskForm):
                 "reply_to": campaign.reply_to or "",
                 "public": campaign.public,
                 "lists": [str(list_id) for list_id in campaign.list_ids],
+                "revision": str(campaign.revision),
             }
         )
+
+    @classmethod
+    def for_template(cls, template: SavedTemplate) -> "CampaignForm":
+        """A new campaign's form filled in from a saved template, with the default sender."""
+        sender = sender_address()
+        return cls(
+            data={
+                "subject": template.subject,
+                "preheader": template.preheader,
+                "body_format": template.body_format.value,
+                "body": template.body,
+                "from_name": sender.display_name,
+                "from_email": sender.addr_spec,
+                "lists": [],
+            }
+        )
+
+    def based_on_revision(self) -> int | None:
+        """The revision the form was opened at (None if it does not say); InvalidInput for anything but an id."""
+        raw = (self.revision.data or "").strip()
+        if not raw:
+            return None
+        revision = database_id(raw)
+        if revision is None:
+            raise InvalidInput("This page is out of date or damaged; reload it and make your changes again.")
+        return revision
 
     def list_ids(self) -> list[int]:
         """The ids of the ticked lists; a value that is not an id is refused like an unknown list."""
@@ -101,6 +131,51 @@ class CampaignForm(FlaskForm):
             reply_to=self.reply_to.data,
             public=bool(self.public.data),
         )
+
+
+class TemplateForm(FlaskForm):
+    """A saved template: its name, and the subject, preheader, format and body a campaign from it begins with."""
+
+    name = StringField("Template name", render_kw={"maxlength": NAME_MAX_LENGTH, "autocomplete": "off"})
+    subject = StringField(
+        "Starting subject (optional)", render_kw={"maxlength": SUBJECT_MAX_LENGTH, "autocomplete": "off"}
+    )
+    preheader = StringField(
+        "Starting preheader (optional)", render_kw={"maxlength": PREHEADER_MAX_LENGTH, "autocomplete": "off"}
+    )
+    body_format = CampaignForm.body_format
+    body = TextAreaField("Starting body", render_kw={"rows": 18, "spellcheck": "true"})
+
+    @classmethod
+    def for_template(cls, template: SavedTemplate | None) -> "TemplateForm":
+        """A form filled in from a saved template, or an empty one."""
+        if template is None:
+            return cls()
+        return cls(
+            data={
+                "name": template.name,
+                "subject": template.subject,
+                "preheader": template.preheader,
+                "body_format": template.body_format.value,
+                "body": template.body,
+            }
+        )
+
+    def template_fields(self) -> TemplateFields:
+        """The services' view of the form."""
+        return TemplateFields(
+            name=self.name.data or "",
+            subject=self.subject.data or "",
+            preheader=self.preheader.data or "",
+            body_format=self.body_format.data or "",
+            body=self.body.data or "",
+        )
+
+
+class SaveAsTemplateForm(FlaskForm):
+    """ "Save this campaign as a template": the name to keep it under."""
+
+    name = StringField("Template name", render_kw={"maxlength": NAME_MAX_LENGTH, "autocomplete": "off"})
 
 
 class ScheduleForm(FlaskForm):

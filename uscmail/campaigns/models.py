@@ -91,6 +91,11 @@ class Campaign(db.Model):
     failed_count: Mapped[int | None] = mapped_column()
     # SMTP connection failures in a row; too many pauses the campaign.
     connection_failures: Mapped[int] = mapped_column(default=0)
+    # Goes up by one with each change of content, so a save based on an older revision (another tab, another
+    # organiser) is refused instead of overwriting it.
+    revision: Mapped[int] = mapped_column(default=1, server_default="1")
+    # How many people left a list through this campaign's unsubscribe links: a count only, never who.
+    unsubscribe_count: Mapped[int] = mapped_column(default=0, server_default="0")
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organisers.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -106,6 +111,23 @@ class Campaign(db.Model):
     def editable(self) -> bool:
         """Content and targets may change only before sending starts."""
         return self.status in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
+
+
+class SavedTemplate(db.Model):
+    """A starting point for campaigns that editors keep: a name, and the subject, preheader and body a new campaign
+    begins with. Its body is checked by the same sandbox and sanitiser rules as a campaign's."""
+
+    __tablename__ = "campaign_templates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    subject: Mapped[str] = mapped_column(sa.String(255), default="")
+    preheader: Mapped[str] = mapped_column(sa.String(255), default="")
+    body_format: Mapped[BodyFormat] = mapped_column(enum_column(BodyFormat), default=BodyFormat.MARKDOWN)
+    body: Mapped[str] = mapped_column(sa.Text, default="")
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organisers.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class CampaignLane(db.Model):

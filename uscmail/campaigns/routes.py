@@ -9,18 +9,20 @@ from collections.abc import Callable
 from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 
 from ..extensions import db
+from ..inputguard import database_id
 from ..organisers import access
 from ..organisers.models import Role
 from ..queueing import after_commit
 from ..subscribers import lists as list_services
 from ..subscribers import services as subscriber_services
 from ..validation import InvalidInput
-from . import render, services, tasks, testcopy
+from . import render, saved_templates, services, tasks, testcopy
 from .archive import mail_document
 from .forms import (
     ActionForm,
     CampaignForm,
     ConfirmSendForm,
+    SaveAsTemplateForm,
     ScheduleForm,
     TestSendForm,
     london_input_value,
@@ -28,7 +30,8 @@ from .forms import (
     london_text,
     parse_london_time,
 )
-from .models import Campaign, CampaignStatus
+from .models import Campaign, CampaignStatus, SavedTemplate
+from .revisions import EditConflict
 from .services import TransitionRefused
 
 bp = Blueprint("campaigns", __name__, url_prefix="/organisers/campaigns")
@@ -72,11 +75,11 @@ def campaign_or_404(campaign_id: int) -> Campaign:
 
 
 def status_for(refusal: InvalidInput) -> int:
-    """409 when the campaign's status does not allow the action (someone or the worker moved it on), 429 when the
-    organiser has sent too many test mails, else 400."""
+    """409 when the campaign's status does not allow the action (someone or the worker moved it on) or it changed
+    since the page was opened, 429 when the organiser has sent too many test mails, else 400."""
     if isinstance(refusal, testcopy.TestSendLimited):
         return 429
-    return 409 if isinstance(refusal, TransitionRefused) else 400
+    return 409 if isinstance(refusal, TransitionRefused | EditConflict) else 400
 
 
 def back_to(campaign_id: int, message: str):
@@ -102,8 +105,15 @@ def index():
 # Composing
 
 
-def render_compose(form: CampaignForm, campaign: Campaign | None, error: str | None = None):
-    """The compose page: the form, target lists with their confirmed counts, and the preview frame."""
+def render_compose(
+    form: CampaignForm,
+    campaign: Campaign | None,
+    error: str | None = None,
+    status: int = 400,
+    from_template: SavedTemplate | None = None,
+):
+    """The compose page: the form, target lists with their confirmed counts, and the preview frame; with an error,
+    the form as the organiser sent it (nothing they typed is lost)."""
     chosen = set(form.lists.data or [])
     # Archived lists are offered only if the campaign still names one, so saving explains why it can't stay.
     lists = [m for m in list_services.all_lists() if not m.archived or str(m.id) in chosen]
@@ -116,7 +126,9 @@ def render_compose(form: CampaignForm, campaign: Campaign | None, error: str | N
         confirmed={list_id: row.get("confirmed", 0) for list_id, row in counts.items()},
         chosen=chosen,
         error=error,
-    ), 400 if error else 200
+        saved_templates=saved_templates.all_templates() if campaign is None else [],
+        from_template=from_template,
+    ), status if error else 200
 
 
 @bp.route("/new", methods=["GET", "POST"], defaults={"campaign_id": None})
@@ -128,16 +140,23 @@ def compose(campaign_id: int | None):
     if campaign is not None and not campaign.editable:
         return back_to(campaign.id, f"This campaign is {campaign.status.value}; it can no longer be changed.")
     if request.method == "GET":
+        template_id = request.args.get("template") if campaign is None else None
+        if template_id is not None:
+            # "New campaign from template": the form filled in from it; nothing is stored until saved.
+            template = saved_templates.get_template(database_id(template_id) or 0)
+            if template is None:
+                abort(404)
+            return render_compose(CampaignForm.for_template(template), None, from_template=template)
         return render_compose(CampaignForm.for_campaign(campaign), campaign)
     form = CampaignForm()
     try:
         if campaign is None:
             campaign = services.create_campaign(form.campaign_fields(), g.organiser)
         else:
-            services.update_campaign(campaign, form.campaign_fields(), g.organiser)
+            services.update_campaign(campaign, form.campaign_fields(), g.organiser, form.based_on_revision())
     except InvalidInput as exc:
         db.session.rollback()
-        return render_compose(form, campaign, error=str(exc))
+        return render_compose(form, campaign, error=str(exc), status=status_for(exc))
     db.session.commit()
     return back_to(campaign.id, "The campaign is saved.")
 
@@ -196,6 +215,7 @@ def render_campaign(
     status: int = 400,
     schedule_form: ScheduleForm | None = None,
     test_form: TestSendForm | None = None,
+    template_form: SaveAsTemplateForm | None = None,
 ):
     """The campaign page: facts, progress, the actions its status allows, the preview; with an error if given."""
     if schedule_form is None:
@@ -207,6 +227,7 @@ def render_campaign(
         recipients=services.recipient_count(campaign.list_ids) if campaign.editable else None,
         schedule_form=schedule_form,
         test_form=test_form or TestSendForm(),
+        template_form=template_form or SaveAsTemplateForm(),
         test_limit=current_app.config["CAMPAIGN_TEST_RECIPIENTS_MAX"],
         test_allowance=testcopy.allowance(),
         action_form=ActionForm(),
@@ -337,25 +358,18 @@ def _resend_failed(campaign: Campaign) -> tuple[str, bool]:
     return f"{people(count).capitalize()} whose message failed will be sent it again.", True
 
 
-def _delete(campaign: Campaign) -> tuple[str, bool]:
-    subject = campaign.subject
-    services.delete_draft(campaign, g.organiser)
-    return f"The draft “{subject}” is deleted.", False
-
-
 ACTIONS: dict[str, Callable[[Campaign], tuple[str, bool]]] = {
     "unschedule": _unschedule,
     "pause": _pause,
     "resume": _resume,
     "resend-failed": _resend_failed,
-    "delete": _delete,
 }
 
 
-@bp.post(f"/<{ID}:campaign_id>/<any(unschedule, pause, resume, 'resend-failed', delete):action>")
+@bp.post(f"/<{ID}:campaign_id>/<any(unschedule, pause, resume, 'resend-failed'):action>")
 @access.role_required(Role.EDITOR)
 def act(campaign_id: int, action: str):
-    """Unschedule, pause, resume, resend to failed, or delete a draft; refusals are explained on the page."""
+    """Unschedule, pause, resume or resend to failed; refusals are explained on the page."""
     campaign = campaign_or_404(campaign_id)
     try:
         message, start = ACTIONS[action](campaign)
@@ -365,7 +379,4 @@ def act(campaign_id: int, action: str):
     if start:
         after_commit(tasks.start_campaign, campaign_id)
     db.session.commit()
-    if action == "delete":
-        flash(message)
-        return redirect(url_for(".index"))
     return back_to(campaign_id, message)

@@ -17,6 +17,7 @@ from ..validation import InvalidInput, single_line_text
 from . import progress, render
 from .models import BodyFormat, Campaign, CampaignKind, CampaignStatus, Delivery, DeliveryStatus
 from .progress import delivery_counts
+from .revisions import next_revision
 from .senders import campaign_sender, check_sender, sender_email
 
 SUBJECT_MAX_LENGTH = 255
@@ -116,16 +117,20 @@ def create_campaign(
     return campaign
 
 
-def update_campaign(campaign: Campaign, fields: CampaignFields, actor: Organiser | str) -> Campaign:
-    """Change a draft or scheduled campaign; refused once sending has begun."""
+def update_campaign(
+    campaign: Campaign, fields: CampaignFields, actor: Organiser | str, revision: int | None = None, **details
+) -> Campaign:
+    """Change a draft or scheduled campaign; refused once sending has begun, and (given the `revision` the change
+    was based on) refused with EditConflict if the campaign has changed since then."""
     if not campaign.editable:
         raise TransitionRefused(f"This campaign is {campaign.status.value}; it can no longer be changed.")
     values, lists = clean_fields(fields)
+    next_revision(campaign, revision)
     for key, value in values.items():
         setattr(campaign, key, value)
     campaign.lists = lists
     db.session.flush()
-    audit.record(actor, "campaign.update", "campaign", campaign.id)
+    audit.record(actor, "campaign.update", "campaign", campaign.id, **details)
     return campaign
 
 
@@ -144,15 +149,6 @@ def campaigns_page(
     if status is not None:
         statement = statement.where(Campaign.status == status)
     return list(db.session.scalars(statement))
-
-
-def delete_draft(campaign: Campaign, actor: Organiser | str) -> None:
-    """Delete a campaign that was never sent."""
-    if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
-        raise TransitionRefused("Only drafts can be deleted; a sent campaign stays in the history.")
-    audit.record(actor, "campaign.delete", "campaign", campaign.id)
-    db.session.delete(campaign)
-    db.session.flush()
 
 
 def eligible_subscribers(list_ids: list[int]) -> sa.Select:
@@ -320,6 +316,8 @@ class CampaignStats:
     hard_bounces: int = 0
     soft_bounces: int = 0
     complaints: int = 0
+    # People who left through the campaign's unsubscribe links (a count kept on the campaign, never who).
+    unsubscribes: int = 0
 
     @property
     def done(self) -> int:
@@ -350,6 +348,7 @@ class CampaignStats:
             "hard_bounces": self.hard_bounces,
             "soft_bounces": self.soft_bounces,
             "complaints": self.complaints,
+            "unsubscribes": self.unsubscribes,
         }
 
 
@@ -414,4 +413,5 @@ def campaign_stats(campaign: Campaign) -> CampaignStats:
         hard_bounces=reports[BounceKind.HARD],
         soft_bounces=reports[BounceKind.SOFT],
         complaints=reports[BounceKind.COMPLAINT],
+        unsubscribes=campaign.unsubscribe_count or 0,
     )

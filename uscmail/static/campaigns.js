@@ -1,5 +1,6 @@
-// uscmail campaign pages: the preview follows the compose form as you type, and the progress of a sending campaign
-// updates itself. Both pages work without this file: a Preview button and a Refresh link do the same by hand.
+// uscmail campaign pages: the preview follows the compose form as you type, a draft saves itself when you stop typing
+// (and the page warns before you leave with changes not saved), and the progress of a sending campaign updates
+// itself. The pages work without this file: Preview, Save and Refresh do the same by hand.
 "use strict";
 
 (() => {
@@ -37,6 +38,106 @@
     if (!document.getElementById("preview-frame").getAttribute("src") && body && body.value.trim()) preview();
   }
 
+  // Compose page: a few seconds after the last change, post the form (its CSRF token included) to the autosave
+  // address, one request at a time; show "Saved at HH:MM" in the status line (a polite live region). The page
+  // warns before it is left while changes are not saved, but not once the organiser presses Save.
+  const AUTOSAVE_IDLE_MS = 2500;
+
+  function autosaveDrafts() {
+    const form = document.getElementById("compose-form");
+    if (!form) return;
+    const status = document.getElementById("autosave-status");
+    const revision = form.elements.namedItem("revision");
+    let changes = form.dataset.unsaved === "true" ? 1 : 0; // a page shown again after a refused save holds changes
+    let savedChanges = 0;
+    let submitting = false;
+    let stopped = false;
+    let timer = null;
+    let inFlight = null;
+    const unsaved = () => changes !== savedChanges && !submitting;
+    const say = (text, problem = false) => {
+      if (!status) return;
+      if (status.textContent !== text) status.textContent = text;
+      status.classList.toggle("autosave-problem", problem);
+    };
+
+    const save = () => {
+      timer = null;
+      const url = form.dataset.autosaveUrl;
+      if (!url || stopped || submitting || !unsaved()) return;
+      if (inFlight) {
+        timer = setTimeout(save, AUTOSAVE_IDLE_MS);
+        return;
+      }
+      const sending = changes;
+      say("Saving…");
+      inFlight = fetch(url, {
+        method: "POST",
+        body: new FormData(form),
+        credentials: "same-origin",
+        cache: "no-store",
+        headers: { Accept: "application/json" },
+      })
+        .then((response) => {
+          const type = response.headers.get("Content-Type") || "";
+          if (!type.startsWith("application/json")) throw new Error(`autosave: ${response.status}`);
+          return response.json().then((answer) => ({ ok: response.ok, answer }));
+        })
+        .then(({ ok, answer }) => {
+          if (!ok) {
+            if (answer.stop) stopped = true;
+            say(`Not saved: ${answer.error}`, true);
+            return;
+          }
+          if (revision) revision.value = String(answer.revision);
+          if (form.dataset.autosaveUrl !== answer.autosave_url) {
+            // The first save of a new campaign made the draft: from now on this page edits it.
+            form.dataset.autosaveUrl = answer.autosave_url;
+            form.setAttribute("action", answer.edit_url);
+            window.history.replaceState(null, "", answer.edit_url);
+          }
+          savedChanges = sending;
+          say(`Saved at ${answer.saved_at}.`);
+        })
+        .catch(() => {
+          say("Not saved automatically (signed out, or the server is away). Press the Save button to save.", true);
+        })
+        .finally(() => {
+          inFlight = null;
+        });
+    };
+
+    const changed = () => {
+      changes += 1;
+      if (stopped || !form.dataset.autosaveUrl) return;
+      if (timer !== null) clearTimeout(timer);
+      timer = setTimeout(save, AUTOSAVE_IDLE_MS);
+    };
+    form.addEventListener("input", changed);
+    form.addEventListener("change", changed);
+
+    form.addEventListener("submit", (event) => {
+      if (event.submitter && event.submitter.id === "preview-button") return;
+      if (timer !== null) clearTimeout(timer);
+      if (inFlight) {
+        // Wait for the autosave under way, so the form goes with the revision it produced.
+        event.preventDefault();
+        inFlight.finally(() => {
+          submitting = true;
+          form.submit();
+        });
+        return;
+      }
+      submitting = true;
+    });
+
+    window.addEventListener("beforeunload", (event) => {
+      if (!unsaved()) return;
+      event.preventDefault();
+      event.returnValue = ""; // older browsers need a value to show the dialog
+    });
+  }
+
   const number = (value) => Number(value).toLocaleString("en-GB");
 
   // Words a time remaining as the page does (routes.duration_text).
@@ -64,7 +165,7 @@
     // Screen readers hear a short sentence at each tenth of the way and when the status changes, not every poll.
     let announced = `${panel.dataset.status} ${Math.floor(Number(bar.value) / 10)}`;
     const update = (stats) => {
-      for (const name of ["done", "recipients", "sent", "failed", "pending", "skipped", "unknown"]) {
+      for (const name of ["done", "recipients", "sent", "failed", "pending", "skipped", "unknown", "unsubscribes"]) {
         show(name, number(stats[name]));
       }
       show("percent", String(stats.percent));
@@ -112,5 +213,6 @@
   }
 
   followTyping();
+  autosaveDrafts();
   followProgress();
 })();

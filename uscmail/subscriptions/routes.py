@@ -13,15 +13,17 @@ from flask import (
     url_for,
 )
 
+from ..campaigns.unsubscribes import count_unsubscribe
 from ..extensions import csrf, db, limiter
 from ..links import (
     TokenExpired,
     TokenInvalid,
+    UnsubscribeLink,
     make_form_started_token,
     make_preferences_token,
     read_confirm_token,
     read_preferences_token,
-    read_unsubscribe_token,
+    read_unsubscribe_link,
 )
 from ..models import ConsentMethod, MailingList, StatusReason, Subscriber, SubscriptionStatus
 from ..queueing import after_commit
@@ -196,12 +198,20 @@ def _preferences_token(subscriber: Subscriber) -> str:
 
 def _subscriber_from_unsubscribe_token(
     token: str,
-) -> tuple[Subscriber | None, list[int]]:
+) -> tuple[Subscriber | None, UnsubscribeLink]:
     try:
-        public_id, list_ids = read_unsubscribe_token(token)
+        link = read_unsubscribe_link(token)
     except TokenInvalid:
         abort(400)
-    return services.subscriber_by_public_id(public_id), list_ids
+    return services.subscriber_by_public_id(link.public_id), link
+
+
+def _leave(subscriber: Subscriber, link: UnsubscribeLink, list_ids: list[int] | None, reason: StatusReason) -> None:
+    """Unsubscribe, and count it on the campaign whose link it was (a number only), then commit."""
+    left = services.unsubscribe(subscriber, list_ids, reason)
+    if link.campaign_id is not None:
+        count_unsubscribe(link.campaign_id, left, link.list_ids)
+    db.session.commit()
 
 
 @bp.get("/unsubscribe/<token>")
@@ -210,8 +220,9 @@ def unsubscribe_page(token: str):
 
     Providers and link scanners open this page (it is the List-Unsubscribe target), so it never links into the
     preference centre itself."""
-    subscriber, list_ids = _subscriber_from_unsubscribe_token(token)
-    lists = [] if subscriber is None else [s.mailing_list for s in subscriber.subscriptions if s.list_id in list_ids]
+    subscriber, link = _subscriber_from_unsubscribe_token(token)
+    chosen = link.list_ids
+    lists = [] if subscriber is None else [s.mailing_list for s in subscriber.subscriptions if s.list_id in chosen]
     return render_template(
         "subscriptions/unsubscribe.html", token=token, subscriber=subscriber, lists=lists, form=ConfirmActionForm()
     )
@@ -223,12 +234,11 @@ def unsubscribe(token: str):
     """RFC 8058 one-click: unsubscribes at once, no cookie or CSRF token needed, 200 and no redirect; idempotent."""
     if request.mimetype not in ONE_CLICK_TYPES:
         return render_template("subscriptions/bad_request.html", reason="content_type"), 415
-    subscriber, list_ids = _subscriber_from_unsubscribe_token(token)
+    subscriber, link = _subscriber_from_unsubscribe_token(token)
     if subscriber is not None:
         from_page = request.form.get("from_page") == "1"
         reason = StatusReason.UNSUBSCRIBE_LINK if from_page else StatusReason.ONE_CLICK
-        services.unsubscribe(subscriber, list_ids, reason)
-        db.session.commit()
+        _leave(subscriber, link, link.list_ids, reason)
     # A mail client's one-click POST gets no form (a CSRF token would set a cookie); a person who pressed the
     # button on the page is offered their preference link.
     if request.form.get("from_page") != "1":
@@ -239,13 +249,12 @@ def unsubscribe(token: str):
 @bp.post("/unsubscribe/<token>/everything")
 def unsubscribe_everything(token: str):
     """Leave every list (CSRF-protected form on the unsubscribe page)."""
-    subscriber, _ = _subscriber_from_unsubscribe_token(token)
+    subscriber, link = _subscriber_from_unsubscribe_token(token)
     form = ConfirmActionForm()
     if not form.validate_on_submit():
         abort(400)
     if subscriber is not None:
-        services.unsubscribe(subscriber, None, StatusReason.UNSUBSCRIBE_LINK)
-        db.session.commit()
+        _leave(subscriber, link, None, StatusReason.UNSUBSCRIBE_LINK)
     return render_template("subscriptions/unsubscribed.html", everything=True, token=token, form=form)
 
 

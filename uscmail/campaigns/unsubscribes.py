@@ -1,0 +1,20 @@
+"""How many people left through a campaign's unsubscribe links: one number on the campaign, raised by one atomic
+UPDATE per person who left. Nothing records who left from which campaign."""
+
+import sqlalchemy as sa
+
+from ..extensions import db
+from .models import Campaign
+
+
+def count_unsubscribe(campaign_id: int, left_list_ids: list[int], link_list_ids: list[int]) -> None:
+    """Count one unsubscribe for the campaign if the person left one of the lists its link names (a second press,
+    or "leave everything" after leaving those lists, counts nothing). An id that names no campaign changes nothing."""
+    if not set(left_list_ids) & set(link_list_ids):
+        return
+    db.session.execute(
+        sa.update(Campaign)
+        .where(Campaign.id == campaign_id)
+        .values(unsubscribe_count=Campaign.unsubscribe_count + 1)
+        .execution_options(synchronize_session=False)
+    )
