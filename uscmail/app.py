@@ -18,6 +18,7 @@ from .bounces.cli import init_bounces_cli
 from .campaigns import archive as campaign_archive
 from .campaigns import routes as campaign_routes
 from .campaigns import tasks as campaign_tasks  # noqa: F401 - registers the Celery tasks
+from .campaigns import translation_routes  # noqa: F401 - registers its pages on campaigns.bp
 from .campaigns.cli import init_campaigns_cli
 from .celery_app import celery_init_app
 from .cli import init_cli

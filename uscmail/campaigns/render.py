@@ -27,6 +27,7 @@ from markupsafe import Markup
 
 from .. import templating
 from ..links import external_url
+from .languages import text_direction
 from .models import BodyFormat, Campaign
 
 # Other modules import TemplateRefused, MailValues and clean_name from here.
@@ -169,7 +170,14 @@ class CampaignTemplate:
     MAX_SHAPES = 256
 
     def __init__(
-        self, body: str, body_format: BodyFormat, *, subject: str = "", preheader: str = "", contact: str = ""
+        self,
+        body: str,
+        body_format: BodyFormat,
+        *,
+        subject: str = "",
+        preheader: str = "",
+        contact: str = "",
+        locale: str = "en",
     ):
         self.subject = SubjectTemplate(subject)
         self.body_format = BodyFormat(body_format)
@@ -179,7 +187,14 @@ class CampaignTemplate:
             raise TemplateRefused(PERSONAL_LINK_MISPLACED)
         self.tokens = Tokens(body)
         # The layout is rendered once for everyone: the subject in it is the one a reader without a name gets.
-        self.layout = {"subject": self.subject.render(None), "preheader": preheader, "contact": contact}
+        self.locale = locale
+        self.layout = {
+            "subject": self.subject.render(None),
+            "preheader": preheader,
+            "contact": contact,
+            "lang": locale,
+            "dir": text_direction(locale),
+        }
         self.drafts: dict[tuple[str, bool], tuple[str, str]] = {}
 
     @classmethod
@@ -191,6 +206,7 @@ class CampaignTemplate:
             subject=campaign.subject or "",
             preheader=campaign.preheader or "",
             contact=campaign.reply_to or campaign.from_email or "",
+            locale=getattr(campaign, "locale", None) or "en",
         )
 
     def run(self, values: MailValues) -> tuple[str, list[str]]:
