@@ -37,6 +37,7 @@ from .organisers.cli import init_organisers_cli
 from .reminders import public as event_pages
 from .reminders import routes as reminder_routes
 from .reminders import tasks as reminder_tasks  # noqa: F401 - registers the Celery task and the models
+from .reminders import translation_routes as reminder_translation_routes  # noqa: F401 - registers its pages
 from .requestlog import install as install_log_redaction
 from .subscribers import routes as subscriber_routes
 from .subscriptions import api as signup_api

@@ -33,6 +33,7 @@ from .models import BodyFormat, Campaign
 # Other modules import TemplateRefused, MailValues and clean_name from here.
 from .sandbox import (
     FALLBACK_NAME,
+    FALLBACK_NAMES,
     MailValues,
     SubjectTemplate,
     TemplateRefused,
@@ -179,7 +180,8 @@ class CampaignTemplate:
         contact: str = "",
         locale: str = "en",
     ):
-        self.subject = SubjectTemplate(subject)
+        self.fallback_name = FALLBACK_NAMES.get(locale, FALLBACK_NAME)
+        self.subject = SubjectTemplate(subject, self.fallback_name)
         self.body_format = BodyFormat(body_format)
         self.template, self.name_plain, self.urls_plain = compile_body(body, self.body_format)
         if not self.urls_plain:
@@ -212,7 +214,7 @@ class CampaignTemplate:
     def run(self, values: MailValues) -> tuple[str, list[str]]:
         """The template's shape for these values, and the texts its tokens stand for; TemplateRefused on failure."""
         name = clean_name(values.name)
-        subscriber = TemplateSubscriber(name=name or UnknownName(FALLBACK_NAME))
+        subscriber = TemplateSubscriber(name=name or UnknownName(self.fallback_name))
         outputs = _Outputs(self.tokens)
         reset = _outputs.set(outputs)
         try:

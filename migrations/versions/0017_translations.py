@@ -1,6 +1,7 @@
-"""campaigns in several languages: the language of a campaign's own body, and its translations
+"""campaigns and reminders in several languages: the language of a campaign's own body, its translations, and the
+reminder templates of an event in other languages
 
-Revision ID: 0017_campaign_translations
+Revision ID: 0017_translations
 Revises: 0012_bounces
 Create Date: 2026-12-06 02:40:00.000000
 
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0017_campaign_translations'
+revision = '0017_translations'
 down_revision = '0012_bounces'
 branch_labels = None
 depends_on = None
@@ -30,9 +31,20 @@ def upgrade():
         sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_campaign_translations_campaign_id_campaigns'), ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('campaign_id', 'locale', name=op.f('pk_campaign_translations')),
     )
+    op.create_table(
+        'event_translations',
+        sa.Column('event_id', sa.Integer(), nullable=False),
+        sa.Column('locale', sa.String(length=16), nullable=False),
+        sa.Column('subject_template', sa.String(length=255), nullable=False),
+        sa.Column('body_template', sa.Text(), nullable=False),
+        sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(['event_id'], ['events.id'], name=op.f('fk_event_translations_event_id_events'), ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('event_id', 'locale', name=op.f('pk_event_translations')),
+    )
 
 
 def downgrade():
+    op.drop_table('event_translations')
     op.drop_table('campaign_translations')
     with op.batch_alter_table('campaigns', schema=None) as batch_op:
         batch_op.drop_column('locale')
