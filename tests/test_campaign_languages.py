@@ -4,7 +4,8 @@ mail says which language and direction it is in, and organisers write translatio
 import pytest
 import sqlalchemy as sa
 
-from tests.campaign_support import start, wait_for_status
+from tests.api_support import assert_json_error, assert_matches
+from tests.campaign_support import VIGIL_BODY, start, wait_for_status
 from tests.factories import make_campaign, make_subscriber, newsletter
 from tests.pages import alert, flashed, fresh, post_from, text
 from tests.waiting import wait_until
@@ -19,6 +20,7 @@ UYGHUR_SUBJECT = "ئۇيغۇرلار بىلەن ھەمكارلىق"
 UYGHUR_BODY = "ھۆرمەتلىك {{ subscriber.name }}،\n\nھەر ئاينىڭ 5-كۈنى **پورتلاند پلەيس**تا كۆرۈشەيلى.\n"
 CHINESE_SUBJECT = "声援维吾尔人"
 CHINESE_BODY = "亲爱的 {{ subscriber.name }}：\n\n每月5日在**波特兰坊**见。\n"
+API_NEW = {"subject": "December vigil", "body": VIGIL_BODY, "lists": ["newsletter"]}
 
 
 def translate(campaign: Campaign, locale: str, subject: str, body: str) -> None:
@@ -186,3 +188,50 @@ def test_viewers_read_translations_but_cannot_write_them_and_sent_campaigns_are_
     answer = editor.get(f"{BASE}/{campaign.id}/languages/ug")
     assert answer.status_code == 302
     assert "can no longer be changed" in flashed(text(editor.get(answer.headers["Location"])))
+
+
+# --- the API ----------------------------------------------------------------------------------------------------------
+
+
+def test_the_api_writes_reads_previews_and_removes_translations(app, db, api, editor, viewer):
+    created = api("POST", "/api/v1/campaigns", editor, json={**API_NEW, "locale": "zh", "subject": CHINESE_SUBJECT})
+    assert created.status_code == 201, created.json
+    assert_matches(app, "Campaign", created.json)
+    assert (created.json["locale"], created.json["translations"]) == ("zh", [])
+    campaign_id = created.json["id"]
+    path = f"/api/v1/campaigns/{campaign_id}/translations/ug"
+    answer = api("PUT", path, editor, json={"subject": UYGHUR_SUBJECT, "body": UYGHUR_BODY})
+    assert answer.status_code == 200, answer.json
+    assert_matches(app, "Campaign", answer.json)
+    assert answer.json["translations"] == [
+        {"locale": "ug", "subject": UYGHUR_SUBJECT, "preheader": "", "body": UYGHUR_BODY}
+    ]
+    preview = api("GET", f"/api/v1/campaigns/{campaign_id}/preview?lang=ug", viewer)
+    assert preview.status_code == 200 and preview.json["subject"] == UYGHUR_SUBJECT
+    assert 'dir="rtl"' in preview.json["html"]
+    assert api("GET", f"/api/v1/campaigns/{campaign_id}/preview?lang=en", viewer).json["subject"] == CHINESE_SUBJECT
+    assert api("DELETE", path, editor).status_code == 204
+    assert api("GET", f"/api/v1/campaigns/{campaign_id}", viewer).json["translations"] == []
+
+
+def test_the_api_refuses_bad_translations_with_the_documented_errors(db, api, editor, viewer):
+    campaign = make_campaign()
+    base = f"/api/v1/campaigns/{campaign.id}/translations"
+    good = {"subject": UYGHUR_SUBJECT, "body": UYGHUR_BODY}
+    assert_json_error(api("PUT", f"{base}/ug", viewer, json=good), 403)
+    assert_json_error(api("PUT", f"{base}/fr", editor, json=good), 400, "must be one of")
+    assert_json_error(api("PUT", f"{base}/en", editor, json=good), 422, "already in English")
+    assert_json_error(api("PUT", f"{base}/ug", editor, json={"subject": UYGHUR_SUBJECT}), 400)
+    assert_json_error(api("PUT", f"{base}/ug", editor, json={**good, "extra": 1}), 400)
+    assert_json_error(api("PUT", f"{base}/ug", editor, json={**good, "subject": ["x"]}), 400)
+    assert_json_error(api("PUT", f"{base}/ug", editor, json={**good, "body": "{{ config }}"}), 422)
+    assert_json_error(api("PUT", f"{base}/ug", editor, json={**good, "body": "x\u0000y"}), 422)
+    assert_json_error(api("PUT", "/api/v1/campaigns/99999/translations/ug", editor, json=good), 404)
+    assert_json_error(api("DELETE", f"{base}/ug", editor), 404, "no Uyghur")
+    assert_json_error(api("GET", f"/api/v1/campaigns/{campaign.id}/preview?lang=xx", viewer), 400)
+    assert_json_error(api("PATCH", f"/api/v1/campaigns/{campaign.id}", editor, json={"locale": 5}), 400)
+    assert_json_error(api("PATCH", f"/api/v1/campaigns/{campaign.id}", editor, json={"locale": "xx"}), 400)
+    assert fresh(db).scalars(sa.select(CampaignTranslation)).all() == []
+    db.session.execute(sa.update(Campaign).where(Campaign.id == campaign.id).values(status=CampaignStatus.SENT))
+    db.session.commit()
+    assert_json_error(api("PUT", f"{base}/ug", editor, json=good), 409, "can no longer be changed")

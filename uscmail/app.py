@@ -6,6 +6,7 @@ from flask import Flask
 from flask_cors import CORS
 
 from . import api
+from .api import campaign_translations as api_campaign_translations  # noqa: F401 - registers its routes on api.bp
 from .api import campaigns as api_campaigns  # noqa: F401 - registers its routes on api.bp
 from .api import events as api_events  # noqa: F401 - registers its routes on api.bp
 from .api import subscribers as api_subscribers  # noqa: F401 - registers its routes on api.bp
