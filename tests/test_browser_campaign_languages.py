@@ -1,6 +1,6 @@
 """Writing campaigns and reminders in Uyghur and Chinese, in a real browser: an editor translates a campaign and an
 event's reminders through the pages, sees the right-to-left preview, and the pages pass axe-core and fit the screen.
-Screenshots go to /tmp/uscmail-language-screenshots/ for a person to look at."""
+Screenshots go to /tmp/uscmail-campaign-language-screenshots/ for a person to look at."""
 
 import tempfile
 from pathlib import Path
@@ -18,7 +18,7 @@ from uscmail.reminders.planning import DEFAULT_TEMPLATES
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOTS = Path(tempfile.gettempdir()) / "uscmail-language-screenshots"
+SCREENSHOTS = Path(tempfile.gettempdir()) / "uscmail-campaign-language-screenshots"
 UYGHUR_SUBJECT = "ئۇيغۇرلار بىلەن ھەمكارلىق"
 UYGHUR_BODY = "ھۆرمەتلىك {{ subscriber.name }}،\n\nھەر ئاينىڭ 5-كۈنى **پورتلاند پلەيس**تا كۆرۈشەيلى."
 
