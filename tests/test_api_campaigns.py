@@ -438,9 +438,9 @@ def test_every_campaign_route_is_documented_with_its_errors(app, db, api):
         if rule.rule.startswith("/api/v1/campaigns")
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
-    assert len(routed) == 15
+    assert len(routed) == 17
     for rule, method in routed:
-        path = rule.replace("<int:campaign_id>", "{campaign_id}")
+        path = rule.replace("<int:campaign_id>", "{campaign_id}").replace("<locale>", "{locale}")
         operation = document["paths"][path][method.lower()]
         assert operation["tags"] == ["campaigns"]
         if "{campaign_id}" in path:
@@ -459,6 +459,7 @@ def test_every_campaign_route_is_documented_with_its_errors(app, db, api):
             "from_email",
             "reply_to",
             "public",
+            "locale",
         }
     assert "campaign" in document["paths"]["/api/v1/campaigns/{campaign_id}"]["get"]["responses"]["404"]["description"]
 

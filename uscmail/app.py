@@ -6,6 +6,7 @@ from flask import Flask
 from flask_cors import CORS
 
 from . import api
+from .api import campaign_translations as api_campaign_translations  # noqa: F401 - registers its routes on api.bp
 from .api import campaigns as api_campaigns  # noqa: F401 - registers its routes on api.bp
 from .api import events as api_events  # noqa: F401 - registers its routes on api.bp
 from .api import subscribers as api_subscribers  # noqa: F401 - registers its routes on api.bp
@@ -20,6 +21,7 @@ from .campaigns import draft_routes as campaign_draft_routes  # noqa: F401 - reg
 from .campaigns import routes as campaign_routes
 from .campaigns import tasks as campaign_tasks  # noqa: F401 - registers the Celery tasks
 from .campaigns import template_routes as campaign_template_routes
+from .campaigns import translation_routes  # noqa: F401 - registers its pages on campaigns.bp
 from .campaigns.cli import init_campaigns_cli
 from .celery_app import celery_init_app
 from .cli import init_cli
@@ -40,6 +42,7 @@ from .organisers.cli import init_organisers_cli
 from .reminders import public as event_pages
 from .reminders import routes as reminder_routes
 from .reminders import tasks as reminder_tasks  # noqa: F401 - registers the Celery task and the models
+from .reminders import translation_routes as reminder_translation_routes  # noqa: F401 - registers its pages
 from .requestlog import install as install_log_redaction
 from .subscribers import routes as subscriber_routes
 from .subscriptions import api as signup_api

@@ -9,7 +9,8 @@ from typing import Any
 
 from flask import request, url_for
 
-from ..campaigns import drafts, render, services, tasks, testcopy
+from ..campaigns import drafts, languages, render, services, tasks, testcopy, translations
+from ..campaigns.languages import LANGUAGE_NAMES
 from ..campaigns.models import BodyFormat, Campaign, CampaignKind, CampaignStatus
 from ..campaigns.services import CampaignFields, TransitionRefused
 from ..extensions import db
@@ -19,7 +20,9 @@ from . import bp, inputs
 from .bearer import ApiError, current_api_organiser, error_response, token_required
 
 LIST_ARGS = {"status", "kind", "limit"}
-FIELDS = {"subject", "preheader", "body_format", "body", "lists", "from_name", "from_email", "reply_to", "public"}
+FIELDS = {
+    "subject", "preheader", "body_format", "body", "lists", "from_name", "from_email", "reply_to", "public", "locale",
+}  # fmt: skip
 NULLABLE_FIELDS = {"from_name", "from_email", "reply_to"}
 # A body may hold services.BODY_MAX_LENGTH characters, each up to 6 bytes once JSON-escaped ("\uXXXX"), so these
 # requests may be larger than the app-wide MAX_CONTENT_LENGTH.
@@ -62,6 +65,11 @@ def campaign_json(campaign: Campaign) -> dict:
         "from_email": campaign.from_email,
         "reply_to": campaign.reply_to,
         "public": campaign.public,
+        "locale": campaign.locale,
+        "translations": [
+            {"locale": found.locale, "subject": found.subject, "preheader": found.preheader, "body": found.body}
+            for found in campaign.translations
+        ],
         "scheduled_at": _timestamp(campaign.scheduled_at),
         "started_at": _timestamp(campaign.started_at),
         "finished_at": _timestamp(campaign.finished_at),
@@ -84,7 +92,7 @@ def _fields(payload: dict[str, Any], current: CampaignFields) -> CampaignFields:
     Everything else (lengths, line breaks, addresses, template syntax, archived lists) is the services' to refuse.
     """
     # The shape first (400), then the values (422).
-    for key in sorted((FIELDS - {"lists", "public", "body_format"}) & set(payload)):
+    for key in sorted((FIELDS - {"lists", "public", "body_format", "locale"}) & set(payload)):
         setattr(current, key, inputs.string_field(payload, key, nullable=key in NULLABLE_FIELDS))
     if "body_format" in payload:
         current.body_format = inputs.enum_field(payload, "body_format", BodyFormat)
@@ -100,6 +108,16 @@ def _fields(payload: dict[str, Any], current: CampaignFields) -> CampaignFields:
         # joining=False: archived lists are refused by the services, in the words of sending rather than joining.
         current.list_ids = [mailing_list.id for mailing_list in inputs.lists_by_slug(slugs, joining=False)]
     return current
+
+
+def _locale(payload: dict[str, Any]) -> str | None:
+    """The payload's `locale`, if given: one of the languages campaigns may be written in, else 400."""
+    if "locale" not in payload:
+        return None
+    locale = inputs.string_field(payload, "locale")
+    if locale not in LANGUAGE_NAMES:
+        raise inputs.bad_request(f"'locale' must be one of: {', '.join(LANGUAGE_NAMES)}.")
+    return locale
 
 
 def _stored_fields(campaign: Campaign) -> CampaignFields:
@@ -140,7 +158,10 @@ def create_campaign():
     request.max_content_length = COMPOSE_MAX_BYTES
     payload = inputs.json_body(allowed=FIELDS, required={"subject", "body", "lists"})
     fields = _fields(payload, CampaignFields(subject="", body="", list_ids=[]))
+    locale = _locale(payload)
     campaign = services.create_campaign(fields, current_api_organiser())
+    if locale:
+        translations.set_language(campaign, locale, current_api_organiser())
     db.session.commit()
     return campaign_json(campaign), 201, {"Location": url_for(".campaign_detail", campaign_id=campaign.id)}
 
@@ -164,7 +185,10 @@ def update_campaign(campaign_id: int):
     if not campaign.editable:
         # Before the values are checked: a change that could never be stored is a conflict, whatever it holds.
         raise TransitionRefused(f"This campaign is {campaign.status.value}; it can no longer be changed.")
+    locale = _locale(payload)
     services.update_campaign(campaign, _fields(payload, _stored_fields(campaign)), current_api_organiser())
+    if locale:
+        translations.set_language(campaign, locale, current_api_organiser())
     db.session.commit()
     return campaign_json(campaign)
 
@@ -296,9 +320,10 @@ def stats(campaign_id: int):
 @bp.get("/campaigns/<int:campaign_id>/preview")
 @token_required(Role.VIEWER)
 def preview(campaign_id: int):
-    """The campaign as a recipient called Alex would get it."""
+    """The campaign as a recipient called Alex would get it; with `lang`, as a reader of that language would."""
     campaign = campaign_or_404(campaign_id)
-    if request.args:
-        raise inputs.bad_request(f"The preview takes no query parameters (got: {', '.join(sorted(request.args))}).")
-    rendered = render.render_preview(campaign)
+    args = inputs.query_args({"lang"})
+    if "lang" in args and args["lang"] not in LANGUAGE_NAMES:
+        raise inputs.bad_request(f"'lang' must be one of: {', '.join(LANGUAGE_NAMES)}.")
+    rendered = render.render_preview(languages.in_language(campaign, args.get("lang")))
     return {"subject": rendered.subject, "html": rendered.html, "text": rendered.text}

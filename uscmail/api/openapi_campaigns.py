@@ -1,5 +1,6 @@
 """The campaign part of the OpenAPI document: /api/v1/campaigns and its actions."""
 
+from ..campaigns.languages import LANGUAGE_NAMES
 from ..campaigns.models import BodyFormat, CampaignKind, CampaignStatus
 from ..campaigns.services import (
     BODY_MAX_LENGTH,
@@ -12,6 +13,7 @@ from ..campaigns.services import (
 from .openapi_parts import NULLABLE_TIMESTAMP, SLUG, TIMESTAMP, answer, body, closed, errors, operation, ref
 
 CAMPAIGN_ID = {"name": "campaign_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+LOCALE = {"name": "locale", "in": "path", "required": True, "schema": {"enum": list(LANGUAGE_NAMES)}}
 CAMPAIGN_ERRORS = {
     404: "No such campaign.",
     409: "The campaign's status does not allow this: e.g. changing, deleting or sending a campaign that is already "
@@ -60,6 +62,11 @@ def _editable_fields() -> dict:
         },
         "reply_to": NULLABLE_ADDRESS,
         "public": {"type": "boolean", "default": False, "description": "Listed in the public archive once sent."},
+        "locale": {
+            "enum": list(LANGUAGE_NAMES),
+            "default": "en",
+            "description": "The language of the subject and body; not one the campaign has a translation into.",
+        },
     }
 
 
@@ -87,12 +94,34 @@ def campaign_schemas() -> dict:
                 "from_email": {"type": "string"},
                 "reply_to": {"type": ["string", "null"]},
                 "public": {"type": "boolean"},
+                "locale": {"type": "string", "description": "The language of the subject and body."},
+                "translations": {
+                    "type": "array",
+                    "items": ref("Translation"),
+                    "description": "The campaign in other languages: each reader gets theirs, else the campaign's own.",
+                },
                 "scheduled_at": NULLABLE_TIMESTAMP,
                 "started_at": NULLABLE_TIMESTAMP,
                 "finished_at": NULLABLE_TIMESTAMP,
                 "created_at": TIMESTAMP,
                 "updated_at": TIMESTAMP,
             }
+        ),
+        "Translation": closed(
+            {
+                "locale": {"type": "string"},
+                "subject": {"type": "string"},
+                "preheader": {"type": "string"},
+                "body": {"type": "string"},
+            }
+        ),
+        "TranslationFields": closed(
+            {
+                "subject": fields["subject"],
+                "preheader": fields["preheader"],
+                "body": {**fields["body"], "description": "In the campaign's body format, with the same variables."},
+            },
+            required=["subject", "body"],
         ),
         "CampaignPage": closed({"items": {"type": "array", "items": ref("Campaign")}}),
         "NewCampaign": closed(fields, required=["subject", "body", "lists"]),
@@ -315,6 +344,34 @@ def campaign_paths() -> dict:
                 "previewCampaign",
                 "The campaign as a subscriber called Alex would receive it (viewer).",
                 {"200": answer("Subject, HTML and text.", ref("Preview")), **campaign_errors(400, 401, 403, 404, 422)},
+                parameters=[
+                    {
+                        "name": "lang",
+                        "in": "query",
+                        "schema": {"enum": list(LANGUAGE_NAMES)},
+                        "description": "As a reader of this language gets it (the campaign's own text if it has no "
+                        "translation into it).",
+                    }
+                ],
+                **TAGS,
+            ),
+        },
+        f"{prefix}/translations/{{locale}}": {
+            "parameters": [CAMPAIGN_ID, LOCALE],
+            "put": operation(
+                "putCampaignTranslation",
+                "Add or replace the campaign's subject, preheader and body in another language (editor).",
+                {
+                    "200": answer("The campaign with its translations.", ref("Campaign")),
+                    **campaign_errors(400, 401, 403, 404, 409, 415, 422),
+                },
+                requestBody=body(ref("TranslationFields")),
+                **TAGS,
+            ),
+            "delete": operation(
+                "deleteCampaignTranslation",
+                "Remove the campaign's translation into one language (editor).",
+                {"204": answer("Removed."), **campaign_errors(400, 401, 403, 404, 409)},
                 **TAGS,
             ),
         },

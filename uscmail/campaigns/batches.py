@@ -23,7 +23,7 @@ from ..mail.ratelimit import SendRateLimit
 from ..mail.smtp import ConnectionLost, SenderRefused, drop_connection, safe_detail, smtp_connection
 from ..models import utcnow
 from ..templating import TemplateRefused
-from .builder import PreparedCampaign, Recipient, prepare
+from .builder import PreparedLanguages, Recipient, prepare
 from .journal import send_journal
 from .lanes import Lane
 from .models import Campaign, CampaignStatus, Delivery
@@ -42,10 +42,10 @@ CHECKPOINT_SECONDS = 0.5
 SNAPSHOT_WAIT_SECONDS = 0.1
 
 
-_prepared: dict[tuple, PreparedCampaign] = {}
+_prepared: dict[tuple, PreparedLanguages] = {}
 
 
-def prepared_campaign(campaign: Campaign) -> PreparedCampaign:
+def prepared_campaign(campaign: Campaign) -> PreparedLanguages:
     """The campaign rendered once per worker process; its content cannot change once sending has begun."""
     key = (campaign.id, campaign.started_at)
     if key not in _prepared:
@@ -157,7 +157,7 @@ def template_failure(delivery_id: int, campaign_id: int, error: TemplateRefused,
     return Outcome(delivery_id, OutcomeKind.FAILED, detail)
 
 
-def send_one(connection: smtplib.SMTP, prepared: PreparedCampaign, recipient: Recipient) -> Outcome:
+def send_one(connection: smtplib.SMTP, prepared: PreparedLanguages, recipient: Recipient) -> Outcome:
     """Build one recipient's message and hand it to the mail layer. TemplateRefused before any SMTP command;
     ConnectionLost and SenderRefused as mail.smtp.send raises them."""
     data = prepared.build(recipient)
@@ -256,7 +256,7 @@ class BatchSender:
     the outcomes in one place."""
 
     def __init__(
-        self, batch: Batch, campaign: Campaign, prepared: PreparedCampaign, limiter: SendRateLimit, lane: Lane
+        self, batch: Batch, campaign: Campaign, prepared: PreparedLanguages, limiter: SendRateLimit, lane: Lane
     ):
         self.batch, self.campaign, self.prepared, self.limiter, self.lane = batch, campaign, prepared, limiter, lane
         self.campaign_id = campaign.id

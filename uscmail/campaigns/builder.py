@@ -45,6 +45,7 @@ from ..mail.mime import (
     calendar_part,
     one_line_endings,
 )
+from . import languages
 from .models import Campaign
 from .render import CampaignTemplate, MailValues, clean_name, web_version_url
 
@@ -59,6 +60,8 @@ class Recipient:
     email: str
     name: str | None
     public_id: str
+    # The reader's language: they get the campaign's version in it, if it has one.
+    locale: str | None = None
 
 
 def _replacer(stand_ins: tuple[str, str, str], values: tuple[str, str, str]) -> Callable[[str], str]:
@@ -320,7 +323,34 @@ class PreparedCampaign:
         return message.as_bytes(policy=message_policy)
 
 
-def prepare(campaign: Campaign, *, test: bool = False) -> PreparedCampaign:
-    """Everything about a campaign's messages that is the same for every recipient; once per campaign and worker
-    process. Raises TemplateRefused if the body can't be rendered."""
-    return PreparedCampaign(campaign, test=test)
+class PreparedLanguages:
+    """A campaign ready to send in each of its languages (`languages.versions`): every reader gets the version in
+    their language, else the campaign's own. The same `build` and `needs_smtputf8` as one PreparedCampaign."""
+
+    def __init__(self, campaign: Campaign, test: bool = False):
+        self.versions = {
+            locale: PreparedCampaign(version, test=test) for locale, version in languages.versions(campaign).items()
+        }
+        self.default = next(iter(self.versions.values()))
+
+    def __getattr__(self, name: str):
+        # What is the same in every version (sender, links, headers) is read off the campaign's own.
+        return getattr(self.default, name)
+
+    def for_reader(self, recipient: Recipient) -> PreparedCampaign:
+        """The version this reader gets."""
+        return self.versions.get(recipient.locale or "", self.default)
+
+    def build(self, recipient: Recipient) -> bytes:
+        """The complete message for one recipient, in their language."""
+        return self.for_reader(recipient).build(recipient)
+
+    def needs_smtputf8(self, recipient: Recipient) -> bool:
+        """Whether the message must go with SMTPUTF8 (the same in every language)."""
+        return self.default.needs_smtputf8(recipient)
+
+
+def prepare(campaign: Campaign, *, test: bool = False) -> PreparedLanguages:
+    """Everything about a campaign's messages that is the same for every recipient of each language; once per
+    campaign and worker process. Raises TemplateRefused if a version's body can't be rendered."""
+    return PreparedLanguages(campaign, test=test)

@@ -7,7 +7,7 @@ from ..extensions import db
 from ..organisers import audit
 from ..organisers.models import Organiser
 from . import services
-from .models import Campaign, CampaignKind, CampaignStatus
+from .models import Campaign, CampaignKind, CampaignStatus, CampaignTranslation
 from .revisions import london_clock
 from .services import CampaignFields, TransitionRefused
 
@@ -43,9 +43,9 @@ def autosave(
 
 
 def duplicate_campaign(original: Campaign, actor: Organiser | str) -> Campaign:
-    """A new draft newsletter with the original's subject, preheader, body, lists, sender, reply-to and archive
-    choice (not its schedule, progress or calendar), whatever the original's status. Copied as stored, so a sender
-    or list that is no longer allowed is explained when the copy is saved."""
+    """A new draft newsletter with the original's subject, preheader, body, language and translations, lists, sender,
+    reply-to and archive choice (not its schedule, progress or calendar), whatever the original's status. Copied as
+    stored, so a sender or list that is no longer allowed is explained when the copy is saved."""
     copy = Campaign(
         kind=CampaignKind.NEWSLETTER,
         subject=original.subject,
@@ -56,9 +56,14 @@ def duplicate_campaign(original: Campaign, actor: Organiser | str) -> Campaign:
         from_email=original.from_email,
         reply_to=original.reply_to,
         public=original.public,
+        locale=original.locale,
         created_by_id=actor.id if isinstance(actor, Organiser) else None,
     )
     copy.lists = list(original.lists)
+    copy.translations = [
+        CampaignTranslation(locale=found.locale, subject=found.subject, preheader=found.preheader, body=found.body)
+        for found in original.translations
+    ]
     db.session.add(copy)
     db.session.flush()
     audit.record(actor, "campaign.duplicate", "campaign", copy.id, original=original.id)

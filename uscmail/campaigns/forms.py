@@ -267,3 +267,19 @@ def london_date(moment: datetime | None) -> str:
     """'5 April 2027', the London date of an instant (or an em dash)."""
     local = in_london(moment)
     return f"{local.day} {local:%B %Y}" if local is not None else "—"
+
+
+class CampaignLanguageForm(FlaskForm):
+    """The language the campaign's own subject and body are written in."""
+
+    locale = SelectField("The campaign's own text is in", choices=[], validate_choice=False)
+
+
+class TranslationForm(FlaskForm):
+    """The campaign's subject, preheader and body in another language."""
+
+    subject = StringField("Subject", render_kw={"maxlength": SUBJECT_MAX_LENGTH, "autocomplete": "off", "dir": "auto"})
+    preheader = StringField(
+        "Preheader (optional)", render_kw={"maxlength": PREHEADER_MAX_LENGTH, "autocomplete": "off", "dir": "auto"}
+    )
+    body = TextAreaField("Body", render_kw={"rows": 18, "spellcheck": "true", "dir": "auto"})

@@ -100,7 +100,14 @@ class Campaign(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
+    # The language of the subject and body above (a locale code, e.g. "en", "ug", "zh"); readers whose own language
+    # has a translation below get that instead.
+    locale: Mapped[str] = mapped_column(sa.String(16), default="en", server_default="en")
+
     lists: Mapped[list[MailingList]] = relationship(secondary=campaign_lists, order_by=MailingList.id)
+    translations: Mapped[list["CampaignTranslation"]] = relationship(
+        back_populates="campaign", cascade="all, delete-orphan", order_by="CampaignTranslation.locale"
+    )
 
     @property
     def list_ids(self) -> list[int]:
@@ -128,6 +135,22 @@ class SavedTemplate(db.Model):
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organisers.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class CampaignTranslation(db.Model):
+    """The campaign in another language: its subject, preheader and body for subscribers who read that language.
+    Everything else (sender, lists, format, schedule) is the campaign's."""
+
+    __tablename__ = "campaign_translations"
+
+    campaign_id: Mapped[int] = mapped_column(sa.ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    locale: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    subject: Mapped[str] = mapped_column(sa.String(255))
+    preheader: Mapped[str] = mapped_column(sa.String(255), default="")
+    body: Mapped[str] = mapped_column(sa.Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    campaign: Mapped[Campaign] = relationship(back_populates="translations")
 
 
 class CampaignLane(db.Model):

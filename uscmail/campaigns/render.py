@@ -28,11 +28,13 @@ from markupsafe import Markup
 from .. import templating
 from ..links import external_url
 from ..media import mailimages
+from .languages import text_direction
 from .models import BodyFormat, Campaign
 
 # Other modules import TemplateRefused, MailValues and clean_name from here.
 from .sandbox import (
     FALLBACK_NAME,
+    FALLBACK_NAMES,
     MailValues,
     SubjectTemplate,
     TemplateRefused,
@@ -173,9 +175,17 @@ class CampaignTemplate:
     MAX_SHAPES = 256
 
     def __init__(
-        self, body: str, body_format: BodyFormat, *, subject: str = "", preheader: str = "", contact: str = ""
+        self,
+        body: str,
+        body_format: BodyFormat,
+        *,
+        subject: str = "",
+        preheader: str = "",
+        contact: str = "",
+        locale: str = "en",
     ):
-        self.subject = SubjectTemplate(subject)
+        self.fallback_name = FALLBACK_NAMES.get(locale, FALLBACK_NAME)
+        self.subject = SubjectTemplate(subject, self.fallback_name)
         self.body_format = BodyFormat(body_format)
         self.template, self.name_plain, self.urls_plain = compile_body(body, self.body_format)
         if not self.urls_plain:
@@ -183,7 +193,14 @@ class CampaignTemplate:
             raise TemplateRefused(PERSONAL_LINK_MISPLACED)
         self.tokens = Tokens(body)
         # The layout is rendered once for everyone: the subject in it is the one a reader without a name gets.
-        self.layout = {"subject": self.subject.render(None), "preheader": preheader, "contact": contact}
+        self.locale = locale
+        self.layout = {
+            "subject": self.subject.render(None),
+            "preheader": preheader,
+            "contact": contact,
+            "lang": locale,
+            "dir": text_direction(locale),
+        }
         self.drafts: dict[tuple[str, bool], tuple[str, str]] = {}
 
     @classmethod
@@ -195,12 +212,13 @@ class CampaignTemplate:
             subject=campaign.subject or "",
             preheader=campaign.preheader or "",
             contact=campaign.reply_to or campaign.from_email or "",
+            locale=getattr(campaign, "locale", None) or "en",
         )
 
     def run(self, values: MailValues) -> tuple[str, list[str]]:
         """The template's shape for these values, and the texts its tokens stand for; TemplateRefused on failure."""
         name = clean_name(values.name)
-        subscriber = TemplateSubscriber(name=name or UnknownName(FALLBACK_NAME))
+        subscriber = TemplateSubscriber(name=name or UnknownName(self.fallback_name))
         outputs = _Outputs(self.tokens)
         reset = _outputs.set(outputs)
         try:

@@ -16,7 +16,7 @@ from ..queueing import after_commit
 from ..subscribers import lists as list_services
 from ..subscribers import services as subscriber_services
 from ..validation import InvalidInput
-from . import render, saved_templates, services, tasks, testcopy
+from . import languages, render, saved_templates, services, tasks, testcopy
 from .archive import mail_document
 from .forms import (
     ActionForm,
@@ -186,18 +186,25 @@ def preview():
     return preview_document(campaign)
 
 
+def version_asked(campaign: Campaign) -> Campaign | languages.CampaignInLanguage:
+    """The campaign in the language the query string asks for (`?lang=ug`), else its own."""
+    locale = request.args.get("lang")
+    return languages.in_language(campaign, locale) if locale else campaign
+
+
 @bp.get(f"/<{ID}:campaign_id>/preview")
 @access.role_required(Role.VIEWER)
 def saved_preview(campaign_id: int):
-    """The saved campaign's mail, for the preview frames of the campaign and compose pages."""
-    return preview_document(campaign_or_404(campaign_id))
+    """The saved campaign's mail (in the language asked for), for the preview frames of the campaign, compose and
+    translation pages."""
+    return preview_document(version_asked(campaign_or_404(campaign_id)))
 
 
 @bp.get(f"/<{ID}:campaign_id>/text")
 @access.role_required(Role.VIEWER)
 def text_version(campaign_id: int):
-    """The plain-text part of the saved campaign, as mail clients without HTML show it."""
-    campaign = campaign_or_404(campaign_id)
+    """The plain-text part of the saved campaign (in the language asked for), as mail clients without HTML show it."""
+    campaign = version_asked(campaign_or_404(campaign_id))
     error, text = None, ""
     try:
         text = render.render_preview(campaign).text
@@ -231,6 +238,7 @@ def render_campaign(
         test_limit=current_app.config["CAMPAIGN_TEST_RECIPIENTS_MAX"],
         test_allowance=testcopy.allowance(),
         action_form=ActionForm(),
+        language_names=languages.LANGUAGE_NAMES,
         error=error,
     ), status if error else 200
 

@@ -21,6 +21,8 @@ from .models import BodyFormat
 
 # Not "friend": "Dear friend" is a classic spam opening (SpamAssassin DEAR_FRIEND, +2.7 on every nameless reader).
 FALLBACK_NAME = "supporter"
+# The same word in the other languages a campaign may be written in.
+FALLBACK_NAMES = {"en": FALLBACK_NAME, "ug": "قوللىغۇچى", "zh": "支持者"}
 AVAILABLE = "You can use subscriber.name, unsubscribe_url, preferences_url and web_version_url."
 SUBJECT_AVAILABLE = "A subject can use subscriber.name."
 SUBJECT_VARIABLES = frozenset({"subscriber"})
@@ -201,8 +203,8 @@ class SubjectTemplate:
     """A campaign's subject: plain text, or, when it holds template syntax, a template in the shared sandbox that
     may use `subscriber.name` (with the same fallback word as the body). Rendered to one line."""
 
-    def __init__(self, source: str):
-        self.source = source
+    def __init__(self, source: str, fallback_name: str = FALLBACK_NAME):
+        self.source, self.fallback_name = source, fallback_name
         self.template = None
         if any(mark in source for mark in TEMPLATE_MARKS):
             try:
@@ -222,7 +224,7 @@ class SubjectTemplate:
         """The subject for a reader called `name` (None: unknown), on one line; TemplateRefused if it fails."""
         if self.template is None:
             return " ".join(self.source.split())
-        subscriber = TemplateSubscriber(name=clean_name(name) or UnknownName(FALLBACK_NAME))
+        subscriber = TemplateSubscriber(name=clean_name(name) or UnknownName(self.fallback_name))
         try:
             text = templating.render(self.template, {"subscriber": subscriber})
         except TemplateRefused as exc:

@@ -185,7 +185,12 @@ def recipients_of(batch: Batch, campaign: Campaign, from_id: int = 0) -> tuple[l
     )
     rows = db.session.execute(
         sa.select(
-            Delivery.id, Subscriber.email, Subscriber.name, Subscriber.public_id, still_subscribed.label("subscribed")
+            Delivery.id,
+            Subscriber.email,
+            Subscriber.name,
+            Subscriber.public_id,
+            Subscriber.locale,
+            still_subscribed.label("subscribed"),
         )
         .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(Delivery.campaign_id == campaign.id, held_by(batch.claim, (max(from_id, batch.span[0]), batch.span[1])))
@@ -207,5 +212,9 @@ def recipients_of(batch: Batch, campaign: Campaign, from_id: int = 0) -> tuple[l
         elif digests[row.email] in suppressed:
             skipped.append(Outcome(row.id, OutcomeKind.SKIPPED, "suppressed"))
         else:
-            recipients.append(Recipient(delivery_id=row.id, email=row.email, name=row.name, public_id=row.public_id))
+            recipients.append(
+                Recipient(
+                    delivery_id=row.id, email=row.email, name=row.name, public_id=row.public_id, locale=row.locale
+                )
+            )
     return recipients, skipped

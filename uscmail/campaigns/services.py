@@ -62,6 +62,20 @@ def _target_lists(list_ids: list[int]) -> list[MailingList]:
     return sorted(lists, key=lambda mailing_list: mailing_list.id)
 
 
+def clean_body(body: str | None, body_format: BodyFormat) -> str:
+    """The body as written, if it can be stored and sent; else InvalidInput saying why."""
+    body = body or ""
+    if not body.strip():
+        raise InvalidInput("Please write the body of the campaign.")
+    # NUL and lone surrogates cannot be stored (PostgreSQL refuses them) and never belong in a mail.
+    if "\x00" in body or any("\ud800" <= ch <= "\udfff" for ch in body):
+        raise InvalidInput("The body contains characters that can't be sent (NUL or a broken character).")
+    if len(body) > BODY_MAX_LENGTH:
+        raise InvalidInput(f"The body is too long (at most {BODY_MAX_LENGTH:,} characters).")
+    render.check_template(body, body_format)
+    return body
+
+
 def clean_fields(fields: CampaignFields) -> tuple[dict, list[MailingList]]:
     """Check and normalise what the organiser wrote; return column values and target lists, or raise InvalidInput.
 
@@ -80,16 +94,8 @@ def clean_fields(fields: CampaignFields) -> tuple[dict, list[MailingList]]:
         body_format = BodyFormat(fields.body_format)
     except ValueError:
         raise InvalidInput("The body format must be markdown or html.") from None
-    body = fields.body or ""
-    if not body.strip():
-        raise InvalidInput("Please write the body of the campaign.")
-    # NUL and lone surrogates cannot be stored (PostgreSQL refuses them) and never belong in a mail.
-    if "\x00" in body or any("\ud800" <= ch <= "\udfff" for ch in body):
-        raise InvalidInput("The body contains characters that can't be sent (NUL or a broken character).")
-    if len(body) > BODY_MAX_LENGTH:
-        raise InvalidInput(f"The body is too long (at most {BODY_MAX_LENGTH:,} characters).")
+    body = clean_body(fields.body, body_format)
     render.check_subject(subject)
-    render.check_template(body, body_format)
     lists = _target_lists(fields.list_ids)
     values = {
         "subject": subject,
@@ -125,6 +131,11 @@ def update_campaign(
     if not campaign.editable:
         raise TransitionRefused(f"This campaign is {campaign.status.value}; it can no longer be changed.")
     values, lists = clean_fields(fields)
+    for translated in campaign.translations:
+        try:
+            render.check_template(translated.body, values["body_format"])
+        except InvalidInput as exc:
+            raise InvalidInput(f"The {translated.locale} translation: {exc}") from None
     next_revision(campaign, revision)
     for key, value in values.items():
         setattr(campaign, key, value)

@@ -93,7 +93,8 @@ def send_test_copy(campaign: Campaign, raw: str, organiser: Organiser) -> list[s
     """Check a test send of `campaign` to the addresses in `raw`, count it and audit it; the addresses to queue."""
     addresses = parse_test_addresses(raw)
     check_sender(campaign)
-    count_test_mails(organiser, len(addresses))
+    # One copy of each language version to each address.
+    count_test_mails(organiser, len(addresses) * (1 + len(campaign.translations)))
     recipients = [recipient_digest(address) for address in addresses]
     audit.record(organiser, "campaign.test_send", "campaign", campaign.id, count=len(addresses), recipients=recipients)
     return addresses
@@ -114,12 +115,13 @@ def deliver_test_copies(campaign: Campaign, addresses: list[str]) -> int:
         return 0
     sent = 0
     for address in addresses:
-        recipient = Recipient(delivery_id=None, email=address, name=None, public_id="test")
-        data, smtputf8 = prepared.build(recipient), prepared.needs_smtputf8(recipient)
-        reply = smtp.send(smtp.smtp_connection(), returnpath.plain(), address, data, smtputf8=smtputf8)
-        if reply.answer is smtp.Answer.SENT:
-            sent += 1
-        else:
-            log.warning("a test copy of campaign %s was not accepted: %s", campaign.id, reply.detail)
-    log.info("test of campaign %s sent to %s of %s addresses", campaign.id, sent, len(addresses))
+        for locale in prepared.versions:
+            recipient = Recipient(delivery_id=None, email=address, name=None, public_id="test", locale=locale)
+            data, smtputf8 = prepared.build(recipient), prepared.needs_smtputf8(recipient)
+            reply = smtp.send(smtp.smtp_connection(), returnpath.plain(), address, data, smtputf8=smtputf8)
+            if reply.answer is smtp.Answer.SENT:
+                sent += 1
+            else:
+                log.warning("a test copy of campaign %s was not accepted: %s", campaign.id, reply.detail)
+    log.info("test of campaign %s: %s copies sent to %s addresses", campaign.id, sent, len(addresses))
     return sent

@@ -286,3 +286,12 @@ class OverrideForm(FlaskForm):
             "place": self.place.data or "",
             "note": self.note.data or "",
         }
+
+
+class EventTranslationForm(FlaskForm):
+    """The event's reminder templates in another language."""
+
+    subject = StringField(
+        "Subject", render_kw={"maxlength": SUBJECT_MAX, "autocomplete": "off", "dir": "auto", "required": True}
+    )
+    body = TextAreaField("Body", render_kw={"rows": 14, "spellcheck": "true", "dir": "auto", "required": True})

@@ -45,6 +45,21 @@ class Event(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     mailing_list: Mapped[MailingList] = relationship(lazy="joined")
+    translations: Mapped[list["EventTranslation"]] = relationship(
+        cascade="all, delete-orphan", order_by="EventTranslation.locale"
+    )
+
+
+class EventTranslation(db.Model):
+    """The event's reminder templates in another language: subscribers who read it get reminders in it."""
+
+    __tablename__ = "event_translations"
+
+    event_id: Mapped[int] = mapped_column(sa.ForeignKey("events.id", ondelete="CASCADE"), primary_key=True)
+    locale: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    subject_template: Mapped[str] = mapped_column(sa.String(255))
+    body_template: Mapped[str] = mapped_column(sa.Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class OccurrenceOverride(db.Model):

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
+from babel.dates import format_date, format_time
 
 from .. import templating
 from ..campaigns import services as campaigns
+from ..campaigns import translations as campaign_translations
 from ..campaigns.models import CampaignKind
 from ..campaigns.sandbox import literal_source
 from ..extensions import db, upsert_insert
@@ -20,7 +22,7 @@ from ..mail.messages import sender_address
 from ..models import MailingList, utcnow
 from ..validation import InvalidInput
 from .calendar import occurrence_calendar
-from .models import Event, OccurrenceOverride, Reminder, ReminderStatus
+from .models import Event, EventTranslation, OccurrenceOverride, Reminder, ReminderStatus
 from .schedule import Occurrence, occurrences, reminder_times
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,38 @@ We protest outside **{{ place }}** on **{{ date }} at {{ time }}**. Please join 
 
 The invitation attached to this email adds the protest to your calendar.
 """
+
+# The default templates in the other languages a reminder may go out in (translations of the two above).
+DEFAULT_TEMPLATES = {
+    "en": (DEFAULT_SUBJECT, DEFAULT_BODY),
+    "ug": (
+        "نامايىش {{ date }}: {{ title }}",
+        """ھۆرمەتلىك {{ subscriber.name }}،
+
+بىز **{{ date }} سائەت {{ time }}** دە **{{ place }}** ئالدىدا نامايىش قىلىمىز.
+بىزگە قوشۇلۇڭ، بىر دوستىڭىزنىمۇ بىللە ئېلىپ كېلىڭ.
+{% if notes %}
+**{{ notes }}**
+{% endif %}
+{% if map_url %}[قانداق بېرىش كېرەك]({{ map_url }}){% endif %}
+
+بۇ خەتكە قوشۇلغان تەكلىپنامە نامايىشنى كالېندارىڭىزغا قوشىدۇ.
+""",
+    ),
+    "zh": (
+        "抗议活动 {{ date }}：{{ title }}",
+        """亲爱的 {{ subscriber.name }}：
+
+我们将于 **{{ date }} {{ time }}** 在 **{{ place }}** 外举行抗议。请加入我们，并带上一位朋友。
+{% if notes %}
+**{{ notes }}**
+{% endif %}
+{% if map_url %}[如何前往]({{ map_url }}){% endif %}
+
+本邮件附带的邀请可将这次抗议加入您的日历。
+""",
+    ),
+}
 
 
 VARIABLES = frozenset(
@@ -97,12 +131,17 @@ class ReminderContent:
     body: str
 
 
-def occurrence_values(event: Event, occurrence: Occurrence) -> dict:
-    """The variables a reminder template may use."""
+def occurrence_values(event: Event, occurrence: Occurrence, locale: str = "en") -> dict:
+    """The variables a reminder template may use; the date and time written as readers of `locale` write them."""
+    if locale == "en":
+        day, hour = occurrence.starts_at.strftime("%A %-d %B %Y"), occurrence.starts_at.strftime("%H:%M")
+    else:
+        day = format_date(occurrence.starts_at, format="full", locale=locale)
+        hour = format_time(occurrence.starts_at, format="short", locale=locale)
     return {
         "title": event.title,
-        "date": occurrence.starts_at.strftime("%A %-d %B %Y"),
-        "time": occurrence.starts_at.strftime("%H:%M"),
+        "date": day,
+        "time": hour,
         "place": occurrence.place,
         "notes": occurrence.note or "",
         "map_url": _MapLink(event.map_url or ""),
@@ -121,12 +160,16 @@ def _fill(sandbox: templating.Sandbox, source: str, what: str, values: dict) -> 
         raise templating.TemplateRefused(f"The reminder template can't be used (the {what}): {exc}") from None
 
 
-def render_content(event: Event, occurrence: Occurrence) -> ReminderContent:
-    """Fill the event's templates with the occurrence (date, time, place, notes) in the shared sandbox, or raise
-    TemplateRefused (an InvalidInput). Places, notes and titles are plain text: the body shows them as text."""
-    values = occurrence_values(event, occurrence)
-    subject = _fill(_SUBJECT_SANDBOX, event.subject_template, "subject", values)
-    body = _fill(_BODY_SANDBOX, event.body_template, "body", values)
+def render_content(
+    event: Event, occurrence: Occurrence, translation: EventTranslation | None = None
+) -> ReminderContent:
+    """Fill the event's templates (or a translation's) with the occurrence (date, time, place, notes) in the shared
+    sandbox, or raise TemplateRefused (an InvalidInput). Places, notes and titles are plain text: the body shows them
+    as text."""
+    source = translation or event
+    values = occurrence_values(event, occurrence, translation.locale if translation else "en")
+    subject = _fill(_SUBJECT_SANDBOX, source.subject_template, "subject", values)
+    body = _fill(_BODY_SANDBOX, source.body_template, "body", values)
     return ReminderContent(" ".join(subject.split()), body)
 
 
@@ -171,6 +214,16 @@ def reminder_campaign(event: Event, occurrence: Occurrence):
     )
     campaign = campaigns.create_campaign(fields, "reminders", kind=CampaignKind.REMINDER)
     campaign.calendar = occurrence_calendar(event, occurrence)
+    for translation in event.translations:
+        translated = render_content(event, occurrence, translation)
+        campaign_translations.save_translation(
+            campaign,
+            translation.locale,
+            campaign_translations.TranslationFields(
+                subject=literal_source(translated.subject, campaigns.SUBJECT_MAX_LENGTH), body=translated.body
+            ),
+            "reminders",
+        )
     return campaign
 
 

@@ -13,6 +13,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from ..campaigns import services as campaign_services
 from ..campaigns import tasks as campaign_tasks
 from ..campaigns.archive import mail_document
+from ..campaigns.languages import LANGUAGE_NAMES
 from ..campaigns.services import TransitionRefused
 from ..extensions import db
 from ..models import utcnow
@@ -21,7 +22,7 @@ from ..organisers.models import Role
 from ..queueing import after_commit
 from ..subscribers import lists as list_services
 from ..validation import InvalidInput
-from . import services
+from . import services, translations
 from .forms import EventForm, HoldForm, OverrideForm, ResumeForm, offset_key_words, offset_words, parse_date
 from .models import Event, ReminderStatus
 from .planning import default_list, overrides_of
@@ -170,6 +171,7 @@ def render_event(
         resume_form=resume_form or ResumeForm(formdata=None),
         now=utcnow(),
         ReminderStatus=ReminderStatus,
+        language_names=LANGUAGE_NAMES,
         error=error,
     ), status if error else 200
 
@@ -249,10 +251,11 @@ def change_date(event_id: int, day: str):
 @bp.get(f"/<{ID}:event_id>/preview")
 @access.role_required(Role.VIEWER)
 def preview(event_id: int):
-    """The next reminder's mail exactly as it will be sent, for the event page's sandboxed preview frame."""
+    """The next reminder's mail exactly as it will be sent (in the language asked for, `?lang=ug`), for the sandboxed
+    preview frames of the event and translation pages."""
     event = event_or_404(event_id)
     try:
-        mail = services.preview_next_reminder(event)
+        mail = services.preview_next_reminder(event, translations.translation(event, request.args.get("lang", "")))
     except InvalidInput as exc:
         db.session.rollback()
         return mail_document(render_template("campaigns/preview_error.html", message=str(exc)), status=422)

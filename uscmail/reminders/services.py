@@ -20,7 +20,7 @@ from ..models import MailingList, utcnow
 from ..organisers import audit
 from ..organisers.models import Organiser
 from ..validation import InvalidInput, single_line_text
-from .models import DEFAULT_OFFSETS, Event, OccurrenceOverride, Reminder, ReminderStatus
+from .models import DEFAULT_OFFSETS, Event, EventTranslation, OccurrenceOverride, Reminder, ReminderStatus
 from .planning import DEFAULT_BODY, DEFAULT_SUBJECT, overrides_of, render_content
 from .planning import campaign_source as plain_text
 from .schedule import (
@@ -76,7 +76,7 @@ def clean_event_fields(fields: EventFields) -> dict:
         "subject_template": single_line_text(
             fields.subject_template or DEFAULT_SUBJECT, "subject template", SUBJECT_MAX
         ),
-        "body_template": _text(fields.body_template or DEFAULT_BODY, "body template", BODY_MAX),
+        "body_template": multiline_text(fields.body_template or DEFAULT_BODY, "body template", BODY_MAX),
     }
     # Far off is a typing mistake, and would make every view of the event walk years of dates.
     if abs((values["first_date"] - today).days) > FIRST_DATE_RANGE_DAYS:
@@ -88,7 +88,7 @@ def clean_event_fields(fields: EventFields) -> dict:
     if not isinstance(fields.duration_minutes, int) or not 1 <= fields.duration_minutes <= 24 * 60:
         raise InvalidInput("The duration must be between 1 minute and 24 hours.")
     values["duration_minutes"] = fields.duration_minutes
-    map_url = _text((fields.map_url or "").strip(), "map link", 500) or None
+    map_url = multiline_text((fields.map_url or "").strip(), "map link", 500) or None
     if map_url and (not re.match(r"^https://[^\s/]+\.[^\s]*$", map_url) or len(map_url) > 500):
         raise InvalidInput("The map link must be an https:// address.")
     values["map_url"] = map_url
@@ -111,11 +111,11 @@ def clean_event_fields(fields: EventFields) -> dict:
         raise InvalidInput(str(exc)) from None
     if not upcoming:
         raise InvalidInput("That rule gives no dates in the next year; check it.")
-    _try_templates(probe, upcoming[0])
+    try_templates(probe, upcoming[0])
     return values
 
 
-def _text(value: str, what: str, max_length: int) -> str:
+def multiline_text(value: str, what: str, max_length: int) -> str:
     """Multi-line text: any length up to max_length, but no NUL or broken characters (they can't be stored)."""
     if any(ch == "\x00" or "\ud800" <= ch <= "\udfff" for ch in value):
         raise InvalidInput(f"The {what} contains characters that can't be stored (NUL or a broken character).")
@@ -136,14 +136,15 @@ def default_offsets() -> list[dict]:
     return [dict(offset) for offset in DEFAULT_OFFSETS]
 
 
-def _try_templates(event: Event, day: date) -> None:
-    """Render the templates for a sample occurrence and check the result as a campaign body would be checked."""
+def try_templates(event: Event, day: date, translation: EventTranslation | None = None) -> None:
+    """Render the templates (the event's, or a translation's) for a sample occurrence and check the result as a
+    campaign body would be checked."""
 
     zone = ZoneInfo(event.timezone)
 
     starts_at = local_datetime(day, event.start_time or time(18, 0), zone)
     sample = Occurrence(0, day, starts_at, starts_at, event.place, "Bring banners", False)
-    content = render_content(event, sample)
+    content = render_content(event, sample, translation)
     if not content.subject:
         raise InvalidInput("The subject template gives an empty subject.")
     if len(content.subject) > SUBJECT_MAX:
@@ -259,7 +260,7 @@ def set_override(
     if occurrence_date not in occurrence_dates(event, occurrence_date, occurrence_date):
         raise InvalidInput(f"{occurrence_date:%-d %B %Y} is not a date of this event.")
     place = single_line_text(place, "place", PLACE_MAX, required=False) or None
-    note = _text((note or "").strip(), "note", NOTE_MAX) or None
+    note = multiline_text((note or "").strip(), "note", NOTE_MAX) or None
     override = db.session.scalar(
         sa.select(OccurrenceOverride).where(
             OccurrenceOverride.event_id == event.id, OccurrenceOverride.occurrence_date == occurrence_date
@@ -320,13 +321,14 @@ def reminder_log(event: Event, limit: int = LOG_LIMIT_DEFAULT) -> list[Reminder]
     )
 
 
-def preview_next_reminder(event: Event):
-    """The next reminder exactly as it will be sent (a RenderedMail for a sample subscriber), or None."""
+def preview_next_reminder(event: Event, translation: EventTranslation | None = None):
+    """The next reminder exactly as it will be sent (a RenderedMail for a sample subscriber), or None; in the
+    translation's language if given."""
 
     upcoming = next_occurrence(event)
     if upcoming is None:
         return None
-    content = render_content(event, upcoming)
+    content = render_content(event, upcoming, translation)
     sender = sender_address()
     # Built in memory only (never added to the session): the same content and layout the reminder will have.
     campaign = Campaign(
@@ -336,6 +338,7 @@ def preview_next_reminder(event: Event):
         from_name=sender.display_name or "USC-UK",
         from_email=sender.addr_spec,
         lists=[event.mailing_list],
+        locale=translation.locale if translation else "en",
     )
     return render.render_preview(campaign)
 
