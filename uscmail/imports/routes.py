@@ -22,7 +22,7 @@ from ..queueing import after_commit
 from ..subscribers.services import ConsentBasis
 from ..validation import InvalidInput
 from . import export, jobs, services, tasks
-from .forms import ImportForm
+from .forms import ImportForm, ImportForRealForm
 from .models import ImportStatus
 
 bp = Blueprint("imports", __name__, url_prefix="/organisers")
@@ -63,11 +63,45 @@ def upload():
 def job(public_id: str):
     """A job's progress (the page refreshes itself until the job ends), then its counts and report."""
     found = jobs.job_for(public_id, g.organiser) or abort(404)
+    return _job_page(found)
+
+
+def _job_page(found, error: str | None = None):
+    """The job's page, with an error above it (400) when "Import for real" was refused."""
     running = found.status in (ImportStatus.QUEUED, ImportStatus.RUNNING)
-    response = make_response(render_template("imports/job.html", job=found, running=running))
+    page = render_template(
+        "imports/job.html",
+        job=found,
+        running=running,
+        basis=services.BASIS_LABELS[ConsentBasis(found.basis)],
+        list_names=services.list_names(found.list_slugs),
+        skip_labels=services.SKIP_LABELS,
+        real_import=jobs.real_import_of(found) if found.dry_run else None,
+        form=ImportForRealForm(),
+        keep_hours=current_app.config["IMPORT_DRY_RUN_KEEP_HOURS"],
+        error=error,
+    )
+    response = make_response(page, 400 if error else 200)
     if running:
         response.headers["Refresh"] = "2"  # works without JavaScript, like a meta refresh
     return response
+
+
+@bp.post("/import/<public_id>/import")
+@access.role_required(Role.EDITOR)
+def import_for_real(public_id: str):
+    """Import a dry run's file for real, with the same choices, without uploading it again."""
+    found = jobs.job_for(public_id, g.organiser) or abort(404)
+    if not ImportForRealForm().validate_on_submit():
+        abort(400)
+    try:
+        job = jobs.import_for_real(found, g.organiser)
+    except InvalidInput as exc:
+        db.session.rollback()
+        return _job_page(found, str(exc))
+    after_commit(tasks.run_import, job.id)
+    db.session.commit()
+    return redirect(url_for(".job", public_id=job.public_id), code=303)
 
 
 @bp.route("/import/<public_id>/report.csv")
