@@ -216,9 +216,12 @@ def unsubscribe(token: str):
         db.session.commit()
     # A mail client's one-click POST gets no form (a CSRF token would set a cookie); a person who pressed the
     # button on the page is offered their preference link.
+    # The wording follows the link's own lists (one, or several), never what the database holds, so the answer is
+    # the same for every holder of a link.
+    shown = {"everything": False, "list_count": len(set(list_ids))}
     if request.form.get("from_page") != "1":
-        return render_template("subscriptions/unsubscribed.html", everything=False)
-    return render_template("subscriptions/unsubscribed.html", everything=False, token=token, form=ConfirmActionForm())
+        return render_template("subscriptions/unsubscribed.html", **shown)
+    return render_template("subscriptions/unsubscribed.html", **shown, token=token, form=ConfirmActionForm())
 
 
 @bp.post("/unsubscribe/<token>/everything")
