@@ -244,19 +244,75 @@ def test_every_risky_first_character_is_defused():
     assert spreadsheet_safe("Amina") == "Amina" and spreadsheet_safe(None) == "" and spreadsheet_safe(7) == "7"
 
 
-def test_export_page_is_admin_only_streamed_escaped_and_audited(app, db, tmp_path, sign_in_as):
+def test_export_is_a_post_from_a_page_for_admins_streamed_escaped_and_audited(app, db, tmp_path, sign_in_as):
     run_import(app, tmp_path, b"email,name\nzed@example.org,-Zed\nyan@example.org,+Yan\n")
     for role in ("viewer", "editor"):
-        assert sign_in_as(role).get("/organisers/export.csv").status_code == 403
+        browser = sign_in_as(role)
+        assert browser.get("/organisers/export").status_code == 403
+        home = browser.get("/organisers/").get_data(as_text=True)
+        assert browser.post("/organisers/export", data=form_fields(home)).status_code == 403
+    admin = sign_in_as("admin")
+    # The old link and the page download nothing; a POST without the CSRF token neither.
+    old = admin.get("/organisers/export.csv")
+    assert old.status_code == 303 and old.headers["Location"].endswith("/organisers/export")
+    page = admin.get("/organisers/export")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and page.mimetype == "text/html" and "could be put in danger" in html
+    assert admin.post("/organisers/export", data={}).status_code == 400
+    assert export_events(db) == []
     # buffered: the test browser gives each request its own context, so the body is read inside it.
-    response = sign_in_as("admin").get("/organisers/export.csv", buffered=True)
+    response = admin.post("/organisers/export", data=form_fields(html), buffered=True)
     assert response.status_code == 200 and "Content-Length" not in response.headers  # streamed, not built whole
     assert response.headers["Content-Disposition"] == 'attachment; filename="uscmail-subscribers.csv"'
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
     assert [row[:2] for row in rows[1:]] == [["zed@example.org", "'-Zed"], ["yan@example.org", "'+Yan"]]
+    assert [(e.actor, e.details) for e in export_events(db)] == [("admin@example.org", {"subscribers": 2})]
+
+
+def export_events(db):
     db.session.rollback()
-    events = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "subscribers.export")).all()
-    assert [(e.actor, e.details) for e in events] == [("admin@example.org", {"subscribers": 2})]
+    return db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "subscribers.export")).all()
+
+
+def test_export_filters_by_list_status_and_date_and_refuses_bad_ones(app, db, tmp_path, sign_in_as):
+    from datetime import timedelta
+
+    from uscmail.models import utcnow
+
+    run_import(app, tmp_path, b"email\nold@example.org\nnew@example.org\ngone@example.org\n")
+    run_import(app, tmp_path, b"email\nreminded@example.org\n", lists=("london-protest-reminders",))
+    people = {s.email: s for s in db.session.scalars(sa.select(Subscriber))}
+    people["old@example.org"].created_at = utcnow() - timedelta(days=400)
+    journey.unsubscribe(people["gone@example.org"], None, StatusReason.UNSUBSCRIBE_LINK)
+    db.session.commit()
+    newsletter_id = db.session.scalar(sa.select(MailingList.id).where(MailingList.slug == "newsletter"))
+    admin = sign_in_as("admin")
+    fields = form_fields(admin.get("/organisers/export").get_data(as_text=True))
+
+    def export(**filters):
+        return admin.post("/organisers/export", data={**fields, **filters}, buffered=True)
+
+    since = (utcnow() - timedelta(days=30)).date().isoformat()
+    answer = export(lists=[str(newsletter_id)], status="confirmed", joined_from=since)
+    rows = list(csv.reader(io.StringIO(answer.get_data(as_text=True))))
+    assert rows == [["email", "name", "locale", "created_at", "newsletter"], [*rows[1][:4], "confirmed"]]
+    assert rows[1][0] == "new@example.org"
+    [event] = export_events(db)
+    assert event.details == {
+        "subscribers": 1, "lists": ["newsletter"], "status": "confirmed", "joined_from": since, "joined_to": None,
+    }  # fmt: skip
+    assert "new@example.org" not in str(event.details)
+    for bad, message in [
+        ({"joined_from": "2026-05-02", "joined_to": "2026-05-01"}, "before its start"),
+        ({"joined_from": "99999-01-01"}, "Not a valid date"),
+        ({"lists": ["99999999999999999999"]}, "not a valid choice"),
+        ({"lists": ["x\x00"]}, ""),
+        ({"status": "erased"}, "Not a valid choice"),
+    ]:
+        refused = export(**bad)
+        assert refused.status_code == 400 and refused.mimetype == "text/html", bad
+        assert message in refused.get_data(as_text=True), bad
+    assert len(export_events(db)) == 1
 
 
 def test_needs_confirmation_queues_a_confirmation_mail_through_the_worker(app, db, tmp_path, worker, smtp_sink):

@@ -1,11 +1,12 @@
-"""The import form, and the button that imports a dry run's file for real."""
+"""The import form, the button that imports a dry run's file for real, and the export's filters."""
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, RadioField, SelectMultipleField, StringField, widgets
+from wtforms import BooleanField, DateField, RadioField, SelectField, SelectMultipleField, StringField, widgets
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from ..models import SubscriptionStatus
 from ..subscribers.services import ConsentBasis
 
 
@@ -44,3 +45,32 @@ class ImportForm(FlaskForm):
 
 class ImportForRealForm(FlaskForm):
     """The button on a dry run's page that imports the same file with the same choices (CSRF token only)."""
+
+
+class ExportForm(FlaskForm):
+    """Who to export: lists, subscription status and when they joined. Nothing chosen exports everyone."""
+
+    lists = SelectMultipleField(
+        "Lists",
+        choices=[],
+        coerce=int,
+        widget=widgets.ListWidget(prefix_label=False),
+        option_widget=widgets.CheckboxInput(),
+    )
+    status = SelectField(
+        "Subscription status",
+        choices=[
+            SelectChoice("", "Any status"),
+            SelectChoice(SubscriptionStatus.CONFIRMED.value, "Confirmed"),
+            SelectChoice(SubscriptionStatus.PENDING.value, "Waiting to confirm"),
+            SelectChoice(SubscriptionStatus.UNSUBSCRIBED.value, "Unsubscribed"),
+        ],
+        default="",
+    )
+    joined_from = DateField("Joined on or after", validators=[Optional()])
+    joined_to = DateField("Joined on or before", validators=[Optional()])
+
+    def validate_joined_to(self, field) -> None:
+        """The range runs forwards."""
+        if field.data and self.joined_from.data and field.data < self.joined_from.data:
+            raise ValidationError("The end of the date range is before its start.")
