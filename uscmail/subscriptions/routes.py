@@ -93,6 +93,12 @@ def health():
     return {"status": "ok"}
 
 
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for /favicon.ico whatever the page links; our own icon answers (pages link favicon.svg)."""
+    return current_app.send_static_file("favicon.ico")
+
+
 @bp.route("/subscribe", methods=["GET", "POST"])
 @signup_limit
 def subscribe():
