@@ -161,6 +161,8 @@ class Config:
     # Import reports list addresses: deleted after this many days. A job running this long has lost its worker.
     IMPORT_REPORT_RETENTION_DAYS = int(os.environ.get("IMPORT_REPORT_RETENTION_DAYS", "7"))
     IMPORT_STUCK_HOURS = int(os.environ.get("IMPORT_STUCK_HOURS", "6"))
+    # A dry run's upload is kept this long, so "Import for real" needs no second upload; then it is deleted.
+    IMPORT_DRY_RUN_KEEP_HOURS = int(os.environ.get("IMPORT_DRY_RUN_KEEP_HOURS", "24"))
     # Records of people unsubscribed from everything are erased after this many days (0 keeps them).
     UNSUBSCRIBED_RETENTION_DAYS = int(os.environ.get("UNSUBSCRIBED_RETENTION_DAYS", "730"))
     SIGNUP_MIN_FILL_SECONDS = float(os.environ.get("SIGNUP_MIN_FILL_SECONDS", "2"))

@@ -59,6 +59,12 @@ def statuses(db, slug="newsletter"):
     return dict(rows.all())
 
 
+def count_row(html: str, label: str) -> str:
+    """The number beside `label` in a job page's table of counts."""
+    match = re.search(rf'<th scope="row">\s*{re.escape(label)}\s*</th>\s*<td class="number">(\d+)</td>', html)
+    return match.group(1) if match else ""
+
+
 def import_events(db):
     db.session.rollback()
     return db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "subscribers.import")).all()
@@ -238,19 +244,75 @@ def test_every_risky_first_character_is_defused():
     assert spreadsheet_safe("Amina") == "Amina" and spreadsheet_safe(None) == "" and spreadsheet_safe(7) == "7"
 
 
-def test_export_page_is_admin_only_streamed_escaped_and_audited(app, db, tmp_path, sign_in_as):
+def test_export_is_a_post_from_a_page_for_admins_streamed_escaped_and_audited(app, db, tmp_path, sign_in_as):
     run_import(app, tmp_path, b"email,name\nzed@example.org,-Zed\nyan@example.org,+Yan\n")
     for role in ("viewer", "editor"):
-        assert sign_in_as(role).get("/organisers/export.csv").status_code == 403
+        browser = sign_in_as(role)
+        assert browser.get("/organisers/export").status_code == 403
+        home = browser.get("/organisers/").get_data(as_text=True)
+        assert browser.post("/organisers/export", data=form_fields(home)).status_code == 403
+    admin = sign_in_as("admin")
+    # The old link and the page download nothing; a POST without the CSRF token neither.
+    old = admin.get("/organisers/export.csv")
+    assert old.status_code == 303 and old.headers["Location"].endswith("/organisers/export")
+    page = admin.get("/organisers/export")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and page.mimetype == "text/html" and "could be put in danger" in html
+    assert admin.post("/organisers/export", data={}).status_code == 400
+    assert export_events(db) == []
     # buffered: the test browser gives each request its own context, so the body is read inside it.
-    response = sign_in_as("admin").get("/organisers/export.csv", buffered=True)
+    response = admin.post("/organisers/export", data=form_fields(html), buffered=True)
     assert response.status_code == 200 and "Content-Length" not in response.headers  # streamed, not built whole
     assert response.headers["Content-Disposition"] == 'attachment; filename="uscmail-subscribers.csv"'
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
     assert [row[:2] for row in rows[1:]] == [["zed@example.org", "'-Zed"], ["yan@example.org", "'+Yan"]]
+    assert [(e.actor, e.details) for e in export_events(db)] == [("admin@example.org", {"subscribers": 2})]
+
+
+def export_events(db):
     db.session.rollback()
-    events = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "subscribers.export")).all()
-    assert [(e.actor, e.details) for e in events] == [("admin@example.org", {"subscribers": 2})]
+    return db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "subscribers.export")).all()
+
+
+def test_export_filters_by_list_status_and_date_and_refuses_bad_ones(app, db, tmp_path, sign_in_as):
+    from datetime import timedelta
+
+    from uscmail.models import utcnow
+
+    run_import(app, tmp_path, b"email\nold@example.org\nnew@example.org\ngone@example.org\n")
+    run_import(app, tmp_path, b"email\nreminded@example.org\n", lists=("london-protest-reminders",))
+    people = {s.email: s for s in db.session.scalars(sa.select(Subscriber))}
+    people["old@example.org"].created_at = utcnow() - timedelta(days=400)
+    journey.unsubscribe(people["gone@example.org"], None, StatusReason.UNSUBSCRIBE_LINK)
+    db.session.commit()
+    newsletter_id = db.session.scalar(sa.select(MailingList.id).where(MailingList.slug == "newsletter"))
+    admin = sign_in_as("admin")
+    fields = form_fields(admin.get("/organisers/export").get_data(as_text=True))
+
+    def export(**filters):
+        return admin.post("/organisers/export", data={**fields, **filters}, buffered=True)
+
+    since = (utcnow() - timedelta(days=30)).date().isoformat()
+    answer = export(lists=[str(newsletter_id)], status="confirmed", joined_from=since)
+    rows = list(csv.reader(io.StringIO(answer.get_data(as_text=True))))
+    assert rows == [["email", "name", "locale", "created_at", "newsletter"], [*rows[1][:4], "confirmed"]]
+    assert rows[1][0] == "new@example.org"
+    [event] = export_events(db)
+    assert event.details == {
+        "subscribers": 1, "lists": ["newsletter"], "status": "confirmed", "joined_from": since, "joined_to": None,
+    }  # fmt: skip
+    assert "new@example.org" not in str(event.details)
+    for bad, message in [
+        ({"joined_from": "2026-05-02", "joined_to": "2026-05-01"}, "before its start"),
+        ({"joined_from": "99999-01-01"}, "Not a valid date"),
+        ({"lists": ["99999999999999999999"]}, "not a valid choice"),
+        ({"lists": ["x\x00"]}, ""),
+        ({"status": "erased"}, "Not a valid choice"),
+    ]:
+        refused = export(**bad)
+        assert refused.status_code == 400 and refused.mimetype == "text/html", bad
+        assert message in refused.get_data(as_text=True), bad
+    assert len(export_events(db)) == 1
 
 
 def test_needs_confirmation_queues_a_confirmation_mail_through_the_worker(app, db, tmp_path, worker, smtp_sink):
@@ -291,9 +353,10 @@ def test_upload_page_runs_the_import_in_the_worker_and_offers_the_report(
     location = answer.headers["Location"]
     done = wait_for_job(browser, location)
     html = done.get_data(as_text=True)
-    assert "Refresh" not in done.headers and "Status: done" in html
-    assert '<progress id="import-progress" max="100" value="100">' in html
-    assert "rows read: 2" in html and "skipped (invalid_address): 1" in html
+    assert "Refresh" not in done.headers and '<dd id="import-status">Done</dd>' in html
+    assert "<progress" not in html  # the bar shows only while it runs
+    assert count_row(html, "Rows read") == "2" and count_row(html, "Subscribed") == "1"
+    assert count_row(html, "Left out: Not a valid email address") == "1" and "invalid_address" not in html
     assert statuses(db) == {"upload@example.org": "confirmed"}
     report = browser.get(location + "/report.csv", buffered=True)
     assert report.status_code == 200 and report.headers["Content-Disposition"].startswith("attachment")
@@ -318,9 +381,10 @@ def test_upload_page_dry_run_and_a_file_that_fails(app, db, worker, smtp_sink, s
 
     dry = wait_for_job(browser, upload(b"email\ndry@example.org\n", dry_run="y").headers["Location"])
     assert "This was a dry run: nothing was written." in dry.get_data(as_text=True)
-    assert "rows that would be subscribed: 1" in dry.get_data(as_text=True)
+    assert count_row(dry.get_data(as_text=True), "Would be subscribed") == "1"
     latin1 = wait_for_job(browser, upload("email,name\nx@example.org,Gülnar\n".encode("latin-1")).headers["Location"])
-    assert "Status: failed" in latin1.get_data(as_text=True) and "not UTF-8" in latin1.get_data(as_text=True)
+    html = latin1.get_data(as_text=True)
+    assert '<dd id="import-status">Failed</dd>' in html and "not UTF-8" in html
     assert emails(db) == []
     missing = upload(b"email\na@example.org\n", note="")
     assert missing.status_code == 400 and "State the consent basis." in missing.get_data(as_text=True)
@@ -338,7 +402,8 @@ def test_housekeeping_deletes_old_reports_and_fails_imports_whose_worker_died(ap
     organiser_id = db.session.scalar(sa.select(Organiser.id))
     folder = jobs.imports_folder()
     now = utcnow()
-    files = {name: folder / f"{name}-{now.timestamp():.0f}.csv" for name in ("old", "recent", "stuck")}
+    names = ("old", "recent", "stuck", "old-dry-run", "recent-dry-run")
+    files = {name: folder / f"{name}-{now.timestamp():.0f}.csv" for name in names}
     for path in files.values():
         path.write_text("email\nperson@example.org\n")
 
@@ -351,13 +416,89 @@ def test_housekeeping_deletes_old_reports_and_fails_imports_whose_worker_died(ap
     recent = job(status=ImportStatus.DONE, report_name=files["recent"].name, finished_at=now - timedelta(days=6))
     stuck = job(status=ImportStatus.RUNNING, upload_name=files["stuck"].name, started_at=now - timedelta(hours=7))
     running = job(status=ImportStatus.RUNNING, upload_name=None, started_at=now - timedelta(minutes=5))
+    # Dry runs keep their upload for "Import for real" for IMPORT_DRY_RUN_KEEP_HOURS (24), then it is deleted.
+    old_dry = job(
+        status=ImportStatus.DONE,
+        dry_run=True,
+        upload_name=files["old-dry-run"].name,
+        finished_at=now - timedelta(hours=25),
+    )
+    recent_dry = job(
+        status=ImportStatus.DONE,
+        dry_run=True,
+        upload_name=files["recent-dry-run"].name,
+        finished_at=now - timedelta(hours=23),
+    )
     db.session.commit()
 
-    assert jobs.housekeep(now) == {"reports_deleted": 1, "jobs_failed": 1}
+    assert jobs.housekeep(now) == {"reports_deleted": 1, "uploads_deleted": 1, "jobs_failed": 1}
     db.session.commit()
+    assert not files["old-dry-run"].exists() and old_dry.upload_name is None
+    assert files["recent-dry-run"].exists() and recent_dry.upload_name == files["recent-dry-run"].name
     assert not files["old"].exists() and old.report_name is None and old.counts == {}
     assert files["recent"].exists() and recent.report_name == files["recent"].name
     assert not files["stuck"].exists() and stuck.status is ImportStatus.FAILED and "start it again" in stuck.error
     assert running.status is ImportStatus.RUNNING
-    assert jobs.housekeep(now) == {"reports_deleted": 0, "jobs_failed": 0}
+    assert jobs.housekeep(now) == {"reports_deleted": 0, "uploads_deleted": 0, "jobs_failed": 0}
     files["recent"].unlink()
+    files["recent-dry-run"].unlink()
+
+
+def test_the_form_needs_one_list_not_every_list(app, db, sign_in_as):
+    browser = sign_in_as("editor")
+    page = browser.get("/organisers/import").get_data(as_text=True)
+    boxes = re.findall(r'<input[^>]*name="lists"[^>]*>', page)
+    assert len(boxes) >= 2 and not any("required" in box for box in boxes)
+    assert "prior_consent" not in re.sub(r'value="prior_consent"', "", page)  # codes only as form values
+    data = {**form_fields(page), "file": (io.BytesIO(b"email\na@example.org\n"), "a.csv"), "basis": "prior_consent"}
+    answer = browser.post("/organisers/import", data={**data, "note": NOTE}, content_type="multipart/form-data")
+    assert answer.status_code == 400 and "Choose at least one list to import into." in answer.get_data(as_text=True)
+    data = {**form_fields(page), "file": (io.BytesIO(b"email\na@example.org\n"), "a.csv"), "basis": "prior_consent"}
+    unknown = browser.post(
+        "/organisers/import", data={**data, "note": NOTE, "lists": ["no-such-list"]}, content_type="multipart/form-data"
+    )
+    assert unknown.status_code == 400 and "not a valid choice" in unknown.get_data(as_text=True)
+    assert emails(db) == []
+
+
+def test_a_dry_run_is_imported_for_real_once_from_its_page(app, db, worker, smtp_sink, sign_in_as):
+    browser = sign_in_as("editor")
+    page = browser.get("/organisers/import").get_data(as_text=True)
+    data = {
+        **form_fields(page),
+        "file": (io.BytesIO(b"email,name\nreal@example.org,Real\nreal@example.org,Again\n"), "people.csv"),
+        "lists": ["newsletter"],
+        "basis": "prior_consent",
+        "note": NOTE,
+        "dry_run": "y",
+    }
+    dry_location = browser.post("/organisers/import", data=data, content_type="multipart/form-data").headers["Location"]
+    dry = wait_for_job(browser, dry_location).get_data(as_text=True)
+    assert count_row(dry, "Would be subscribed") == "1" and count_row(dry, "Left out: Appears twice in the file") == "1"
+    assert "Import for real" in dry and emails(db) == []
+    action = dry_location + "/import"
+    # Not without the CSRF token; not by a viewer; not by another editor (it is not their job).
+    assert browser.post(action).status_code == 400
+    viewer = sign_in_as("viewer")
+    assert viewer.post(action, data=form_fields(viewer.get("/organisers/").get_data(as_text=True))).status_code == 403
+    other = sign_in_as("editor", email="other-editor@example.org")
+    other_page = other.get("/organisers/import").get_data(as_text=True)
+    assert other.post(action, data=form_fields(other_page)).status_code == 404
+
+    real = browser.post(action, data=form_fields(dry))
+    assert real.status_code == 303
+    done = wait_for_job(browser, real.headers["Location"]).get_data(as_text=True)
+    assert count_row(done, "Subscribed") == "1" and "(dry run)" not in done
+    db.session.rollback()
+    assert statuses(db) == {"real@example.org": "confirmed"}
+    [event] = import_events(db)
+    assert event.actor == "editor@example.org" and event.details["note"] == NOTE
+
+    # The dry run's page now links to the real import; a second press imports nothing.
+    again_page = browser.get(dry_location).get_data(as_text=True)
+    assert "has been imported for real" in again_page and "Import for real</button>" not in again_page
+    again = browser.post(action, data=form_fields(again_page))
+    assert again.status_code == 400 and "already been imported" in again.get_data(as_text=True)
+    # A real import's page has no such button, and pressing it anyway is refused.
+    assert browser.post(real.headers["Location"] + "/import", data=form_fields(done)).status_code == 400
+    assert len(import_events(db)) == 1

@@ -204,6 +204,17 @@ def test_the_button_on_the_unsubscribe_page_leaves_the_list(client, db):
     assert lists["london-protest-reminders"][0] is SubscriptionStatus.CONFIRMED
 
 
+@pytest.mark.parametrize("from_page", [{"from_page": "1"}, {"List-Unsubscribe": "One-Click"}])
+def test_leaving_two_lists_at_once_says_so(client, db, from_page):
+    subscriber = sign_up_subscriber("two.lists@example.org", BOTH_LISTS)
+    path = unsubscribe_path(subscriber, BOTH_LISTS)
+
+    text = client.post(path, data=from_page).get_data(as_text=True)
+
+    assert "You won't receive any more emails from these 2 lists." in text and "this list" not in text
+    assert {status for status, *_ in state(db, "two.lists@example.org").values()} == {SubscriptionStatus.UNSUBSCRIBED}
+
+
 def test_unsubscribe_from_everything_needs_the_csrf_token(client, db):
     subscriber = sign_up_subscriber("no.token@example.org", BOTH_LISTS)
     path = unsubscribe_path(subscriber, ["newsletter"])

@@ -4,6 +4,7 @@ The web app runs under gunicorn with the production logging (uscmail.gunicorn_co
 redacted); it and the mail catcher listen on 127.0.0.1 only, as /dev/mail/ shows every mail sent to anyone.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -30,21 +31,55 @@ def commands(port: str) -> dict[str, list[str]]:
     }  # fmt: skip
 
 
-def stop_on_sigterm(signum, frame) -> None:
-    """`kill`, a supervisor's SIGTERM or a closed terminal's SIGHUP stops everything, like Ctrl-C, so no process is
-    left running."""
+def stop_on_signal(signum, frame) -> None:
+    """Ctrl-C, `kill`, a supervisor's SIGTERM or a closed terminal's SIGHUP stops everything, so no process is left
+    running."""
     raise KeyboardInterrupt
 
 
+@contextlib.contextmanager
+def foreground_of_terminal():
+    """Make this process the terminal's foreground process group while it runs, as a shell does for a job.
+
+    Ctrl-C then reaches this process alone, not `make` above it: make treats a SIGINT of its own as fatal (it ends
+    with "Interrupt" or the shell's "Error 1" whatever its recipe did), so `make run` could never end cleanly. Without
+    a terminal (a service manager, a test) nothing changes."""
+    try:
+        terminal = os.open("/dev/tty", os.O_RDWR)
+    except OSError:
+        yield
+        return
+    quiet = signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # a background group may not set the foreground otherwise
+    try:
+        previous = os.tcgetpgrp(terminal)
+        os.setpgid(0, 0)
+        os.tcsetpgrp(terminal, os.getpgrp())
+    except OSError:  # not in the terminal's session, or a session leader: leave things as they are
+        signal.signal(signal.SIGTTOU, quiet)
+        os.close(terminal)
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.tcsetpgrp(terminal, previous)
+        signal.signal(signal.SIGTTOU, quiet)
+        os.close(terminal)
+
+
 def main() -> int:
-    """Start every process; when one exits or Ctrl-C is pressed, stop them all."""
-    signal.signal(signal.SIGTERM, stop_on_sigterm)
-    signal.signal(signal.SIGHUP, stop_on_sigterm)  # the terminal closed
+    """Start every process; when one exits or Ctrl-C is pressed, stop them all. Returns 0 after a Ctrl-C (or
+    SIGTERM, SIGHUP), the status of the process that ended otherwise."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop_on_signal)
     port = os.environ.get("PORT", "5000")
-    # gunicorn gets the terminal's Ctrl-C only through the SIGTERM below: given SIGINT as well, its worker hangs
-    # until killed. Ctrl-C and the SIGHUP of a closed terminal reach this process, which stops it.
+    # Each child runs in a process group of its own, so the terminal's Ctrl-C reaches this process only, which then
+    # stops them all with SIGTERM. Were they to get the SIGINT as well, one of them (beat) could end before this
+    # process noticed the Ctrl-C, and its exit would be taken for a crash: "Error 1" from make. (gunicorn's worker
+    # also hangs until killed when given SIGINT and SIGTERM together.)
     processes = {
-        name: subprocess.Popen(argv, process_group=0 if name == "web" else None)  # noqa: S603
+        name: subprocess.Popen(argv, process_group=0)  # noqa: S603
         for name, argv in commands(port).items()
     }
     print(
@@ -55,16 +90,19 @@ def main() -> int:
     )
     exit_code = 0
     try:
-        while True:
+        while exit_code == 0:
             for name, process in processes.items():
                 if process.poll() is not None:
                     print(f"{name} exited with status {process.returncode}; stopping the rest", flush=True)
                     exit_code = process.returncode or 1
-                    raise KeyboardInterrupt
-            time.sleep(0.5)
+                    break
+            else:
+                time.sleep(0.5)
     except KeyboardInterrupt:
-        pass
+        print("\n  stopping uscmail…", flush=True)
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
         for process in processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -73,9 +111,12 @@ def main() -> int:
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)  # its group: a worker's pool processes too
+                process.wait()
     return exit_code
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with foreground_of_terminal():
+        status = main()
+    sys.exit(status)

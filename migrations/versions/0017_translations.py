@@ -2,7 +2,7 @@
 reminder templates of an event in other languages
 
 Revision ID: 0017_translations
-Revises: 0014_campaign_templates
+Revises: 0016_fixes
 Create Date: 2026-12-06 02:40:00.000000
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0017_translations'
-down_revision = '0014_campaign_templates'
+down_revision = '0016_fixes'
 branch_labels = None
 depends_on = None
 

@@ -53,6 +53,51 @@ def create_job(
     return job
 
 
+def import_for_real(dry_run: ImportJob, organiser: Organiser) -> ImportJob:
+    """A queued real import of a finished dry run's kept upload, with the same lists, basis and note; the caller
+    commits, then queues run_import. The dry run gives up its upload in one conditional UPDATE (and the new job names
+    it, uniquely), so however often the button is pressed, at once or later, the file is imported once. InvalidInput
+    if the dry run is not finished, was imported already, or its upload is no longer kept."""
+    if not dry_run.dry_run or dry_run.status is not ImportStatus.DONE:
+        raise InvalidInput("Only a finished dry run can be imported for real.")
+    if real_import_of(dry_run) is not None:
+        raise InvalidInput("This dry run has already been imported for real.")
+    services.resolve_lists(dry_run.list_slugs)
+    upload_name = dry_run.upload_name
+    claimed = (
+        upload_name is not None
+        and db.session.execute(
+            sa.update(ImportJob)
+            .where(ImportJob.id == dry_run.id, ImportJob.upload_name == upload_name)
+            .values(upload_name=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    )
+    if not claimed or not (imports_folder() / upload_name).exists():
+        raise InvalidInput(
+            "The file of this dry run is no longer kept (or was imported already); please upload it again."
+        )
+    job = ImportJob(
+        organiser_id=organiser.id,
+        dry_run=False,
+        basis=dry_run.basis,
+        basis_note=dry_run.basis_note,
+        list_slugs=list(dry_run.list_slugs),
+        filename=dry_run.filename,
+        upload_name=upload_name,
+        bytes_total=dry_run.bytes_total,
+        from_dry_run_id=dry_run.id,
+    )
+    db.session.add(job)
+    db.session.flush()
+    return job
+
+
+def real_import_of(dry_run: ImportJob) -> ImportJob | None:
+    """The real import started from this dry run's page, if there is one."""
+    return db.session.scalar(sa.select(ImportJob).where(ImportJob.from_dry_run_id == dry_run.id))
+
+
 def job_for(public_id: str, organiser: Organiser) -> ImportJob | None:
     """A job by its public id, if this organiser started it (admins see every job)."""
     job = db.session.scalar(sa.select(ImportJob).where(ImportJob.public_id == public_id))
@@ -88,6 +133,7 @@ def run_job(job_id: int) -> ImportStatus | None:
     job = db.session.get(ImportJob, job_id)
     upload = imports_folder() / job.upload_name
     report_name = secrets.token_hex(16) + ".csv"
+    keep_upload = False
     try:
         lists = services.resolve_lists(job.list_slugs)
         actor = db.session.get(Organiser, job.organiser_id) if job.organiser_id else "import job"
@@ -105,6 +151,7 @@ def run_job(job_id: int) -> ImportStatus | None:
                 report=out,
                 progress=lambda bytes_read, rows: _record_progress(job_id, bytes_read, rows),
             )
+        keep_upload = job.dry_run  # for "Import for real" on the dry run's page, until housekeeping deletes it
     except (InvalidInput, ImportFileError, services.ImportConflict) as exc:
         db.session.rollback()
         (imports_folder() / report_name).unlink(missing_ok=True)
@@ -119,7 +166,8 @@ def run_job(job_id: int) -> ImportStatus | None:
         _finish(job_id, ImportStatus.FAILED, error=UNEXPECTED_FAILURE)
         return ImportStatus.FAILED
     finally:
-        upload.unlink(missing_ok=True)  # the upload is personal data; it is not kept once read
+        if not keep_upload:
+            upload.unlink(missing_ok=True)  # the upload is personal data; it is not kept once read
     if job.dry_run:
         db.session.rollback()
     counts = {
@@ -131,15 +179,16 @@ def run_job(job_id: int) -> ImportStatus | None:
         "summary": result.summary(),
     }
     services.queue_confirmation_mails(result)
-    _finish(job_id, ImportStatus.DONE, counts=counts, report_name=report_name)
+    _finish(job_id, ImportStatus.DONE, keep_upload=keep_upload, counts=counts, report_name=report_name)
     return ImportStatus.DONE
 
 
-def _finish(job_id: int, status: ImportStatus, **values) -> None:
+def _finish(job_id: int, status: ImportStatus, keep_upload: bool = False, **values) -> None:
     job = db.session.get(ImportJob, job_id)
     job.status = status
     job.finished_at = utcnow()
-    job.upload_name = None
+    if not keep_upload:
+        job.upload_name = None
     for name, value in values.items():
         setattr(job, name, value)
     if status is ImportStatus.DONE:
@@ -148,10 +197,23 @@ def _finish(job_id: int, status: ImportStatus, **values) -> None:
 
 
 def housekeep(now=None) -> dict[str, int]:
-    """Delete import reports (they name people) older than IMPORT_REPORT_RETENTION_DAYS, and fail jobs whose worker
-    died mid-run (nothing of theirs was written: an import commits in one transaction), removing their uploads.
-    Job rows stay, holding counts only. Returns how many reports were deleted and jobs failed."""
+    """Delete import reports (they name people) older than IMPORT_REPORT_RETENTION_DAYS and dry runs' uploads older
+    than IMPORT_DRY_RUN_KEEP_HOURS, and fail jobs whose worker died mid-run (nothing of theirs was written: an import
+    commits in one transaction), removing their uploads. Job rows stay, holding counts only. Returns how many reports
+    and uploads were deleted and jobs failed."""
     now = now or utcnow()
+    upload_cutoff = now - timedelta(hours=current_app.config["IMPORT_DRY_RUN_KEEP_HOURS"])
+    kept_uploads = db.session.scalars(
+        sa.select(ImportJob).where(
+            ImportJob.dry_run.is_(True),
+            ImportJob.status == ImportStatus.DONE,
+            ImportJob.upload_name.is_not(None),
+            ImportJob.finished_at < upload_cutoff,
+        )
+    ).all()
+    for job in kept_uploads:
+        (imports_folder() / job.upload_name).unlink(missing_ok=True)
+        job.upload_name = None
     report_cutoff = now - timedelta(days=current_app.config["IMPORT_REPORT_RETENTION_DAYS"])
     stuck_cutoff = now - timedelta(hours=current_app.config["IMPORT_STUCK_HOURS"])
     old_reports = db.session.scalars(
@@ -173,4 +235,4 @@ def housekeep(now=None) -> dict[str, int]:
             "The import stopped part-way (the worker was restarted). Nothing was imported; please start it again."
         )
     db.session.flush()
-    return {"reports_deleted": len(old_reports), "jobs_failed": len(stuck)}
+    return {"reports_deleted": len(old_reports), "uploads_deleted": len(kept_uploads), "jobs_failed": len(stuck)}

@@ -28,6 +28,10 @@ class ImportJob(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(sa.String(32), unique=True, default=new_public_id)
     organiser_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organisers.id", ondelete="SET NULL"), index=True)
+    # A real import started from a dry run's page names that dry run; unique, so a dry run is imported at most once.
+    from_dry_run_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("import_jobs.id", ondelete="SET NULL"), unique=True
+    )
     status: Mapped[ImportStatus] = mapped_column(enum_column(ImportStatus), default=ImportStatus.QUEUED)
     dry_run: Mapped[bool] = mapped_column(default=False)
     basis: Mapped[str] = mapped_column(sa.String(32))

@@ -46,6 +46,29 @@ REASON_TEXT = {
 }
 
 
+# What the organiser pages call the report's reasons and the consent bases (the CSV report keeps the codes).
+SKIP_LABELS = {
+    SkipReason.UNREADABLE: "Row could not be read",
+    SkipReason.INVALID_ADDRESS: "Not a valid email address",
+    SkipReason.INVALID_NAME: "Name could not be used",
+    SkipReason.DUPLICATE: "Appears twice in the file",
+    SkipReason.SUPPRESSED: "On the do-not-mail list",
+    SkipReason.ALREADY_SUBSCRIBED: "Already subscribed",
+    SkipReason.UNSUBSCRIBED: "Unsubscribed earlier",
+}
+BASIS_LABELS = {
+    ConsentBasis.PRIOR_CONSENT: "Already consented elsewhere",
+    ConsentBasis.NEEDS_CONFIRMATION: "Asked to confirm by email",
+}
+
+
+def list_names(slugs: Iterable[str]) -> list[str]:
+    """The names of the lists with these slugs, in the given order (a slug no longer found is shown as it is)."""
+    statement = sa.select(MailingList.slug, MailingList.name).where(MailingList.slug.in_(slugs))
+    names = {slug: name for slug, name in db.session.execute(statement)}
+    return [names.get(slug, slug) for slug in slugs]
+
+
 class ImportConflict(RuntimeError):
     """The database changed under the import (an address signed up meanwhile); nothing was imported, run it again."""
 

@@ -7,7 +7,7 @@ from ..extensions import db, limiter
 from ..inputguard import database_id
 from ..models import utcnow
 from ..validation import InvalidInput
-from . import access, audit, credentials, enrolment, services
+from . import access, audit, credentials, enrolment, overview, services
 from .forms import CodeForm, EnrolmentForm, LoginForm, LogoutForm, StartEnrolmentForm
 from .models import AuditEvent, Role, SessionStage
 
@@ -189,8 +189,8 @@ def logout():
 @bp.get("/")
 @access.role_required(Role.VIEWER)
 def home():
-    """The organisers' start page."""
-    return render_template("organisers/home.html")
+    """The organisers' start page: what is waiting to be done, as counts with links."""
+    return render_template("organisers/home.html", overview=overview.home_overview(g.organiser))
 
 
 AUDIT_PAGE_SIZE = 50

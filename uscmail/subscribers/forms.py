@@ -27,10 +27,15 @@ class EraseForm(FlaskForm):
     confirm = BooleanField("Yes, erase this subscriber's data for good")
 
 
+SLUG_PATTERN = r"[a-z0-9](?:[a-z0-9\-]{0,62}[a-z0-9])?"
+
+
 class ListForm(FlaskForm):
     """A list's short name (creation only), name, description and visibility on the signup form."""
 
-    slug = StringField("Short name", render_kw={"maxlength": 64, "autocomplete": "off", "pattern": "[a-z0-9-]+"})
+    # Browsers compile `pattern` with the RegExp `v` flag, where a hyphen inside a class must be escaped (`[a-z0-9-]`
+    # is a syntax error there and the pattern is ignored). The same rule as lists.SLUG, which the server applies.
+    slug = StringField("Short name", render_kw={"maxlength": 64, "autocomplete": "off", "pattern": SLUG_PATTERN})
     name = StringField("Name", render_kw={"maxlength": 200, "autocomplete": "off"})
     description = TextAreaField("Description", render_kw={"maxlength": 2000, "rows": 4})
     public = BooleanField("Public: offered on the signup form")

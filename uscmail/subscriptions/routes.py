@@ -66,6 +66,12 @@ def health():
     return {"status": "ok"}
 
 
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for /favicon.ico whatever the page links; our own icon answers (pages link favicon.svg)."""
+    return current_app.send_static_file("favicon.ico")
+
+
 @bp.route("/subscribe", methods=["GET", "POST"])
 @signup_limit
 def subscribe():
@@ -241,9 +247,12 @@ def unsubscribe(token: str):
         _leave(subscriber, link, link.list_ids, reason)
     # A mail client's one-click POST gets no form (a CSRF token would set a cookie); a person who pressed the
     # button on the page is offered their preference link.
+    # The wording follows the link's own lists (one, or several), never what the database holds, so the answer is
+    # the same for every holder of a link.
+    shown = {"everything": False, "list_count": len(set(link.list_ids))}
     if request.form.get("from_page") != "1":
-        return render_template("subscriptions/unsubscribed.html", everything=False)
-    return render_template("subscriptions/unsubscribed.html", everything=False, token=token, form=ConfirmActionForm())
+        return render_template("subscriptions/unsubscribed.html", **shown)
+    return render_template("subscriptions/unsubscribed.html", **shown, token=token, form=ConfirmActionForm())
 
 
 @bp.post("/unsubscribe/<token>/everything")
