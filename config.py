@@ -147,6 +147,8 @@ class Config:
     # file of huge dimensions), re-encoded and kept in MEDIA_DIR, or in an S3-compatible bucket when MEDIA_S3_BUCKET
     # is set (boto3 must then be installed; credentials come from boto3's usual environment variables or profile).
     MEDIA_MAX_BYTES = int(os.environ.get("MEDIA_MAX_BYTES", str(5 * 1024 * 1024)))
+    # The largest CSV the import page takes (every other form is held to MAX_CONTENT_LENGTH).
+    IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", str(200 * 1024 * 1024)))
     MEDIA_MAX_PIXELS = int(os.environ.get("MEDIA_MAX_PIXELS", "40000000"))
     MEDIA_DIR = os.environ.get("MEDIA_DIR", str(INSTANCE_DIR / "media"))
     MEDIA_S3_BUCKET = os.environ.get("MEDIA_S3_BUCKET", "")

@@ -17,6 +17,7 @@ from flask import (
 from wtforms.fields.choices import SelectChoice
 
 from ..extensions import csrf, db
+from ..inputguard import upload_limit
 from ..models import SubscriptionStatus
 from ..organisers import access
 from ..organisers.models import Role
@@ -32,15 +33,13 @@ from .models import ImportStatus
 bp = Blueprint("imports", __name__, url_prefix="/organisers")
 bp.before_request(access.load_current_session)
 
-DEFAULT_UPLOAD_LIMIT = 200 * 1024 * 1024
-
 
 @bp.route("/import", methods=["GET", "POST"])
 @csrf.exempt  # the form's own CSRF field is checked below, once the larger upload limit applies
+@upload_limit("IMPORT_MAX_BYTES", "CSV files to import")
 @access.role_required(Role.EDITOR)
 def upload():
     """The import form; a valid upload becomes a queued job and the browser goes to its progress page."""
-    request.max_content_length = current_app.config.get("IMPORT_MAX_BYTES", DEFAULT_UPLOAD_LIMIT)
     form = ImportForm()
     form.lists.choices = [SelectChoice(m.slug, m.name) for m in services.importable_lists()]
     error = None
