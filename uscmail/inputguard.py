@@ -11,6 +11,7 @@ import re
 
 from flask import Flask, request
 from flask.json.provider import DefaultJSONProvider
+from flask_babel import gettext as _
 from werkzeug.exceptions import BadRequest
 
 # The largest id of an INTEGER column (PostgreSQL's int4): larger numbers name nothing and overflow a query.
@@ -48,7 +49,7 @@ def refuse_unstorable_input() -> None:
         texts += [*request.form.keys(), *request.form.values()]
         texts += [upload.filename for upload in request.files.values()]
     if _unstorable(texts):
-        raise UnstorableInput("The request holds a character that can't be stored (a NUL byte or a broken one).")
+        raise UnstorableInput(_("The request holds a character that can't be stored (a NUL byte or a broken one)."))
 
 
 class CheckedJSONProvider(DefaultJSONProvider):

@@ -6,6 +6,7 @@ from email.utils import format_datetime, make_msgid, parseaddr
 
 from flask import current_app, render_template
 
+from ..i18n import language
 from ..models import utcnow
 from .headers import address, ascii_domain, single_line
 
@@ -51,7 +52,8 @@ def build_message(
 ) -> EmailMessage:
     """Render templates/email/<template>.txt and .html into a multipart/alternative message (text part first).
 
-    With unsubscribe_url, the message is a list mail: it carries List-Unsubscribe and List-Unsubscribe-Post.
+    With unsubscribe_url, the message is a list mail: it carries List-Unsubscribe and List-Unsubscribe-Post. It is
+    written in the locale in force (see `flask_babel.force_locale`), which its Content-Language names.
     """
     context.update(subject=subject, unsubscribe_url=unsubscribe_url, to_name=to_name)
     text = render_template(f"email/{template}.txt", **context)
@@ -63,6 +65,7 @@ def build_message(
     message["To"] = recipient_address(to_email, to_name)
     message["Date"] = format_datetime(utcnow())
     message["Message-ID"] = make_msgid(domain=sender.domain or None)
+    message["Content-Language"] = language().tag
     message["Auto-Submitted"] = "auto-generated" if unsubscribe_url is None else "no"
     # Gmail's Feedback-ID (campaign:kind:sender:domain), set before signing, groups complaint rates by kind of mail.
     message["Feedback-ID"] = f"0:{template.replace('_', '-')}:uscmail:{ascii_domain(str(sender.addr_spec))}"

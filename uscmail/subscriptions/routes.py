@@ -12,8 +12,10 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 
 from ..extensions import csrf, db, limiter
+from ..i18n import LANGUAGES, chosen_locale, current_locale, supported
 from ..links import (
     TokenExpired,
     TokenInvalid,
@@ -28,7 +30,7 @@ from ..models import ConsentMethod, MailingList, StatusReason, Subscriber, Subsc
 from ..queueing import after_commit
 from ..validation import InvalidInput, clean_name, normalise_email
 from . import services, tasks
-from .consent import CURRENT_VERSION, current_wording
+from .consent import current_version, current_wording
 from .forms import ConfirmActionForm, PreferencesForm, SignupForm
 
 bp = Blueprint("subscriptions", __name__)
@@ -56,8 +58,11 @@ def accept_signup(
     method: ConsentMethod,
     wording_version: str,
     offered: list[MailingList] | None = None,
+    locale: str = "en",
 ) -> None:
     """Validate a signup, store it, commit, then queue the task that applies it and sends its mail.
+
+    `locale` is the language the form was shown in; the consent version must be that language's current one.
 
     The request never looks at the address's state: whether new, pending, confirmed, unsubscribed or suppressed,
     it does the same single INSERT, so neither the answer nor its timing tells who is on a list.
@@ -66,9 +71,9 @@ def accept_signup(
     address = normalise_email(email)
     display_name = clean_name(name)
     lists = services.public_lists_by_slug(slugs, offered)
-    if wording_version != CURRENT_VERSION:
-        raise InvalidInput("The consent wording has changed since the form was opened; please read it again.")
-    request_id = services.record_signup_request(address, display_name, lists, method, wording_version)
+    if wording_version != current_version(locale):
+        raise InvalidInput(_("The consent wording has changed since the form was opened; please read it again."))
+    request_id = services.record_signup_request(address, display_name, lists, method, wording_version, locale)
     after_commit(tasks.apply_signup, request_id)
     db.session.commit()
 
@@ -79,6 +84,14 @@ def looks_like_a_bot(form: SignupForm) -> bool:
         return True
     elapsed = seconds_since_form_started(form.started.data or "")
     return elapsed is None or elapsed < current_app.config["SIGNUP_MIN_FILL_SECONDS"]
+
+
+def form_locale(value: str | None) -> str:
+    """The language a form says it was shown in; InvalidInput if it names none of ours."""
+    locale = supported(value)
+    if locale is None:
+        raise InvalidInput(_("Please choose a language from the page."))
+    return locale
 
 
 @bp.get("/")
@@ -114,14 +127,16 @@ def subscribe():
                     ConsentMethod.FORM,
                     form.consent_version.data or "",
                     offered=lists,
+                    locale=form_locale(form.locale.data) if form.locale.data else current_locale(),
                 )
             except InvalidInput as exc:
                 error, status = str(exc), 400
             else:
                 return redirect(url_for(".check_inbox"), 303)
         else:
-            error, status = "The form was incomplete; please try again.", 400
-    form.consent_version.data = CURRENT_VERSION
+            error, status = _("The form was incomplete; please try again."), 400
+    form.locale.data = current_locale()
+    form.consent_version.data = current_version()
     form.started.data = make_form_started_token()
     form.website.data = ""
     wording = current_wording()
@@ -162,7 +177,7 @@ def confirm(token: str):
     if request.method == "POST":
         if not form.validate_on_submit():
             abort(400)
-        list_ids = services.confirm_subscription(subscriber)
+        list_ids = services.confirm_subscription(subscriber, chosen_locale())
         if list_ids:
             after_commit(tasks.send_welcome_mail, subscriber.id, list_ids)
         db.session.commit()
@@ -268,20 +283,22 @@ def preferences(token: str):
     if request.method == "POST":
         if not form.validate_on_submit():
             # A list value that isn't a list id fails here, in the field's int coercion.
-            incomplete = "The form was incomplete; please try again."
-            error, status = "Please choose lists from the form." if form.lists.errors else incomplete, 400
+            incomplete = _("The form was incomplete; please try again.")
+            error, status = _("Please choose lists from the form.") if form.lists.errors else incomplete, 400
         else:
             try:
                 name = clean_name(form.name.data)
                 wanted = {int(list_id) for list_id in form.lists.data or []}
+                locale = form_locale(form.locale.data) if form.locale.data else None
             except (InvalidInput, ValueError) as exc:
-                error, status = str(exc) or "Please choose lists from the form.", 400
+                error, status = str(exc) or _("Please choose lists from the form."), 400
             else:
-                services.update_preferences(subscriber, name, wanted)
+                services.update_preferences(subscriber, name, wanted, locale)
                 db.session.commit()
                 saved = True
     if request.method == "GET" or saved:
         form.name.data = subscriber.name or ""
+        form.locale.data = subscriber.locale
         form.lists.data = [s.list_id for s in subscriber.subscriptions if s.status is SubscriptionStatus.CONFIRMED]
     return (
         render_template(
@@ -293,6 +310,7 @@ def preferences(token: str):
             error=error,
             action_form=ConfirmActionForm(),
             wording=current_wording(),
+            languages=LANGUAGES.values(),
         ),
         status,
     )
