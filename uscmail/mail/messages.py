@@ -65,7 +65,6 @@ def build_message(
     message["To"] = recipient_address(to_email, to_name)
     message["Date"] = format_datetime(utcnow())
     message["Message-ID"] = make_msgid(domain=sender.domain or None)
-    message["Content-Language"] = language().tag
     message["Auto-Submitted"] = "auto-generated" if unsubscribe_url is None else "no"
     # Gmail's Feedback-ID (campaign:kind:sender:domain), set before signing, groups complaint rates by kind of mail.
     message["Feedback-ID"] = f"0:{template.replace('_', '-')}:uscmail:{ascii_domain(str(sender.addr_spec))}"
@@ -74,4 +73,6 @@ def build_message(
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    # After the parts are made: making a message multipart moves every Content-* header into its first part.
+    message["Content-Language"] = language().tag
     return message
