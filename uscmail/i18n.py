@@ -100,18 +100,30 @@ def catalogued(text: str | None) -> str:
     return _(text) if text else (text or "")
 
 
-def london_date(moment: datetime | None, form: str = "long") -> str:
+# How dates are written in each language: CLDR's British English (as the pages always wrote them), Uyghur and
+# Simplified Chinese; (day and date, date).
+DATE_FORMATS = {
+    "en": ("en_GB", "EEEE d MMMM y", "d MMMM y"),
+    "ug": ("ug", "full", "long"),
+    "zh": ("zh_Hans_CN", "full", "long"),
+}
+
+
+def london_date(moment: datetime | None) -> str:
     """The London date of an instant in the words of the locale in force ("5 April 2027", "2027年4月5日")."""
     if moment is None:
         return "—"
-    return format_date(moment.astimezone(LONDON).date(), form, locale=current_locale())
+    cldr_locale, _, date_format = DATE_FORMATS[current_locale()]
+    return format_date(moment.astimezone(LONDON).date(), date_format, locale=cldr_locale)
 
 
 def london_day_and_time(moment: datetime) -> str:
-    """Weekday, date and time of an instant in London, in the words of the locale in force."""
+    """Weekday, date and time of an instant in London, in the words of the locale in force ("Friday 5 March 2027,
+    18:00")."""
     local = moment.astimezone(LONDON)
-    locale = current_locale()
-    return f"{format_date(local.date(), 'full', locale=locale)}, {format_time(local.time(), 'HH:mm', locale=locale)}"
+    cldr_locale, day_format, _ = DATE_FORMATS[current_locale()]
+    day = format_date(local.date(), day_format, locale=cldr_locale)
+    return f"{day}, {format_time(local.time(), 'HH:mm', locale=cldr_locale)}"
 
 
 def compile_catalogues(directory: Path = TRANSLATIONS_DIR) -> list[Path]:
