@@ -36,6 +36,11 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SMTP_SINK = SmtpSink()
 SMTP_SINK.start()
 
+# The translations' compiled catalogues are not committed: make them (as `make test` does) before any app starts.
+from uscmail.i18n import compile_catalogues  # noqa: E402 - after the sink, like the rest of the set-up
+
+compile_catalogues()
+
 if BACKEND == "postgres":
     DATABASE_NAME = f"uscmail_test_{RUN_ID}"
     DATABASE_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + DATABASE_NAME

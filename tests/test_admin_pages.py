@@ -204,7 +204,7 @@ def test_subscriber_page_shows_subscriptions_and_consent_history(db, sign_in_as)
     )
     db.session.commit()
     page = text(sign_in_as("viewer").get(f"/organisers/subscribers/{subscriber_id}"))
-    assert "<h1>Jamal</h1>" in page and "<dd>jamal@example.org</dd>" in page
+    assert '<h1 dir="auto">Jamal</h1>' in page and "<dd>jamal@example.org</dd>" in page
     subscriptions = page.split('id="subscriptions"', 1)[1].split("</table>", 1)[0]
     assert re.search(r"Newsletter</th>\s*<td>confirmed</td><td>organiser</td>", subscriptions)
     assert re.search(r"London protest reminders</th>\s*<td>unsubscribed</td><td>organiser</td>", subscriptions)

@@ -331,6 +331,8 @@ def test_signup_with_the_keyboard_alone_and_focus_always_visible(visit, worker, 
     tab("#main")  # the skip link appears when focused
     page.screenshot(path=SCREENSHOTS / f"keyboard-skip-link-{scheme}.png")
     tab("/")
+    tab("?lang=ug")  # the language switcher
+    tab("?lang=zh")
     tab("email")
     page.keyboard.type(f"keyboard.{scheme}@example.org")
     tab("name")

@@ -450,7 +450,7 @@ def test_the_archive_lists_only_public_sent_campaigns_without_personal_data(app,
     visitor = isolated_client(app)
     listing = visitor.get("/archive")
     assert listing.status_code == 200 and "Set-Cookie" not in listing.headers
-    links = re.findall(r'<a href="/archive/([\w-]+)">([^<]+)</a>', text(listing))
+    links = re.findall(r'<a href="/archive/([\w-]+)" dir="auto">([^<]+)</a>', text(listing))
     assert [subject for _, subject in links] == ["Later public sent", "Public sent"]
     assert "1 June 2026" in text(listing)  # 23:30 UTC on 31 May is past midnight in London
     for name in ("Public sent", "Private sent", "Public sending"):

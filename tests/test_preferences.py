@@ -69,9 +69,12 @@ def test_preference_centre_shows_the_address_and_current_lists(client, db):
     text = page.get_data(as_text=True)
     assert "For amina@example.org" in text
     assert 'value="Amina"' in text
-    assert '<label for="list-{}">Newsletter</label>'.format(list_ids()["newsletter"]) in text
+    assert '<label for="list-{}" dir="auto">Newsletter</label>'.format(list_ids()["newsletter"]) in text
     assert (
-        '<label for="list-{}">London protest reminders</label>'.format(list_ids()["london-protest-reminders"]) in text
+        '<label for="list-{}" dir="auto">London protest reminders</label>'.format(
+            list_ids()["london-protest-reminders"]
+        )
+        in text
     )
     assert TICKED.findall(text) == [str(list_ids()["newsletter"])]
     assert "Unsubscribe from everything" in text

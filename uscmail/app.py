@@ -29,6 +29,7 @@ from .devmail.routes import bp as devmail_bp
 from .errors import init_errorhandlers
 from .extensions import csrf, db, limiter, migrate
 from .http_security import init_security
+from .i18n import init_i18n
 from .imports import routes as import_routes
 from .imports import tasks as import_tasks  # noqa: F401 - registers the Celery task
 from .imports.cli import init_imports_cli
@@ -89,6 +90,7 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(PROJECT_DIR / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)
+    init_i18n(app)
     celery_init_app(app)
     if app.config.get("CORS_ORIGINS"):
         CORS(

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from .extensions import db
+from .i18n import N_
 from .models import MailingList
 from .reminders.models import Event
 from .reminders.planning import DEFAULT_BODY, DEFAULT_SUBJECT, default_list
@@ -15,14 +16,16 @@ from .subscriptions.consent import current_wording
 DEFAULT_LISTS = [
     {
         "slug": "newsletter",
-        "name": "Newsletter",
-        "description": "Campaign news and actions from the Uyghur Solidarity Campaign UK.",
+        "name": N_("Newsletter"),
+        "description": N_("Campaign news and actions from the Uyghur Solidarity Campaign UK."),
     },
     {
         "slug": "london-protest-reminders",
-        "name": "London protest reminders",
-        "description": "Reminders of our monthly protests outside the Chinese embassy on Portland Place, London, "
-        "on the 5th of each month.",
+        "name": N_("London protest reminders"),
+        "description": N_(
+            "Reminders of our monthly protests outside the Chinese embassy on Portland Place, London, "
+            "on the 5th of each month."
+        ),
     },
 ]
 

@@ -1,6 +1,7 @@
 """Error pages: a clear message and the right status, never a stack trace."""
 
 from flask import Flask, jsonify, render_template, request
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -8,15 +9,16 @@ from .extensions import db
 from .inputguard import UnstorableInput, UploadTooLarge
 from .organisers.credentials import SecretUnreadable
 
+# In the page's language (organisers' pages and the API are English).
 MESSAGES = {
-    400: "Something in that request wasn't right. Please go back and try again.",
-    404: "There is no page at this address.",
-    405: "That page can't be used that way.",
-    410: "This link no longer works.",
-    413: "That was more than we accept in one go.",
-    415: "That request was sent in a form we don't accept.",
-    429: "Too many requests came from your network. Please wait a while and try again.",
-    500: "Something went wrong on our side. Nothing you entered was lost; please try again later.",
+    400: _l("Something in that request wasn't right. Please go back and try again."),
+    404: _l("There is no page at this address."),
+    405: _l("That page can't be used that way."),
+    410: _l("This link no longer works."),
+    413: _l("That was more than we accept in one go."),
+    415: _l("That request was sent in a form we don't accept."),
+    429: _l("Too many requests came from your network. Please wait a while and try again."),
+    500: _l("Something went wrong on our side. Nothing you entered was lost; please try again later."),
 }
 
 TOTP_KEY_PROBLEM = (
@@ -29,6 +31,7 @@ def init_errorhandlers(app: Flask) -> None:
     """Register handlers for HTTP errors, CSRF failures and unexpected exceptions."""
 
     def render(status: int, message: str):
+        message = str(message)
         # The API, and pages' scripts that ask for JSON (the compose page's autosave), get the message as JSON.
         wants_json = request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
         if request.path.startswith("/api/") or wants_json:
@@ -39,7 +42,7 @@ def init_errorhandlers(app: Flask) -> None:
     def csrf_error(error):
         return render(
             400,
-            "This form expired or was sent from somewhere else. Please reload the page and try again.",
+            _l("This form expired or was sent from somewhere else. Please reload the page and try again."),
         )
 
     @app.errorhandler(UnstorableInput)

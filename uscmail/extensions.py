@@ -5,6 +5,7 @@ import hmac
 import sqlite3
 
 from flask import current_app, request
+from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -40,6 +41,7 @@ def sqlite_pragmas(dbapi_connection, connection_record) -> None:
         cursor.close()
 
 
+babel = Babel()
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 migrate = Migrate()
 csrf = CSRFProtect()

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from flask import Flask, current_app, request
 from flask.json.provider import DefaultJSONProvider
+from flask_babel import gettext as _
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 # The largest id of an INTEGER column (PostgreSQL's int4): larger numbers name nothing and overflow a query.
@@ -83,7 +84,7 @@ def refuse_unstorable_input() -> None:
         texts += [*request.form.keys(), *request.form.values()]
         texts += [upload.filename for upload in request.files.values()]
     if _unstorable(texts):
-        raise UnstorableInput("The request holds a character that can't be stored (a NUL byte or a broken one).")
+        raise UnstorableInput(_("The request holds a character that can't be stored (a NUL byte or a broken one)."))
 
 
 class CheckedJSONProvider(DefaultJSONProvider):

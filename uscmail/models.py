@@ -206,4 +206,6 @@ class SignupRequest(db.Model):
     list_ids: Mapped[list[int]] = mapped_column(sa.JSON)
     method: Mapped[ConsentMethod] = mapped_column(enum_column(ConsentMethod))
     wording_version: Mapped[str] = mapped_column(sa.String(32))
+    # The language the signup page was shown in: the subscriber's language if they are new, and their mail's.
+    locale: Mapped[str] = mapped_column(sa.String(16), default="en", server_default="en")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

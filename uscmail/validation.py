@@ -1,5 +1,7 @@
 """Checks every feature shares: the error a person can correct, addresses, names and single-line text.
 
+The messages a supporter can meet (address and name) are translated into the language of the page in force.
+
 Nothing here touches the database; the suppression list, which does, is in `uscmail/suppression.py`.
 """
 
@@ -7,6 +9,7 @@ import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
+from flask_babel import gettext as _
 
 NAME_MAX_LENGTH = 200
 RAW_EMAIL_MAX_LENGTH = 320
@@ -43,9 +46,9 @@ def normalise_email(raw: str, check_deliverability: bool | None = None) -> str:
     is looked up when EMAIL_CHECK_DELIVERABILITY says so, unless `check_deliverability` says otherwise."""
     raw = (raw or "").strip()
     if not raw:
-        raise InvalidInput("Please enter your email address.")
+        raise InvalidInput(_("Please enter your email address."))
     if len(raw) > RAW_EMAIL_MAX_LENGTH:
-        raise InvalidInput("That email address is too long.")
+        raise InvalidInput(_("That email address is too long."))
     try:
         result = validate_email(
             raw,
@@ -55,7 +58,7 @@ def normalise_email(raw: str, check_deliverability: bool | None = None) -> str:
             allow_smtputf8=True,
         )
     except EmailNotValidError as exc:
-        raise InvalidInput(f"That doesn't look like an email address: {exc}") from None
+        raise InvalidInput(_("That doesn't look like an email address: %(reason)s", reason=str(exc))) from None
     return result.normalized.lower()
 
 
@@ -65,7 +68,7 @@ def clean_name(raw: str | None) -> str | None:
     if not name:
         return None
     if breaks_line(name):
-        raise InvalidInput("Your name can't contain line breaks or control characters.")
+        raise InvalidInput(_("Your name can't contain line breaks or control characters."))
     if len(name) > NAME_MAX_LENGTH:
-        raise InvalidInput(f"Please keep your name under {NAME_MAX_LENGTH} characters.")
+        raise InvalidInput(_("Please keep your name under %(limit)d characters.", limit=NAME_MAX_LENGTH))
     return name

@@ -1,7 +1,7 @@
 """import jobs: a real import started from a dry run's page names that dry run (once: unique)
 
 Revision ID: 0016_fixes
-Revises: 0014_campaign_templates
+Revises: 0015_locales
 Create Date: 2026-12-06 02:30:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0016_fixes'
-down_revision = '0014_campaign_templates'
+down_revision = '0015_locales'
 branch_labels = None
 depends_on = None
 

@@ -1,9 +1,11 @@
 """The subscriber part of the OpenAPI document: lists, subscribers and the public signup endpoint."""
 
+from ..i18n import LANGUAGES
 from ..models import StatusReason, SubscriptionStatus
 from ..subscribers.services import PAGE_SIZE_MAX, AddOutcome, ConsentBasis
 from .openapi_parts import NULLABLE_TIMESTAMP, PUBLIC, SLUG, TIMESTAMP, answer, body, closed, errors, operation, ref
 
+LOCALE = {"enum": list(LANGUAGES)}
 SUBSCRIBER_ID = {
     "name": "subscriber_id",
     "in": "path",
@@ -107,6 +109,7 @@ def subscriber_schemas() -> dict:
         ),
         "PublicLists": closed(
             {
+                "locale": LOCALE,
                 "lists": {
                     "type": "array",
                     "items": closed({"slug": SLUG, "name": {"type": "string"}, "description": {"type": "string"}}),
@@ -124,6 +127,7 @@ def subscriber_schemas() -> dict:
                 "lists": {"type": "array", "items": SLUG},
                 "consent": {"const": True, "description": "The supporter agreed to the consent wording."},
                 "consent_version": {"type": "string", "description": "The wording version shown."},
+                "locale": {**LOCALE, "description": "The language the wording was shown in, and of the mail."},
                 "website": {"type": "string", "description": "Honeypot: leave empty."},
             },
             "required": ["email", "lists", "consent"],
@@ -238,8 +242,20 @@ def subscriber_paths() -> dict:
         "/api/v1/public/lists": {
             "get": operation(
                 "publicLists",
-                "Public lists and the consent wording an embedding site must show verbatim.",
-                {"200": answer("The lists and wording.", ref("PublicLists"))},
+                "Public lists and the consent wording an embedding site must show verbatim, in a language.",
+                {
+                    "200": answer("The lists and wording.", ref("PublicLists")),
+                    "400": answer("An unknown locale.", ref("Error")),
+                },
+                parameters=[
+                    {
+                        "name": "locale",
+                        "in": "query",
+                        "required": False,
+                        "schema": LOCALE,
+                        "description": "The language of the consent wording (English by default).",
+                    }
+                ],
                 **PUBLIC,
             )
         },

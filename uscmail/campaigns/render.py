@@ -76,7 +76,12 @@ ALLOWED_ATTRIBUTES = {
     "td": {"colspan", "rowspan", "style"},
     "th": {"colspan", "rowspan", "style"},
     "p": {"style"},
+    # Direction and language on any element, so a Uyghur paragraph in an English mail runs right to left (and is read
+    # aloud in Uyghur); values are checked in _attribute_filter.
+    "*": {"dir", "lang"},
 }
+DIRECTIONS = frozenset({"ltr", "rtl", "auto"})
+LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*")
 # Attributes a mail client never fetches or follows, where a name may appear.
 TEXT_ATTRIBUTES = frozenset({"alt", "title"})
 # Characters that, just before a personal link in the text, make it part of some other address.
@@ -113,6 +118,11 @@ def image_allowed(src: str, hosts: frozenset[str]) -> bool:
 def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
     if tag == "img" and attribute == "src" and not image_allowed(value, image_hosts()):
         return None
+    if attribute == "dir":
+        direction = value.strip().lower()
+        return direction if direction in DIRECTIONS else None
+    if attribute == "lang":
+        return value.strip() if LANGUAGE_TAG.fullmatch(value.strip()) else None
     return value
 
 
@@ -121,8 +131,9 @@ IMAGE_WITHOUT_ADDRESS = re.compile(r"<img(?![^>]*\ssrc=)[^>]*>")
 
 
 def sanitise(fragment: str) -> str:
-    """Keep ordinary formatting, links (http, https, mailto) and images from the allowed hosts (MAIL_IMAGE_HOSTS,
-    none by default); drop scripts, styles, frames, forms, event handlers and every other attribute."""
+    """Keep ordinary formatting, links (http, https, mailto), images from the allowed hosts (MAIL_IMAGE_HOSTS, none by
+    default) and valid `dir` and `lang` on any element; drop scripts, styles, frames, forms, event handlers and every
+    other attribute."""
     cleaned = nh3.clean(
         fragment,
         tags=ALLOWED_TAGS,

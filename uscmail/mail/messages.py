@@ -6,6 +6,7 @@ from email.utils import format_datetime, make_msgid, parseaddr
 
 from flask import current_app, render_template
 
+from ..i18n import language
 from ..models import utcnow
 from .headers import address, ascii_domain, single_line
 
@@ -51,7 +52,8 @@ def build_message(
 ) -> EmailMessage:
     """Render templates/email/<template>.txt and .html into a multipart/alternative message (text part first).
 
-    With unsubscribe_url, the message is a list mail: it carries List-Unsubscribe and List-Unsubscribe-Post.
+    With unsubscribe_url, the message is a list mail: it carries List-Unsubscribe and List-Unsubscribe-Post. It is
+    written in the locale in force (see `flask_babel.force_locale`), which its Content-Language names.
     """
     context.update(subject=subject, unsubscribe_url=unsubscribe_url, to_name=to_name)
     text = render_template(f"email/{template}.txt", **context)
@@ -71,4 +73,6 @@ def build_message(
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    # After the parts are made: making a message multipart moves every Content-* header into its first part.
+    message["Content-Language"] = language().tag
     return message

@@ -3,9 +3,10 @@
 from flask import Blueprint, jsonify, request
 
 from ..extensions import csrf, db
+from ..i18n import DEFAULT_LOCALE, LANGUAGES, supported
 from ..models import ConsentMethod
 from . import services
-from .consent import CURRENT_VERSION, current_wording
+from .consent import current_version, current_wording
 from .routes import signup_limit
 from .signups import accept_signup
 
@@ -23,12 +24,20 @@ def error(message: str, status: int):
     return jsonify({"error": message}), status
 
 
+LOCALE_PROBLEM = "'locale' must be one of: " + ", ".join(LANGUAGES) + "."
+
+
 @bp.get("/lists")
 def lists():
-    """Public lists and the consent wording the embedding site must show verbatim."""
-    wording = current_wording()
+    """Public lists and the consent wording the embedding site must show verbatim (`?locale=ug` for another
+    language's; English by default)."""
+    locale = supported(request.args.get("locale", DEFAULT_LOCALE))
+    if locale is None:
+        return error(LOCALE_PROBLEM, 400)
+    wording = current_wording(locale)
     db.session.commit()
     return {
+        "locale": locale,
         "lists": [{"slug": m.slug, "name": m.name, "description": m.description} for m in services.public_lists()],
         "consent": {
             "version": wording.version,
@@ -41,7 +50,8 @@ def lists():
 @bp.post("/subscribe")
 @signup_limit
 def subscribe():
-    """JSON body: email, optional name, lists (slugs), consent_version, consent (true). 202 for every valid request."""
+    """JSON body: email, optional name, lists (slugs), consent_version, consent (true), optional locale (the language
+    the supporter read the wording in and will get mail in). 202 for every valid request."""
     if not request.is_json:
         return error("Send a JSON body with Content-Type: application/json.", 415)
     payload = request.get_json(silent=True)
@@ -59,7 +69,10 @@ def subscribe():
             "'consent' must be true: the supporter must have agreed to the consent wording.",
             400,
         )
-    version = payload.get("consent_version", CURRENT_VERSION)
+    locale = supported(payload.get("locale", DEFAULT_LOCALE))
+    if locale is None:
+        return error(LOCALE_PROBLEM, 400)
+    version = payload.get("consent_version", current_version(locale))
     if payload.get("website"):
         return jsonify(ACCEPTED), 202
     try:
@@ -69,6 +82,7 @@ def subscribe():
             slugs,
             ConsentMethod.API,
             version if isinstance(version, str) else "",
+            locale=locale,
         )
     except services.InvalidInput as exc:
         return error(str(exc), 400)

@@ -1,9 +1,11 @@
 """Forms of the supporter journey (CSRF-protected by Flask-WTF)."""
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     HiddenField,
+    RadioField,
     SelectMultipleField,
     StringField,
     SubmitField,
@@ -25,14 +27,16 @@ class CheckboxListField(SelectMultipleField):
 class SignupForm(FlaskForm):
     """Email, optional name, lists; plus a honeypot and a signed start time against bots."""
 
-    email = StringField("Email address", render_kw={"autocomplete": "email", "inputmode": "email"})
-    name = StringField("Name (optional)", render_kw={"autocomplete": "name"})
-    lists = CheckboxListField("Lists")
+    email = StringField(_l("Email address"), render_kw={"autocomplete": "email", "inputmode": "email"})
+    name = StringField(_l("Name (optional)"), render_kw={"autocomplete": "name", "dir": "auto"})
+    lists = CheckboxListField(_l("Lists"))
     consent_version = HiddenField()
+    # The language the form was shown in: the new subscriber's language, and that of their mail.
+    locale = HiddenField()
     started = HiddenField()
     # Hidden from people by CSS and aria-hidden; bots fill it in.
-    website = StringField("Leave this field empty", render_kw={"autocomplete": "off", "tabindex": "-1"})
-    submit = SubmitField("Subscribe")
+    website = StringField(_l("Leave this field empty"), render_kw={"autocomplete": "off", "tabindex": "-1"})
+    submit = SubmitField(_l("Subscribe"))
 
 
 class HumanCheckForm(FlaskForm):
@@ -43,11 +47,13 @@ class HumanCheckForm(FlaskForm):
 
 
 class PreferencesForm(FlaskForm):
-    """Name and list choices in the preference centre."""
+    """Name, language of mail and list choices in the preference centre."""
 
-    name = StringField("Name (optional)", render_kw={"autocomplete": "name"})
-    lists = CheckboxListField("Lists", coerce=int)
-    submit = SubmitField("Save my preferences")
+    name = StringField(_l("Name (optional)"), render_kw={"autocomplete": "name", "dir": "auto"})
+    # Checked by the view (routes.form_locale), which says what is wrong in words.
+    locale = RadioField(_l("Language of our emails"), choices=[], validate_choice=False)
+    lists = CheckboxListField(_l("Lists"), coerce=int)
+    submit = SubmitField(_l("Save my preferences"))
 
 
 class ConfirmActionForm(FlaskForm):

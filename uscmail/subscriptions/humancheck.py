@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 
+from ..i18n import supported
 from ..links import TokenInvalid, make_signup_check_token, read_signup_check_token
 from ..seen import SeenKeys
 
@@ -28,6 +29,7 @@ class HeldSignup:
     slugs: tuple[str, ...]
     wording_version: str
     nonce: str
+    locale: str = "en"
 
 
 def init_app(app: Flask) -> None:
@@ -36,10 +38,17 @@ def init_app(app: Flask) -> None:
     app.extensions.setdefault(STORE, store)
 
 
-def hold(email: str, name: str | None, slugs: list[str], wording_version: str) -> str:
-    """The token for the check page's hidden field: the signup as validated, and a fresh nonce."""
+def hold(email: str, name: str | None, slugs: list[str], wording_version: str, locale: str = "en") -> str:
+    """The token for the check page's hidden field: the signup as validated, its language, and a fresh nonce."""
     return make_signup_check_token(
-        {"email": email, "name": name, "lists": slugs, "version": wording_version, "nonce": secrets.token_hex(16)}
+        {
+            "email": email,
+            "name": name,
+            "lists": slugs,
+            "version": wording_version,
+            "locale": locale,
+            "nonce": secrets.token_hex(16),
+        }
     )
 
 
@@ -47,7 +56,7 @@ def read(token: str) -> HeldSignup:
     """The signup held in a token, or TokenExpired / TokenInvalid (also for a well-signed token of the wrong shape)."""
     value = read_signup_check_token(token)
     email, name, slugs = value.get("email"), value.get("name"), value.get("lists")
-    version, nonce = value.get("version"), value.get("nonce")
+    version, nonce, locale = value.get("version"), value.get("nonce"), value.get("locale", "en")
     if not (
         isinstance(email, str)
         and (name is None or isinstance(name, str))
@@ -56,9 +65,11 @@ def read(token: str) -> HeldSignup:
         and isinstance(version, str)
         and isinstance(nonce, str)
         and nonce
+        and isinstance(locale, str)
+        and supported(locale) == locale
     ):
         raise TokenInvalid("unexpected payload")
-    return HeldSignup(email, name, tuple(slugs), version, nonce)
+    return HeldSignup(email, name, tuple(slugs), version, nonce, locale)
 
 
 def claim(held: HeldSignup) -> bool:

@@ -12,9 +12,11 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 
 from ..campaigns.unsubscribes import count_unsubscribe
 from ..extensions import csrf, db, limiter
+from ..i18n import LANGUAGES, chosen_locale, current_locale
 from ..links import (
     TokenExpired,
     TokenInvalid,
@@ -31,9 +33,9 @@ from ..reminders.outlook import protest_outlook
 from ..seen import Unavailable as SeenUnavailable
 from ..validation import InvalidInput, clean_name
 from . import humancheck, services, tasks
-from .consent import CURRENT_VERSION, current_wording
+from .consent import current_version, current_wording
 from .forms import ConfirmActionForm, HumanCheckForm, PreferencesForm, SignupForm
-from .signups import Pace, accept_signup, check_signup, signup_pace, store_signup
+from .signups import Pace, accept_signup, check_signup, form_locale, signup_pace, store_signup
 
 bp = Blueprint("subscriptions", __name__)
 bp.record_once(lambda state: humancheck.init_app(state.app))
@@ -83,19 +85,20 @@ def subscribe():
     if request.method == "GET":
         return signup_page(form, lists)
     if not form.validate_on_submit():
-        return signup_page(form, lists, "The form was incomplete; please try again.")
+        return signup_page(form, lists, _("The form was incomplete; please try again."))
     pace = signup_pace(form)
     if pace is Pace.BOT:
         return redirect(url_for(".check_inbox"), 303)
     try:
+        locale = form_locale(form.locale.data) if form.locale.data else current_locale()
         signup = check_signup(
-            form.email.data or "", form.name.data, form.lists.data or [], form.consent_version.data or "", lists
+            form.email.data or "", form.name.data, form.lists.data or [], form.consent_version.data or "", lists, locale
         )
     except InvalidInput as exc:
         return signup_page(form, lists, str(exc))
     if pace is Pace.HASTY:
         slugs = [mailing_list.slug for mailing_list in signup.lists]
-        token = humancheck.hold(signup.email, signup.name, slugs, signup.wording_version)
+        token = humancheck.hold(signup.email, signup.name, slugs, signup.wording_version, signup.locale)
         check_form = HumanCheckForm(formdata=None, signup=token)
         return render_template("subscriptions/human_check.html", form=check_form, signup=signup)
     store_signup(signup, ConsentMethod.FORM)
@@ -109,18 +112,20 @@ def human_check():
     lists = services.public_lists()
     form = HumanCheckForm()
     if not form.validate_on_submit():
-        return signup_page(_empty_signup_form(lists), lists, "The form was incomplete; please fill it in again.")
+        return signup_page(_empty_signup_form(lists), lists, _("The form was incomplete; please fill it in again."))
     try:
         held = humancheck.read(form.signup.data or "")
     except TokenExpired:
-        expired = "That page was open too long; please fill in the form again."
+        expired = _("That page was open too long; please fill in the form again.")
         return signup_page(_empty_signup_form(lists), lists, expired)
     except TokenInvalid:
-        return signup_page(_empty_signup_form(lists), lists, "The form was incomplete; please fill it in again.")
+        return signup_page(_empty_signup_form(lists), lists, _("The form was incomplete; please fill it in again."))
     if not humancheck.claim(held):
         return redirect(url_for(".check_inbox"), 303)  # a repeat: the same answer, and nothing more is stored
     try:
-        accept_signup(held.email, held.name, list(held.slugs), ConsentMethod.FORM, held.wording_version, lists)
+        accept_signup(
+            held.email, held.name, list(held.slugs), ConsentMethod.FORM, held.wording_version, lists, held.locale
+        )
     except InvalidInput as exc:
         humancheck.release(held)
         again = _empty_signup_form(lists)
@@ -137,7 +142,9 @@ def check_store_unavailable(error: SeenUnavailable):
     """Redis failed while a check token was claimed: nothing was stored; the person can press the button again."""
     db.session.rollback()
     current_app.logger.warning("signup check: Redis is unavailable (%s)", error.__cause__)
-    message = "We could not take your signup just now. Nothing was stored; please press the button again in a minute."
+    message = _(
+        "We could not take your signup just now. Nothing was stored; please press the button again in a minute."
+    )
     return render_template("errors/error.html", status=503, message=message), 503
 
 
@@ -149,7 +156,8 @@ def _empty_signup_form(lists: list[MailingList]) -> SignupForm:
 
 def signup_page(form: SignupForm, lists: list[MailingList], error: str | None = None):
     """The signup form with fresh hidden fields (consent version, start time, empty honeypot); 400 with an error."""
-    form.consent_version.data = CURRENT_VERSION
+    form.locale.data = current_locale()
+    form.consent_version.data = current_version()
     form.started.data = make_form_started_token()
     form.website.data = ""
     wording = current_wording()
@@ -184,7 +192,7 @@ def confirm(token: str):
     if request.method == "POST":
         if not form.validate_on_submit():
             abort(400)
-        list_ids = services.confirm_subscription(subscriber)
+        list_ids = services.confirm_subscription(subscriber, chosen_locale())
         if list_ids:
             after_commit(tasks.send_welcome_mail, subscriber.id, list_ids)
         db.session.commit()
@@ -301,20 +309,22 @@ def preferences(token: str):
     if request.method == "POST":
         if not form.validate_on_submit():
             # A list value that isn't a list id fails here, in the field's int coercion.
-            incomplete = "The form was incomplete; please try again."
-            error, status = "Please choose lists from the form." if form.lists.errors else incomplete, 400
+            incomplete = _("The form was incomplete; please try again.")
+            error, status = _("Please choose lists from the form.") if form.lists.errors else incomplete, 400
         else:
             try:
                 name = clean_name(form.name.data)
                 wanted = {int(list_id) for list_id in form.lists.data or []}
+                locale = form_locale(form.locale.data) if form.locale.data else None
             except (InvalidInput, ValueError) as exc:
-                error, status = str(exc) or "Please choose lists from the form.", 400
+                error, status = str(exc) or _("Please choose lists from the form."), 400
             else:
-                services.update_preferences(subscriber, name, wanted)
+                services.update_preferences(subscriber, name, wanted, locale)
                 db.session.commit()
                 saved = True
     if request.method == "GET" or saved:
         form.name.data = subscriber.name or ""
+        form.locale.data = subscriber.locale
         form.lists.data = [s.list_id for s in subscriber.subscriptions if s.status is SubscriptionStatus.CONFIRMED]
     return (
         render_template(
@@ -326,6 +336,7 @@ def preferences(token: str):
             error=error,
             action_form=ConfirmActionForm(),
             wording=current_wording(),
+            languages=LANGUAGES.values(),
         ),
         status,
     )

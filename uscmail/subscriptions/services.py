@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import limits
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import gettext as _
 
 from ..extensions import db
 from ..models import (
@@ -75,11 +76,11 @@ def public_lists_by_slug(slugs: list[str], offered: list[MailingList] | None = N
     """The public lists named by slug (among `offered`, if the caller has them); InvalidInput if any is unknown or none
     is given."""
     if not slugs:
-        raise InvalidInput("Please choose at least one list.")
+        raise InvalidInput(_("Please choose at least one list."))
     available = {mailing_list.slug: mailing_list for mailing_list in (offered or public_lists())}
     unknown = [slug for slug in slugs if slug not in available]
     if unknown:
-        raise InvalidInput("Unknown list: " + ", ".join(sorted(set(map(str, unknown)))[:5]))
+        raise InvalidInput(_("Unknown list: %(lists)s", lists=", ".join(sorted(set(map(str, unknown)))[:5])))
     return [available[slug] for slug in dict.fromkeys(slugs)]
 
 
@@ -89,6 +90,7 @@ class SignupResult:
 
     subscriber_id: int | None
     list_ids: list[int]
+    locale: str = "en"
 
 
 def request_subscription(
@@ -98,19 +100,21 @@ def request_subscription(
     method: ConsentMethod,
     wording_version: str,
     requested_at: datetime | None = None,
+    locale: str = "en",
 ) -> SignupResult:
     """Record a signup request: a pending subscription and consent per list that is not already confirmed.
 
-    An existing subscriber's stored data (name, confirmed or unsubscribed rows) is never changed by an unconfirmed
-    request; the change happens on confirmation. Suppressed addresses are not recorded at all.
+    An existing subscriber's stored data (name, language, confirmed or unsubscribed rows) is never changed by an
+    unconfirmed request; the change happens on confirmation. A new subscriber gets the signup's language. Suppressed
+    addresses are not recorded at all.
     """
     # A person whose old, unsubscribed record was purged may come back by confirming again; no one else may.
     if suppression_reason(email) not in (None, SuppressionReason.UNSUBSCRIBED):
-        return SignupResult(None, [])
+        return SignupResult(None, [], locale)
     shown = wording(wording_version)
     subscriber = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == email))
     if subscriber is None:
-        subscriber = Subscriber(email=email, name=name)
+        subscriber = Subscriber(email=email, name=name, locale=locale)
         db.session.add(subscriber)
         db.session.flush()
     existing = {s.list_id: s for s in subscriber.subscriptions}
@@ -154,11 +158,16 @@ def request_subscription(
     if subscriber.confirm_nonce is None:
         subscriber.confirm_nonce = secrets.token_urlsafe(16)
     db.session.flush()
-    return SignupResult(subscriber.id, [mailing_list.id for mailing_list in lists])
+    return SignupResult(subscriber.id, [mailing_list.id for mailing_list in lists], locale)
 
 
 def record_signup_request(
-    email: str, name: str | None, lists: list[MailingList], method: ConsentMethod, wording_version: str
+    email: str,
+    name: str | None,
+    lists: list[MailingList],
+    method: ConsentMethod,
+    wording_version: str,
+    locale: str = "en",
 ) -> int:
     """Store a validated signup for the worker to apply: the same single INSERT whatever the address's state."""
     signup = SignupRequest(
@@ -167,6 +176,7 @@ def record_signup_request(
         list_ids=[mailing_list.id for mailing_list in lists],
         method=method,
         wording_version=wording_version,
+        locale=locale,
     )
     db.session.add(signup)
     db.session.flush()
@@ -183,7 +193,13 @@ def apply_signup_request(request_id: int) -> SignupResult | None:
         return None
     lists = list(db.session.scalars(sa.select(MailingList).where(MailingList.id.in_(signup.list_ids))))
     result = request_subscription(
-        signup.email, signup.name, lists, signup.method, signup.wording_version, requested_at=signup.created_at
+        signup.email,
+        signup.name,
+        lists,
+        signup.method,
+        signup.wording_version,
+        requested_at=signup.created_at,
+        locale=signup.locale,
     )
     db.session.delete(signup)
     db.session.flush()
@@ -228,11 +244,14 @@ def confirmation_is_open(subscriber: Subscriber | None, nonce: str) -> bool:
     )
 
 
-def confirm_subscription(subscriber: Subscriber) -> list[int]:
+def confirm_subscription(subscriber: Subscriber, locale: str | None = None) -> list[int]:
     """Confirm every open opt-in of the subscriber; return the ids of the lists newly confirmed.
 
-    The confirmation nonce is cleared, so the link that led here stops working.
+    The confirmation nonce is cleared, so the link that led here stops working. With `locale` (the language the
+    confirmation page was shown in, by the person's choice), it becomes the language of their mail.
     """
+    if locale is not None:
+        subscriber.locale = locale
     now = utcnow()
     list_ids = open_consent_list_ids(subscriber)
     by_list = {s.list_id: s for s in subscriber.subscriptions}
@@ -316,13 +335,17 @@ def unsubscribe(subscriber: Subscriber, list_ids: list[int] | None, reason: Stat
     return left
 
 
-def update_preferences(subscriber: Subscriber, name: str | None, wanted_list_ids: set[int]) -> None:
-    """Apply the preference centre: new name, join ticked offered lists at once, leave unticked ones; lists not
-    offered (see `offered_lists`) are ignored.
+def update_preferences(
+    subscriber: Subscriber, name: str | None, wanted_list_ids: set[int], locale: str | None = None
+) -> None:
+    """Apply the preference centre: new name (and language of mail, if given), join ticked offered lists at once,
+    leave unticked ones; lists not offered (see `offered_lists`) are ignored.
 
     Holding the preference link proves the mailbox is theirs, so joining needs no further confirmation.
     """
     subscriber.name = name
+    if locale is not None:
+        subscriber.locale = locale
     # Checked here, not only in the form: a crafted POST naming a private list someone was removed from changes nothing.
     offered = {mailing_list.id for mailing_list in offered_lists(subscriber)}
     wanted = wanted_list_ids & offered

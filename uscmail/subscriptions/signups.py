@@ -8,14 +8,16 @@ import enum
 from dataclasses import dataclass
 
 from flask import current_app
+from flask_babel import gettext as _
 
 from ..extensions import db
+from ..i18n import supported
 from ..links import seconds_since_form_started
 from ..models import ConsentMethod, MailingList
 from ..queueing import after_commit
 from ..validation import InvalidInput, clean_name, normalise_email
 from . import services, tasks
-from .consent import CURRENT_VERSION
+from .consent import current_version
 from .forms import SignupForm
 
 
@@ -27,23 +29,33 @@ class CheckedSignup:
     name: str | None
     lists: list[MailingList]
     wording_version: str
+    # The language the form was shown in: the subscriber's, and their mails'.
+    locale: str = "en"
 
 
 def check_signup(
-    email: str, name: str | None, slugs: list[str], wording_version: str, offered: list[MailingList] | None = None
+    email: str,
+    name: str | None,
+    slugs: list[str],
+    wording_version: str,
+    offered: list[MailingList] | None = None,
+    locale: str = "en",
 ) -> CheckedSignup:
-    """The signup as it will be stored, or InvalidInput saying what is wrong; the address is not looked up."""
+    """The signup as it will be stored, or InvalidInput saying what is wrong; the address is not looked up. The
+    consent version must be the current one of `locale`, the language the form was shown in."""
     address = normalise_email(email)
     display_name = clean_name(name)
     lists = services.public_lists_by_slug(slugs, offered)
-    if wording_version != CURRENT_VERSION:
-        raise InvalidInput("The consent wording has changed since the form was opened; please read it again.")
-    return CheckedSignup(address, display_name, lists, wording_version)
+    if wording_version != current_version(locale):
+        raise InvalidInput(_("The consent wording has changed since the form was opened; please read it again."))
+    return CheckedSignup(address, display_name, lists, wording_version, locale)
 
 
 def store_signup(signup: CheckedSignup, method: ConsentMethod) -> None:
     """Store a checked signup, commit, then queue the task that applies it and sends its mail."""
-    request_id = services.record_signup_request(signup.email, signup.name, signup.lists, method, signup.wording_version)
+    request_id = services.record_signup_request(
+        signup.email, signup.name, signup.lists, method, signup.wording_version, signup.locale
+    )
     after_commit(tasks.apply_signup, request_id)
     db.session.commit()
 
@@ -55,6 +67,7 @@ def accept_signup(
     method: ConsentMethod,
     wording_version: str,
     offered: list[MailingList] | None = None,
+    locale: str = "en",
 ) -> None:
     """Validate a signup, store it, commit, then queue the task that applies it and sends its mail.
 
@@ -62,7 +75,15 @@ def accept_signup(
     it does the same single INSERT, so neither the answer nor its timing tells who is on a list.
     Raises InvalidInput for bad input.
     """
-    store_signup(check_signup(email, name, slugs, wording_version, offered), method)
+    store_signup(check_signup(email, name, slugs, wording_version, offered, locale), method)
+
+
+def form_locale(value: str | None) -> str:
+    """The language a form says it was shown in; InvalidInput if it names none of ours."""
+    locale = supported(value)
+    if locale is None:
+        raise InvalidInput(_("Please choose a language from the page."))
+    return locale
 
 
 class Pace(enum.Enum):

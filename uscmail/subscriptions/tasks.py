@@ -26,8 +26,8 @@ SMTP_RETRY = {
 
 
 @shared_task(**SMTP_RETRY, soft_time_limit=60, time_limit=90)
-def send_signup_mail(subscriber_id: int, list_ids: list[int]) -> str:
-    """After a signup request: a confirmation mail, or an "already subscribed" notice.
+def send_signup_mail(subscriber_id: int, list_ids: list[int], locale: str | None = None) -> str:
+    """After a signup request: a confirmation mail, or an "already subscribed" notice, in the signup's language.
 
     The per-address limit is counted before this task is queued (services.claim_signup_mail).
     """
@@ -36,7 +36,7 @@ def send_signup_mail(subscriber_id: int, list_ids: list[int]) -> str:
         return "gone"
     pending = services.open_consent_list_ids(subscriber, list_ids)
     if pending and subscriber.confirm_nonce:
-        message = mails.confirmation_message(subscriber, pending)
+        message = mails.confirmation_message(subscriber, pending, locale)
         outcome = "confirmation"
     else:
         confirmed = [
@@ -46,7 +46,7 @@ def send_signup_mail(subscriber_id: int, list_ids: list[int]) -> str:
         ]
         if not confirmed:
             return "nothing"
-        message = mails.already_subscribed_message(subscriber, confirmed)
+        message = mails.already_subscribed_message(subscriber, confirmed, locale)
         outcome = "already_subscribed"
     send_message(message, returnpath.for_subscriber(subscriber.id))
     log.info("signup mail (%s) sent to subscriber %s", outcome, subscriber_id)
@@ -65,7 +65,7 @@ def apply_signup(request_id: int) -> str:
         return "nothing to send"
     allowed = services.claim_signup_mail(result.subscriber_id)
     if allowed:
-        after_commit(send_signup_mail, result.subscriber_id, result.list_ids)
+        after_commit(send_signup_mail, result.subscriber_id, result.list_ids, result.locale)
     db.session.commit()
     if not allowed:
         log.info("signup mail for subscriber %s withheld: per-address limit", result.subscriber_id)
