@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from tests.api_support import issue_token
 from tests.browser_support import heading, sign_in
-from tests.campaign_support import start_without_worker, status_of, wait_for_status
+from tests.campaign_support import start, start_without_worker, status_of, wait_for_status
 from tests.factories import (
     ORGANISER_PASSWORD,
     add_confirmed,
@@ -397,6 +397,29 @@ def test_a_sending_campaign_is_paused_and_resumed(visit, db, worker, smtp_sink):
     assert wait_for_status(campaign.id, CampaignStatus.SENT) is CampaignStatus.SENT
     for address in recipients:
         assert smtp_sink.wait_for(address)[0].message["Subject"] == "Paused from the browser"
+    assert browser_visit.server_errors == []
+
+
+def test_failed_deliveries_are_sent_again_from_the_campaign_page(visit, db, worker, smtp_sink):
+    browser_visit, _ = signed_in_admin(visit, db)
+    page = browser_visit.page
+    refused, accepted = add_confirmed(2, domain="resend.example.org")
+    # Refused by policy (5.7.1): the delivery fails, but the address is not suppressed, so it can be tried again.
+    smtp_sink.replies[refused] = "554 5.7.1 Message refused by policy"
+    campaign = make_campaign("Resent from the browser", lists=[newsletter()])
+    start(campaign)
+    assert wait_for_status(campaign.id, CampaignStatus.SENT) is CampaignStatus.SENT
+    assert smtp_sink.wait_for(accepted) and not smtp_sink.to(refused)
+    smtp_sink.replies.pop(refused)
+
+    page.goto(f"/organisers/campaigns/{campaign.id}")
+    page.get_by_role("button", name="Resend to failed (1)").click()
+    expect(status_message(page)).to_be_visible()
+    [mail] = smtp_sink.wait_for(refused)
+    assert mail.message["Subject"] == "Resent from the browser"
+    assert wait_for_status(campaign.id, CampaignStatus.SENT) is CampaignStatus.SENT
+    assert len(smtp_sink.to(accepted)) == 1, "only the failed delivery is sent again"
+    expect(page.locator('[data-stat="failed"]')).to_have_text("0", timeout=30_000)
     assert browser_visit.server_errors == []
 
 
