@@ -349,7 +349,8 @@ def test_a_campaign_is_scheduled_rescheduled_unscheduled_cancelled_and_a_draft_d
     assert status_of(campaign.id) is CampaignStatus.CANCELLED
 
     page.goto(f"/organisers/campaigns/{draft.id}")
-    page.get_by_role("button", name="Delete draft").click()
+    page.get_by_role("link", name="Delete draft…").click()
+    page.get_by_role("button", name="Delete the draft").click()
     expect(heading(page)).to_have_text("Campaigns")
     assert status_of(draft.id) is None
     assert browser_visit.server_errors == []

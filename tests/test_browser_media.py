@@ -84,7 +84,7 @@ def test_upload_pick_preview_and_send_an_image(visit, live_server, db, worker, s
     )
     page.get_by_text("Insert an image from the media library").click()
     page.get_by_role("button", name=f"Insert “{ALT}”").click()
-    expect(page.get_by_role("status")).to_contain_text("Inserted")
+    expect(page.locator(".media-picker-status")).to_contain_text("Inserted")
     markdown = f"![Supporters with a banner outside the embassy \\[March\\]]({url})"
     assert (
         body.input_value()

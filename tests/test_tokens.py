@@ -58,7 +58,10 @@ def test_unsubscribe_and_preference_links_hold_no_readable_address(db):
     subscriber = sign_up_subscriber("nurgul.private@example.org", name="Nurgul Private")
     [newsletter] = services.public_lists_by_slug(["newsletter"])
     welcome = mails.welcome_message(subscriber, [newsletter.id])
-    links = LINK.findall(welcome.get_body(("plain",)).get_content())
+    # The personal links (the welcome mail also links the public protests page, which carries no token).
+    links = [
+        path for path in LINK.findall(welcome.get_body(("plain",)).get_content()) if not path.startswith("/events")
+    ]
     assert sorted(path.split("/")[1] for path in links) == ["preferences", "unsubscribe"]
 
     for path in links:
