@@ -79,7 +79,9 @@ def test_when_every_protest_is_on_hold_that_is_said_and_with_none_nothing_is(db,
     assert "protest" not in text.split("You will now receive:")[1].split("Change your preferences")[0].lower()
 
 
-def test_the_confirmed_page_names_the_next_protest(db, client):
+def test_the_confirmed_page_names_the_next_protest(db, client, worker, smtp_sink):
+    """The confirmed page names the date, and so does the welcome mail the worker sends (waited for here, so its task
+    cannot outlive this test and mail whoever has this subscriber's id in the next one)."""
     make_event(first_date=utcnow().date(), start_time=time(14, 0), place="Portland Place")
     put_in_state(db, "confirming@example.org", "pending")
     subscriber = subscriber_row(db, "confirming@example.org")
@@ -92,6 +94,8 @@ def test_the_confirmed_page_names_the_next_protest(db, client):
     html = confirmed.get_data(as_text=True)
     assert confirmed.status_code == 200 and "<h1>You're subscribed</h1>" in html
     assert f'<strong>{next_fifth_at_two()}</strong>, <span dir="auto">Portland Place</span>' in html
+    [welcome] = smtp_sink.wait_for("confirming@example.org")
+    assert f"Our next protest: {next_fifth_at_two()}, Portland Place." in welcome.text()
 
 
 def next_fifth_at_two_date() -> date:
