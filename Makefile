@@ -24,11 +24,11 @@ translations/%/LC_MESSAGES/messages.mo: translations/%/LC_MESSAGES/messages.po $
 	$(BIN)/pybabel compile --statistics -l $* -i $< -o $@
 
 # Extract every translatable text into translations/messages.pot, merge it into each language's messages.po (new
-# texts arrive untranslated: tests/test_translations.py fails until they are translated), then compile.
+# texts arrive untranslated: tests/test_languages.py fails until they are translated), then compile.
 translations: $(RUN_STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output \
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output --width 120 \
 		--project uscmail --copyright-holder "Uyghur Solidarity Campaign UK" -o translations/messages.pot .
-	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel update --width 120 -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete
 	$(BIN)/pybabel compile --statistics -d translations
 
 run: $(RUN_STAMP) $(MO_FILES)

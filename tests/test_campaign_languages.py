@@ -1,6 +1,8 @@
 """A campaign in several languages: each reader gets the version in their own language (else the campaign's own), the
 mail says which language and direction it is in, and organisers write translations on their own page."""
 
+import re
+
 import pytest
 import sqlalchemy as sa
 
@@ -249,3 +251,65 @@ def test_a_duplicate_keeps_the_campaigns_language_and_translations(db, sign_in_a
     assert [(found.locale, found.subject, found.body) for found in copy.translations] == [
         ("ug", UYGHUR_SUBJECT, UYGHUR_BODY)
     ]
+
+
+# What each reader sees around the body: the layout's words in the language of their version.
+FOOTERS = {
+    "ug": {
+        "brand": "ئەنگلىيە ئۇيغۇرلار بىلەن ھەمدەملىك ھەرىكىتى",
+        "unsubscribe": "مۇشتەرىلىكتىن چېكىنىش",
+        "preferences": "تەڭشەكلىرىڭىزنى ئۆزگەرتىڭ",
+        "browser": "توركۆرگۈچىڭىزدە كۆرۈڭ",
+        "reply": "بۇ ئېلخەتكە جاۋاب قايتۇرۇڭ ياكى بىزگە خەت يېزىڭ:",
+        "no_tracking": "ئېلخەتلىرىمىزنى ئاچقان-ئاچمىغانلىقىڭىزنى ھەرگىز ئىز قوغلىمايمىز.",
+    },
+    "zh": {
+        "brand": "英国声援维吾尔人运动",
+        "unsubscribe": "退订",
+        "preferences": "更改偏好设置",
+        "browser": "在浏览器中查看",
+        "reply": "回复此邮件，或写信给我们：",
+        "no_tracking": "我们从不追踪您是否打开我们的邮件。",
+    },
+    "en": {
+        "brand": "Uyghur Solidarity Campaign UK",
+        "unsubscribe": "Unsubscribe",
+        "preferences": "Change your preferences",
+        "browser": "View in your browser",
+        "reply": "Reply to this email or write to us at",
+        "no_tracking": "We never track whether you open our emails.",
+    },
+}
+
+
+def test_the_footer_of_each_readers_mail_is_in_their_language(db, worker, smtp_sink):
+    """Sent by the worker: a Uyghur reader's mail has a Uyghur footer (right to left), a Chinese reader's a Chinese
+    one, an English reader's an English one; each footer link is that reader's own, and no English is left around a
+    translated body."""
+    addresses = readers("en", "ug", "zh")
+    campaign = make_campaign("Solidarity news", "Dear {{ subscriber.name }},\n\nSee you on the 5th.\n")
+    translate(campaign, "ug", UYGHUR_SUBJECT, UYGHUR_BODY)
+    translate(campaign, "zh", CHINESE_SUBJECT, CHINESE_BODY)
+    start(campaign)
+    wait_for_status(campaign.id, CampaignStatus.SENT)
+
+    for locale, words in FOOTERS.items():
+        (mail,) = smtp_sink.to(addresses[locale])
+        html, text = mail.html(), mail.text().replace("\r\n", "\n")
+        unsubscribe_url = mail.message["List-Unsubscribe"].strip("<>")
+        assert re.search(rf'<a href="{re.escape(unsubscribe_url)}"[^>]*>{words["unsubscribe"]}</a>', html), locale
+        assert re.search(rf"\n{words['unsubscribe']}[:：] {re.escape(unsubscribe_url)}\n", text), locale
+        footer = html.split('class="footer"', 1)[1]
+        for key in ("preferences", "browser", "reply", "no_tracking"):
+            assert words[key] in footer and words[key] in text, (locale, key)
+        assert words["brand"] in html and f"-- \n{words['brand']}\n" in text, locale
+        assert 'href="mailto:' in footer, locale
+        if locale != "en":
+            english = FOOTERS["en"]
+            for key in ("brand", "preferences", "browser", "reply", "no_tracking"):
+                assert english[key] not in html and english[key] not in text, (locale, key)
+            assert f">{english['unsubscribe']}</a>" not in html and f"\n{english['unsubscribe']}:" not in text
+    (uyghur,) = smtp_sink.to(addresses["ug"])
+    assert '<html lang="ug" dir="rtl">' in uyghur.html() and re.search(r'class="footer"[^>]*dir="rtl"', uyghur.html())
+    (chinese,) = smtp_sink.to(addresses["zh"])
+    assert '<html lang="zh-Hans" dir="ltr">' in chinese.html()

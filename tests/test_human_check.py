@@ -15,7 +15,7 @@ from uscmail.extensions import db as database
 from uscmail.models import MailingList, SubscriptionStatus
 
 TOKEN = re.compile(r'name="signup" type="hidden" value="([^"]+)"')
-BUTTON = "Yes, I&#39;m a person: subscribe me"
+BUTTON = "Yes, I'm a person: subscribe me"
 
 
 @pytest.fixture

@@ -48,16 +48,24 @@ def test_every_text_of_the_code_is_translated_with_its_placeholders_and_markup(c
     missing = sorted(texts_in_the_code() - set(translations))
     assert not missing, f"texts not in translations/{code} (run `make translations`, then translate): {missing}"
     problems = []
+    script = ARABIC_SCRIPT if code == "ug" else HAN
     for msgid, message in translations.items():
-        if not message.string or message.fuzzy:
+        # A plural (ngettext) has a singular and a plural original and one translation per plural form; each form
+        # keeps the plural original's placeholders and markup.
+        original = msgid[-1] if isinstance(msgid, tuple) else msgid
+        forms = message.string if isinstance(message.string, tuple) else (message.string,)
+        if not all(forms) or message.fuzzy:
             problems.append(f"untranslated: {msgid!r}")
-        elif sorted(PLACEHOLDER.findall(msgid)) != sorted(PLACEHOLDER.findall(message.string)):
-            problems.append(f"placeholders differ: {msgid!r} -> {message.string!r}")
-        elif sorted(TAG.findall(msgid)) != sorted(TAG.findall(message.string)):
-            problems.append(f"markup differs: {msgid!r} -> {message.string!r}")
-        script = ARABIC_SCRIPT if code == "ug" else HAN
-        if message.string and not script.search(message.string) and msgid != "USC-UK mailing lists":
-            problems.append(f"not in the language's script: {message.string!r}")
+            continue
+        for form in forms:
+            if sorted(PLACEHOLDER.findall(original)) != sorted(PLACEHOLDER.findall(form)):
+                problems.append(f"placeholders differ: {original!r} -> {form!r}")
+            elif sorted(TAG.findall(original)) != sorted(TAG.findall(form)):
+                problems.append(f"markup differs: {original!r} -> {form!r}")
+            # Texts of placeholders and punctuation only ("%(when)s, %(place)s") have no words to be in a script.
+            has_words = re.search(r"[A-Za-z]", PLACEHOLDER.sub("", original))
+            if has_words and not script.search(form) and original != "USC-UK mailing lists":
+                problems.append(f"not in the language's script: {form!r}")
     assert not problems, "\n".join(problems)
 
 

@@ -2,10 +2,12 @@
 mail; in London time, written for people; cancelled dates skipped, overrides applied, and honest when every
 protest is on hold or there are none."""
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from babel.dates import format_date
 
 from tests.conftest import form_fields
 from tests.factories import make_event, make_subscriber, newsletter
@@ -77,7 +79,9 @@ def test_when_every_protest_is_on_hold_that_is_said_and_with_none_nothing_is(db,
     assert "protest" not in text.split("You will now receive:")[1].split("Change your preferences")[0].lower()
 
 
-def test_the_confirmed_page_names_the_next_protest(db, client):
+def test_the_confirmed_page_names_the_next_protest(db, client, worker, smtp_sink):
+    """The confirmed page names the date, and so does the welcome mail the worker sends (waited for here, so its task
+    cannot outlive this test and mail whoever has this subscriber's id in the next one)."""
     make_event(first_date=utcnow().date(), start_time=time(14, 0), place="Portland Place")
     put_in_state(db, "confirming@example.org", "pending")
     subscriber = subscriber_row(db, "confirming@example.org")
@@ -89,14 +93,47 @@ def test_the_confirmed_page_names_the_next_protest(db, client):
 
     html = confirmed.get_data(as_text=True)
     assert confirmed.status_code == 200 and "<h1>You're subscribed</h1>" in html
-    assert f"<strong>{next_fifth_at_two()}</strong>, Portland Place" in html
+    assert f'<strong>{next_fifth_at_two()}</strong>, <span dir="auto">Portland Place</span>' in html
+    [welcome] = smtp_sink.wait_for("confirming@example.org")
+    assert f"Our next protest: {next_fifth_at_two()}, Portland Place." in welcome.text()
 
 
-def next_fifth_at_two() -> str:
-    """The next 5th of a month whose 2 pm (London) is still ahead, written as a person would."""
+def next_fifth_at_two_date() -> date:
+    """The next 5th of a month whose 2 pm (London) is still ahead."""
     london = ZoneInfo("Europe/London")
     now = datetime.now(london)
     day = now.date()
     while not (day.day == 5 and datetime.combine(day, time(14, 0), london) > now):
         day += timedelta(days=1)
+    return day
+
+
+def next_fifth_at_two() -> str:
+    """The next 5th of a month whose 2 pm (London) is still ahead, written as a person would."""
+    day = next_fifth_at_two_date()
     return f"{day:%A} {day.day} {day:%B %Y}, 2 pm"
+
+
+def test_the_next_protest_is_written_in_the_readers_language(db, client):
+    """Uyghur and Chinese readers get the date as their language writes it (CLDR), on the home page and in the
+    welcome mail, around the same place; English keeps its own words."""
+    make_event(first_date=utcnow().date(), start_time=time(14, 0), place="Portland Place")
+    day = next_fifth_at_two_date()
+    uyghur = f"{format_date(day, 'full', locale='ug')} 14:00"
+    chinese = f"{format_date(day, 'full', locale='zh_Hans_CN')} 14:00"
+    assert re.fullmatch(r"\d{4} \d{1,2}-[\u0600-\u06ff]+، [\u0600-\u06ff]+ 14:00", uyghur), uyghur
+    assert chinese == f"{day.year}年{day.month}月{day.day}日星期{'一二三四五六日'[day.weekday()]} 14:00"
+
+    home = client.get("/?lang=zh").get_data(as_text=True)
+    assert f'<strong>{chinese}</strong>，<span dir="auto">Portland Place</span>' in home
+    assert "我们的下一次抗议活动" in home and "pm" not in home.split('id="next-protest"')[1].split("</p>")[0]
+    home = client.get("/?lang=ug").get_data(as_text=True)
+    assert f'<strong>{uyghur}</strong>، <span dir="auto">Portland Place</span>' in home
+    assert f"<strong>{next_fifth_at_two()}</strong>" in client.get("/?lang=en").get_data(as_text=True)
+
+    subscriber = make_subscriber("welcome.ug@example.org", lists=[newsletter()])
+    subscriber.locale = "ug"
+    database.session.commit()
+    text = mails.welcome_message(subscriber, [newsletter().id]).get_body(("plain",)).get_content()
+    assert f"كېيىنكى نامايىشىمىز: {uyghur}، Portland Place." in text
+    assert "Saturday" not in text and "December" not in text and " pm" not in text

@@ -46,7 +46,7 @@ def test_each_reader_gets_the_reminder_in_their_language_with_dates_written_thei
     assert [part.get_content_type() for part in mail.message.iter_attachments()] == ["text/calendar"]
     (mail,) = smtp_sink.to(chinese)
     assert mail.message["Subject"] == "抗议活动 2027年1月5日星期二：Monthly protest at the Chinese Embassy"
-    assert "亲爱的 李明：" in mail.text() and '<html lang="zh" dir="ltr">' in mail.html()
+    assert "亲爱的 李明：" in mail.text() and '<html lang="zh-Hans" dir="ltr">' in mail.html()
     locales = fresh(db).scalars(sa.select(CampaignTranslation.locale).order_by(CampaignTranslation.locale)).all()
     assert locales == ["ug", "zh"]
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_time
+from babel.dates import format_date, format_time, get_datetime_format
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, current_app, request
@@ -118,12 +118,13 @@ def london_date(moment: datetime | None) -> str:
 
 
 def london_day_and_time(moment: datetime) -> str:
-    """Weekday, date and time of an instant in London, in the words of the locale in force ("Friday 5 March 2027,
-    18:00")."""
+    """Weekday, date and time of an instant in London, in the words of the locale in force, joined as CLDR joins
+    them ("Friday 5 March 2027, 18:00", "2027 5-مارت، جۈمە 18:00", "2027年3月5日星期五 18:00")."""
     local = moment.astimezone(LONDON)
     cldr_locale, day_format, _ = DATE_FORMATS[current_locale()]
     day = format_date(local.date(), day_format, locale=cldr_locale)
-    return f"{day}, {format_time(local.time(), 'HH:mm', locale=cldr_locale)}"
+    time = format_time(local.time(), "HH:mm", locale=cldr_locale)
+    return get_datetime_format("full", locale=cldr_locale).replace("'", "").replace("{0}", time).replace("{1}", day)
 
 
 def compile_catalogues(directory: Path = TRANSLATIONS_DIR) -> list[Path]:

@@ -1,16 +1,22 @@
 """A campaign in its readers' languages: the campaign's own subject and body are in `campaign.locale`; each
 translation gives another language's. A reader gets the version in their language, else the campaign's own."""
 
+from ..i18n import LANGUAGES
 from .models import Campaign, CampaignTranslation
 
-# The languages a campaign may be written in, with their names as an organiser reads them.
-LANGUAGE_NAMES = {"en": "English", "ug": "Uyghur (ئۇيغۇرچە)", "zh": "Chinese (简体中文)"}
-RIGHT_TO_LEFT = frozenset({"ug"})
+# The languages a campaign may be written in are those the public side speaks (uscmail.i18n.LANGUAGES); organisers'
+# pages are English, so each is named in English with its own name beside it.
+ENGLISH_NAMES = {"en": "English", "ug": "Uyghur", "zh": "Chinese"}
+LANGUAGE_NAMES = {
+    code: ENGLISH_NAMES[code] if ENGLISH_NAMES[code] == lang.name else f"{ENGLISH_NAMES[code]} ({lang.name})"
+    for code, lang in LANGUAGES.items()
+}
 
 
 def text_direction(locale: str | None) -> str:
-    """'rtl' for a language written right to left, else 'ltr'."""
-    return "rtl" if locale in RIGHT_TO_LEFT else "ltr"
+    """'rtl' for a language written right to left, else 'ltr' (unknown codes too)."""
+    found = LANGUAGES.get(locale or "")
+    return found.direction if found else "ltr"
 
 
 class CampaignInLanguage:

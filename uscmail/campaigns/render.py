@@ -17,6 +17,7 @@ import css_inline
 import lxml.html
 import nh3
 from flask import current_app, render_template
+from flask_babel import force_locale
 from inscriptis.css_profiles import CSS_PROFILES
 from inscriptis.html_engine import Inscriptis
 from inscriptis.html_properties import Display
@@ -26,9 +27,9 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from .. import templating
+from ..i18n import language
 from ..links import external_url
 from ..media import mailimages
-from .languages import text_direction
 from .models import BodyFormat, Campaign
 
 # Other modules import TemplateRefused, MailValues and clean_name from here.
@@ -209,8 +210,8 @@ class CampaignTemplate:
             "subject": self.subject.render(None),
             "preheader": preheader,
             "contact": contact,
-            "lang": locale,
-            "dir": text_direction(locale),
+            "lang": language(locale).tag,
+            "dir": language(locale).direction,
         }
         self.drafts: dict[tuple[str, bool], tuple[str, str]] = {}
 
@@ -309,7 +310,8 @@ class CampaignTemplate:
         return fragment
 
     def draft(self, shape: str, web_version: bool = False) -> tuple[str, str]:
-        """The whole mail (HTML with CSS inlined, and text) for a shape, tokens still in place."""
+        """The whole mail (HTML with CSS inlined, and text) for a shape, tokens still in place; the layout's words
+        (footer, links) in the language of this version."""
         key = (shape, web_version)
         if key in self.drafts:
             return self.drafts[key]
@@ -325,8 +327,9 @@ class CampaignTemplate:
             subscribe_url=external_url("subscriptions.subscribe"),
             web_version=web_version,
         )
-        html_part = INLINER.inline(render_template("email/campaign.html", **context))
-        text_part = render_template("email/campaign.txt", **context).strip("\n") + "\n"
+        with force_locale(self.locale):
+            html_part = INLINER.inline(render_template("email/campaign.html", **context))
+            text_part = render_template("email/campaign.txt", **context).strip("\n") + "\n"
         if len(self.drafts) < self.MAX_SHAPES:
             self.drafts[key] = (html_part, text_part)
         return html_part, text_part

@@ -1,5 +1,6 @@
 """What a supporter is told about the protests: the upcoming dates (the public page and feed) and the next one, in
-words a person reads ("Saturday 5 December 2026, 2 pm"), for the home page, the confirmed page and the welcome mail.
+words a person reads ("Saturday 5 December 2026, 2 pm"; in Uyghur and Chinese as CLDR writes them), for the home
+page, the confirmed page and the welcome mail.
 
 Only events that are not on hold count; a cancelled date is skipped. When every event is on hold, that is said
 plainly rather than naming a date that will not happen."""
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from ..extensions import db
+from ..i18n import DEFAULT_LOCALE, current_locale, london_day_and_time
 from ..models import utcnow
 from .models import Event
 from .planning import overrides_of
@@ -44,7 +46,10 @@ def time_in_words(moment: datetime) -> str:
 
 
 def date_and_time_in_words(moment: datetime) -> str:
-    """An aware moment in London time, written out: "Saturday 5 December 2026, 2 pm"."""
+    """An aware moment in London time, written out in the locale in force: "Saturday 5 December 2026, 2 pm" in
+    English, "2026 5-دېكابىر، شەنبە 14:00" in Uyghur, "2026年12月5日星期六 14:00" in Chinese."""
+    if current_locale() != DEFAULT_LOCALE:
+        return london_day_and_time(moment)
     local = moment.astimezone(LONDON)
     return f"{local:%A} {local.day} {local:%B %Y}, {time_in_words(local)}"
 
@@ -53,7 +58,7 @@ def date_and_time_in_words(moment: datetime) -> str:
 class NextProtest:
     """The next protest that will happen, in words."""
 
-    when: str  # "Saturday 5 December 2026, 2 pm" (London time)
+    when: str  # "Saturday 5 December 2026, 2 pm" (London time, in the locale in force)
     place: str  # the event's stored place, or that date's override
     title: str
     note: str | None

@@ -43,7 +43,7 @@ class HumanCheckForm(FlaskForm):
     """The one button of the "confirm you are a person" page; the signup rides along in a signed token."""
 
     signup = HiddenField()
-    submit = SubmitField("Yes, I'm a person: subscribe me")
+    submit = SubmitField(_l("Yes, I'm a person: subscribe me"))
 
 
 class PreferencesForm(FlaskForm):
