@@ -1,4 +1,4 @@
-"""Security headers and proxy handling: strict CSP, no referrers, no caching of pages with tokens."""
+"""Security headers and proxy handling: strict CSP, HSTS, no referrers, no caching of pages with tokens."""
 
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -9,6 +9,9 @@ CSP = (
 )
 # Pages and answers that carry tokens or personal data: never kept by a browser or proxy cache.
 NO_STORE_PATHS = ("/confirm/", "/unsubscribe/", "/preferences/", "/subscribe", "/organisers", "/api/")
+# A browser that has reached us over https keeps to https for two years (sent only when BASE_URL is https). No
+# includeSubDomains: BASE_URL's host may be the campaign's own domain, whose other sites are not ours to decide.
+HSTS = "max-age=63072000"
 
 
 def init_security(app: Flask) -> None:
@@ -17,6 +20,7 @@ def init_security(app: Flask) -> None:
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     embedders = " ".join(app.config.get("CORS_ORIGINS") or [])
+    served_over_https = app.config.get("BASE_URL", "").startswith("https://")
 
     @app.after_request
     def set_security_headers(response):
@@ -28,6 +32,8 @@ def init_security(app: Flask) -> None:
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
         response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+        if served_over_https:
+            response.headers["Strict-Transport-Security"] = HSTS
         if request.path.startswith(NO_STORE_PATHS):
             response.headers["Cache-Control"] = "no-store"
         return response
