@@ -236,3 +236,17 @@ def test_a_damaged_or_hostile_backup_is_refused_before_anything_is_written(fille
         resolve_target("mysql://root@localhost/x", kind)
     with pytest.raises(BackupError, match="can only be restored into one"):
         resolve_target("postgresql://someone@localhost/x" if kind == "sqlite" else "sqlite:////tmp/x.sqlite", kind)
+
+
+def test_a_backup_that_cannot_be_made_says_why_and_leaves_nothing_behind(db, tmp_path):
+    if BACKEND == "postgres":
+        # No pg_dump on PATH (a machine without PostgreSQL's client programs).
+        env, message = {"PATH": str(tmp_path / "empty")}, "pg_dump is not installed"
+    else:
+        env, message = {"DATABASE_URL": f"sqlite:///{tmp_path / 'missing.sqlite'}"}, "does not exist"
+    failed = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "uscmail", "backup", "create", "--to", str(tmp_path / "backups")],
+        cwd=PROJECT_DIR, env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert failed.returncode == 1 and message in failed.stderr and "Traceback" not in failed.stderr
+    assert list((tmp_path / "backups").iterdir()) == []

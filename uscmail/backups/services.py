@@ -7,6 +7,7 @@ hidden name and renamed when complete, so a directory with the final name is a f
 """
 
 import re
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,22 +74,28 @@ def create_backup(parent: Path | None = None, now: datetime | None = None) -> tu
     final, partial = _new_directory(Path(parent or config["BACKUP_DIR"]), now)
     url = db.engine.url
     kind = _kind(url)
-    private_directory(partial)
-    name = "database.dump" if kind == "postgresql" else "database.sqlite"
-    if kind == "postgresql":
-        with private_file(partial / name) as stream:
-            database = postgres.dump(db.engine, stream)
-    else:
-        database = sqlite.dump(url, partial / name)
-    database.update(kind=kind, file=name, sha256=sha256_of(partial / name), size_bytes=(partial / name).stat().st_size)
-    if config.get("MEDIA_S3_BUCKET"):
-        media = {"kind": "s3", "bucket": config["MEDIA_S3_BUCKET"], "prefix": config.get("MEDIA_S3_PREFIX", "")}
-    else:
-        checksums = archive_media(Path(config["MEDIA_DIR"]), partial / MEDIA_ARCHIVE)
-        media = {"kind": "files", "file": MEDIA_ARCHIVE, "sha256": sha256_of(partial / MEDIA_ARCHIVE)}
-        media["files"] = checksums
-    manifest = {"format": MANIFEST_FORMAT, "created_at": now.isoformat(), "database": database, "media": media}
-    write_manifest(partial, manifest)
+    try:
+        private_directory(partial)
+        name = "database.dump" if kind == "postgresql" else "database.sqlite"
+        if kind == "postgresql":
+            with private_file(partial / name) as stream:
+                database = postgres.dump(db.engine, stream)
+        else:
+            database = sqlite.dump(url, partial / name)
+        database.update(
+            kind=kind, file=name, sha256=sha256_of(partial / name), size_bytes=(partial / name).stat().st_size
+        )
+        if config.get("MEDIA_S3_BUCKET"):
+            media = {"kind": "s3", "bucket": config["MEDIA_S3_BUCKET"], "prefix": config.get("MEDIA_S3_PREFIX", "")}
+        else:
+            checksums = archive_media(Path(config["MEDIA_DIR"]), partial / MEDIA_ARCHIVE)
+            media = {"kind": "files", "file": MEDIA_ARCHIVE, "sha256": sha256_of(partial / MEDIA_ARCHIVE)}
+            media["files"] = checksums
+        manifest = {"format": MANIFEST_FORMAT, "created_at": now.isoformat(), "database": database, "media": media}
+        write_manifest(partial, manifest)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # half a backup is no backup, and it holds part of the list
+        raise
     partial.rename(final)
     return final, manifest
 
