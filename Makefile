@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 # Compiled catalogues (not committed): made from each language's messages.po whenever it changes.
 MO_FILES := $(patsubst %.po,%.mo,$(wildcard translations/*/LC_MESSAGES/messages.po))
 
-.PHONY: run test lint format translations bench-signup bench-campaign clean
+.PHONY: run test lint format translations backup restore bench-signup bench-campaign clean
 
 $(RUN_STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,17 @@ run: $(RUN_STAMP) $(MO_FILES)
 	$(BIN)/flask --app uscmail db upgrade
 	$(BIN)/flask --app uscmail seed
 	PORT=$(PORT) $(BIN)/python -m uscmail.devserver
+
+# A backup of the database (DATABASE_URL) and the media files into a new private directory under BACKUP_DIR
+# (instance/backups by default); it holds the list: copy it somewhere safe, encrypted.
+backup: $(RUN_STAMP)
+	$(BIN)/flask --app uscmail backup create
+
+# make restore BACKUP=instance/backups/uscmail-... INTO=<new database name or URL> [MEDIA_DIR=...] [FORCE=1]
+restore: $(RUN_STAMP)
+	@test -n "$(BACKUP)" -a -n "$(INTO)" || \
+		{ echo "usage: make restore BACKUP=<backup directory> INTO=<new database name or URL> [FORCE=1]"; exit 2; }
+	$(BIN)/flask --app uscmail backup restore "$(BACKUP)" --database "$(INTO)" $(if $(FORCE),--force)
 
 test: $(DEV_STAMP) $(MO_FILES)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

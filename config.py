@@ -155,6 +155,8 @@ class Config:
     MEDIA_S3_PREFIX = os.environ.get("MEDIA_S3_PREFIX", "media/")
     MEDIA_S3_ENDPOINT_URL = os.environ.get("MEDIA_S3_ENDPOINT_URL", "")
     MEDIA_S3_REGION = os.environ.get("MEDIA_S3_REGION", "")
+    # Where `flask --app uscmail backup create` (`make backup`) writes its backups: a private directory (0700).
+    BACKUP_DIR = os.environ.get("BACKUP_DIR", str(INSTANCE_DIR / "backups"))
 
     CONFIRM_TOKEN_MAX_AGE = int(os.environ.get("CONFIRM_TOKEN_MAX_AGE", str(7 * 24 * 3600)))
     # A new organiser's one-time set-up link (password and authenticator app) works for this long.

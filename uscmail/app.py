@@ -10,6 +10,7 @@ from .api import campaign_translations as api_campaign_translations  # noqa: F40
 from .api import campaigns as api_campaigns  # noqa: F401 - registers its routes on api.bp
 from .api import events as api_events  # noqa: F401 - registers its routes on api.bp
 from .api import subscribers as api_subscribers  # noqa: F401 - registers its routes on api.bp
+from .backups.cli import init_backups_cli
 from .bounces import health_routes as deliverability_routes
 from .bounces import models as bounce_models  # noqa: F401 - registers the bounce tables
 from .bounces import setaside as set_aside_mail  # noqa: F401 - registers the Celery task
@@ -143,3 +144,4 @@ def register_cli(app: Flask) -> None:
     init_imports_cli(app)
     init_campaigns_cli(app)
     init_bounces_cli(app)
+    init_backups_cli(app)
