@@ -21,7 +21,6 @@ import secrets
 import signal
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -50,8 +49,9 @@ from tests.waiting import wait_until
 SUPPORTERS = 300
 SUBJECT = "Portland Place on the 5th"
 BODY = "Dear {{ subscriber.name }},\n\nJoin us outside the embassy on the 5th at 6 pm.\n"
-# Seconds for everything to start, and for the campaign to go out: the test takes well under 90 s in all.
-START_SECONDS, SEND_SECONDS = 40, 30
+# How long to wait for everything to start, and for the campaign to go out (upper bounds, not targets: the speed
+# of sending is measured by bench/campaign.py).
+START_SECONDS, SEND_SECONDS = 90, 120
 
 
 def reachable() -> str | None:
@@ -266,7 +266,6 @@ def dkim_record(printed: str) -> bytes:
 
 
 def test_the_production_files_bring_up_uscmail_and_send_a_campaign(production, smtp_sink):
-    started = time.monotonic()
     settings = production.settings
     # The example as shipped is refused: its placeholders are not secrets.
     assert read_env_file(ENV_EXAMPLE)["SECRET_KEY"] == "change-me"
@@ -344,4 +343,3 @@ def test_the_production_files_bring_up_uscmail_and_send_a_campaign(production, s
     with engine.connect() as connection, pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
         connection.execute(sa.text("CREATE TABLE intruder (id int)"))
     engine.dispose()
-    assert time.monotonic() - started < 90
