@@ -90,7 +90,10 @@ class Record:
 def _pick_delimiter(header_line: str) -> tuple[str, list[str]]:
     """The delimiter (`,` or `;`) that makes the header contain an email column, and the header cells."""
     for delimiter in (",", ";"):
-        cells = next(csv.reader([header_line], delimiter=delimiter), [])
+        try:
+            cells = next(csv.reader([header_line], delimiter=delimiter), [])
+        except csv.Error:  # a lone CR or a NUL inside the header: not a header row
+            cells = []
         if any(cell.strip().lower() in EMAIL_HEADERS for cell in cells):
             return delimiter, [cell.strip().lower() for cell in cells]
     shown = header_line.strip()[:80]
