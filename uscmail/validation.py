@@ -23,6 +23,17 @@ class InvalidInput(ValueError):
     """Input a person can correct; the message says how."""
 
 
+# What a mail body can't hold: NUL and lone surrogates (PostgreSQL refuses them), and the other control characters
+# XML refuses (the HTML part is parsed with lxml); tab, LF and CR are text.
+UNSENDABLE = frozenset({chr(code) for code in range(0x20)} - {"\t", "\n", "\r"} | {"\ufffe", "\uffff"})
+
+
+def unsendable(text: str) -> bool:
+    """True if `text` holds a character no mail body can carry: a control character other than tab and line breaks,
+    or a lone surrogate."""
+    return any(character in UNSENDABLE or "\ud800" <= character <= "\udfff" for character in text)
+
+
 def breaks_line(text: str) -> bool:
     """True if `text` holds a line break, a control character or a lone surrogate: not one line of text."""
     return any(unicodedata.category(character) in NOT_SINGLE_LINE for character in text)

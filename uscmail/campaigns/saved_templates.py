@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from ..extensions import db
 from ..organisers import audit
 from ..organisers.models import Organiser
-from ..validation import InvalidInput, single_line_text
+from ..validation import InvalidInput, single_line_text, unsendable
 from . import render
 from .models import BodyFormat, Campaign, SavedTemplate
 from .services import BODY_MAX_LENGTH, PREHEADER_MAX_LENGTH, SUBJECT_MAX_LENGTH
@@ -44,7 +44,7 @@ def clean_template_fields(fields: TemplateFields, template: SavedTemplate | None
     body = fields.body or ""
     if not body.strip():
         raise InvalidInput("Please write the starting body of the template.")
-    if "\x00" in body or any("\ud800" <= ch <= "\udfff" for ch in body):
+    if unsendable(body):
         raise InvalidInput("The body contains characters that can't be sent (NUL or a broken character).")
     if len(body) > BODY_MAX_LENGTH:
         raise InvalidInput(f"The body is too long (at most {BODY_MAX_LENGTH:,} characters).")

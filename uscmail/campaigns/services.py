@@ -13,7 +13,7 @@ from ..mail.messages import sender_address
 from ..models import MailingList, Subscription, SubscriptionStatus, utcnow
 from ..organisers import audit
 from ..organisers.models import Organiser
-from ..validation import InvalidInput, single_line_text
+from ..validation import InvalidInput, single_line_text, unsendable
 from . import progress, render
 from .models import BodyFormat, Campaign, CampaignKind, CampaignStatus, Delivery, DeliveryStatus
 from .progress import delivery_counts
@@ -67,8 +67,8 @@ def clean_body(body: str | None, body_format: BodyFormat) -> str:
     body = body or ""
     if not body.strip():
         raise InvalidInput("Please write the body of the campaign.")
-    # NUL and lone surrogates cannot be stored (PostgreSQL refuses them) and never belong in a mail.
-    if "\x00" in body or any("\ud800" <= ch <= "\udfff" for ch in body):
+    # NUL and lone surrogates cannot be stored (PostgreSQL refuses them); no control character belongs in a mail.
+    if unsendable(body):
         raise InvalidInput("The body contains characters that can't be sent (NUL or a broken character).")
     if len(body) > BODY_MAX_LENGTH:
         raise InvalidInput(f"The body is too long (at most {BODY_MAX_LENGTH:,} characters).")
