@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 # Compiled catalogues (not committed): made from each language's messages.po whenever it changes.
 MO_FILES := $(patsubst %.po,%.mo,$(wildcard translations/*/LC_MESSAGES/messages.po))
 
-.PHONY: run test lint format translations backup restore bench-signup bench-campaign clean
+.PHONY: run test fuzz lint format translations backup restore bench-signup bench-campaign clean
 
 $(RUN_STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ restore: $(RUN_STAMP)
 
 test: $(DEV_STAMP) $(MO_FILES)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Every /api/v1 operation fed generated hostile requests (tests/test_fuzz_api.py), with more examples than `make test`.
+FUZZ_EXAMPLES ?= 150
+fuzz: $(DEV_STAMP) $(MO_FILES)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/test_fuzz_api.py $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
