@@ -44,6 +44,7 @@ CORPUS = [
     "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
     "<iframe src=javascript:alert(1)></iframe>",
     "{{7*'7'}} {% print 7*'7' %} ${7*'7'}",
+    "Bring {{ banners {% if",  # in a title, place or note, not template code: shown as typed
     "\u202eevil\u202c <b onmouseover=alert(1)>rtl</b>",
     "nul\x00<script>alert(1)</script>",
     '<div style="background:url(javascript:alert(1))" onclick=alert(1)>x</div>' * 40,
@@ -55,6 +56,7 @@ CORPUS = [
 # are templates by design (evaluated in a sandbox): they get 6*'6' instead, so an evaluation there is no finding, and
 # 7777777 on a page means a value that is no template (a name, a title, a place) was evaluated.
 EVALUATED = "7777777"
+BROKEN_TEMPLATE = "{{ banners {% if"
 # Our pages draw their own SVG charts, so <svg> itself is allowed; what a payload's SVG or MathML could do (a
 # script, a handler, a javascript: link) is checked on every element.
 NOT_OURS = {"object", "embed", "base", "frame", "frameset"}
@@ -66,8 +68,9 @@ def stored(payload: str, limit: int) -> str:
 
 
 def as_template(payload: str) -> str:
-    """The payload for a field that is a template by design (see EVALUATED)."""
-    return payload.replace("7*'7'", "6*'6'")
+    """The payload for a field that is a template by design (see EVALUATED); broken template syntax, which such a
+    field refuses with a message, left out."""
+    return payload.replace("7*'7'", "6*'6'").replace(BROKEN_TEMPLATE, "banners")
 
 
 def assert_inert(html: str, where: str) -> None:
@@ -280,6 +283,8 @@ def test_no_payload_becomes_markup_in_the_mail_a_worker_sends(db, worker, smtp_s
     start(campaign)
     wait_for_status(campaign.id, CampaignStatus.SENT, timeout=120)
     for address in addresses:
-        (mail,) = smtp_sink.wait_for(address)
+        smtp_sink.wait_for(address)
+        # Only the campaign's mail: in a whole-file run a stray "already subscribed" system mail can also arrive.
+        (mail,) = [found for found in smtp_sink.to(address) if found.message["List-Unsubscribe-Post"]]
         assert_inert(mail.html(), f"the mail to {address}")
         assert EVALUATED not in mail.text() + str(mail.message["Subject"]), address
