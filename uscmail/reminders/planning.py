@@ -119,7 +119,18 @@ def campaign_source(value) -> str:
     return '{{ "' + text.replace("\\", "\\\\").replace('"', '\\"') + '" }}'
 
 
-_SUBJECT_SANDBOX = templating.Sandbox()
+def subject_source(value) -> str:
+    """A value output by a reminder subject, as campaign-subject source that shows it as plain text.
+
+    A campaign's subject is a template too, so a title such as `{{ 7*7 }}` or `Bring {{ banners` must not be
+    evaluated (or refused) there; only values with a brace become string literals, so subjects stay readable."""
+    if value.__class__ is _PassThrough:
+        return value
+    text = "" if value is None else str(value)
+    return campaign_source(value) if "{" in text else text
+
+
+_SUBJECT_SANDBOX = templating.Sandbox(finalize=subject_source)
 _BODY_SANDBOX = templating.Sandbox(finalize=campaign_source)
 
 

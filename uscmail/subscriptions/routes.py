@@ -278,13 +278,18 @@ def unsubscribe_everything(token: str):
 @bp.post("/unsubscribe/<token>/preferences-link")
 def email_preferences_link(token: str):
     """Mail the preference link to the person the unsubscribe link belongs to (within the per-address limit); the
-    same answer whatever happens, and nothing else is revealed."""
-    subscriber, _ = _subscriber_from_unsubscribe_token(token)
+    same answer whatever happens, and nothing else is revealed.
+
+    The task is queued whether or not the subscriber still exists, and the worker looks them up, so the answer takes
+    as long for an erased subscriber's link as for a current one's."""
+    try:
+        link = read_unsubscribe_link(token)
+    except TokenInvalid:
+        abort(400)
     if not ConfirmActionForm().validate_on_submit():
         abort(400)
-    if subscriber is not None:
-        after_commit(tasks.send_preferences_link, subscriber.id)
-        db.session.commit()
+    after_commit(tasks.send_preferences_link, link.public_id)
+    db.session.commit()
     return render_template("subscriptions/preferences_link_sent.html")
 
 

@@ -74,12 +74,17 @@ def apply_signup(request_id: int) -> str:
 
 
 @shared_task(**SMTP_RETRY, soft_time_limit=60, time_limit=90)
-def send_preferences_link(subscriber_id: int) -> str:
-    """Mail a subscriber their preference link, within the per-address limit shared with signup mails; never to an
-    address on the suppression list (a complaint or a hard bounce)."""
-    subscriber = db.session.get(Subscriber, subscriber_id)
+def send_preferences_link(subscriber_ref: int | str) -> str:
+    """Mail a subscriber (by public id; a row id from tasks queued by older versions) their preference link, within
+    the per-address limit shared with signup mails; never to an address on the suppression list (a complaint or a
+    hard bounce). Nothing for a subscriber who has been erased."""
+    if isinstance(subscriber_ref, str):
+        subscriber = services.subscriber_by_public_id(subscriber_ref)
+    else:
+        subscriber = db.session.get(Subscriber, subscriber_ref)
     if subscriber is None:
         return "gone"
+    subscriber_id = subscriber.id
     if is_suppressed(subscriber.email):
         return "suppressed"
     allowed = services.claim_signup_mail(subscriber_id)
