@@ -357,9 +357,54 @@ def smtp_sink():
 
 
 @pytest.fixture
-def worker(celery_worker, smtp_sink):
-    """A live worker and an empty sink: for tests that expect mail to arrive."""
+def worker(app, celery_worker, smtp_sink):
+    """A live worker and an empty sink: for tests that expect mail to arrive. The session worker is shared, so an
+    earlier test may have left it a backlog (a hundred signups' mail): wait (a bounded while) until this run's queue
+    is empty, so the test's own tasks are not stuck behind another test's."""
+    wait_for_empty_queue(app, timeout=60)
     return celery_worker
+
+
+def queued_messages(app, queue: str = TEST_ENV["CELERY_QUEUE"]) -> int:
+    """Messages waiting in `queue` on the broker, not yet taken by a worker."""
+    global _broker_channel
+    if _broker_channel is None:
+        # One connection for the session: the SQLAlchemy transport keeps a database connection per channel.
+        _broker_channel = app.extensions["celery"].connection_for_write().default_channel
+    return _broker_channel.queue_declare(queue=queue).message_count
+
+
+_broker_channel = None
+
+
+def wait_for_empty_queue(app, timeout: float) -> None:
+    """Wait up to `timeout` seconds for this run's queue to empty; go on regardless (the test's own waits judge)."""
+    with contextlib.suppress(AssertionError):
+        wait_until(lambda: queued_messages(app) == 0, timeout, "the worker's queue to empty")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that used the session worker shows what the worker logged while it ran (the test's own tasks and
+    errors), so a failure on a machine we can't reach can still be read."""
+    report = yield
+    start = item.stash.get(WORKER_LOG_START, None)
+    if report.failed and start is not None and WORKER_LOG.exists():
+        with WORKER_LOG.open("rb") as log:
+            log.seek(start)
+            written = log.read()[-20_000:].decode(errors="replace")
+        report.sections.append(("worker log during this test (last 20 kB)", written))
+    return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    if "celery_worker" in item.fixturenames or "worker" in item.fixturenames:
+        item.stash[WORKER_LOG_START] = WORKER_LOG.stat().st_size if WORKER_LOG.exists() else 0
+
+
+WORKER_LOG = RUN_DIR / "worker.log"
+WORKER_LOG_START = pytest.StashKey[int]()
 
 
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')

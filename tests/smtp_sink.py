@@ -102,7 +102,7 @@ class SmtpSink:
         with self.lock:
             return len(self.messages)
 
-    def wait_for(self, address: str, count: int = 1, timeout: float = 20.0) -> list[CapturedMail]:
+    def wait_for(self, address: str, count: int = 1, timeout: float = 60.0) -> list[CapturedMail]:
         """Wait until `count` messages to `address` have arrived; fail the test if they don't."""
         try:
             return wait_until(lambda: found if len(found := self.to(address)) >= count else None, timeout)
