@@ -480,3 +480,42 @@ def test_lanes_that_outrun_the_snapshot_wait_for_its_next_rows(db, worker, smtp_
     # No beat runs here: only the lanes themselves can carry on.
     wait_for_status(campaign.id, CampaignStatus.SENT, timeout=30)
     assert received_per_address(smtp_sink) == {address: 1 for address in addresses}
+
+
+def test_a_send_journal_that_fails_mid_batch_ends_the_batch_keeping_every_outcome(db, app, smtp_sink, monkeypatch):
+    """Redis restarting mid-batch: the journal write fails after a message went out. The batch must end there and
+    write what it knows to the database (that message included), not crash and leave its rows to a reaper that
+    would read an incomplete journal and send some of them again."""
+    import redis
+
+    from uscmail.campaigns import batches, lanes, sending
+    from uscmail.campaigns.journal import send_journal
+
+    addresses = add_confirmed(30)
+    campaign = make_campaign()
+    services.start_sending(campaign, "test")
+    db.session.commit()
+    sending.snapshot(campaign.id, on_first_chunk=lambda: None)
+    (lane,) = lanes.start_lanes(campaign.id, [0])
+    db.session.commit()
+    journal, real_record, calls = send_journal(), send_journal().record, []
+
+    def record(claim, entries):
+        calls.append(claim)
+        if len(calls) > 10:  # the claim's first entry, the skipped ones, then one per message: fails at the 9th
+            raise redis.ConnectionError("Redis is restarting")
+        real_record(claim, entries)
+
+    monkeypatch.setattr(journal, "record", record)
+    result = batches.send_batch(lane)
+    assert result.again_in == batches.JOURNAL_FAILED_WAIT_SECONDS
+    received = received_per_address(smtp_sink)
+    assert sum(received.values()) == 9
+    assert counts(campaign.id) == {SENT: 9, DeliveryStatus.PENDING: 21}, "nothing left claimed, nothing unknown"
+
+    monkeypatch.undo()
+    while batches.send_batch(lane, result.claimed_up_to).again_in is not None:
+        pass
+    received = received_per_address(smtp_sink)
+    assert received == collections.Counter({address.lower(): 1 for address in addresses})
+    assert counts(campaign.id) == {SENT: 30}

@@ -1,8 +1,12 @@
 """Error pages: a clear message and the right status, never a stack trace."""
 
-from flask import Flask, jsonify, render_template, request
+import contextlib
+
+import redis
+from flask import Flask, jsonify, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from .extensions import db
@@ -19,7 +23,10 @@ MESSAGES = {
     415: _l("That request was sent in a form we don't accept."),
     429: _l("Too many requests came from your network. Please wait a while and try again."),
     500: _l("Something went wrong on our side. Nothing you entered was lost; please try again later."),
+    503: _l("We can't answer that just now: a part of our service is restarting. Please try again in a minute."),
 }
+# What a client is told to wait before trying again after a 503.
+RETRY_AFTER_SECONDS = 30
 
 TOTP_KEY_PROBLEM = (
     "Two-factor sign-in is unavailable: this server cannot read the stored authenticator keys, so nothing was checked "
@@ -65,8 +72,38 @@ def init_errorhandlers(app: Flask) -> None:
         status = error.code or 500
         return render(status, MESSAGES.get(status, error.description or "Something went wrong."))
 
+    @app.errorhandler(DBAPIError)
+    @app.errorhandler(redis.ConnectionError)
+    @app.errorhandler(redis.TimeoutError)
+    def service_away(error: Exception):
+        # The database or Redis is out of reach (restarting, say): a 503 that says so, not a 500 and a stack trace.
+        # Anything else the database refuses (a bug) stays a 500.
+        if isinstance(error, DBAPIError) and not (error.connection_invalidated or _is_disconnect(error)):
+            return unexpected_error(error)
+        app.logger.warning("a service is out of reach: %s", type(error).__name__)
+        with contextlib.suppress(DBAPIError):
+            db.session.rollback()
+        response = make_response(render(503, MESSAGES[503]))
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):
         app.logger.exception("unhandled error")
         db.session.rollback()
         return render(500, MESSAGES[500])
+
+
+def _is_disconnect(error: DBAPIError) -> bool:
+    """Whether the database driver's error says the server can't be reached or went away, as opposed to a statement
+    it refused: SQLSTATE class 08 or a server shutting down (57P01–57P03); a PostgreSQL connection that failed before
+    any SQLSTATE (refused, reset); SQLite's locked or unopenable file."""
+    original = error.orig
+    sqlstate = getattr(original, "sqlstate", None)
+    if sqlstate:
+        return sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03")
+    if type(original).__module__.startswith("psycopg"):
+        return isinstance(error, OperationalError)
+    return isinstance(error, OperationalError) and any(
+        words in str(original) for words in ("database is locked", "unable to open database")
+    )

@@ -5,6 +5,7 @@ A batch ends by itself after CAMPAIGN_BATCH_SECONDS; pause, cancel and unsubscri
 relay cannot be reached the campaign pauses after CAMPAIGN_CONNECTION_FAILURES tries in a row.
 """
 
+import contextlib
 import logging
 import smtplib
 import time
@@ -12,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import redis
 import sqlalchemy as sa
 from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
@@ -40,6 +42,8 @@ PERMIT_CHUNK = 20
 CHECKPOINT_SECONDS = 0.5
 # A lane that finds no row while the snapshot is still writing rows looks again this soon (seconds).
 SNAPSHOT_WAIT_SECONDS = 0.1
+# After the send journal failed (Redis away), the lane's next batch waits this long.
+JOURNAL_FAILED_WAIT_SECONDS = 2.0
 
 
 _prepared: dict[tuple, PreparedLanguages] = {}
@@ -285,11 +289,20 @@ class BatchSender:
             wait = 0.0
         except StopBatch as stop:
             wait = stop.wait
+        except redis.RedisError as exc:
+            # Redis went away (restarted, say) while the journal was being written. This process still knows every
+            # outcome, and the database takes them now; the journal would only be read had this worker died. Going
+            # on instead would send messages whose journal entries may be lost with Redis's unread input, and a
+            # worker dying later would then send them again.
+            log.warning("campaign %s: the send journal failed (%s); ending the batch", self.campaign_id, exc)
+            wait = JOURNAL_FAILED_WAIT_SECONDS
         return _stop(self.batch, self.lane, self.result, wait)
 
     def _record(self, outcomes: list[Outcome]) -> None:
-        self.journal.record(self.batch.claim, (outcome.entry() for outcome in outcomes))
+        """Keep the outcomes (the batch writes them to the database when it ends) and journal them."""
+        outcomes = list(outcomes)
         self.result.outcomes.extend(outcomes)
+        self.journal.record(self.batch.claim, (outcome.entry() for outcome in outcomes))
 
     def _begin(self) -> list[Recipient]:
         """The recipients still to be mailed (the others recorded as skipped), and a connection to the relay."""
@@ -379,7 +392,8 @@ def _stop(batch: Batch, lane: Lane, result: BatchResult, wait: float | None) -> 
     if status is CampaignStatus.SENDING and wait is not None and not lane.expect_progress(wait):
         wait = None
     db.session.commit()
-    send_journal().discard(batch.claim)
+    with contextlib.suppress(redis.RedisError):  # the outcomes are written; an unread journal expires by itself
+        send_journal().discard(batch.claim)
     if status is not CampaignStatus.SENDING:
         wait = None
     elif wait == 0.0 and len(batch.rows) < batch.requested:

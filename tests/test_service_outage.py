@@ -1,0 +1,44 @@
+"""When PostgreSQL or Redis is out of reach (restarting, say), pages and the API answer 503 with Retry-After and
+plain words, never a 500 or a stack trace; a statement the database refuses (a bug) stays a 500."""
+
+from tests.bounce_support import free_port
+from tests.conftest import form_fields
+
+
+def app_with(**settings):
+    from config import TestConfig
+    from uscmail import create_app
+
+    config = TestConfig()
+    for name, value in settings.items():
+        setattr(config, name, value)
+    return create_app(config)
+
+
+def test_a_database_out_of_reach_gets_503_with_retry_after_on_pages_and_the_api():
+    away = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/uscmail"
+    client = app_with(SQLALCHEMY_DATABASE_URI=away).test_client()
+    page = client.get("/subscribe")
+    assert page.status_code == 503
+    assert page.headers["Retry-After"] == "30"
+    text = page.get_data(as_text=True)
+    assert "try again in a minute" in text and "Traceback" not in text and "psycopg" not in text
+    api = client.get("/api/v1/lists", headers={"Authorization": "Bearer x" * 3})
+    assert api.status_code == 503 and "restarting" in api.get_json()["error"]
+
+
+def test_redis_out_of_reach_gets_503_for_a_signup(app, db):
+    client = app_with(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0").test_client()
+    page = client.get("/subscribe")
+    answer = client.post(
+        "/subscribe",
+        data={**form_fields(page.get_data(as_text=True)), "email": "amina@example.org", "lists": ["newsletter"]},
+    )
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "30"
+    assert "try again in a minute" in answer.get_data(as_text=True)
+
+
+def test_a_statement_the_database_refuses_is_still_a_500(tmp_path):
+    client = app_with(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'empty.sqlite'}").test_client()
+    page = client.get("/subscribe")  # no tables: the database answers, and refuses the statement
+    assert page.status_code == 500 and "Retry-After" not in page.headers
