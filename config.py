@@ -190,7 +190,7 @@ class Config:
 
     # Campaign sending. Deliveries are claimed in batches; LANES batch tasks per campaign run at once (across all
     # workers); a claim lapses after LEASE seconds if its worker dies. 4xx answers are retried up to MAX_ATTEMPTS
-    # times, RETRY_BACKOFF seconds doubling each time; CONNECTION_FAILURES in a row pause the campaign.
+    # times, RETRY_BACKOFF seconds doubling each time; a relay out of reach long enough pauses the campaign.
     CAMPAIGN_BATCH_SIZE = int(os.environ.get("CAMPAIGN_BATCH_SIZE", "500"))
     CAMPAIGN_LANES = int(os.environ.get("CAMPAIGN_LANES", "4"))
     # A claim's lease: renewed every third of it while its batch runs; a dead worker's claim is reaped when it lapses.
@@ -203,6 +203,9 @@ class Config:
     CAMPAIGN_MAX_ATTEMPTS = int(os.environ.get("CAMPAIGN_MAX_ATTEMPTS", "4"))
     CAMPAIGN_RETRY_BACKOFF = float(os.environ.get("CAMPAIGN_RETRY_BACKOFF", "60"))
     CAMPAIGN_CONNECTION_FAILURES = int(os.environ.get("CAMPAIGN_CONNECTION_FAILURES", "5"))
+    # ... and only once the relay has been out of reach this long: a relay restarting delays the campaign (tries
+    # again after a wait that grows with the outage, up to a minute) but needs no organiser to resume it.
+    CAMPAIGN_RELAY_DOWN_PAUSE_SECONDS = float(os.environ.get("CAMPAIGN_RELAY_DOWN_PAUSE_SECONDS", "600"))
     # A batch stops by itself after BATCH_SECONDS (the next one carries on); Celery stops a batch task that runs
     # BATCH_TIME_LIMIT seconds anyway (soft: its outcomes are written) and kills it 30 seconds later.
     CAMPAIGN_BATCH_SECONDS = float(os.environ.get("CAMPAIGN_BATCH_SECONDS", "30"))

@@ -71,8 +71,8 @@ def _free_port() -> int:
 class SmtpSink:
     """Start once per test session; clear() between tests; wait_for() the mail a test expects."""
 
-    def __init__(self):
-        self.port = _free_port()
+    def __init__(self, port: int | None = None):
+        self.port = port or _free_port()
         self.messages: list[CapturedMail] = []
         self.replies: dict[str, str] = {}
         # Seconds to wait before accepting each message, to make a send slow enough to interrupt.

@@ -237,13 +237,15 @@ def test_names_with_line_breaks_cannot_add_headers(db, worker, smtp_sink):
 def test_connection_failures_pause_the_campaign_and_say_why(db, spawn_worker, smtp_sink):
     queue = f"campaign-down-{uuid.uuid4().hex[:6]}"
     # Port 9 (discard) is closed on loopback: every connection is refused.
-    spawn_worker("nosmtp", queue=queue, MAIL_PORT=9, CAMPAIGN_CONNECTION_FAILURES=3)
+    spawn_worker(
+        "nosmtp", queue=queue, MAIL_PORT=9, CAMPAIGN_CONNECTION_FAILURES=3, CAMPAIGN_RELAY_DOWN_PAUSE_SECONDS=2
+    )
     add_confirmed(20)
     campaign = make_campaign()
     start(campaign, queue=queue)
     wait_for_status(campaign.id, CampaignStatus.PAUSED, timeout=60)
     paused = services.get_campaign(campaign.id)
-    assert "could not be reached 3 times in a row" in paused.status_detail
+    assert "could not be reached" in paused.status_detail and "times in a row" in paused.status_detail
     # Nothing lost: once the last batch has put its rows back, every row waits for the resume.
     wait_until(lambda: counts(campaign.id) == {DeliveryStatus.PENDING: 20}, what="the rows to be released")
 
@@ -519,3 +521,36 @@ def test_a_send_journal_that_fails_mid_batch_ends_the_batch_keeping_every_outcom
     received = received_per_address(smtp_sink)
     assert received == collections.Counter({address.lower(): 1 for address in addresses})
     assert counts(campaign.id) == {SENT: 30}
+
+
+def test_a_relay_out_of_reach_for_a_while_delays_the_campaign_which_then_finishes_by_itself(
+    db, spawn_worker, smtp_sink, app
+):
+    """A relay restarting is not a reason to need an organiser: the campaign waits (and says so) and carries on."""
+    from tests.bounce_support import free_port
+    from tests.smtp_sink import SmtpSink
+
+    queue, port = f"campaign-relay-{uuid.uuid4().hex[:6]}", free_port()
+    spawn_worker("relaydown", queue=queue, MAIL_PORT=port, CAMPAIGN_CONNECTION_FAILURES=3)
+    addresses = add_confirmed(20)
+    campaign = make_campaign()
+    start(campaign, queue=queue)
+
+    def failures() -> int:
+        value = db.session.scalar(sa.select(Campaign.connection_failures).where(Campaign.id == campaign.id))
+        db.session.rollback()
+        return value
+
+    wait_until(lambda: failures() >= 6, 60, "more failed connections than CAMPAIGN_CONNECTION_FAILURES")
+    assert status_of(campaign.id) is CampaignStatus.SENDING
+    assert status_detail(campaign.id).startswith("Waiting for the mail server: it has been out of reach since")
+    relay = SmtpSink(port=port)
+    relay.start()
+    try:
+        wait_for_status(campaign.id, CampaignStatus.SENT, timeout=90)
+        with relay.lock:
+            received = collections.Counter(rcpt.lower() for mail in relay.messages for rcpt in mail.rcpt_tos)
+    finally:
+        relay.controller.stop()
+    assert received == collections.Counter({address.lower(): 1 for address in addresses})
+    assert status_detail(campaign.id) is None or not status_detail(campaign.id).startswith("Waiting")

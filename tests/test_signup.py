@@ -524,3 +524,22 @@ def test_the_thanks_and_error_pages_carry_the_same_security_headers(client, db, 
     for response in (thanks, refused):
         assert "default-src 'self'" in response.headers["Content-Security-Policy"]
         assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_a_confirmation_mail_the_relay_defers_goes_out_when_it_takes_mail_again(client, db, worker, smtp_sink, signup):
+    """451 is "not now": the mail task tries again later (it used to give up at once, losing the confirmation)."""
+    from tests.conftest import WORKER_LOG
+    from tests.waiting import wait_until
+
+    def retries() -> int:
+        lines = WORKER_LOG.read_text(errors="replace").splitlines()
+        return sum("send_signup_mail" in line and "retry: Retry in" in line for line in lines)
+
+    before = retries()
+    smtp_sink.replies["later@example.org"] = "451 4.3.0 Try again later"
+    assert signup("later@example.org").status_code == 303
+    wait_until(lambda: retries() > before, 30, "the worker to put the mail off")
+    assert not smtp_sink.to("later@example.org")
+    del smtp_sink.replies["later@example.org"]
+    [mail] = smtp_sink.wait_for("later@example.org")
+    assert mail.message["Subject"].startswith("Please confirm")

@@ -2,7 +2,8 @@
 send over this process's reused connection, journal each answer, and write the outcomes in bulk when the batch ends.
 
 A batch ends by itself after CAMPAIGN_BATCH_SECONDS; pause, cancel and unsubscribes take effect within it; if the
-relay cannot be reached the campaign pauses after CAMPAIGN_CONNECTION_FAILURES tries in a row.
+relay cannot be reached the campaign waits for it, and pauses once it has been out of reach for
+CAMPAIGN_RELAY_DOWN_PAUSE_SECONDS.
 """
 
 import contextlib
@@ -44,6 +45,8 @@ CHECKPOINT_SECONDS = 0.5
 SNAPSHOT_WAIT_SECONDS = 0.1
 # After the send journal failed (Redis away), the lane's next batch waits this long.
 JOURNAL_FAILED_WAIT_SECONDS = 2.0
+# How a sending campaign's status detail begins while the relay is out of reach.
+RELAY_WAIT_PREFIX = "Waiting for the mail server:"
 
 
 _prepared: dict[tuple, PreparedLanguages] = {}
@@ -94,21 +97,34 @@ def _heartbeat(batch: Batch) -> bool:
 
 
 def record_connection_failure(campaign_id: int, error: str) -> float | None:
-    """Count a failed connection; after CAMPAIGN_CONNECTION_FAILURES in a row, pause the campaign with the reason.
+    """Count a failed connection to the relay. Once it has been out of reach for CAMPAIGN_RELAY_DOWN_PAUSE_SECONDS
+    and CAMPAIGN_CONNECTION_FAILURES tries, pause the campaign with the reason; until then the campaign page says it
+    is waiting for the relay, and the lane tries again after a wait that grows with the outage (2 s to a minute),
+    however many lanes are trying.
 
     Returns the seconds to wait before trying again, or None if the campaign is now paused.
     """
-    failures = db.session.scalar(
+    now = utcnow()
+    row = db.session.execute(
         sa.update(Campaign)
         .where(Campaign.id == campaign_id)
-        .values(connection_failures=Campaign.connection_failures + 1)
-        .returning(Campaign.connection_failures)
-    )
-    limit = current_app.config["CAMPAIGN_CONNECTION_FAILURES"]
-    if failures is not None and failures >= limit:
+        .values(
+            connection_failures=Campaign.connection_failures + 1,
+            connection_failing_since=sa.func.coalesce(Campaign.connection_failing_since, now),
+        )
+        .returning(Campaign.connection_failures, Campaign.connection_failing_since)
+    ).one_or_none()
+    if row is None:
+        db.session.commit()
+        return None
+    failures, since = row
+    since = since if since.tzinfo else since.replace(tzinfo=now.tzinfo)  # SQLite gives it back without a zone
+    down_for = max(0.0, (now - since).total_seconds())
+    config = current_app.config
+    if failures >= config["CAMPAIGN_CONNECTION_FAILURES"] and down_for >= config["CAMPAIGN_RELAY_DOWN_PAUSE_SECONDS"]:
         reason = (
-            f"Paused: the mail server could not be reached {failures} times in a row ({error[:200]}). "
-            "Check the mail server settings, then resume."
+            f"Paused: the mail server could not be reached {failures} times in a row over {down_for / 60:.0f} "
+            f"minutes ({error[:200]}). Check the mail server settings, then resume."
         )
         db.session.execute(
             sa.update(Campaign)
@@ -118,8 +134,30 @@ def record_connection_failure(campaign_id: int, error: str) -> float | None:
         db.session.commit()
         log.warning("campaign %s paused after %s connection failures", campaign_id, failures)
         return None
+    waiting = f"{RELAY_WAIT_PREFIX} it has been out of reach since {since:%H:%M:%S} UTC ({failures} tries): {error}"
+    db.session.execute(
+        sa.update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SENDING)
+        .values(status_detail=waiting[:500])
+    )
     db.session.commit()
-    return min(60.0, 2.0 ** (failures or 1))
+    return min(60.0, max(2.0, down_for / 2))
+
+
+def relay_reached(campaign_id: int) -> None:
+    """The relay answers again: forget the failures, and the waiting notice."""
+    db.session.execute(
+        sa.update(Campaign)
+        .where(Campaign.id == campaign_id)
+        .values(
+            connection_failures=0,
+            connection_failing_since=None,
+            status_detail=sa.case(
+                (Campaign.status_detail.startswith(RELAY_WAIT_PREFIX), None), else_=Campaign.status_detail
+            ),
+        )
+    )
+    db.session.commit()
 
 
 def pause_for_sender(campaign_id: int, detail: str) -> None:
@@ -310,8 +348,7 @@ class BatchSender:
         self._record(skipped)
         self._connect()
         if self.campaign.connection_failures:
-            db.session.execute(sa.update(Campaign).where(Campaign.id == self.campaign_id).values(connection_failures=0))
-            db.session.commit()
+            relay_reached(self.campaign_id)
         return recipients
 
     def _connect(self, failure: str | None = None) -> None:

@@ -89,8 +89,10 @@ class Campaign(db.Model):
     # Final tallies, written when the campaign ends (sent or cancelled), so history pages need not count deliveries.
     sent_count: Mapped[int | None] = mapped_column()
     failed_count: Mapped[int | None] = mapped_column()
-    # SMTP connection failures in a row; too many pauses the campaign.
+    # SMTP connection failures in a row, and when the first of them was: the campaign pauses once the relay has
+    # been out of reach for CAMPAIGN_RELAY_DOWN_PAUSE_SECONDS and CAMPAIGN_CONNECTION_FAILURES tries.
     connection_failures: Mapped[int] = mapped_column(default=0)
+    connection_failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Goes up by one with each change of content, so a save based on an older revision (another tab, another
     # organiser) is refused instead of overwriting it.
     revision: Mapped[int] = mapped_column(default=1, server_default="1")

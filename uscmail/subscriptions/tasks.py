@@ -7,7 +7,7 @@ from celery import shared_task
 
 from ..bounces import returnpath
 from ..extensions import db
-from ..mail.smtp import MessageRefused, SenderRefused, send_message
+from ..mail.smtp import send_message
 from ..models import Subscriber, SubscriptionStatus
 from ..queueing import after_commit
 from ..suppression import is_suppressed
@@ -15,10 +15,11 @@ from . import mails, services
 
 log = logging.getLogger(__name__)
 
-# Retried: a transient refusal, a broken or refused connection (all OSErrors). Not retried: a permanent refusal.
+# Retried: a transient refusal (MessageNotSentYet), a broken or refused connection: all OSErrors. Not retried: a
+# permanent refusal (MessageRefused, SenderRefused: not OSErrors). No dont_autoretry_for: Celery checks it first, and
+# MessageNotSentYet is also a MessageRefused, so listing that would stop every transient refusal being retried.
 SMTP_RETRY = {
     "autoretry_for": (OSError,),
-    "dont_autoretry_for": (MessageRefused, SenderRefused),
     "retry_backoff": 5,
     "retry_backoff_max": 600,
     "max_retries": 8,
