@@ -20,6 +20,7 @@ PostgreSQL and Redis only: on the SQLite run (one file, an embedded broker) ther
 import asyncio
 import collections
 import contextlib
+import json
 import os
 import random
 import re
@@ -149,7 +150,7 @@ def make_namespace() -> tuple[Namespace | None, str]:
     try:
         ip("netns", "add", name)
     except (OSError, subprocess.CalledProcessError) as error:
-        return None, f"`ip netns add` is not permitted here ({getattr(error, 'stderr', '') or error})".strip()
+        return None, f"`ip netns add` failed here ({getattr(error, 'stderr', '') or error})".strip()
     in_use = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True, timeout=30).stdout
     octet = next(n for n in random.sample(range(1, 255), 254) if f" 10.213.{n}." not in in_use)
     namespace = Namespace(name, host_link, f"10.213.{octet}.1", f"10.213.{octet}.2")
@@ -285,11 +286,18 @@ def cluster(app, db, smtp_sink, tmp_path):
 
 
 def forget_queue(queue: str) -> None:
-    """Remove what the broker keeps for this test's queue (a task the killed machine held may still be in it)."""
+    """Remove what the broker keeps for this test's queue: the queue, its bindings, and the tasks the killed machines
+    had taken but not acknowledged (kombu keeps them in one hash for every queue, and would put them back into this
+    queue, which nobody reads any more, after its visibility timeout). Other queues' entries are left alone."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)
-    client.delete(queue, *(f"{queue}\x06\x16{priority}" for priority in range(10)))
+    ours = [tag for tag, payload in client.hscan_iter("unacked") if json.loads(payload)[2] == queue]
+    if ours:
+        client.hdel("unacked", *ours)
+        client.zrem("unacked_index", *ours)
+    priorities = (f"{queue}\x06\x16{priority}" for priority in range(10))
+    client.delete(queue, *priorities, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
     client.close()
 
 
