@@ -152,7 +152,7 @@ def make_namespace() -> tuple[Namespace | None, str]:
     try:
         ip("netns", "add", name)
     except (OSError, subprocess.CalledProcessError) as error:
-        return None, f"`ip netns add` failed here ({getattr(error, 'stderr', '') or error})".strip()
+        return None, f"`ip netns add` failed here: {(getattr(error, 'stderr', '') or str(error)).strip()}"
     in_use = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True, timeout=30).stdout
     octet = next(n for n in random.sample(range(1, 255), 254) if f" 10.213.{n}." not in in_use)
     namespace = Namespace(name, host_link, f"10.213.{octet}.1", f"10.213.{octet}.2")
