@@ -129,15 +129,30 @@ class CeleryProcess:
     """A real Celery process (a worker or beat) in its own process group, so a test can SIGKILL it and its pool
     children at once. Its output goes to RUN_DIR/<name>.log; it is started and waited for in one step."""
 
-    def __init__(self, name: str, arguments: list[str], ready: bytes, **env: str):
-        """Start `celery -A worker <arguments>` with `env` on top of ours; return once `ready` is in its log."""
+    def __init__(
+        self,
+        name: str,
+        arguments: list[str],
+        ready: bytes,
+        *,
+        cwd: Path = PROJECT_DIR,
+        inherit_env: bool = True,
+        wrapper: tuple[str, ...] = (),
+        **env: str,
+    ):
+        """Start `celery -A worker <arguments>` with `env` on top of ours; return once `ready` is in its log.
+
+        A stand-in for another machine (tests/test_scale_out.py) runs in a folder of its own (`cwd`), with `env` alone
+        (`inherit_env=False`: it must name PYTHONPATH to find the code, as the systemd unit does), and may be started
+        through a `wrapper` command that execs it, such as `ip netns exec NAME`, keeping the process group killable.
+        """
         self.log_path = RUN_DIR / f"{name}.log"
         self.queue = env.get("CELERY_QUEUE", TEST_ENV["CELERY_QUEUE"])
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", *arguments],
-            cwd=PROJECT_DIR,
-            env={**os.environ, **env},
+            [*wrapper, sys.executable, "-m", "celery", "-A", "worker", *arguments],
+            cwd=cwd,
+            env={**os.environ, **env} if inherit_env else env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -152,19 +167,23 @@ class CeleryProcess:
             raise RuntimeError(f"Celery process {name} did not start:\n" + self.log())
 
     @classmethod
-    def worker(cls, name: str, concurrency: int = 2, **env: str) -> "CeleryProcess":
-        """A worker consuming CELERY_QUEUE (this run's unless `env` names another), ready to take tasks."""
+    def worker(cls, name: str, concurrency: int = 2, hostname: str | None = None, **options) -> "CeleryProcess":
+        """A worker consuming CELERY_QUEUE (this run's unless `options` names another), ready to take tasks; named
+        `hostname` (name@<this host> by default). `options`: environment settings, or __init__'s cwd, inherit_env,
+        wrapper."""
         arguments = [
-            "worker", "--loglevel", "INFO", "--concurrency", str(concurrency), "--hostname", f"{name}@%h",
+            "worker", "--loglevel", "INFO", "--concurrency", str(concurrency), "--hostname", hostname or f"{name}@%h",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
-        return cls(name, arguments, b" ready.", **env)
+        return cls(name, arguments, b" ready.", **options)
 
     @classmethod
-    def beat(cls, name: str, queue: str, **env: str) -> "CeleryProcess":
-        """`celery beat` publishing to `queue`, with its own schedule file, once its scheduler has started."""
-        arguments = ["beat", "--loglevel", "INFO", "--schedule", str(RUN_DIR / f"{name}-schedule")]
-        return cls(name, arguments, b"beat: Starting...", **{"CELERY_QUEUE": queue, **env})
+    def beat(cls, name: str, queue: str, schedule: Path | None = None, **options) -> "CeleryProcess":
+        """`celery beat` publishing to `queue`, with its own schedule file (in RUN_DIR unless `schedule` names one),
+        once its scheduler has started."""
+        schedule = schedule or RUN_DIR / f"{name}-schedule"
+        arguments = ["beat", "--loglevel", "INFO", "--schedule", str(schedule)]
+        return cls(name, arguments, b"beat: Starting...", **{"CELERY_QUEUE": queue, **options})
 
     def log(self) -> str:
         """What the process has logged so far."""
