@@ -229,6 +229,8 @@ def celery_worker(app):
     worker = CeleryProcess.worker("worker")
     yield worker.process
     worker.stop()
+    if _broker_connection is not None:
+        _broker_connection.release()
 
 
 @pytest.fixture
@@ -386,14 +388,15 @@ def worker(app, celery_worker, smtp_sink):
 
 def queued_messages(app, queue: str = TEST_ENV["CELERY_QUEUE"]) -> int:
     """Messages waiting in `queue` on the broker, not yet taken by a worker."""
-    global _broker_channel
-    if _broker_channel is None:
-        # One connection for the session: the SQLAlchemy transport keeps a database connection per channel.
-        _broker_channel = app.extensions["celery"].connection_for_write().default_channel
-    return _broker_channel.queue_declare(queue=queue).message_count
+    global _broker_connection
+    if _broker_connection is None:
+        # One connection for the session (closed with the session worker): the SQLAlchemy transport keeps a
+        # database connection per channel.
+        _broker_connection = app.extensions["celery"].connection_for_write()
+    return _broker_connection.default_channel.queue_declare(queue=queue).message_count
 
 
-_broker_channel = None
+_broker_connection = None
 
 
 def wait_for_empty_queue(app, timeout: float) -> None:

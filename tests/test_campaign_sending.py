@@ -492,6 +492,7 @@ def test_a_send_journal_that_fails_mid_batch_ends_the_batch_keeping_every_outcom
 
     from uscmail.campaigns import batches, lanes, sending
     from uscmail.campaigns.journal import send_journal
+    from uscmail.mail.smtp import drop_connection
 
     addresses = add_confirmed(30)
     campaign = make_campaign()
@@ -518,6 +519,7 @@ def test_a_send_journal_that_fails_mid_batch_ends_the_batch_keeping_every_outcom
     monkeypatch.undo()
     while batches.send_batch(lane, result.claimed_up_to).again_in is not None:
         pass
+    drop_connection()  # this process's cached connection to the sink: closed here, not by the garbage collector
     received = received_per_address(smtp_sink)
     assert received == collections.Counter({address.lower(): 1 for address in addresses})
     assert counts(campaign.id) == {SENT: 30}
