@@ -1,6 +1,8 @@
 """When PostgreSQL or Redis is out of reach (restarting, say), pages and the API answer 503 with Retry-After and
 plain words, never a 500 or a stack trace; a statement the database refuses (a bug) stays a 500."""
 
+import pytest
+
 from tests.bounce_support import free_port
 from tests.conftest import form_fields
 
@@ -42,3 +44,30 @@ def test_a_statement_the_database_refuses_is_still_a_500(tmp_path):
     client = app_with(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'empty.sqlite'}").test_client()
     page = client.get("/subscribe")  # no tables: the database answers, and refuses the statement
     assert page.status_code == 500 and "Retry-After" not in page.headers
+
+
+@pytest.mark.parametrize(
+    "task_name", ["apply_signup", "send_signup_mail", "send_preferences_link", "send_welcome_mail"]
+)
+def test_a_supporter_mail_task_is_retried_when_the_database_is_out_of_reach(task_name):
+    """A confirmation mail whose task met the database restarting is tried again later, not lost (`make chaos`
+    found one lost that way): the task raises DatabaseAway, an OSError, which its autoretry covers."""
+    from uscmail.outages import DatabaseAway
+    from uscmail.subscriptions import tasks
+
+    task = getattr(tasks, task_name)
+    assert issubclass(DatabaseAway, task.autoretry_for)
+    app = app_with(SQLALCHEMY_DATABASE_URI=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/uscmail")
+    with app.app_context(), pytest.raises(DatabaseAway, match="out of reach"):
+        arguments = {"apply_signup": (1,), "send_preferences_link": ("x" * 32,)}.get(task_name, (1, [1]))
+        task(*arguments)
+
+
+def test_a_statement_the_database_refuses_is_not_retried_as_an_outage(tmp_path):
+    from sqlalchemy.exc import OperationalError
+
+    from uscmail.subscriptions import tasks
+
+    app = app_with(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'empty.sqlite'}")
+    with app.app_context(), pytest.raises(OperationalError, match="no such table"):
+        tasks.send_signup_mail(1, [1])

@@ -6,12 +6,13 @@ import redis
 from flask import Flask, jsonify, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from .extensions import db
 from .inputguard import UnstorableInput, UploadTooLarge
 from .organisers.credentials import SecretUnreadable
+from .outages import database_away
 
 # In the page's language (organisers' pages and the API are English).
 MESSAGES = {
@@ -78,7 +79,7 @@ def init_errorhandlers(app: Flask) -> None:
     def service_away(error: Exception):
         # The database or Redis is out of reach (restarting, say): a 503 that says so, not a 500 and a stack trace.
         # Anything else the database refuses (a bug) stays a 500.
-        if isinstance(error, DBAPIError) and not (error.connection_invalidated or _is_disconnect(error)):
+        if isinstance(error, DBAPIError) and not database_away(error):
             return unexpected_error(error)
         app.logger.warning("a service is out of reach: %s", type(error).__name__)
         with contextlib.suppress(DBAPIError):
@@ -92,18 +93,3 @@ def init_errorhandlers(app: Flask) -> None:
         app.logger.exception("unhandled error")
         db.session.rollback()
         return render(500, MESSAGES[500])
-
-
-def _is_disconnect(error: DBAPIError) -> bool:
-    """Whether the database driver's error says the server can't be reached or went away, as opposed to a statement
-    it refused: SQLSTATE class 08 or a server shutting down (57P01–57P03); a PostgreSQL connection that failed before
-    any SQLSTATE (refused, reset); SQLite's locked or unopenable file."""
-    original = error.orig
-    sqlstate = getattr(original, "sqlstate", None)
-    if sqlstate:
-        return sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03")
-    if type(original).__module__.startswith("psycopg"):
-        return isinstance(error, OperationalError)
-    return isinstance(error, OperationalError) and any(
-        words in str(original) for words in ("database is locked", "unable to open database")
-    )

@@ -9,13 +9,15 @@ from ..bounces import returnpath
 from ..extensions import db
 from ..mail.smtp import send_message
 from ..models import Subscriber, SubscriptionStatus
+from ..outages import DatabaseAway, retry_when_database_away
 from ..queueing import after_commit
 from ..suppression import is_suppressed
 from . import mails, services
 
 log = logging.getLogger(__name__)
 
-# Retried: a transient refusal (MessageNotSentYet), a broken or refused connection: all OSErrors. Not retried: a
+# Retried: a transient refusal (MessageNotSentYet), a broken or refused connection, the database out of reach
+# (DatabaseAway, with @retry_when_database_away): all OSErrors. Not retried: a
 # permanent refusal (MessageRefused, SenderRefused: not OSErrors). No dont_autoretry_for: Celery checks it first, and
 # MessageNotSentYet is also a MessageRefused, so listing that would stop every transient refusal being retried.
 SMTP_RETRY = {
@@ -27,6 +29,7 @@ SMTP_RETRY = {
 
 
 @shared_task(**SMTP_RETRY, soft_time_limit=60, time_limit=90)
+@retry_when_database_away
 def send_signup_mail(subscriber_id: int, list_ids: list[int], locale: str | None = None) -> str:
     """After a signup request: a confirmation mail, or an "already subscribed" notice, in the signup's language.
 
@@ -54,7 +57,9 @@ def send_signup_mail(subscriber_id: int, list_ids: list[int], locale: str | None
     return outcome
 
 
-@shared_task(soft_time_limit=60, time_limit=90)
+# The database out of reach: tried again soon (apply_stale_signups would also find it, a minute later).
+@shared_task(autoretry_for=(DatabaseAway,), retry_backoff=2, max_retries=6, soft_time_limit=60, time_limit=90)
+@retry_when_database_away
 def apply_signup(request_id: int) -> str:
     """Apply a stored signup (pending subscriptions and consent), then queue its mail within the per-address limit.
 
@@ -75,6 +80,7 @@ def apply_signup(request_id: int) -> str:
 
 
 @shared_task(**SMTP_RETRY, soft_time_limit=60, time_limit=90)
+@retry_when_database_away
 def send_preferences_link(subscriber_ref: int | str) -> str:
     """Mail a subscriber (by public id; a row id from tasks queued by older versions) their preference link, within
     the per-address limit shared with signup mails; never to an address on the suppression list (a complaint or a
@@ -108,6 +114,7 @@ def apply_stale_signups() -> int:
 
 
 @shared_task(**SMTP_RETRY, soft_time_limit=60, time_limit=90)
+@retry_when_database_away
 def send_welcome_mail(subscriber_id: int, list_ids: list[int]) -> str:
     """The welcome mail for lists just confirmed."""
     subscriber = db.session.get(Subscriber, subscriber_id)
