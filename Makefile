@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 # Compiled catalogues (not committed): made from each language's messages.po whenever it changes.
 MO_FILES := $(patsubst %.po,%.mo,$(wildcard translations/*/LC_MESSAGES/messages.po))
 
-.PHONY: run test fuzz lint format translations backup restore bench-signup bench-campaign clean
+.PHONY: run test fuzz lint format translations backup restore bench-signup bench-campaign load clean
 
 $(RUN_STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ bench-signup: $(DEV_STAMP)
 
 bench-campaign: $(DEV_STAMP)
 	$(BIN)/python bench/campaign.py
+
+# Signups, one-click unsubscribes and preference pages at 200 requests/s for 60 s while a campaign sends (issue #14).
+load: $(DEV_STAMP)
+	$(BIN)/python bench/load.py $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) instance/*.sqlite instance/devmail instance/celerybeat-schedule* translations/*/LC_MESSAGES/*.mo
