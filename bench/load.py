@@ -54,7 +54,6 @@ import math
 import os
 import queue
 import random
-import resource
 import shlex
 import signal
 import subprocess
@@ -522,11 +521,6 @@ def verdict(ok: bool) -> str:
 # --- the run --------------------------------------------------------------------------------------------------------
 
 
-def own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="uscmail-bench-load-"))
     bench = LoadBench(argparse.Namespace(**vars(args), timeout=0), workdir=workdir)
@@ -598,18 +592,29 @@ def run(args: argparse.Namespace) -> int:
                 failure.append(exc)
 
         follower = threading.Thread(target=follow, daemon=True)
-        cpu_before = deployment.cpu_snapshot(bench, url, sink)
-        generator_cpu_before, cpu_started = own_cpu(), time.monotonic()
+        snapshots: list[tuple[float, dict]] = []
+
+        def measure_window():
+            # CPU by process over exactly the window: the web's backlog drained after it is not counted.
+            for moment in (start, end):
+                time.sleep(max(0.0, moment - time.monotonic()))
+                snapshots.append((time.monotonic(), deployment.cpu_snapshot(bench, url, sink)))
+
+        meter = threading.Thread(target=measure_window, daemon=True)
+        meter.start()
         follower.start()
         generator.run(requests)
-        generator_cpu = own_cpu() - generator_cpu_before
-        cpu_after, cpu_window = deployment.cpu_snapshot(bench, url, sink), time.monotonic() - cpu_started
+        drained = time.monotonic() - end
+        meter.join()
         follower.join(timeout=60 + args.subscribers / 100)
         stop.set()
         if failure:
             raise failure[0]
         loaded_rate, loaded_seconds, loaded_messages = progress.rate_within(start, end)
+        (window_started, cpu_before), (window_ended, cpu_after) = snapshots
+        cpu_window = window_ended - window_started
         load_cpu = bench.cpu_spent(cpu_before, cpu_after)
+        generator_cpu = load_cpu["bench"]
         print(f"  {len(progress.campaigns)} campaign(s) sent during the load; waiting for the last to finish...")
         for campaign_id in progress.campaigns:
             campaigns.wait_sent(campaign_id, 60 + args.subscribers / 100)
@@ -665,10 +670,11 @@ def run(args: argparse.Namespace) -> int:
         "ahead of the window, their POSTs end 3 s after it"
     )
     print(
-        f"generator: {generator_cpu:.1f} CPU s over {cpu_window:.1f} s ({generator_cpu / cpu_window:.0%} of one "
-        f"core); handed out late by p99 {percentile(lag, 0.99) * 1000:.1f} ms, max {max(lag) * 1000:.1f} ms; "
-        f"waited for a free thread p99 {percentile(queued, 0.99) * 1000:.1f} ms; at most {generator.most_busy} "
-        f"of {args.threads} threads busy"
+        f"generator: {generator_cpu:.1f} CPU s over the {cpu_window:.1f} s window ({generator_cpu / cpu_window:.0%} of "
+        f"one core, with the stats polls); handed out late by p99 {percentile(lag, 0.99) * 1000:.1f} ms, max "
+        f"{max(lag) * 1000:.1f} ms; waited for a free thread p99 {percentile(queued, 0.99) * 1000:.1f} ms; at most "
+        f"{generator.most_busy} of {args.threads} threads busy"
+        " (a thread is busy until its answer: a full pool means late answers)"
     )
     print()
     ratio = loaded_rate / baseline_rate
@@ -689,9 +695,14 @@ def run(args: argparse.Namespace) -> int:
             f"Redis {cpu['redis']:.1f}, smtp-sink {cpu['smtp-sink']:.1f}, beat {cpu['beat']:.1f}, "
             f"this bench {cpu['bench']:.1f}, anything else {cpu['other']:.1f}"
         )
-    answered_in_load = sum(result.answered for result in results)
-    if answered_in_load:
-        print(f"  gunicorn CPU per request under load: {load_cpu['web'] * 1000 / answered_in_load:.1f} ms")
+    # Requests the web finished within the window (those answered after it ran on the backlog, not counted above).
+    answered_in_window = sum(1 for r in requests if r.status and start <= r.answered < end)
+    if answered_in_window:
+        print(
+            f"  gunicorn CPU per request answered within the window: {load_cpu['web'] * 1000 / answered_in_window:.1f}"
+            f" ms ({answered_in_window} answers, {answered_in_window / args.duration:.1f}/s); the backlog took "
+            f"{max(0.0, drained):.1f} s more to drain after the window"
+        )
     if pool_cpu:
         print("  CPU seconds of each worker pool process, whole run: " + ", ".join(
             f"{seconds:.1f}" for seconds in pool_cpu.values() if seconds is not None))  # fmt: skip
