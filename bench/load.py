@@ -386,6 +386,7 @@ class Campaigns:
         self.deployment, self.token = deployment, token
         self.final: dict[int, dict] = {}  # campaign id -> its stats once "sent"
         self.sent_seen_at: dict[int, float] = {}
+        self.send_answered_at: dict[int, float] = {}
 
     def create(self) -> int:
         status, created = self.deployment.api(
@@ -404,6 +405,7 @@ class Campaigns:
         answered = time.monotonic()
         if status != 202:
             raise LoadError(f"the send call answered {status}: {answer}")
+        self.send_answered_at[campaign_id] = answered
         return answered
 
     def stats(self, campaign_id: int) -> dict:
@@ -687,6 +689,14 @@ def run(args: argparse.Namespace) -> int:
         f"by the stats endpoint over {loaded_seconds:.1f} s of the window; {len(progress.campaigns)} campaign(s))"
     )
     print(f"ratio under load / alone: {ratio:.2f}")
+    spans = [
+        f"{campaigns.send_answered_at[c] - start:+.1f} to {campaigns.sent_seen_at[c] - start:+.1f} s"
+        for c in progress.campaigns
+        if c in campaigns.send_answered_at and c in campaigns.sent_seen_at
+    ]
+    print(
+        f"  the campaigns under load, from the send call's answer to 'sent', relative to the window: {', '.join(spans)}"
+    )
     print()
     for label, cpu, seconds in (("alone", baseline_cpu, baseline_window), ("under load", load_cpu, cpu_window)):
         print(
