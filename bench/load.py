@@ -606,7 +606,6 @@ def run(args: argparse.Namespace) -> int:
         meter.start()
         follower.start()
         generator.run(requests)
-        drained = time.monotonic() - end
         meter.join()
         follower.join(timeout=60 + args.subscribers / 100)
         stop.set()
@@ -710,8 +709,8 @@ def run(args: argparse.Namespace) -> int:
     if answered_in_window:
         print(
             f"  gunicorn CPU per request answered within the window: {load_cpu['web'] * 1000 / answered_in_window:.1f}"
-            f" ms ({answered_in_window} answers, {answered_in_window / args.duration:.1f}/s); the backlog took "
-            f"{max(0.0, drained):.1f} s more to drain after the window"
+            f" ms ({answered_in_window} answers, {answered_in_window / args.duration:.1f}/s); the window's last "
+            f"request was answered {last_answer - end:.1f} s after it"
         )
     if pool_cpu:
         print("  CPU seconds of each worker pool process, whole run: " + ", ".join(
