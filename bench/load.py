@@ -24,10 +24,13 @@ Usage: .venv/bin/python bench/load.py [--subscribers 20000] [--rate 200] [--dura
    scheduled time, not from when it went out (no coordinated omission); a pool of threads, each with an http.client
    connection (gunicorn's sync workers close it after every answer, so every request opens a new one), sends them.
    The generator's own CPU and how late it handed requests out are printed, to show it is not the bottleneck.
-   The campaign must be sending for the whole window: when it is sent, the next one to the same list is sent at
-   once (as many as needed). Its send rate under load is the deliveries the stats endpoint counts as "sent" (summed
-   over the campaigns) between its polls nearest the window's start and end, divided by the time between them; the
-   stats are at most a second old while a campaign sends (uscmail/campaigns/progress.py).
+   Campaigns must be sending for the whole window: as many to the same list as would last through it at the rate
+   alone are all sent before it (they take turns, as campaigns sending at once do; one sent during the load would
+   wait in the web's backlog like any request). The send rate under load is the campaign messages that reached the
+   sink within the window: smtp-sink's counter at both ends, less the confirmation mails the workers sent meanwhile
+   (each new address's per-address mail counter, read from the database), divided by the window's length; both are
+   sampled every second without asking the web app, whose answers, the stats endpoint's too, wait behind its backlog
+   when it is overloaded. The fewest campaign messages in any one second shows that sending never stopped.
 4. A table per kind of request (sent, answered req/s, p50/p99/max ms from the scheduled time, answers >= 400 by
    status, 5xx, connection errors), the send rates and their ratio, CPU by process over the window, and PASS/FAIL
    against the targets: no 5xx, the achieved rate (answers to the window's requests / the time from the window's
@@ -49,6 +52,7 @@ or an error.
 
 import argparse
 import http.client
+import itertools
 import json
 import math
 import os
@@ -81,9 +85,6 @@ TARGET_SEND_RATE_RATIO = 2 / 3
 # SIGNUP_MIN_FILL_SECONDS (2 s by default; its signed start time has whole seconds, so a little margin).
 FILL_SECONDS = 3.0
 MIN_FILL_SECONDS = 2.2
-# Stats polls while the load runs: often enough to start the next campaign soon after one is sent, and well within
-# the API rate limit (API_RATE_LIMIT, 300 a minute per token) with the create and send calls.
-LOAD_STATS_POLL_SECONDS = 0.5
 KINDS = ("signup form", "signup", "one-click", "preferences")
 EXPECTED = {"signup form": 200, "signup": 303, "one-click": 200, "preferences": 200}
 
@@ -431,37 +432,36 @@ class Campaigns:
 
 
 @dataclass
-class Progress:
-    """The loaded campaigns' deliveries as the stats endpoint counted them, polled through the load."""
+class SinkSamples:
+    """The sink's counter, less the confirmation mails, sampled through the window (no request to the web app: under
+    an overload its answers, the stats endpoint's included, wait behind the backlog)."""
 
-    samples: list[tuple[float, int]] = field(default_factory=list)  # (monotonic time, "sent" over all campaigns)
-    campaigns: list[int] = field(default_factory=list)
+    samples: list[tuple[float, int]] = field(default_factory=list)  # (monotonic time, campaign messages so far)
 
-    def rate_within(self, start: float, end: float) -> tuple[float, float, int]:
-        """(msg/s, seconds, messages) between the first sample at or after `start` and the last at or before `end`."""
-        inside = [(t, sent) for t, sent in self.samples if start <= t <= end]
-        if len(inside) < 2:
-            raise LoadError("too few stats samples inside the load window")
-        (t0, sent0), (t1, sent1) = inside[0], inside[-1]
-        return (sent1 - sent0) / (t1 - t0), t1 - t0, sent1 - sent0
+    def take(self, sink: Sink, engine, prefix: str) -> None:
+        confirmations = confirmation_mails(engine, prefix)
+        self.samples.append((time.monotonic(), sink.count() - confirmations))
+
+    @property
+    def messages(self) -> int:
+        return self.samples[-1][1] - self.samples[0][1]
+
+    @property
+    def seconds(self) -> float:
+        return self.samples[-1][0] - self.samples[0][0]
+
+    @property
+    def slowest_second(self) -> int:
+        """Fewest campaign messages that reached the sink in any one second of the window."""
+        return min(later[1] - earlier[1] for earlier, later in itertools.pairwise(self.samples))
 
 
-def follow_campaigns(campaigns: Campaigns, progress: Progress, until: float, stop: threading.Event) -> None:
-    """While the load runs: poll the current campaign's stats; when it is sent, send the next one at once."""
-    current = progress.campaigns[-1]
-    while not stop.is_set():
-        polled = time.monotonic()
-        stats = campaigns.stats(current)
-        finished = sum(campaigns.final[c]["sent"] for c in progress.campaigns if c in campaigns.final and c != current)
-        progress.samples.append((polled, finished + stats["sent"]))
-        if stats["status"] == "sent" and polled < until:
-            current = campaigns.create()
-            campaigns.send(current)
-            progress.campaigns.append(current)
-            continue
-        if stats["status"] == "sent":
-            return
-        time.sleep(max(0.0, polled + LOAD_STATS_POLL_SECONDS - time.monotonic()))
+def confirmation_mails(engine, prefix: str) -> int:
+    """Confirmation mails the workers have sent for this run's signups: each new address gets one, counted on its
+    subscriber row (the per-address limit's counter) when it is sent."""
+    with engine.connect() as connection:
+        query = sa.text("SELECT coalesce(sum(signup_mail_count), 0) FROM subscribers WHERE starts_with(email, :prefix)")
+        return connection.scalar(query, {"prefix": prefix})
 
 
 # --- report ---------------------------------------------------------------------------------------------------------
@@ -570,58 +570,59 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"under load: {args.rate:g} requests/s for {args.duration:g} s while campaigns send...")
         time.sleep(1.0)
-        progress = Progress()
-        first = campaigns.create()
-        campaigns.send(first)
-        progress.campaigns.append(first)
+        # Enough campaigns to the same list, all sent before the window, to keep sending through it even at the rate
+        # alone (they take turns, as any campaigns sending at once do): a campaign sent during the load would wait
+        # in the web's backlog like any request.
+        cover = baseline_rate * (args.duration + FILL_SECONDS + 15)
+        loaded = [campaigns.create() for _ in range(max(1, math.ceil(cover / baseline["recipients"])))]
+        for campaign_id in loaded:
+            campaigns.send(campaign_id)
         deadline = time.monotonic() + 30
-        while campaigns.stats(first)["sent"] == 0:
+        while campaigns.stats(loaded[0])["sent"] == 0:
             if time.monotonic() > deadline:
-                raise LoadError("the loaded campaign sent nothing within 30 s")
+                raise LoadError("the loaded campaigns sent nothing within 30 s")
             time.sleep(0.1)
         lead_in = FILL_SECONDS + 0.5  # the first signup GETs come FILL_SECONDS before the window
         start = time.monotonic() + lead_in
         end = start + args.duration
         requests = build_schedule(args, links["one_click"], links["preferences"], bench.run_id, start)
         generator = Generator(deployment.port, args.threads)
-        stop = threading.Event()
+        snapshots: list[tuple[float, dict]] = []
+        delivered = SinkSamples()
+        prefix = f"load-{bench.run_id}-"
         failure: list[BaseException] = []
 
-        def follow():
+        def measure_window():
+            # CPU by process over exactly the window (the web's backlog answered after it is not counted), and the
+            # campaign messages at the sink every second.
             try:
-                follow_campaigns(campaigns, progress, end, stop)
+                time.sleep(max(0.0, start - time.monotonic()))
+                snapshots.append((time.monotonic(), deployment.cpu_snapshot(bench, url, sink)))
+                for second in range(1, math.ceil(args.duration) + 1):
+                    delivered.take(sink, engine, prefix)
+                    time.sleep(max(0.0, min(start + second, end) - time.monotonic()))
+                delivered.take(sink, engine, prefix)
+                snapshots.append((time.monotonic(), deployment.cpu_snapshot(bench, url, sink)))
             except BaseException as exc:  # noqa: BLE001 - reported by the main thread
                 failure.append(exc)
 
-        follower = threading.Thread(target=follow, daemon=True)
-        snapshots: list[tuple[float, dict]] = []
-
-        def measure_window():
-            # CPU by process over exactly the window: the web's backlog drained after it is not counted.
-            for moment in (start, end):
-                time.sleep(max(0.0, moment - time.monotonic()))
-                snapshots.append((time.monotonic(), deployment.cpu_snapshot(bench, url, sink)))
-
         meter = threading.Thread(target=measure_window, daemon=True)
         meter.start()
-        follower.start()
         generator.run(requests)
         meter.join()
-        follower.join(timeout=60 + args.subscribers / 100)
-        stop.set()
         if failure:
             raise failure[0]
-        loaded_rate, loaded_seconds, loaded_messages = progress.rate_within(start, end)
+        loaded_rate = delivered.messages / delivered.seconds
         (window_started, cpu_before), (window_ended, cpu_after) = snapshots
         cpu_window = window_ended - window_started
         load_cpu = bench.cpu_spent(cpu_before, cpu_after)
         generator_cpu = load_cpu["bench"]
-        print(f"  {len(progress.campaigns)} campaign(s) sent during the load; waiting for the last to finish...")
-        for campaign_id in progress.campaigns:
-            campaigns.wait_sent(campaign_id, 60 + args.subscribers / 100)
+        print(f"  {len(loaded)} campaign(s) sent before the load; waiting for the last to finish...")
+        for campaign_id in loaded:
+            campaigns.wait_sent(campaign_id, 120 + len(loaded) * args.subscribers / 100)
 
         print("checks: waiting for the workers to apply the signups...")
-        checks = check_results(bench, engine, requests, list_id, campaigns, [baseline_id, *progress.campaigns], sink)
+        checks = check_results(bench, engine, requests, list_id, campaigns, [baseline_id, *loaded], sink)
         load_after = os.getloadavg()[0]
         pool_cpu = {pid: process_cpu(pid) for worker in deployment.workers for pid in child_pids(worker.pid)}
     finally:
@@ -684,17 +685,19 @@ def run(args: argparse.Namespace) -> int:
         f"{baseline_seconds:.2f} s from the send call's answer to the stats saying 'sent')"
     )
     print(
-        f"campaign send rate under load: {loaded_rate:>6,.0f} msg/s  ({loaded_messages:,} deliveries counted 'sent' "
-        f"by the stats endpoint over {loaded_seconds:.1f} s of the window; {len(progress.campaigns)} campaign(s))"
+        f"campaign send rate under load: {loaded_rate:>6,.0f} msg/s  ({delivered.messages:,} campaign messages "
+        f"reached the sink in the {delivered.seconds:.1f} s window: its counter at both ends, less the confirmation "
+        "mails sent meanwhile)"
     )
     print(f"ratio under load / alone: {ratio:.2f}")
-    spans = [
-        f"{campaigns.send_answered_at[c] - start:+.1f} to {campaigns.sent_seen_at[c] - start:+.1f} s"
-        for c in progress.campaigns
-        if c in campaigns.send_answered_at and c in campaigns.sent_seen_at
-    ]
     print(
-        f"  the campaigns under load, from the send call's answer to 'sent', relative to the window: {', '.join(spans)}"
+        f"  {len(loaded)} campaign(s) to the same list, all sent before the window, were sending through it: the "
+        f"fewest campaign messages in any second of it: {delivered.slowest_second:,}; each, from the send call's "
+        "answer to 'sent' (polled through the loaded web app), relative to the window: "
+        + ", ".join(
+            f"{campaigns.send_answered_at[c] - start:+.1f} to {campaigns.sent_seen_at[c] - start:+.1f} s"
+            for c in loaded
+        )
     )
     print()
     for label, cpu, seconds in (("alone", baseline_cpu, baseline_window), ("under load", load_cpu, cpu_window)):
