@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 # Compiled catalogues (not committed): made from each language's messages.po whenever it changes.
 MO_FILES := $(patsubst %.po,%.mo,$(wildcard translations/*/LC_MESSAGES/messages.po))
 
-.PHONY: run test fuzz lint format translations backup restore bench-signup bench-campaign chaos clean
+.PHONY: run test fuzz lint format translations backup restore bench-signup bench-campaign chaos load clean
 
 $(RUN_STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,10 @@ bench-campaign: $(DEV_STAMP)
 # bench/chaos.py says what is thrown and checked. CHAOS_ARGS="--runs 20 --seed 7" and so on.
 chaos: $(DEV_STAMP) $(MO_FILES)
 	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
+
+# Signups, one-click unsubscribes and preference pages at 200 requests/s for 60 s while a campaign sends.
+load: $(DEV_STAMP)
+	$(BIN)/python bench/load.py $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) instance/*.sqlite instance/devmail instance/celerybeat-schedule* translations/*/LC_MESSAGES/*.mo

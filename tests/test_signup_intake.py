@@ -6,7 +6,15 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from tests.conftest import form_fields, isolated_client, wait_for_signups
-from uscmail.models import ConsentMethod, SignupRequest, Subscriber, SubscriptionStatus, SuppressionReason, utcnow
+from uscmail.models import (
+    ConsentMethod,
+    ConsentWording,
+    SignupRequest,
+    Subscriber,
+    SubscriptionStatus,
+    SuppressionReason,
+    utcnow,
+)
 from uscmail.subscriptions import services, tasks
 from uscmail.subscriptions.consent import CURRENT_VERSION
 from uscmail.suppression import suppress
@@ -54,6 +62,37 @@ def test_the_web_request_runs_the_same_statements_whatever_the_address_state(app
     assert any(statement.startswith("INSERT INTO signup_requests") for statement in first)
     assert not any("subscribers" in statement or "suppressions" in statement for statement in first)
     assert all(statements == first for statements in runs.values()), runs
+
+
+def test_the_signup_form_reads_its_lists_and_wording_once_and_stores_the_wording_the_first_time(app, db):
+    """The form is the busiest page (each signup is a GET and a POST): committing before rendering expired the lists
+    and the wording, and rendering loaded each of them again, one statement per row."""
+    client = isolated_client(app, environ_base={"REMOTE_ADDR": "192.0.2.30"})
+    db.session.execute(sa.delete(ConsentWording).where(ConsentWording.version == CURRENT_VERSION))
+    db.session.commit()
+    first = client.get("/subscribe")
+    db.session.rollback()
+    assert first.status_code == 200
+    assert db.session.get(ConsentWording, CURRENT_VERSION) is not None  # stored and committed by the first view
+
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(" ".join(statement.split()))
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        page = client.get("/subscribe")
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    public = services.public_lists()
+    assert len(public) >= 2 and all(mailing_list.name in html for mailing_list in public)
+    assert "I want to receive emails from the Uyghur Solidarity Campaign UK" in html
+    reads = [statement for statement in seen if statement.startswith("SELECT")]
+    assert len([s for s in reads if "FROM mailing_lists" in s]) == 1, seen
+    assert len([s for s in reads if "FROM consent_wordings" in s]) == 1, seen
 
 
 def test_a_stored_signup_whose_task_was_lost_is_applied_by_the_sweeper(app, db, worker, smtp_sink):

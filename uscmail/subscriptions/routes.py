@@ -160,9 +160,12 @@ def signup_page(form: SignupForm, lists: list[MailingList], error: str | None = 
     form.consent_version.data = current_version()
     form.started.data = make_form_started_token()
     form.website.data = ""
-    wording = current_wording()
+    page = render_template(
+        "subscriptions/subscribe.html", form=form, lists=lists, wording=current_wording(), error=error
+    )
+    # Committed after rendering: the first view stores the wording; a commit before would expire the lists and the
+    # wording, and rendering would load each of them again.
     db.session.commit()
-    page = render_template("subscriptions/subscribe.html", form=form, lists=lists, wording=wording, error=error)
     return page, 400 if error else 200
 
 
