@@ -4,7 +4,6 @@ it, on whichever worker machine takes it."""
 import io
 import logging
 import secrets
-import tempfile
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -136,7 +135,7 @@ def run_job(job_id: int) -> ImportStatus | None:
         actor = db.session.get(Organiser, job.organiser_id) if job.organiser_id else "import job"
         # The worker reads a private copy of the upload and writes the report to another; neither has a name, so
         # the system removes both once closed, even if this process is killed.
-        with storage.private_copy(job_id, UPLOAD) as binary, tempfile.TemporaryFile(mode="w+b") as report_file:
+        with storage.private_copy(job_id, UPLOAD) as binary, storage.scratch_file() as report_file:
             out = io.TextIOWrapper(report_file, encoding="utf-8", newline="")
             result = services.import_subscribers(
                 binary,

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 import sqlalchemy as sa
+from flask import current_app
 
 from ..extensions import db
 from .models import ImportFile, ImportFileKind
@@ -53,11 +54,17 @@ def size(job_id: int, kind: ImportFileKind) -> int:
     return db.session.scalar(sa.select(total).where(ImportFile.job_id == job_id, ImportFile.kind == kind))
 
 
+def scratch_file() -> BinaryIO:
+    """A private temporary file (0600, with no name: the system removes it once it is closed, or if the process
+    dies) in this machine's instance folder, which is on disk, where /tmp may be memory (tmpfs) too small for a
+    200 MB upload."""
+    return tempfile.TemporaryFile(mode="w+b", dir=current_app.instance_path, prefix="import-")
+
+
 @contextlib.contextmanager
 def private_copy(job_id: int, kind: ImportFileKind) -> Iterator[BinaryIO]:
-    """The job's file copied into a private temporary file (0600, with no name: the system removes it when it is
-    closed, or when the process dies), positioned at its start, for readers that want a real file."""
-    with tempfile.TemporaryFile(mode="w+b", prefix="uscmail-import-") as copy:
+    """The job's file copied into a scratch_file, positioned at its start, for readers that want a real file."""
+    with scratch_file() as copy:
         for data in chunks(job_id, kind):
             copy.write(data)
         copy.seek(0)
