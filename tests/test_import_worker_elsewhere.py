@@ -22,6 +22,7 @@ from tests.conftest import BACKEND, PROJECT_DIR, REDIS_URL, TEST_ENV, CeleryProc
 from tests.pages import wait_for_job
 from tests.test_imports import NOTE, count_row, statuses
 from tests.waiting import wait_until
+from uscmail.imports import tasks
 from uscmail.imports.models import ImportFile
 
 SHARED_SETTINGS = (
@@ -55,7 +56,8 @@ def elsewhere(app, tmp_path, monkeypatch):
     web_instance.mkdir()
     monkeypatch.setattr(app, "instance_path", str(web_instance))
     # The router reads the default queue when each task is published, so the page's tasks go to this worker alone.
-    monkeypatch.setitem(app.extensions["celery"].conf, "task_default_queue", queue)
+    # The Celery app the tasks publish through is the latest one made (another test may have made an app since).
+    monkeypatch.setitem(tasks.run_import.app.conf, "task_default_queue", queue)
     try:
         yield worker, web_instance
     finally:
