@@ -133,10 +133,19 @@ def test_a_nul_in_a_token_name_on_revoke_is_refused(sign_in_as, db):
 def test_a_nul_in_an_import_note_or_file_name_is_refused_and_leaves_no_upload(sign_in_as, db, app, note, filename):
     from pathlib import Path
 
+    from uscmail.imports.models import ImportFile, ImportJob
+
     editor = sign_in_as("editor")
     page = editor.get("/organisers/import").get_data(as_text=True)
     uploads = Path(app.instance_path)
     before = {path for path in uploads.rglob("*") if path.is_file()}
+
+    def stored() -> tuple[int, ...]:
+        """Import jobs, and chunks of uploaded files, in the database."""
+        db.session.rollback()
+        return tuple(db.session.scalar(sa.select(sa.func.count()).select_from(t)) for t in (ImportJob, ImportFile))
+
+    assert stored() == (0, 0)
 
     response = editor.post(
         "/organisers/import",
@@ -152,6 +161,7 @@ def test_a_nul_in_an_import_note_or_file_name_is_refused_and_leaves_no_upload(si
 
     assert response.status_code == 400 and UNSTORABLE in response.get_data(as_text=True)
     assert {path for path in uploads.rglob("*") if path.is_file()} == before
+    assert stored() == (0, 0)  # uploads are kept in the database: no job, no chunk of the file
 
 
 def test_deep_json_is_refused_by_the_public_and_the_organiser_api(api, db):

@@ -393,55 +393,49 @@ def test_upload_page_dry_run_and_a_file_that_fails(app, db, worker, smtp_sink, s
 def test_housekeeping_deletes_old_reports_and_fails_imports_whose_worker_died(app, db, sign_in_as):
     from datetime import timedelta
 
-    from uscmail.imports import jobs
-    from uscmail.imports.models import ImportJob, ImportStatus
+    from uscmail.imports import jobs, storage
+    from uscmail.imports.models import ImportFileKind, ImportJob, ImportStatus
     from uscmail.models import utcnow
     from uscmail.organisers.models import Organiser
 
     sign_in_as("editor")
     organiser_id = db.session.scalar(sa.select(Organiser.id))
-    folder = jobs.imports_folder()
     now = utcnow()
-    names = ("old", "recent", "stuck", "old-dry-run", "recent-dry-run")
-    files = {name: folder / f"{name}-{now.timestamp():.0f}.csv" for name in names}
-    for path in files.values():
-        path.write_text("email\nperson@example.org\n")
+    upload, report = ImportFileKind.UPLOAD, ImportFileKind.REPORT
 
-    def job(**values):
+    def job(kind: ImportFileKind | None = None, **values):
         row = ImportJob(organiser_id=organiser_id, basis="prior_consent", basis_note="test", **values)
         db.session.add(row)
+        db.session.flush()
+        if kind is not None:
+            storage.store(row.id, kind, io.BytesIO(b"email\nperson@example.org\n"))
         return row
 
-    old = job(status=ImportStatus.DONE, report_name=files["old"].name, finished_at=now - timedelta(days=8))
-    recent = job(status=ImportStatus.DONE, report_name=files["recent"].name, finished_at=now - timedelta(days=6))
-    stuck = job(status=ImportStatus.RUNNING, upload_name=files["stuck"].name, started_at=now - timedelta(hours=7))
-    running = job(status=ImportStatus.RUNNING, upload_name=None, started_at=now - timedelta(minutes=5))
+    old = job(report, status=ImportStatus.DONE, report_name="old", finished_at=now - timedelta(days=8))
+    recent = job(report, status=ImportStatus.DONE, report_name="recent", finished_at=now - timedelta(days=6))
+    stuck = job(upload, status=ImportStatus.RUNNING, upload_name="stuck", started_at=now - timedelta(hours=7))
+    running = job(upload, status=ImportStatus.RUNNING, upload_name="running", started_at=now - timedelta(minutes=5))
     # Dry runs keep their upload for "Import for real" for IMPORT_DRY_RUN_KEEP_HOURS (24), then it is deleted.
     old_dry = job(
-        status=ImportStatus.DONE,
-        dry_run=True,
-        upload_name=files["old-dry-run"].name,
-        finished_at=now - timedelta(hours=25),
+        upload, status=ImportStatus.DONE, dry_run=True, upload_name="old-dry", finished_at=now - timedelta(hours=25)
     )
     recent_dry = job(
-        status=ImportStatus.DONE,
-        dry_run=True,
-        upload_name=files["recent-dry-run"].name,
-        finished_at=now - timedelta(hours=23),
+        upload, status=ImportStatus.DONE, dry_run=True, upload_name="recent-dry", finished_at=now - timedelta(hours=23)
     )
     db.session.commit()
+
+    def kept(row, kind) -> bool:
+        return storage.is_stored(row.id, kind)
 
     assert jobs.housekeep(now) == {"reports_deleted": 1, "uploads_deleted": 1, "jobs_failed": 1}
     db.session.commit()
-    assert not files["old-dry-run"].exists() and old_dry.upload_name is None
-    assert files["recent-dry-run"].exists() and recent_dry.upload_name == files["recent-dry-run"].name
-    assert not files["old"].exists() and old.report_name is None and old.counts == {}
-    assert files["recent"].exists() and recent.report_name == files["recent"].name
-    assert not files["stuck"].exists() and stuck.status is ImportStatus.FAILED and "start it again" in stuck.error
-    assert running.status is ImportStatus.RUNNING
+    assert not kept(old_dry, upload) and old_dry.upload_name is None
+    assert kept(recent_dry, upload) and recent_dry.upload_name == "recent-dry"
+    assert not kept(old, report) and old.report_name is None and old.counts == {}
+    assert kept(recent, report) and recent.report_name == "recent"
+    assert not kept(stuck, upload) and stuck.status is ImportStatus.FAILED and "start it again" in stuck.error
+    assert kept(running, upload) and running.status is ImportStatus.RUNNING
     assert jobs.housekeep(now) == {"reports_deleted": 0, "uploads_deleted": 0, "jobs_failed": 0}
-    files["recent"].unlink()
-    files["recent-dry-run"].unlink()
 
 
 def test_the_form_needs_one_list_not_every_list(app, db, sign_in_as):
@@ -476,6 +470,8 @@ def test_a_dry_run_is_imported_for_real_once_from_its_page(app, db, worker, smtp
     dry = wait_for_job(browser, dry_location).get_data(as_text=True)
     assert count_row(dry, "Would be subscribed") == "1" and count_row(dry, "Left out: Appears twice in the file") == "1"
     assert "Import for real" in dry and emails(db) == []
+    # The dry run's upload is kept (in the database) for "Import for real"; its real import takes it over.
+    assert stored_files(db) == {("dry", "upload"): 1, ("dry", "report"): 1}
     action = dry_location + "/import"
     # Not without the CSRF token; not by a viewer; not by another editor (it is not their job).
     assert browser.post(action).status_code == 400
@@ -491,6 +487,8 @@ def test_a_dry_run_is_imported_for_real_once_from_its_page(app, db, worker, smtp
     assert count_row(done, "Subscribed") == "1" and "(dry run)" not in done
     db.session.rollback()
     assert statuses(db) == {"real@example.org": "confirmed"}
+    # Read, the upload is gone; each job keeps its report.
+    assert stored_files(db) == {("dry", "report"): 1, ("real", "report"): 1}
     [event] = import_events(db)
     assert event.actor == "editor@example.org" and event.details["note"] == NOTE
 
@@ -502,6 +500,69 @@ def test_a_dry_run_is_imported_for_real_once_from_its_page(app, db, worker, smtp
     # A real import's page has no such button, and pressing it anyway is refused.
     assert browser.post(real.headers["Location"] + "/import", data=form_fields(done)).status_code == 400
     assert len(import_events(db)) == 1
+
+
+def stored_files(db) -> dict[tuple[str, str], int]:
+    """Chunks of import files in the database, by ("dry" or "real" job, kind)."""
+    from uscmail.imports.models import ImportFile, ImportJob
+
+    db.session.rollback()
+    kind = sa.case((ImportJob.dry_run, "dry"), else_="real")
+    statement = sa.select(kind, ImportFile.kind, sa.func.count()).join(ImportJob).group_by(kind, ImportFile.kind)
+    return {(job, str(file_kind)): count for job, file_kind, count in db.session.execute(statement)}
+
+
+def test_files_are_stored_in_chunks_and_read_back_into_a_private_temporary_file(app, db):
+    import os
+    import stat
+
+    from uscmail.imports import storage
+    from uscmail.imports.models import ImportFile, ImportFileKind, ImportJob
+
+    job = ImportJob(basis="prior_consent", basis_note="test")
+    db.session.add(job)
+    db.session.flush()
+    content = os.urandom(storage.CHUNK_BYTES * 2 + 12345)
+    assert storage.store(job.id, ImportFileKind.UPLOAD, io.BytesIO(content)) == len(content)
+    db.session.commit()
+    sizes = db.session.scalars(
+        sa.select(sa.func.length(ImportFile.data)).where(ImportFile.job_id == job.id).order_by(ImportFile.sequence)
+    ).all()
+    assert sizes == [storage.CHUNK_BYTES, storage.CHUNK_BYTES, 12345]
+    assert storage.size(job.id, ImportFileKind.UPLOAD) == len(content)
+    with storage.private_copy(job.id, ImportFileKind.UPLOAD) as copy:
+        assert stat.S_IMODE(os.fstat(copy.fileno()).st_mode) == 0o600 and os.fstat(copy.fileno()).st_nlink == 0
+        assert copy.read() == content
+    # An empty file is kept as one empty chunk, so it is told apart from a file that is not kept.
+    assert not storage.is_stored(job.id, ImportFileKind.REPORT)
+    assert storage.store(job.id, ImportFileKind.REPORT, io.BytesIO(b"")) == 0
+    assert storage.is_stored(job.id, ImportFileKind.REPORT)
+    assert list(storage.chunks(job.id, ImportFileKind.REPORT)) == [b""]
+
+
+def test_a_job_whose_upload_is_not_in_the_database_fails_saying_so(app, db, worker, sign_in_as):
+    # As a job queued before the upgrade that moved uploads into the database: its file was in a folder, not moved.
+    from uscmail.imports import tasks
+    from uscmail.imports.models import ImportJob
+    from uscmail.organisers.models import Organiser
+
+    browser = sign_in_as("editor")
+    job = ImportJob(
+        organiser_id=db.session.scalar(sa.select(Organiser.id)),
+        basis="prior_consent",
+        basis_note=NOTE,
+        list_slugs=["newsletter"],
+        filename="before-the-upgrade.csv",
+        upload_name="0123456789abcdef0123456789abcdef.csv",
+        bytes_total=100,
+    )
+    db.session.add(job)
+    db.session.commit()
+    tasks.run_import.delay(job.id)
+    page = wait_for_job(browser, f"/organisers/import/{job.public_id}").get_data(as_text=True)
+    assert '<dd id="import-status">Failed</dd>' in page
+    assert "The uploaded file is no longer kept; nothing was imported. Please upload it again." in page
+    assert stored_files(db) == {}
 
 
 def test_the_upload_page_takes_a_file_far_larger_than_an_ordinary_form(app, db, worker, smtp_sink, sign_in_as):

@@ -1,9 +1,10 @@
-"""Imports started from the organiser page: the upload is kept under a random name and a Celery task runs it."""
+"""Imports started from the organiser page: the upload is kept in the database (storage.py) and a Celery task runs
+it, on whichever worker machine takes it."""
 
+import io
 import logging
 import secrets
 from datetime import timedelta
-from pathlib import Path
 
 import sqlalchemy as sa
 from flask import current_app
@@ -14,30 +15,23 @@ from ..models import utcnow
 from ..organisers.models import Organiser, Role
 from ..subscribers.services import ConsentBasis
 from ..validation import InvalidInput
-from . import services
-from .models import ImportJob, ImportStatus
+from . import services, storage
+from .models import ImportFileKind, ImportJob, ImportStatus
 from .reader import ImportFileError
 
 log = logging.getLogger(__name__)
 UNEXPECTED_FAILURE = "The import failed on our side; nothing was imported. Please try again, or tell an admin."
-
-
-def imports_folder() -> Path:
-    """Where uploads and reports are kept (inside the instance folder, never served directly)."""
-    folder = Path(current_app.instance_path) / "imports"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    return folder
+MISSING_UPLOAD = "The uploaded file is no longer kept; nothing was imported. Please upload it again."
+UPLOAD, REPORT = ImportFileKind.UPLOAD, ImportFileKind.REPORT
 
 
 def create_job(
     upload: FileStorage, slugs: list[str], basis: ConsentBasis, note: str, dry_run: bool, organiser: Organiser
 ) -> ImportJob:
-    """Check the choices, save the upload and add a queued job; the caller commits, then queues run_import."""
+    """Check the choices, add a queued job and store the upload with it, streamed in chunks; the caller commits, then
+    queues run_import."""
     services.resolve_lists(slugs)
     note = services.check_basis_note(note)
-    upload_name = secrets.token_hex(16) + ".csv"
-    path = imports_folder() / upload_name
-    upload.save(path)
     job = ImportJob(
         organiser_id=organiser.id,
         dry_run=dry_run,
@@ -45,10 +39,11 @@ def create_job(
         basis_note=note,
         list_slugs=list(dict.fromkeys(slugs)),
         filename=(upload.filename or "upload.csv")[:200],
-        upload_name=upload_name,
-        bytes_total=path.stat().st_size,
+        upload_name=secrets.token_hex(16),
     )
     db.session.add(job)
+    db.session.flush()
+    job.bytes_total = storage.store(job.id, UPLOAD, upload.stream)
     db.session.flush()
     return job
 
@@ -73,10 +68,9 @@ def import_for_real(dry_run: ImportJob, organiser: Organiser) -> ImportJob:
             .execution_options(synchronize_session=False)
         ).rowcount
     )
-    if not claimed or not (imports_folder() / upload_name).exists():
-        raise InvalidInput(
-            "The file of this dry run is no longer kept (or was imported already); please upload it again."
-        )
+    no_longer_kept = "The file of this dry run is no longer kept (or was imported already); please upload it again."
+    if not claimed:
+        raise InvalidInput(no_longer_kept)
     job = ImportJob(
         organiser_id=organiser.id,
         dry_run=False,
@@ -90,6 +84,8 @@ def import_for_real(dry_run: ImportJob, organiser: Organiser) -> ImportJob:
     )
     db.session.add(job)
     db.session.flush()
+    if not storage.hand_over(dry_run.id, job.id, UPLOAD):
+        raise InvalidInput(no_longer_kept)  # the caller rolls back, so the new job and the claim go too
     return job
 
 
@@ -106,9 +102,9 @@ def job_for(public_id: str, organiser: Organiser) -> ImportJob | None:
     return job
 
 
-def report_path(job: ImportJob) -> Path | None:
-    """The report file of a finished job, if there is one."""
-    return imports_folder() / job.report_name if job.report_name else None
+def has_report(job: ImportJob) -> bool:
+    """Whether the job's report is kept (a finished job's, until IMPORT_REPORT_RETENTION_DAYS)."""
+    return job.report_name is not None and storage.is_stored(job.id, REPORT)
 
 
 def _record_progress(job_id: int, bytes_read: int, rows: int) -> None:
@@ -131,45 +127,43 @@ def run_job(job_id: int) -> ImportStatus | None:
     if not claimed:
         return None
     job = db.session.get(ImportJob, job_id)
-    upload = imports_folder() / job.upload_name
-    report_name = secrets.token_hex(16) + ".csv"
-    keep_upload = False
+    dry_run = job.dry_run
     try:
+        if job.upload_name is None or not storage.is_stored(job_id, UPLOAD):
+            raise ImportFileError(MISSING_UPLOAD)  # e.g. a job uploaded before imports were kept in the database
         lists = services.resolve_lists(job.list_slugs)
         actor = db.session.get(Organiser, job.organiser_id) if job.organiser_id else "import job"
-        with (
-            upload.open("rb") as binary,
-            (imports_folder() / report_name).open("w", encoding="utf-8", newline="") as out,
-        ):
+        # The worker reads a private copy of the upload and writes the report to another; neither has a name, so
+        # the system removes both once closed, even if this process is killed.
+        with storage.private_copy(job_id, UPLOAD) as binary, storage.scratch_file() as report_file:
+            out = io.TextIOWrapper(report_file, encoding="utf-8", newline="")
             result = services.import_subscribers(
                 binary,
                 lists,
                 ConsentBasis(job.basis),
                 job.basis_note,
                 actor,
-                dry_run=job.dry_run,
+                dry_run=dry_run,
                 report=out,
                 progress=lambda bytes_read, rows: _record_progress(job_id, bytes_read, rows),
             )
-        keep_upload = job.dry_run  # for "Import for real" on the dry run's page, until housekeeping deletes it
+            out.detach()  # flushes the report into report_file, leaving report_file open
+            services.queue_confirmation_mails(result)  # sent once _finish commits
+            if dry_run:
+                db.session.rollback()  # a dry run writes nothing but its report and outcome
+            report_file.seek(0)
+            storage.store(job_id, REPORT, report_file)
     except (InvalidInput, ImportFileError, services.ImportConflict) as exc:
         db.session.rollback()
-        (imports_folder() / report_name).unlink(missing_ok=True)
         _finish(job_id, ImportStatus.FAILED, error=str(exc))
         return ImportStatus.FAILED
     except Exception as exc:
         # Whatever went wrong, the job finishes (not "running" for hours) and the log names no address: a database
         # error quotes the row it was writing, so only the kind of error is logged.
         db.session.rollback()
-        (imports_folder() / report_name).unlink(missing_ok=True)
         log.error("import job %s failed: %s", job_id, type(exc).__name__)
         _finish(job_id, ImportStatus.FAILED, error=UNEXPECTED_FAILURE)
         return ImportStatus.FAILED
-    finally:
-        if not keep_upload:
-            upload.unlink(missing_ok=True)  # the upload is personal data; it is not kept once read
-    if job.dry_run:
-        db.session.rollback()
     counts = {
         "rows": result.rows,
         "imported": result.imported,
@@ -178,16 +172,19 @@ def run_job(job_id: int) -> ImportStatus | None:
         "skipped": result.skipped,
         "summary": result.summary(),
     }
-    services.queue_confirmation_mails(result)
-    _finish(job_id, ImportStatus.DONE, keep_upload=keep_upload, counts=counts, report_name=report_name)
+    # A dry run keeps its upload for "Import for real" on its page, until that or housekeeping deletes it.
+    _finish(job_id, ImportStatus.DONE, keep_upload=dry_run, counts=counts, report_name=secrets.token_hex(16))
     return ImportStatus.DONE
 
 
 def _finish(job_id: int, status: ImportStatus, keep_upload: bool = False, **values) -> None:
+    """Record the job's outcome and commit it (with the import, for a real one); the upload is deleted in the same
+    commit unless kept: it is personal data, not kept once read."""
     job = db.session.get(ImportJob, job_id)
     job.status = status
     job.finished_at = utcnow()
     if not keep_upload:
+        storage.delete([job_id], UPLOAD)
         job.upload_name = None
     for name, value in values.items():
         setattr(job, name, value)
@@ -211,23 +208,22 @@ def housekeep(now=None) -> dict[str, int]:
             ImportJob.finished_at < upload_cutoff,
         )
     ).all()
+    storage.delete([job.id for job in kept_uploads], UPLOAD)
     for job in kept_uploads:
-        (imports_folder() / job.upload_name).unlink(missing_ok=True)
         job.upload_name = None
     report_cutoff = now - timedelta(days=current_app.config["IMPORT_REPORT_RETENTION_DAYS"])
     stuck_cutoff = now - timedelta(hours=current_app.config["IMPORT_STUCK_HOURS"])
     old_reports = db.session.scalars(
         sa.select(ImportJob).where(ImportJob.report_name.is_not(None), ImportJob.finished_at < report_cutoff)
     ).all()
+    storage.delete([job.id for job in old_reports], REPORT)
     for job in old_reports:
-        (imports_folder() / job.report_name).unlink(missing_ok=True)
         job.report_name = None
     stuck = db.session.scalars(
         sa.select(ImportJob).where(ImportJob.status == ImportStatus.RUNNING, ImportJob.started_at < stuck_cutoff)
     ).all()
+    storage.delete([job.id for job in stuck], UPLOAD)
     for job in stuck:
-        if job.upload_name:
-            (imports_folder() / job.upload_name).unlink(missing_ok=True)
         job.upload_name = None
         job.status = ImportStatus.FAILED
         job.finished_at = now

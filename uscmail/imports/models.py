@@ -20,8 +20,9 @@ class ImportStatus(enum.StrEnum):
 
 
 class ImportJob(db.Model):
-    """One uploaded file and what became of it. The upload and the report live in the instance folder under random
-    names; the row holds counts only, never addresses."""
+    """One uploaded file and what became of it. The upload and the report are kept in the database (ImportFile
+    chunks), so any worker on any machine can read them; `upload_name` and `report_name` say that they are kept. The
+    row itself holds counts only, never addresses."""
 
     __tablename__ = "import_jobs"
 
@@ -54,3 +55,23 @@ class ImportJob(db.Model):
         if self.status is ImportStatus.DONE:
             return 100
         return min(99, self.bytes_read * 100 // self.bytes_total) if self.bytes_total else 0
+
+
+class ImportFileKind(enum.StrEnum):
+    """Which of a job's files a chunk belongs to."""
+
+    UPLOAD = "upload"
+    REPORT = "report"
+
+
+class ImportFile(db.Model):
+    """One chunk (at most CHUNK_BYTES) of a job's upload or report. Kept in the database, not in a folder, because
+    the web server that receives an upload and the worker that reads it may be different machines that share only
+    PostgreSQL and Redis; chunked, so a 200 MB upload is never one value in memory."""
+
+    __tablename__ = "import_files"
+
+    job_id: Mapped[int] = mapped_column(sa.ForeignKey("import_jobs.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[ImportFileKind] = mapped_column(enum_column(ImportFileKind), primary_key=True)
+    sequence: Mapped[int] = mapped_column(primary_key=True)
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)

@@ -11,7 +11,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     url_for,
 )
 from wtforms.fields.choices import SelectChoice
@@ -25,10 +24,10 @@ from ..queueing import after_commit
 from ..subscribers import lists as list_services
 from ..subscribers.services import ConsentBasis
 from ..validation import InvalidInput
-from . import export, jobs, services, tasks
+from . import export, jobs, services, storage, tasks
 from .export import ExportFilter
 from .forms import ExportForm, ImportForm, ImportForRealForm
-from .models import ImportStatus
+from .models import ImportFileKind, ImportStatus
 
 bp = Blueprint("imports", __name__, url_prefix="/organisers")
 bp.before_request(access.load_current_session)
@@ -112,10 +111,21 @@ def import_for_real(public_id: str):
 def report(public_id: str):
     """The skipped rows of a finished job, as a CSV download."""
     found = jobs.job_for(public_id, g.organiser) or abort(404)
-    path = jobs.report_path(found)
-    if path is None or not path.exists():
+    if not jobs.has_report(found):
         abort(404)
-    return send_file(path, mimetype="text/csv", as_attachment=True, download_name=f"import-{public_id}-report.csv")
+    app = current_app._get_current_object()
+    job_id = found.id
+
+    def chunks():
+        # Read from the database a chunk at a time while the body is sent, in an app context (and session) of its own.
+        with app.app_context():
+            yield from storage.chunks(job_id, ImportFileKind.REPORT)
+
+    response = Response(chunks(), mimetype="text/csv")
+    response.headers.set("Content-Disposition", "attachment", filename=f"import-{public_id}-report.csv")
+    response.headers["Content-Length"] = str(storage.size(job_id, ImportFileKind.REPORT))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/export.csv")
