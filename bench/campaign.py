@@ -54,7 +54,7 @@ from pathlib import Path
 
 import redis
 import sqlalchemy as sa
-from common import CLOCK_TICKS, child_pids, free_port, process_cpu  # bench/common.py
+from common import CLOCK_TICKS, child_pids, free_port, process_cpu, run_with_clean_up  # bench/common.py
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -1265,19 +1265,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child_main(args.child[0], args.child[1:])
         return 0
-    sys.stdout.reconfigure(line_buffering=True)  # progress shows up at once, also through a pipe
-    # Ctrl-C (even when started in the background, where SIGINT is inherited as ignored) and SIGTERM (from CI or a
-    # timeout) both stop the run through the same clean-up.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        return run(args)
-    except (BenchError, sa.exc.OperationalError, redis.RedisError) as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; cleaned up", file=sys.stderr)
-        return 130
+    return run_with_clean_up(run, args, (BenchError, sa.exc.OperationalError, redis.RedisError))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ import contextlib
 import datetime as dt
 import os
 import random
-import re
 import secrets
 import shutil
 import signal
@@ -55,6 +54,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from campaign import BODY, SUBJECT, Bench, BenchError, Deployment, stop_process  # bench/campaign.py
 from common import free_port  # bench/common.py
+from signup import CSRF_FIELD, STARTED_FIELD, VERSION_FIELD  # bench/signup.py
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 FAULTS = ("worker", "redis", "postgres", "beat", "relay")
@@ -285,11 +285,12 @@ class Signups(threading.Thread):
             return error.code
         except OSError:
             return 0
-        fields = {name: value for name, value in FIELD.findall(page)}
+        fields = [pattern.search(page) for pattern in (CSRF_FIELD, STARTED_FIELD, VERSION_FIELD)]
+        csrf, started, version = (match.group(1) if match else "" for match in fields)
         data = {
-            "csrf_token": fields.get("csrf_token", ""),
-            "started": fields.get("started", ""),
-            "consent_version": fields.get("consent_version", ""),
+            "csrf_token": csrf,
+            "started": started,
+            "consent_version": version,
             "email": email,
             "name": "",
             "lists": "newsletter",
@@ -316,9 +317,6 @@ class Signups(threading.Thread):
                 self.refused[status] += 1
             next_at += interval
             self.stopping.wait(max(0.0, next_at - time.monotonic()))
-
-
-FIELD = re.compile(r'name="(csrf_token|started|consent_version)" type="hidden" value="([^"]*)"')
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -635,6 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not faults:
         print(f"--faults takes some of {', '.join(FAULTS)}")
         return 2
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a timeout or CI stops it through the clean-up too
     print(f"chaos: {args.runs} runs of {args.subscribers:,} recipients, faults {faults}, seed {args.seed}")
     chaos = None
     outcomes: list[Outcome] = []

@@ -1,7 +1,9 @@
-"""Helpers the benchmarks share: free ports and CPU time of processes, read from /proc."""
+"""Helpers the benchmarks share: free ports, CPU time of processes (read from /proc), and running with clean-up."""
 
 import os
+import signal
 import socket
+import sys
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -36,3 +38,20 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def run_with_clean_up(run, args, failures: tuple[type[BaseException], ...]) -> int:
+    """Call a benchmark's `run(args)` so that Ctrl-C (even when started in the background, where SIGINT is inherited
+    as ignored) and SIGTERM (from CI or a timeout) both stop it through its own clean-up. Returns run's exit status,
+    2 after one of `failures` (printed), 130 when interrupted."""
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows up at once, also through a pipe
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return run(args)
+    except failures as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; cleaned up", file=sys.stderr)
+        return 130

@@ -59,7 +59,6 @@ import os
 import queue
 import random
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
@@ -72,7 +71,7 @@ from pathlib import Path
 import redis
 import sqlalchemy as sa
 from campaign import BODY, STATS_POLL_SECONDS, SUBJECT, Bench, BenchError, Deployment, Sink  # bench/campaign.py
-from common import child_pids, process_cpu  # bench/common.py
+from common import child_pids, process_cpu, run_with_clean_up  # bench/common.py
 from signup import CSRF_FIELD, STARTED_FIELD, VERSION_FIELD  # bench/signup.py
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -837,19 +836,7 @@ def main(argv: list[str] | None = None) -> int:
         with create_app().app_context():
             links_child(*args.child[1:])
         return 0
-    sys.stdout.reconfigure(line_buffering=True)  # progress shows up at once, also through a pipe
-    # Ctrl-C (even when started in the background, where SIGINT is inherited as ignored) and SIGTERM (from CI or a
-    # timeout) both stop the run through the same clean-up.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        return run(args)
-    except (BenchError, sa.exc.OperationalError, redis.RedisError) as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; cleaned up", file=sys.stderr)
-        return 130
+    return run_with_clean_up(run, args, (BenchError, sa.exc.OperationalError, redis.RedisError))
 
 
 if __name__ == "__main__":

@@ -118,7 +118,6 @@ def record_connection_failure(campaign_id: int, error: str) -> float | None:
         db.session.commit()
         return None
     failures, since = row
-    since = since if since.tzinfo else since.replace(tzinfo=now.tzinfo)  # SQLite gives it back without a zone
     down_for = max(0.0, (now - since).total_seconds())
     config = current_app.config
     if failures >= config["CAMPAIGN_CONNECTION_FAILURES"] and down_for >= config["CAMPAIGN_RELAY_DOWN_PAUSE_SECONDS"]:
