@@ -331,20 +331,54 @@ def test_the_receiver_answers_451_when_the_database_cannot_take_the_report(app, 
     """A database outage is a fault we cannot cause mid-test without stopping the shared database, so the intake
     is made to fail: the receiver must answer "try again later", so the sending MTA keeps the bounce."""
     import asyncio
-    from concurrent.futures import ThreadPoolExecutor
 
-    from aiosmtpd.smtp import Envelope
+    from aiosmtpd.smtp import Envelope, Session
 
     def database_down(*args, **kwargs):
         raise sa.exc.OperationalError("INSERT", {}, Exception("server closed the connection"))
 
     monkeypatch.setattr(intake, "take", database_down)
     monkeypatch.setattr(intake, "take_all", database_down)
-    handler = BounceHandler(app, ThreadPoolExecutor(max_workers=1))
+    handler = BounceHandler(app)
     envelope = Envelope()
     envelope.content = fixture("postfix_01")
     envelope.rcpt_tos = ["bounces@uscuk.test"]
-    assert asyncio.run(handler.handle_DATA(None, None, envelope)).startswith("451 ")
+    assert asyncio.run(handler.handle_DATA(None, Session(None), envelope)).startswith("451 ")
+
+
+def test_messages_other_connections_are_sending_are_recorded_in_the_same_transaction(app, monkeypatch):
+    """Group commit: the recorder waits (up to GROUP_WAIT_SECONDS) for a message another connection has begun, and
+    records both in one transaction; with none under way it does not wait. The recording is replaced here by one
+    that notes each transaction's messages: what is tested is which messages go together."""
+    import asyncio
+
+    from aiosmtpd.smtp import Envelope, Session
+
+    from uscmail.bounces import receiver
+
+    monkeypatch.setattr(receiver, "GROUP_WAIT_SECONDS", 5.0)
+    handler = BounceHandler(app)
+    transactions = []
+    monkeypatch.setattr(handler, "take", lambda messages: transactions.append(messages) or [[]] * len(messages))
+
+    async def send(session: Session, content: bytes, delay: float) -> str:
+        envelope = Envelope()
+        await handler.handle_MAIL(None, session, envelope, "", [])
+        await asyncio.sleep(delay)
+        envelope.rcpt_tos, envelope.content = ["bounces@uscuk.test"], content
+        return await handler.handle_DATA(None, session, envelope)
+
+    async def scene():
+        first, second = Session(None), Session(None)
+        together = await asyncio.gather(send(first, b"one", 0), send(second, b"two", 0.2))
+        started = asyncio.get_running_loop().time()
+        alone = await send(first, b"three", 0)  # nothing else under way: recorded at once
+        return together, alone, asyncio.get_running_loop().time() - started
+
+    together, alone, waited = asyncio.run(scene())
+    assert together == ["250 2.0.0 OK"] * 2 and alone == "250 2.0.0 OK"
+    assert [[raw for raw, _ in messages] for messages in transactions] == [[b"one", b"two"], [b"three"]]
+    assert waited < 1.0
 
 
 def test_a_message_that_cannot_be_recorded_does_not_take_its_batch_down_with_it(
@@ -352,8 +386,6 @@ def test_a_message_that_cannot_be_recorded_does_not_take_its_batch_down_with_it(
 ):
     """Messages recorded together share a transaction; when one fails (a fault made here: a database error for one
     message), the others are recorded one by one and only that one is refused for a retry."""
-    from concurrent.futures import ThreadPoolExecutor
-
     _, messages = sent_campaign(db, smtp_sink, count=2)
     (first, first_mail), (second, second_mail) = sorted(messages.items())
     real_take_all = intake.take_all
@@ -364,7 +396,7 @@ def test_a_message_that_cannot_be_recorded_does_not_take_its_batch_down_with_it(
         return real_take_all(messages, source)
 
     monkeypatch.setattr(intake, "take_all", failing_for_the_poisoned)
-    handler = BounceHandler(app, ThreadPoolExecutor(max_workers=1))
+    handler = BounceHandler(app)
     outcomes = handler.take(
         [
             (fixture("postfix_01"), [first_mail.mail_from]),

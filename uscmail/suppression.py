@@ -53,8 +53,17 @@ def suppress_all(reasons: dict[str, SuppressionReason]) -> set[str]:
         if rows:
             db.session.execute(sa.insert(Suppression), rows)
         return {by_digest[row["address_hmac"]] for row in rows}
-    statement = insert(Suppression).values(rows).on_conflict_do_nothing(index_elements=["address_hmac"])
-    return {by_digest[digest] for digest in db.session.scalars(statement.returning(Suppression.address_hmac))}
+    # Executed with the rows as parameters (not .values(rows)), so the compiled statement is cached whatever their
+    # number; SQLAlchemy still sends them as one multi-row INSERT ("insertmanyvalues").
+    statement = (
+        insert(Suppression).on_conflict_do_nothing(index_elements=["address_hmac"]).returning(Suppression.address_hmac)
+    )
+    return {by_digest[digest] for digest in db.session.connection().scalars(statement, rows)}
+
+
+SUPPRESSED_AMONG = sa.select(Suppression.address_hmac).where(
+    Suppression.address_hmac.in_(sa.bindparam("digests", expanding=True))
+)
 
 
 def suppressed_among(emails: set[str]) -> set[str]:
@@ -62,5 +71,5 @@ def suppressed_among(emails: set[str]) -> set[str]:
     if not emails:
         return set()
     by_digest = {address_hmac(email): email for email in emails}
-    found = db.session.scalars(sa.select(Suppression.address_hmac).where(Suppression.address_hmac.in_(by_digest)))
+    found = db.session.connection().scalars(SUPPRESSED_AMONG, {"digests": list(by_digest)})
     return {by_digest[digest] for digest in found}

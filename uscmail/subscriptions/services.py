@@ -293,22 +293,59 @@ def confirm_subscription(subscriber: Subscriber, locale: str | None = None) -> l
     return newly_confirmed
 
 
-def unsubscribe_everywhere(subscriber_ids: list[int], reason: StatusReason) -> None:
-    """`unsubscribe(subscriber, None, reason)` for many subscribers in two statements, for the bounce service, which
-    handles thousands a minute and has no subscriber object loaded."""
+UNSUBSCRIBED = SubscriptionStatus.UNSUBSCRIBED
+# The bounce service's reasons come in at most two kinds a call (a bounce, a complaint): those given "other" get the
+# second reason, the rest the first, in one statement.
+UNSUBSCRIBE_EVERYWHERE = (
+    sa.update(Subscription.__table__)
+    .where(
+        Subscription.subscriber_id.in_(sa.bindparam("ids", expanding=True)),
+        Subscription.status != sa.bindparam("unsubscribed", type_=Subscription.status.type),
+    )
+    .values(
+        status=sa.bindparam("unsubscribed"),
+        status_reason=sa.case(
+            (
+                Subscription.subscriber_id.in_(sa.bindparam("other", expanding=True)),
+                sa.bindparam("other_reason", type_=Subscription.status_reason.type),
+            ),
+            else_=sa.bindparam("reason", type_=Subscription.status_reason.type),
+        ),
+        unsubscribed_at=sa.bindparam("now"),
+        updated_at=sa.bindparam("now"),
+    )
+)
+WITHDRAW_EVERY_CONSENT = (
+    sa.update(Consent.__table__)
+    .where(Consent.subscriber_id.in_(sa.bindparam("ids", expanding=True)), Consent.withdrawn_at.is_(None))
+    .values(withdrawn_at=sa.bindparam("now"))
+)
+
+
+def unsubscribe_everywhere(reasons: dict[int, StatusReason]) -> None:
+    """`unsubscribe(subscriber, None, reason)` for many subscribers (by id, with the reason for each, of at most two
+    kinds) in two statements, for the bounce service, which handles thousands a minute and loads no subscriber."""
+    if not reasons:
+        return
+    first, *others = sorted(set(reasons.values()))
+    if len(others) > 1:
+        raise ValueError("unsubscribe_everywhere takes at most two reasons at a time")
+    other = others[0] if others else first
     now = utcnow()
-    db.session.execute(
-        sa.update(Subscription)
-        .where(Subscription.subscriber_id.in_(subscriber_ids), Subscription.status != SubscriptionStatus.UNSUBSCRIBED)
-        .values(status=SubscriptionStatus.UNSUBSCRIBED, status_reason=reason, unsubscribed_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
+    ids = list(reasons)
+    connection = db.session.connection()  # no ORM objects to keep in step: the caller loaded none
+    connection.execute(
+        UNSUBSCRIBE_EVERYWHERE,
+        {
+            "ids": ids,
+            "other": [subscriber_id for subscriber_id, reason in reasons.items() if reason is other and other != first],
+            "other_reason": other,
+            "reason": first,
+            "now": now,
+            "unsubscribed": UNSUBSCRIBED,
+        },
     )
-    db.session.execute(
-        sa.update(Consent)
-        .where(Consent.subscriber_id.in_(subscriber_ids), Consent.withdrawn_at.is_(None))
-        .values(withdrawn_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    connection.execute(WITHDRAW_EVERY_CONSENT, {"ids": ids, "now": now})
 
 
 def unsubscribe(subscriber: Subscriber, list_ids: list[int] | None, reason: StatusReason) -> list[int]:

@@ -1,0 +1,111 @@
+"""The receiver reads DATA in blocks (uscmail.bounces.smtp_session) instead of aiosmtpd's line by line: it must take
+exactly what aiosmtpd takes and refuse exactly what it refuses. Each case is sent, byte for byte, to both servers."""
+
+import socket
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.bounce_support import free_port
+from uscmail.bounces.smtp_session import ReceiverSMTP
+
+SIZE_LIMIT = 20_000
+
+
+class Keeper:
+    """Keeps each message's content; answers 250."""
+
+    def __init__(self):
+        self.contents: list[bytes] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+        self.contents.append(envelope.original_content)
+        return "250 Kept"
+
+
+class Server(Controller):
+    def __init__(self, smtp_class: type[SMTP]):
+        self.smtp_class = smtp_class
+        super().__init__(Keeper(), hostname="127.0.0.1", port=free_port())
+
+    def factory(self):
+        return self.smtp_class(self.handler, data_size_limit=SIZE_LIMIT, decode_data=False, enable_SMTPUTF8=True)
+
+
+@pytest.fixture(scope="module")
+def servers():
+    started = [Server(SMTP), Server(ReceiverSMTP)]
+    for server in started:
+        server.start()
+    yield started
+    for server in started:
+        server.stop()
+
+
+def answers(sock_file) -> list[str]:
+    """One SMTP reply (all its lines)."""
+    lines = []
+    while True:
+        line = sock_file.readline().decode()
+        lines.append(line.rstrip("\r\n"))
+        if len(line) < 4 or line[3] != "-":
+            return lines
+
+
+def converse(server: Server, wire: bytes) -> tuple[str, bytes | None, str]:
+    """Send one message's data as given (dot-stuffing and the final dot included), then a NOOP: the answer to the
+    data, the content the handler got (None if none), and the answer to the NOOP (the session must carry on)."""
+    before = len(server.handler.contents)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+        reader = connection.makefile("rb")
+        answers(reader)
+        for command in (b"EHLO test", b"MAIL FROM:<>", b"RCPT TO:<bounces@uscuk.test>", b"DATA"):
+            connection.sendall(command + b"\r\n")
+            answers(reader)
+        connection.sendall(wire + b"NOOP\r\n")  # the NOOP sent at once, as a pipelining client may
+        data_answer = answers(reader)[-1]
+        noop_answer = answers(reader)[-1]
+    contents = server.handler.contents[before:]
+    return data_answer[:3], (contents[0] if contents else None), noop_answer[:3]
+
+
+def both(servers, wire: bytes) -> tuple:
+    theirs, ours = (converse(server, wire) for server in servers)
+    assert ours == theirs
+    return ours
+
+
+@pytest.mark.parametrize(
+    ("wire", "answer", "content"),
+    [
+        (b".\r\n", "250", b""),
+        (b"Subject: x\r\n\r\nbody\r\n.\r\n", "250", b"Subject: x\r\n\r\nbody\r\n"),
+        (b"..\r\n.\r\n", "250", b".\r\n"),  # a stuffed dot: the line "."
+        (b"..leading\r\nend.\r\n...\r\nx\r\n.\r\n", "250", b".leading\r\nend.\r\n..\r\nx\r\n"),
+        (b"a.\r\n.\r\n", "250", b"a.\r\n"),
+        (b"x" * 999 + b"\r\n.\r\n", "250", b"x" * 999 + b"\r\n"),  # 1,001 octets with CRLF: the limit
+        (b"x" * 1000 + b"\r\n.\r\n", "500", None),  # one more: "Line too long"
+        (b"x" * 5000 + b"\r\n.\r\n", "500", None),
+        ((b"y" * 997 + b"\r\n") * 40 + b".\r\n", "552", None),  # over the size limit
+        # Dots at the edges of the blocks the reader takes (about a thousand octets): each line is 999 + CRLF.
+        ((b"z" * 999 + b"\r\n") * 5 + b"..\r\n" + b".\r\n", "250", (b"z" * 999 + b"\r\n") * 5 + b".\r\n"),
+        (b"bare\nlf\n.\nstill\r\n.\r\n", "250", b"bare\nlf\n.\nstill\r\n"),
+    ],
+)
+def test_the_receiver_reads_data_as_aiosmtpd_does(servers, wire, answer, content):
+    assert both(servers, wire) == (answer, content, "250")
+
+
+line = st.binary(max_size=1100).filter(lambda text: b"\r\n" not in text and text != b".")
+stuffed = st.lists(line, max_size=40).map(lambda lines: b"".join(text + b"\r\n" for text in lines) + b".\r\n")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(wire=stuffed)
+def test_any_data_is_read_as_aiosmtpd_reads_it(servers, wire):
+    theirs, ours = (converse(server, wire) for server in servers)
+    # The same content taken, or both refusing (a message breaking both limits may be refused with the other code).
+    assert (ours[0][0], ours[1], ours[2]) == (theirs[0][0], theirs[1], theirs[2])
