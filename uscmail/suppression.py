@@ -37,6 +37,16 @@ def suppress(email: str, reason: SuppressionReason) -> bool:
     return bool(suppress_all({email: reason}))
 
 
+# Built once, and executed with the rows as parameters (not .values(rows)), so the compiled statement is cached
+# whatever their number; SQLAlchemy still sends the rows as one multi-row INSERT ("insertmanyvalues").
+UPSERTS = {
+    name: insert(Suppression)
+    .on_conflict_do_nothing(index_elements=["address_hmac"])
+    .returning(Suppression.address_hmac)
+    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
+
+
 def suppress_all(reasons: dict[str, SuppressionReason]) -> set[str]:
     """Add normalised addresses to the suppression list in one statement; returns those that were not there."""
     if not reasons:
@@ -46,19 +56,15 @@ def suppress_all(reasons: dict[str, SuppressionReason]) -> set[str]:
     rows = [
         {"address_hmac": digest, "reason": reasons[email], "created_at": now} for digest, email in by_digest.items()
     ]
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(db.session.get_bind().dialect.name)
-    if insert is None:  # another database: look, then insert what is missing
+    upsert = UPSERTS.get(db.session.get_bind().dialect.name)
+    if upsert is None:  # another database: look, then insert what is missing
         present = suppressed_among(set(reasons))
         rows = [row for row in rows if by_digest[row["address_hmac"]] not in present]
         if rows:
             db.session.execute(sa.insert(Suppression), rows)
         return {by_digest[row["address_hmac"]] for row in rows}
-    # Executed with the rows as parameters (not .values(rows)), so the compiled statement is cached whatever their
-    # number; SQLAlchemy still sends them as one multi-row INSERT ("insertmanyvalues").
-    statement = (
-        insert(Suppression).on_conflict_do_nothing(index_elements=["address_hmac"]).returning(Suppression.address_hmac)
-    )
-    return {by_digest[digest] for digest in db.session.connection().scalars(statement, rows)}
+    db.session.flush()  # what the session holds goes first, as db.session.execute would do it
+    return {by_digest[digest] for digest in db.session.connection().scalars(upsert, rows)}
 
 
 SUPPRESSED_AMONG = sa.select(Suppression.address_hmac).where(
@@ -71,5 +77,6 @@ def suppressed_among(emails: set[str]) -> set[str]:
     if not emails:
         return set()
     by_digest = {address_hmac(email): email for email in emails}
+    db.session.flush()
     found = db.session.connection().scalars(SUPPRESSED_AMONG, {"digests": list(by_digest)})
     return {by_digest[digest] for digest in found}
