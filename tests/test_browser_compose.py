@@ -248,3 +248,32 @@ def test_the_campaigns_table_fits_and_the_new_pages_pass_axe(visit, db, viewport
 
     assert not inspect.problems, f"accessibility or layout problems ({scheme}, {viewport}):\n{inspect.report()}"
     assert browser_visit.server_errors == [] and browser_visit.foreign_requests() == []
+
+
+@pytest.mark.parametrize("autosave_answers", [True, False], ids=["autosave-answers", "autosave-never-answers"])
+def test_save_pressed_while_an_autosave_is_under_way(visit, db, autosave_answers):
+    """Save waits for the autosave under way, so the form goes with the revision it made (one draft, no conflict);
+    an autosave that does not answer is given up after a few seconds, and Save still saves."""
+    browser_visit, page = signed_in_page(visit)
+    held = []
+    browser_visit.context.route("**/autosave", lambda route: held.append(route))  # let go by the test, or not
+    page.goto("/organisers/campaigns/new")
+    page.get_by_label("Subject").fill("Saved while saving")
+    page.get_by_label("Newsletter").check()
+    page.get_by_label("Body", exact=True).fill("In solidarity,\nUSC-UK")
+    expect(page.locator("#autosave-status")).to_have_text("Saving…", timeout=20_000)
+    assert len(held) == 1 and stored_campaigns() == []
+
+    page.get_by_role("button", name="Save draft").click()
+    page.wait_for_timeout(1000)
+    expect(page.locator("#autosave-status")).to_have_text("Saving…")  # still waiting for the autosave
+    if autosave_answers:
+        held.pop().continue_()
+    expect(page.get_by_role("status").filter(has_text="saved")).to_contain_text("The campaign is saved.")
+    [campaign] = stored_campaigns()
+    assert (campaign.subject, campaign.body) == ("Saved while saving", "In solidarity,\nUSC-UK")
+    assert campaign.revision == (2 if autosave_answers else 1)  # the autosave's draft, then the Save on top of it
+    expect(page).to_have_url(re.compile(rf"/organisers/campaigns/{campaign.id}$"))
+    for route in held:
+        route.abort()
+    assert browser_visit.server_errors == []

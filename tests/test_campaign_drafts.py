@@ -92,6 +92,22 @@ def test_two_tabs_cannot_silently_overwrite_each_other(db, sign_in_as):
     assert campaign_rows(db)[0].subject == "Saved after reloading"
 
 
+def test_a_body_is_stored_with_lf_line_endings_however_it_was_posted(db, sign_in_as):
+    """A browser posts the form's textarea with CRLF and the autosave's FormData with LF: stored the same."""
+    editor = sign_in_as("editor")
+    page = text(editor.get(f"{BASE}/new"))
+    saved = autosave(editor, f"{BASE}/autosave", page, body="Dear {{ subscriber.name }},\nSee you\non the 5th.")
+    assert saved.status_code == 200
+    edit_page = text(editor.get(saved.json["edit_url"]))
+    posted = editor.post(
+        saved.json["edit_url"],
+        data={**form_fields(edit_page), **compose_data(body="Dear {{ subscriber.name }},\r\nSee you\ron the 5th.")},
+    )
+    assert posted.status_code == 302
+    [campaign] = campaign_rows(db)
+    assert (campaign.body, campaign.revision) == ("Dear {{ subscriber.name }},\nSee you\non the 5th.", 2)
+
+
 @pytest.mark.parametrize("status", [CampaignStatus.SCHEDULED, CampaignStatus.SENT])
 def test_a_campaign_that_is_not_a_draft_is_never_autosaved(db, sign_in_as, status):
     campaign = make_campaign("Not a draft any more")

@@ -39,6 +39,14 @@ def breaks_line(text: str) -> bool:
     return any(unicodedata.category(character) in NOT_SINGLE_LINE for character in text)
 
 
+def lf_newlines(text: str | None) -> str | None:
+    """Text with each line ending as one LF: a browser posts a form's textarea with CRLF, its scripts' FormData with
+    LF, and the same body must not be stored two ways (a revision would differ in nothing a person can see)."""
+    if text is None:
+        return None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def single_line_text(value: str | None, what: str, max_length: int, *, required: bool = True, missing: str = "") -> str:
     """`value` trimmed, or InvalidInput naming `what` if it is blank (when required), not one line, or too long.
     `missing` replaces the message for a blank value."""

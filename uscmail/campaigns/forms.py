@@ -18,7 +18,7 @@ from wtforms.fields.choices import SelectChoice
 
 from ..inputguard import database_id
 from ..mail.messages import allowed_sender, allowed_senders, sender_address
-from ..validation import InvalidInput
+from ..validation import InvalidInput, lf_newlines
 from .models import BodyFormat, Campaign, SavedTemplate
 from .saved_templates import NAME_MAX_LENGTH, TemplateFields
 from .services import FROM_NAME_MAX_LENGTH, PREHEADER_MAX_LENGTH, SUBJECT_MAX_LENGTH, CampaignFields
@@ -45,7 +45,7 @@ class CampaignForm(FlaskForm):
         default=BodyFormat.MARKDOWN.value,
         validate_choice=False,
     )
-    body = TextAreaField("Body", render_kw={"rows": 18, "spellcheck": "true"})
+    body = TextAreaField("Body", render_kw={"rows": 18, "spellcheck": "true"}, filters=[lf_newlines])
     # Rendered by the template as checkboxes with each list's confirmed count; the services check the ids.
     lists = SelectMultipleField("Send to", choices=[], validate_choice=False)
     from_name = StringField("Sender name", render_kw={"maxlength": FROM_NAME_MAX_LENGTH, "autocomplete": "off"})
@@ -144,7 +144,7 @@ class TemplateForm(FlaskForm):
         "Starting preheader (optional)", render_kw={"maxlength": PREHEADER_MAX_LENGTH, "autocomplete": "off"}
     )
     body_format = CampaignForm.body_format
-    body = TextAreaField("Starting body", render_kw={"rows": 18, "spellcheck": "true"})
+    body = TextAreaField("Starting body", render_kw={"rows": 18, "spellcheck": "true"}, filters=[lf_newlines])
 
     @classmethod
     def for_template(cls, template: SavedTemplate | None) -> "TemplateForm":
@@ -282,4 +282,4 @@ class TranslationForm(FlaskForm):
     preheader = StringField(
         "Preheader (optional)", render_kw={"maxlength": PREHEADER_MAX_LENGTH, "autocomplete": "off", "dir": "auto"}
     )
-    body = TextAreaField("Body", render_kw={"rows": 18, "spellcheck": "true", "dir": "auto"})
+    body = TextAreaField("Body", render_kw={"rows": 18, "spellcheck": "true", "dir": "auto"}, filters=[lf_newlines])

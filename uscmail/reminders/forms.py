@@ -11,7 +11,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 
-from ..validation import InvalidInput
+from ..validation import InvalidInput, lf_newlines
 from .models import Event
 from .planning import DEFAULT_BODY, DEFAULT_SUBJECT
 from .schedule import RULE_MAX_LENGTH
@@ -124,7 +124,9 @@ class EventForm(FlaskForm):
     subject_template = StringField(
         "Subject", default=DEFAULT_SUBJECT, render_kw={"maxlength": SUBJECT_MAX, "autocomplete": "off"}
     )
-    body_template = TextAreaField("Body", default=DEFAULT_BODY, render_kw={"rows": 14, "spellcheck": "true"})
+    body_template = TextAreaField(
+        "Body", default=DEFAULT_BODY, render_kw={"rows": 14, "spellcheck": "true"}, filters=[lf_newlines]
+    )
 
     @classmethod
     def for_event(cls, event: Event | None, default_list_id: int | None, today: date) -> "EventForm":
@@ -294,4 +296,6 @@ class EventTranslationForm(FlaskForm):
     subject = StringField(
         "Subject", render_kw={"maxlength": SUBJECT_MAX, "autocomplete": "off", "dir": "auto", "required": True}
     )
-    body = TextAreaField("Body", render_kw={"rows": 14, "spellcheck": "true", "dir": "auto", "required": True})
+    body = TextAreaField(
+        "Body", render_kw={"rows": 14, "spellcheck": "true", "dir": "auto", "required": True}, filters=[lf_newlines]
+    )

@@ -42,6 +42,7 @@
   // address, one request at a time; show "Saved at HH:MM" in the status line (a polite live region). The page
   // warns before it is left while changes are not saved, but not once the organiser presses Save.
   const AUTOSAVE_IDLE_MS = 2500;
+  const SUBMIT_WAIT_MS = 4000; // the longest Save waits for an autosave under way
 
   function autosaveDrafts() {
     const form = document.getElementById("compose-form");
@@ -54,6 +55,7 @@
     let stopped = false;
     let timer = null;
     let inFlight = null;
+    let controller = null; // aborts the autosave under way
     const unsaved = () => changes !== savedChanges && !submitting;
     const say = (text, problem = false) => {
       if (!status) return;
@@ -71,8 +73,10 @@
       }
       const sending = changes;
       say("Saving…");
+      controller = new AbortController();
       inFlight = fetch(url, {
         method: "POST",
+        signal: controller.signal,
         body: new FormData(form),
         credentials: "same-origin",
         cache: "no-store",
@@ -104,6 +108,7 @@
         })
         .finally(() => {
           inFlight = null;
+          controller = null;
         });
     };
 
@@ -117,15 +122,21 @@
     form.addEventListener("change", changed);
 
     form.addEventListener("submit", (event) => {
-      if (event.submitter && event.submitter.id === "preview-button") return;
+      if (submitting || (event.submitter && event.submitter.id === "preview-button")) return;
       if (timer !== null) clearTimeout(timer);
       if (inFlight) {
-        // Wait for the autosave under way, so the form goes with the revision it produced.
+        // Wait for the autosave under way, so the form goes with the revision it produced; but not for long: a
+        // save that has not answered in a few seconds is given up, and the form goes as it is (the server refuses
+        // it as an edit conflict, with the organiser's text kept, if that save did land meanwhile).
         event.preventDefault();
-        inFlight.finally(() => {
+        const send = () => {
+          if (submitting) return;
           submitting = true;
+          if (controller) controller.abort();
           form.submit();
-        });
+        };
+        inFlight.finally(send);
+        setTimeout(send, SUBMIT_WAIT_MS);
         return;
       }
       submitting = true;
