@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from tests.api_support import assert_matches, issue_token
 from tests.bounce_support import BounceReceiver, arf_report, fixture
 from tests.campaign_support import start, wait_for_status
-from tests.conftest import RUN_DIR
+from tests.conftest import BACKEND, RUN_DIR
 from tests.factories import add_confirmed, make_campaign, make_list
 from uscmail.bounces import intake, reports, returnpath
 from uscmail.bounces.models import BounceDecision, BounceEvent, BounceKind, BounceSource, SetAsideMail
@@ -344,6 +344,29 @@ def test_the_receiver_answers_451_when_the_database_cannot_take_the_report(app, 
     envelope.content = fixture("postfix_01")
     envelope.rcpt_tos = ["bounces@uscuk.test"]
     assert asyncio.run(handler.handle_DATA(None, Session(None), envelope)).startswith("451 ")
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="ending the receiver's database connection needs PostgreSQL")
+def test_the_receiver_takes_mail_at_once_after_its_database_connection_was_lost(db, worker, smtp_sink):
+    """The receiver does not check its connection before each transaction (a round trip each): when the database
+    has ended it (a restart), the transaction that finds out is tried again on a new connection, so the MTA gets its
+    250 rather than a 451 and a retry minutes later."""
+    name = f"bounce-receiver-{uuid.uuid4().hex[:6]}"
+    started = BounceReceiver(RUN_DIR / f"{name}.log", PGAPPNAME=name)
+    try:
+        _, messages = sent_campaign(db, smtp_sink, count=2)
+        first, second = sorted(messages)
+        assert started.send([messages[first].mail_from], fixture("postfix_01")) == {}
+        ended = db.session.scalar(
+            sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :name"),
+            {"name": name},
+        )
+        db.session.commit()
+        assert ended == 1
+        assert started.send([messages[second].mail_from], fixture("postfix_01")) == {}  # smtplib raises on a 451
+        assert suppression_reason(second) is SuppressionReason.HARD_BOUNCE
+    finally:
+        started.stop()
 
 
 def test_messages_other_connections_are_sending_are_recorded_in_the_same_transaction(app, monkeypatch):

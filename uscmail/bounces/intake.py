@@ -17,7 +17,7 @@ from ..models import Subscriber
 from . import reports, returnpath
 from .models import BounceSource
 from .reports import Verdict
-from .services import Finding, Result, record, set_aside
+from .services import Finding, Result, SetAside, record
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +35,23 @@ def take_all(messages: Sequence[tuple[bytes, Sequence[str]]], source: BounceSour
     """`take` for messages that arrived together, their findings recorded in one call of the service."""
     outcomes: list[list[Result] | None] = []
     findings: list[tuple[int, Finding]] = []
+    aside: list[SetAside] = []
     for raw, recipients in messages:
         report = reports.read(raw)
         finding = None
         if report.verdict in IGNORED:
             outcomes.append([Result.IGNORED])
         elif report.verdict is Verdict.UNREADABLE:
-            outcomes.append([set_aside(raw, source, report.diagnostic or "not a report")])
+            aside.append(SetAside(raw, report.diagnostic or "not a report"))
+            outcomes.append([Result.SET_ASIDE])
         elif (finding := _finding(report, recipients)) is None:
-            reason = f"a {report.verdict} that names no message of ours (forged, or not ours)"
-            outcomes.append([set_aside(raw, source, reason)])
+            aside.append(SetAside(raw, f"a {report.verdict} that names no message of ours (forged, or not ours)"))
+            outcomes.append([Result.SET_ASIDE])
         else:
             findings.append((len(outcomes), finding))
             outcomes.append(None)
-    for (position, _), result in zip(findings, record([f for _, f in findings], source), strict=True):
+    recorded = record([f for _, f in findings], source, aside) if findings or aside else []
+    for (position, _), result in zip(findings, recorded, strict=True):
         outcomes[position] = [result]
     return outcomes
 

@@ -127,7 +127,9 @@ class BounceHandler:
                 return outcomes
             except Exception as exc:
                 db.session.rollback()
-                if len(messages) == 1:
+                # A connection lost since the last batch (the database restarted) is found here, not checked before
+                # each batch (see run_process): the message is tried again at once, on a new one.
+                if len(messages) == 1 and not getattr(exc, "connection_invalidated", False):
                     return [exc]
             outcomes = []
             for raw, recipients in messages:
@@ -174,6 +176,12 @@ def run_process(app: Flask, sock: socket.socket) -> None:
             command_call_limit=COMMAND_LIMITS,
         )
 
+    with app.app_context():
+        # The pool checks each connection with a round trip before lending it (pool_pre_ping), which the web
+        # processes need; here that is one more round trip a transaction, and a lost connection is seen instead by
+        # the transaction that uses it, and that batch tried again (BounceHandler.take). SQLAlchemy has no public
+        # setting for this once the engine is made.
+        db.engine.pool._pre_ping = False
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     server = loop.run_until_complete(loop.create_server(smtp_session, sock=sock))

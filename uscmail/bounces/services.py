@@ -8,8 +8,10 @@ Policy (Mailman's, with its defaults as settings):
 - a complaint (the recipient pressed "spam") unsubscribes from everything and suppresses at once.
 """
 
+import contextlib
 import enum
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -52,6 +54,14 @@ class Finding:
     message_id: str | None = None
 
 
+@dataclass(frozen=True)
+class SetAside:
+    """A message that could not be read as a report for one of our messages, and why."""
+
+    content: bytes
+    reason: str
+
+
 class Result(enum.StrEnum):
     """What became of one finding (or of a message that held none)."""
 
@@ -61,14 +71,15 @@ class Result(enum.StrEnum):
     IGNORED = "ignored"  # not a failure: a delay warning, an auto-reply, a "not spam" report; nothing stored
 
 
-def record(findings: list[Finding], source: BounceSource) -> list[Result]:
-    """Apply the policy to each finding and record it; the caller commits.
+def record(findings: list[Finding], source: BounceSource, aside: Sequence[SetAside] = ()) -> list[Result]:
+    """Apply the policy to each finding and record it, and keep the mail `aside`; the caller commits.
 
     In a handful of statements however many findings there are (the receiver records what arrived together in one
     call): who they are about, with their last soft bounce, in one query; which of the soft-bounced are suppressed
-    already in another; the new suppressions in one INSERT, the unsubscribes in two UPDATEs, the events in one
-    INSERT. Each statement costs a round trip to the database, which is most of the work. Findings are decided in
-    order, as if recorded one after another."""
+    already in another; the new suppressions in one INSERT; then, sent together without waiting for each other
+    (one round trip on PostgreSQL), the unsubscribes in two UPDATEs, the events and the mail set aside in an INSERT
+    each. Round trips to the database are most of the work. Findings are decided in order, as if recorded one after
+    another."""
     recipients = identify_all(findings)
     now = utcnow()
     events, soft, suppressions = [], [], {}
@@ -95,18 +106,45 @@ def record(findings: list[Finding], source: BounceSource) -> list[Result]:
     for event in _score_all(soft, last_soft, now):  # soft bounces that reached the threshold
         suppressions.setdefault(event["email"], (SuppressionReason.HARD_BOUNCE, event["subscriber_id"]))
     newly = suppress_all({email: reason for email, (reason, _) in suppressions.items()})
-    journey.unsubscribe_everywhere(
-        {subscriber_id: STATUS_REASONS[reason] for reason, subscriber_id in suppressions.values()}
-    )
     for event in events:
         email = event.pop("email")
         if "decision" not in event:  # a hard bounce, a complaint, or a soft bounce at the threshold
             suppressed_now = email in newly
             newly.discard(email)  # the first report suppresses; any later one finds it done
             event["decision"] = BounceDecision.SUPPRESSED if suppressed_now else BounceDecision.ALREADY_SUPPRESSED
-    if events:
-        db.session.connection().execute(INSERT_EVENTS, events)
+    unsubscribes = {subscriber_id: STATUS_REASONS[reason] for reason, subscriber_id in suppressions.values()}
+    if unsubscribes or events or aside:
+        with pipelined():
+            journey.unsubscribe_everywhere(unsubscribes)
+            if events:
+                db.session.connection().execute(INSERT_EVENTS, events)
+            if aside:
+                db.session.connection().execute(INSERT_SET_ASIDE, [_set_aside_row(mail, source) for mail in aside])
     return [Result.UNKNOWN_RECIPIENT if recipient is None else Result.RECORDED for recipient in recipients]
+
+
+@contextlib.contextmanager
+def pipelined() -> Iterator[None]:
+    """On PostgreSQL (psycopg), the statements run in the block are sent without waiting for each one's answer, and
+    the answers read at the block's end: one round trip for all, where each would cost one. Only for statements whose
+    results nobody reads (SQLAlchemy would find no rows yet; an INSERT must be .inline(), not to ask for its new id).
+    An error in any of them is raised at the block's end, as SQLAlchemy raises it (a DBAPIError; a connection that
+    was lost is invalidated). Elsewhere the statements simply run one after another."""
+    connection = db.session.connection()
+    dbapi_connection = connection.connection.dbapi_connection
+    pipeline = getattr(dbapi_connection, "pipeline", None)
+    if connection.dialect.name != "postgresql" or pipeline is None:
+        yield
+        return
+    error_class = connection.dialect.loaded_dbapi.Error
+    try:
+        with pipeline():
+            yield
+    except error_class as error:
+        lost = bool(dbapi_connection.closed)
+        if lost:
+            connection.invalidate(error)
+        raise sa.exc.DBAPIError.instance(None, None, error, error_class, connection_invalidated=lost) from error
 
 
 @dataclass(frozen=True)
@@ -181,8 +219,8 @@ RECIPIENTS_BY_DELIVERY = (
 RECIPIENTS_BY_SUBSCRIBER = sa.select(Subscriber.id, *_RECIPIENT_COLUMNS).where(
     Subscriber.id.in_(sa.bindparam("ids", expanding=True))
 )
-INSERT_EVENTS = sa.insert(BounceEvent.__table__)
-INSERT_SET_ASIDE = sa.insert(SetAsideMail.__table__)
+INSERT_EVENTS = sa.insert(BounceEvent.__table__).inline()  # inline: no RETURNING of the new id (none is read)
+INSERT_SET_ASIDE = sa.insert(SetAsideMail.__table__).inline()
 
 
 def identify_all(findings: list[Finding]) -> list[Recipient | None]:
@@ -248,19 +286,19 @@ def campaign_of(message_id: str | None, subscriber_id: int) -> int | None:
 
 def set_aside(content: bytes, source: BounceSource, reason: str) -> Result:
     """Keep a message that could not be read as a report for one of our messages; the caller commits."""
-    limit = current_app.config["BOUNCE_SET_ASIDE_BYTES"]
-    db.session.connection().execute(
-        INSERT_SET_ASIDE,
-        {
-            "source": source,
-            "reason": reason[:200],
-            "size": len(content),
-            "content": content[:limit],
-            "created_at": utcnow(),
-        },
-    )
-    log.info("bounce mail set aside (%s, %d bytes): %s", source, len(content), reason)
+    db.session.connection().execute(INSERT_SET_ASIDE, _set_aside_row(SetAside(content, reason), source))
     return Result.SET_ASIDE
+
+
+def _set_aside_row(mail: SetAside, source: BounceSource) -> dict:
+    log.info("bounce mail set aside (%s, %d bytes): %s", source, len(mail.content), mail.reason)
+    return {
+        "source": source,
+        "reason": mail.reason[:200],
+        "size": len(mail.content),
+        "content": mail.content[: current_app.config["BOUNCE_SET_ASIDE_BYTES"]],
+        "created_at": utcnow(),
+    }
 
 
 def campaign_counts(campaign_ids: list[int]) -> dict[int, dict[BounceKind, int]]:
