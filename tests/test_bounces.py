@@ -346,6 +346,12 @@ def test_the_receiver_answers_451_when_the_database_cannot_take_the_report(app, 
     assert asyncio.run(handler.handle_DATA(None, Session(None), envelope)).startswith("451 ")
 
 
+def test_the_receiver_offers_pipelining(receiver):
+    with smtplib.SMTP("127.0.0.1", receiver.port, timeout=10) as connection:
+        connection.ehlo("mta.example.net")
+        assert connection.has_extn("pipelining") and connection.has_extn("8bitmime")
+
+
 @pytest.mark.skipif(BACKEND != "postgres", reason="ending the receiver's database connection needs PostgreSQL")
 def test_the_receiver_takes_mail_at_once_after_its_database_connection_was_lost(db, worker, smtp_sink):
     """The receiver does not check its connection before each transaction (a round trip each): when the database

@@ -135,3 +135,51 @@ def test_addresses_are_read_as_aiosmtpd_reads_them(arg):
         assert read(ReceiverSMTP) == read(SMTP)
     finally:
         loop.close()
+
+
+class CountingReceiver(ReceiverSMTP):
+    """ReceiverSMTP noting each write it makes to the connection."""
+
+    writes: list[bytes] = []
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        write = transport.write
+
+        def counted(data):
+            CountingReceiver.writes.append(bytes(data))
+            write(data)
+
+        transport.write = counted
+
+
+def test_pipelined_commands_get_the_same_answers_in_one_write(servers):
+    """A client that pipelines (RFC 2920) sends MAIL, RCPTs and DATA together: the answers are aiosmtpd's, sent in
+    one write; the message then goes as usual; a command that comes alone is answered at once."""
+    counting = Server(CountingReceiver)
+    counting.start()
+    group = b"MAIL FROM:<>\r\nRCPT TO:<bounces@uscuk.test>\r\nRCPT TO:<bounces+2@uscuk.test>\r\nDATA\r\n"
+    try:
+        conversations = []
+        for server in (servers[0], counting):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+                reader = connection.makefile("rb")
+                answers(reader)
+                connection.sendall(b"EHLO test\r\n")
+                answers(reader)
+                CountingReceiver.writes.clear()
+                connection.sendall(group)
+                replies = [answers(reader)[-1] for _ in range(4)]
+                writes_for_the_group = len(CountingReceiver.writes)
+                connection.sendall(b"Subject: x\r\n\r\nbody\r\n.\r\n")
+                replies.append(answers(reader)[-1])
+                connection.sendall(b"NOOP\r\n")
+                replies.append(answers(reader)[-1])
+            conversations.append(replies)
+        theirs, ours = conversations
+        assert ours == theirs
+        assert [reply[:3] for reply in ours] == ["250", "250", "250", "354", "250", "250"]
+        assert writes_for_the_group == 1
+        assert len(CountingReceiver.writes) == 3  # the group's answers, the message's, the NOOP's
+    finally:
+        counting.stop()

@@ -57,6 +57,11 @@ class BounceHandler:
         # Sessions in the middle of a message (weakly held: a dropped connection leaves by itself).
         self.under_way: weakref.WeakSet = weakref.WeakSet()
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802 - aiosmtpd's name
+        """EHLO's answer, offering PIPELINING (ReceiverSMTP answers pipelined commands together)."""
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802 - aiosmtpd's name
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
