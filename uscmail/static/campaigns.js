@@ -104,6 +104,7 @@
           say(`Saved at ${answer.saved_at}.`);
         })
         .catch(() => {
+          if (submitting) return; // given up for the Save under way: the page is being left
           say("Not saved automatically (signed out, or the server is away). Press the Save button to save.", true);
         })
         .finally(() => {
