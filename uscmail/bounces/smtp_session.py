@@ -33,6 +33,7 @@ PLAIN_PATH = re.compile(
     r"<([A-Za-z0-9_+=-]+(?:\.[A-Za-z0-9_+=-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(?:[ \t]+([^( \t].*))?", re.DOTALL
 )
 NULL_PATH = "<>"
+MAX_HELD = 64  # answers held for a pipelining client at most, before they are written
 
 
 class ReceiverSMTP(SMTP):
@@ -46,9 +47,14 @@ class ReceiverSMTP(SMTP):
         waits for the three answers, which then cost one write here and one read there instead of three each."""
         response = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii") if isinstance(status, str) else status
         self._replies.append(response + b"\r\n")
-        # Never held: the greeting and STARTTLS's go-ahead (220), and the last words before closing (221, 421).
+        # Never held: the greeting and STARTTLS's go-ahead (220), the last words before closing (221, 421), nor more
+        # than MAX_HELD answers (a client that sends without reading must meet the back-pressure of a full socket).
         # StreamReader has no public way to ask what it holds: its buffer is read, not changed.
-        if b"\n" in self._reader._buffer and not response.startswith((b"220", b"221", b"421")):
+        if (
+            b"\n" in self._reader._buffer
+            and len(self._replies) < MAX_HELD
+            and not response.startswith((b"220", b"221", b"421"))
+        ):
             return
         self._writer.write(b"".join(self._replies))
         self._replies.clear()
