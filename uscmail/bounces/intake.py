@@ -50,8 +50,7 @@ def take_all(messages: Sequence[tuple[bytes, Sequence[str]]], source: BounceSour
         else:
             findings.append((len(outcomes), finding))
             outcomes.append(None)
-    recorded = record([f for _, f in findings], source, aside) if findings or aside else []
-    for (position, _), result in zip(findings, recorded, strict=True):
+    for (position, _), result in zip(findings, record([f for _, f in findings], source, aside), strict=True):
         outcomes[position] = [result]
     return outcomes
 
