@@ -11,10 +11,13 @@ import pytest
 import sqlalchemy as sa
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.pofile import read_po
+from wtforms import StringField
+from wtforms.validators import DataRequired
 
 from tests.conftest import form_fields, isolated_client, wait_for_signups
 from tests.factories import sign_up_subscriber
 from uscmail.campaigns.render import sanitise
+from uscmail.forms import Form, wtforms_catalogue
 from uscmail.models import Consent, Subscriber
 from uscmail.subscriptions import mails
 from uscmail.subscriptions.consent import CURRENT_VERSIONS, WORDINGS, wording_sha256
@@ -83,6 +86,26 @@ def test_each_language_shows_its_own_consent_wording_version_and_hash(client, db
             assert script.search(WORDINGS[version])
     assert len(versions) == 3
     assert len({wording_sha256(WORDINGS[version]) for version in versions}) == 3
+
+
+def test_wtforms_own_messages_follow_the_page_language_from_one_catalogue_load_a_language(app):
+    """WTForms' built-in messages are in the page's language (English where WTForms has no catalogue), and each
+    language's catalogue is read from disk once, not on every request."""
+
+    class Required(Form):
+        value = StringField(validators=[DataRequired()])
+
+    wtforms_catalogue.cache_clear()
+    messages = {}
+    for _ in range(3):
+        for code in ("en", "zh", "ug"):
+            with app.test_request_context(f"/?lang={code}", method="POST", data={}):
+                form = Required(meta={"csrf": False})
+                assert not form.validate()
+                messages[code] = form.value.errors
+    required = ["This field is required."]
+    assert messages == {"en": required, "zh": ["该字段是必填字段。"], "ug": required}
+    assert wtforms_catalogue.cache_info().misses == 3
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ carry the CSRF token and turn what the browser sent into the services' arguments
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     HiddenField,
@@ -16,6 +15,7 @@ from wtforms import (
 )
 from wtforms.fields.choices import SelectChoice
 
+from ..forms import Form
 from ..inputguard import database_id
 from ..mail.messages import allowed_sender, allowed_senders, sender_address
 from ..validation import InvalidInput, lf_newlines
@@ -28,7 +28,7 @@ LONDON = ZoneInfo("Europe/London")
 LOCAL_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
 
 
-class CampaignForm(FlaskForm):
+class CampaignForm(Form):
     """What an organiser writes: content, sender, target lists (checkboxes rendered by the template), archive.
 
     The sender address is chosen from the allowed senders; a stored one that is no longer allowed is still shown,
@@ -133,7 +133,7 @@ class CampaignForm(FlaskForm):
         )
 
 
-class TemplateForm(FlaskForm):
+class TemplateForm(Form):
     """A saved template: its name, and the subject, preheader, format and body a campaign from it begins with."""
 
     name = StringField("Template name", render_kw={"maxlength": NAME_MAX_LENGTH, "autocomplete": "off"})
@@ -172,31 +172,31 @@ class TemplateForm(FlaskForm):
         )
 
 
-class SaveAsTemplateForm(FlaskForm):
+class SaveAsTemplateForm(Form):
     """ "Save this campaign as a template": the name to keep it under."""
 
     name = StringField("Template name", render_kw={"maxlength": NAME_MAX_LENGTH, "autocomplete": "off"})
 
 
-class ScheduleForm(FlaskForm):
+class ScheduleForm(Form):
     """When to send, as the organiser's wall-clock time in London."""
 
     send_at = StringField("Send at (London time)", render_kw={"type": "datetime-local", "required": True})
 
 
-class TestSendForm(FlaskForm):
+class TestSendForm(Form):
     """Addresses for a test copy, separated by commas or new lines."""
 
     addresses = TextAreaField("Send a test copy to", render_kw={"rows": 3, "autocomplete": "off"})
 
 
-class ConfirmSendForm(FlaskForm):
+class ConfirmSendForm(Form):
     """The final "Send to N people" button; N is sent back so a changed count can be shown before anything goes."""
 
     expected = HiddenField()
 
 
-class ActionForm(FlaskForm):
+class ActionForm(Form):
     """A button that needs nothing but the CSRF token (pause, resume, cancel …)."""
 
 
@@ -269,13 +269,13 @@ def london_date(moment: datetime | None) -> str:
     return f"{local.day} {local:%B %Y}" if local is not None else "—"
 
 
-class CampaignLanguageForm(FlaskForm):
+class CampaignLanguageForm(Form):
     """The language the campaign's own subject and body are written in."""
 
     locale = SelectField("The campaign's own text is in", choices=[], validate_choice=False)
 
 
-class TranslationForm(FlaskForm):
+class TranslationForm(Form):
     """The campaign's subject, preheader and body in another language."""
 
     subject = StringField("Subject", render_kw={"maxlength": SUBJECT_MAX_LENGTH, "autocomplete": "off", "dir": "auto"})

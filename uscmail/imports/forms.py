@@ -1,11 +1,11 @@
 """The import form, the button that imports a dry run's file for real, and the export's filters."""
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, DateField, RadioField, SelectField, SelectMultipleField, StringField, widgets
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from ..forms import Form
 from ..models import SubscriptionStatus
 from ..subscribers.services import ConsentBasis
 
@@ -17,7 +17,7 @@ def at_least_one(form, field) -> None:
         raise ValidationError("Choose at least one list to import into.")
 
 
-class ImportForm(FlaskForm):
+class ImportForm(Form):
     """A CSV file, the lists to import into, and the consent basis for every address in it."""
 
     file = FileField("CSV file", validators=[FileRequired("Choose the CSV file to import.")])
@@ -43,11 +43,11 @@ class ImportForm(FlaskForm):
     dry_run = BooleanField("Dry run: show what would happen, change nothing", default=True)
 
 
-class ImportForRealForm(FlaskForm):
+class ImportForRealForm(Form):
     """The button on a dry run's page that imports the same file with the same choices (CSRF token only)."""
 
 
-class ExportForm(FlaskForm):
+class ExportForm(Form):
     """Who to export: lists, subscription status and when they joined. Nothing chosen exports everyone."""
 
     lists = SelectMultipleField(

@@ -1,14 +1,14 @@
 """Forms of the organiser pages: sign-in and set-up, and the account pages. Values are checked by the services;
 these forms carry the CSRF token."""
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, PasswordField, SelectField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
 
+from ..forms import Form
 from .models import Role
 
 
-class LoginForm(FlaskForm):
+class LoginForm(Form):
     """Email and password."""
 
     email = StringField("Email address", render_kw={"autocomplete": "username", "inputmode": "email"})
@@ -16,7 +16,7 @@ class LoginForm(FlaskForm):
     submit = SubmitField("Sign in")
 
 
-class CodeForm(FlaskForm):
+class CodeForm(Form):
     """A six-digit authenticator code, or a recovery code."""
 
     code = StringField(
@@ -25,13 +25,13 @@ class CodeForm(FlaskForm):
     submit = SubmitField("Continue")
 
 
-class StartEnrolmentForm(FlaskForm):
+class StartEnrolmentForm(Form):
     """The button on a set-up link's page that starts setting up the account."""
 
     submit = SubmitField("Set up my account")
 
 
-class EnrolmentForm(FlaskForm):
+class EnrolmentForm(Form):
     """A new organiser's password (twice) and a code from the authenticator app they just set up."""
 
     password = PasswordField("Choose a password", render_kw={"autocomplete": "new-password", "maxlength": 1024})
@@ -45,7 +45,7 @@ class EnrolmentForm(FlaskForm):
     submit = SubmitField("Finish setting up")
 
 
-class LogoutForm(FlaskForm):
+class LogoutForm(Form):
     """The sign-out button."""
 
     submit = SubmitField("Sign out")
@@ -54,30 +54,30 @@ class LogoutForm(FlaskForm):
 ROLE_CHOICES = [SelectChoice(role.value, role.value.capitalize()) for role in reversed(Role)]
 
 
-class ActionForm(FlaskForm):
+class ActionForm(Form):
     """A button that needs nothing but the CSRF token."""
 
 
-class NewOrganiserForm(FlaskForm):
+class NewOrganiserForm(Form):
     """A new organiser's address and role; they choose their own password through their set-up link."""
 
     email = StringField("Email address", render_kw={"autocomplete": "off", "inputmode": "email", "maxlength": 320})
     role = SelectField("Role", choices=ROLE_CHOICES, default=Role.EDITOR.value, validate_choice=False)
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(Form):
     """Disabling an account or resetting its 2FA needs an explicit tick."""
 
     confirm = BooleanField()
 
 
-class RevokeTokenForm(FlaskForm):
+class RevokeTokenForm(Form):
     """Revoke an organiser's live API token(s) with this name."""
 
     name = HiddenField()
 
 
-class PasswordForm(FlaskForm):
+class PasswordForm(Form):
     """The current password, and the new one twice."""
 
     current_password = PasswordField("Current password", render_kw={"autocomplete": "current-password"})
@@ -87,7 +87,7 @@ class PasswordForm(FlaskForm):
     )
 
 
-class RecoveryCodesForm(FlaskForm):
+class RecoveryCodesForm(Form):
     """A current code from the authenticator app, to regenerate the recovery codes."""
 
     code = StringField(

@@ -7,10 +7,10 @@ from datetime import date, time
 from itertools import zip_longest
 
 from flask import request
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 
+from ..forms import Form
 from ..validation import InvalidInput, lf_newlines
 from .models import Event
 from .planning import DEFAULT_BODY, DEFAULT_SUBJECT
@@ -101,7 +101,7 @@ def offset_key_words(offset_key: str) -> str:
     return offset_words(int(days), at) if days.isdigit() else offset_key
 
 
-class EventForm(FlaskForm):
+class EventForm(Form):
     """An event as an organiser writes it. The reminder rows are plain inputs named `days_before` and `at`, read in
     pairs (the template renders them), so there can be as many rows as the event needs."""
 
@@ -237,7 +237,7 @@ def recurrence_data(rule: str) -> dict:
     return {"recurrence": "rrule"}
 
 
-class HoldForm(FlaskForm):
+class HoldForm(Form):
     """Put an event on hold: why (shown to organisers, and in the notice), and whether to tell the list."""
 
     reason = StringField("Reason", render_kw={"maxlength": REASON_MAX, "autocomplete": "off"})
@@ -248,13 +248,13 @@ class HoldForm(FlaskForm):
         return self.reason.data or ""
 
 
-class ResumeForm(FlaskForm):
+class ResumeForm(Form):
     """Take an event off hold, optionally announcing the next date to the list."""
 
     notice = BooleanField("Send a “protests resume” notice to the list")
 
 
-class OverrideForm(FlaskForm):
+class OverrideForm(Form):
     """A change to one date: cancelled, another time or place, a note. The template gives each date's fields their
     own ids; the date itself is in the address the form posts to."""
 
@@ -290,7 +290,7 @@ class OverrideForm(FlaskForm):
         }
 
 
-class EventTranslationForm(FlaskForm):
+class EventTranslationForm(Form):
     """The event's reminder templates in another language."""
 
     subject = StringField(

@@ -1,27 +1,28 @@
 """Forms of the organisers' pages. Values are checked by the services; these forms carry the CSRF token."""
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, StringField, TextAreaField
 
+from ..forms import Form
 
-class ActionForm(FlaskForm):
+
+class ActionForm(Form):
     """A button that needs nothing but the CSRF token (unsubscribe from all, archive, …)."""
 
 
-class NameForm(FlaskForm):
+class NameForm(Form):
     """A subscriber's name."""
 
     name = StringField("Name", render_kw={"maxlength": 200, "autocomplete": "off"})
 
 
-class SubscriptionForm(FlaskForm):
+class SubscriptionForm(Form):
     """Subscribe to or unsubscribe from one list."""
 
     list_id = HiddenField()
     subscribed = HiddenField()
 
 
-class EraseForm(FlaskForm):
+class EraseForm(Form):
     """Erasing needs an explicit tick."""
 
     confirm = BooleanField("Yes, erase this subscriber's data for good")
@@ -30,7 +31,7 @@ class EraseForm(FlaskForm):
 SLUG_PATTERN = r"[a-z0-9](?:[a-z0-9\-]{0,62}[a-z0-9])?"
 
 
-class ListForm(FlaskForm):
+class ListForm(Form):
     """A list's short name (creation only), name, description and visibility on the signup form."""
 
     # Browsers compile `pattern` with the RegExp `v` flag, where a hyphen inside a class must be escaped (`[a-z0-9-]`

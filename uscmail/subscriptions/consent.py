@@ -5,6 +5,7 @@ own, with its own hash, so the evidence stored with a consent is exactly the tex
 """
 
 import hashlib
+from dataclasses import dataclass
 
 from ..extensions import db
 from ..i18n import current_locale
@@ -45,6 +46,21 @@ def wording_sha256(text: str) -> str:
 def current_version(locale: str | None = None) -> str:
     """The version shown now in `locale` (by default the language of the page or mail being rendered)."""
     return CURRENT_VERSIONS.get(locale or current_locale(), CURRENT_VERSION)
+
+
+@dataclass(frozen=True)
+class ShownWording:
+    """A wording as a page shows it: its version and text."""
+
+    version: str
+    text: str
+
+
+def shown_wording(locale: str | None = None) -> ShownWording:
+    """The wording shown now in `locale` (as current_version), from this module: showing it stores nothing, and
+    the stored row a consent points to is made when the consent is (wording())."""
+    version = current_version(locale)
+    return ShownWording(version, WORDINGS[version])
 
 
 def current_wording(locale: str | None = None) -> ConsentWording:

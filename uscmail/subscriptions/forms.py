@@ -1,7 +1,6 @@
 """Forms of the supporter journey (CSRF-protected by Flask-WTF)."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     HiddenField,
@@ -11,6 +10,8 @@ from wtforms import (
     SubmitField,
     widgets,
 )
+
+from ..forms import Form
 
 
 class CheckboxListField(SelectMultipleField):
@@ -24,7 +25,7 @@ class CheckboxListField(SelectMultipleField):
         pass
 
 
-class SignupForm(FlaskForm):
+class SignupForm(Form):
     """Email, optional name, lists; plus a honeypot and a signed start time against bots."""
 
     email = StringField(_l("Email address"), render_kw={"autocomplete": "email", "inputmode": "email"})
@@ -39,14 +40,14 @@ class SignupForm(FlaskForm):
     submit = SubmitField(_l("Subscribe"))
 
 
-class HumanCheckForm(FlaskForm):
+class HumanCheckForm(Form):
     """The one button of the "confirm you are a person" page; the signup rides along in a signed token."""
 
     signup = HiddenField()
     submit = SubmitField(_l("Yes, I'm a person: subscribe me"))
 
 
-class PreferencesForm(FlaskForm):
+class PreferencesForm(Form):
     """Name, language of mail and list choices in the preference centre."""
 
     name = StringField(_l("Name (optional)"), render_kw={"autocomplete": "name", "dir": "auto"})
@@ -56,7 +57,7 @@ class PreferencesForm(FlaskForm):
     submit = SubmitField(_l("Save my preferences"))
 
 
-class ConfirmActionForm(FlaskForm):
+class ConfirmActionForm(Form):
     """A single button that performs a POST action (confirm, leave everything, erase)."""
 
     confirm = BooleanField()

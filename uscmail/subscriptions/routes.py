@@ -33,7 +33,7 @@ from ..reminders.outlook import protest_outlook
 from ..seen import Unavailable as SeenUnavailable
 from ..validation import InvalidInput, clean_name
 from . import humancheck, services, tasks
-from .consent import current_version, current_wording
+from .consent import current_version, shown_wording
 from .forms import ConfirmActionForm, HumanCheckForm, PreferencesForm, SignupForm
 from .signups import Pace, accept_signup, check_signup, form_locale, signup_pace, store_signup
 
@@ -161,11 +161,8 @@ def signup_page(form: SignupForm, lists: list[MailingList], error: str | None = 
     form.started.data = make_form_started_token()
     form.website.data = ""
     page = render_template(
-        "subscriptions/subscribe.html", form=form, lists=lists, wording=current_wording(), error=error
+        "subscriptions/subscribe.html", form=form, lists=lists, wording=shown_wording(), error=error
     )
-    # Committed after rendering: the first view stores the wording; a commit before would expire the lists and the
-    # wording, and rendering would load each of them again.
-    db.session.commit()
     return page, 400 if error else 200
 
 
@@ -343,7 +340,7 @@ def preferences(token: str):
             saved=saved,
             error=error,
             action_form=ConfirmActionForm(),
-            wording=current_wording(),
+            wording=shown_wording(),
             languages=LANGUAGES.values(),
         ),
         status,
