@@ -45,7 +45,7 @@ def put_in_state(db, email: str, state: str, name: str | None = None) -> None:
     if state != "pending":
         services.confirm_subscription(subscriber)
     if state == "unsubscribed":
-        services.unsubscribe(subscriber, None, StatusReason.ONE_CLICK)
+        services.unsubscribe(subscriber.id, None, StatusReason.ONE_CLICK)
     if state == "suppressed":
         services.erase_subscriber(subscriber)
     db.session.commit()

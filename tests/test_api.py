@@ -247,7 +247,7 @@ def test_lists_show_every_list_with_counts_by_status(app, db, api, tokens_by_rol
     add_subscriber("one@example.org", lists=("newsletter", "organisers-only"))
     add_subscriber("two@example.org", basis="needs_confirmation")
     leaver = add_subscriber("three@example.org")
-    journey.unsubscribe(leaver, None, StatusReason.ORGANISER)
+    journey.unsubscribe(leaver.id, None, StatusReason.ORGANISER)
     db.session.commit()
 
     response = api("GET", "/api/v1/lists", tokens_by_role["viewer"])

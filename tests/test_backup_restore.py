@@ -65,7 +65,7 @@ def filled(db, app):
     factories.add_subscriber(ADDRESSES[1], name="ئىلھام توختى", basis="prior_consent", note="stall, Portland Place")
     factories.sign_up_subscriber(ADDRESSES[2], confirmed=False)
     left = factories.sign_up_subscriber(ADDRESSES[3], name="Left 'quote\" \\ back")
-    subscription_services.unsubscribe(left, None, StatusReason.UNSUBSCRIBE_LINK)
+    subscription_services.unsubscribe(left.id, None, StatusReason.UNSUBSCRIBE_LINK)
     erased = factories.sign_up_subscriber(ADDRESSES[4])
     subscription_services.erase_subscriber(erased)
     suppress("complained@example.net", SuppressionReason.COMPLAINT)

@@ -211,7 +211,7 @@ def test_someone_who_unsubscribes_after_the_send_began_is_not_mailed(db, worker,
     start(campaign)
     wait_until(lambda: smtp_sink.count() >= 20, what="sending to begin")
     last = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == addresses[-1]))
-    journey.unsubscribe(last, None, journey.StatusReason.ONE_CLICK)
+    journey.unsubscribe(last.id, None, journey.StatusReason.ONE_CLICK)
     db.session.commit()
     wait_for_status(campaign.id, CampaignStatus.SENT, timeout=120)
     assert not smtp_sink.to(addresses[-1])

@@ -156,7 +156,7 @@ def test_skipped_rows_are_reported_with_row_and_reason(app, db, tmp_path):
     first, _ = run_import(app, tmp_path, b"email\nkept@example.org\nleft@example.org\n")
     assert first.exit_code == 0, first.output
     left = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == "left@example.org"))
-    journey.unsubscribe(left, None, StatusReason.UNSUBSCRIBE_LINK)
+    journey.unsubscribe(left.id, None, StatusReason.UNSUBSCRIBE_LINK)
     db.session.commit()
     content = (
         b"email,name\n"
@@ -283,7 +283,7 @@ def test_export_filters_by_list_status_and_date_and_refuses_bad_ones(app, db, tm
     run_import(app, tmp_path, b"email\nreminded@example.org\n", lists=("london-protest-reminders",))
     people = {s.email: s for s in db.session.scalars(sa.select(Subscriber))}
     people["old@example.org"].created_at = utcnow() - timedelta(days=400)
-    journey.unsubscribe(people["gone@example.org"], None, StatusReason.UNSUBSCRIBE_LINK)
+    journey.unsubscribe(people["gone@example.org"].id, None, StatusReason.UNSUBSCRIBE_LINK)
     db.session.commit()
     newsletter_id = db.session.scalar(sa.select(MailingList.id).where(MailingList.slug == "newsletter"))
     admin = sign_in_as("admin")

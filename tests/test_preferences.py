@@ -156,7 +156,7 @@ def test_a_private_list_someone_left_is_not_offered_or_accepted_again(client, db
     db.session.commit()
     private_id, path = private.id, preferences_path(subscriber)
     assert "Core team" in client.get(path).get_data(as_text=True)  # offered while they are on it
-    services.unsubscribe(db.session.get(Subscriber, subscriber.id), [private_id], removed_by)
+    services.unsubscribe(subscriber.id, [private_id], removed_by)
     db.session.commit()
 
     page = client.get(path).get_data(as_text=True)
@@ -172,7 +172,7 @@ def test_a_private_list_someone_left_is_not_offered_or_accepted_again(client, db
 def test_an_archived_list_someone_left_is_not_offered_again(client, db):
     subscriber = sign_up_subscriber("archived@example.org", lists=["newsletter", "london-protest-reminders"])
     reminders = db.session.scalar(sa.select(MailingList).where(MailingList.slug == "london-protest-reminders"))
-    services.unsubscribe(subscriber, [reminders.id], StatusReason.ORGANISER)
+    services.unsubscribe(subscriber.id, [reminders.id], StatusReason.ORGANISER)
     reminders.archived = True
     db.session.commit()
 

@@ -129,7 +129,7 @@ def set_subscription(
         )
         audit.record(actor, "subscription.subscribe", "subscriber", subscriber.id, list=mailing_list.slug)
     else:
-        journey.unsubscribe(subscriber, [mailing_list.id], StatusReason.ORGANISER)
+        journey.unsubscribe(subscriber.id, [mailing_list.id], StatusReason.ORGANISER)
         audit.record(actor, "subscription.unsubscribe", "subscriber", subscriber.id, list=mailing_list.slug)
     db.session.flush()
 
@@ -303,7 +303,7 @@ def subscriptions_of(subscriber_ids: list[int]) -> dict[int, list[Subscription]]
 def unsubscribe_from(subscriber: Subscriber, lists: list[MailingList] | None, actor: Organiser | str) -> list[str]:
     """Unsubscribe on an organiser's word from these lists (every list if None); returns the slugs actually left."""
     list_ids = None if lists is None else [m.id for m in lists]
-    left = set(journey.unsubscribe(subscriber, list_ids, StatusReason.ORGANISER))
+    left = set(journey.unsubscribe(subscriber.id, list_ids, StatusReason.ORGANISER))
     slugs = sorted(s.mailing_list.slug for s in subscriber.subscriptions if s.list_id in left)
     if slugs:
         audit.record(actor, "subscription.unsubscribe", "subscriber", subscriber.id, lists=slugs)

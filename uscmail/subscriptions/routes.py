@@ -210,19 +210,21 @@ def _preferences_token(subscriber: Subscriber) -> str:
     return make_preferences_token(subscriber.public_id)
 
 
-def _subscriber_from_unsubscribe_token(
-    token: str,
-) -> tuple[Subscriber | None, UnsubscribeLink]:
+def _unsubscribe_link(token: str) -> UnsubscribeLink:
     try:
-        link = read_unsubscribe_link(token)
+        return read_unsubscribe_link(token)
     except TokenInvalid:
         abort(400)
+
+
+def _subscriber_from_unsubscribe_token(token: str) -> tuple[Subscriber | None, UnsubscribeLink]:
+    link = _unsubscribe_link(token)
     return services.subscriber_by_public_id(link.public_id), link
 
 
-def _leave(subscriber: Subscriber, link: UnsubscribeLink, list_ids: list[int] | None, reason: StatusReason) -> None:
+def _leave(subscriber_id: int, link: UnsubscribeLink, list_ids: list[int] | None, reason: StatusReason) -> None:
     """Unsubscribe, and count it on the campaign whose link it was (a number only), then commit."""
-    left = services.unsubscribe(subscriber, list_ids, reason)
+    left = services.unsubscribe(subscriber_id, list_ids, reason)
     if link.campaign_id is not None:
         count_unsubscribe(link.campaign_id, left, link.list_ids)
     db.session.commit()
@@ -248,11 +250,12 @@ def unsubscribe(token: str):
     """RFC 8058 one-click: unsubscribes at once, no cookie or CSRF token needed, 200 and no redirect; idempotent."""
     if request.mimetype not in ONE_CLICK_TYPES:
         return render_template("subscriptions/bad_request.html", reason="content_type"), 415
-    subscriber, link = _subscriber_from_unsubscribe_token(token)
-    if subscriber is not None:
+    link = _unsubscribe_link(token)
+    subscriber_id = services.subscriber_id_by_public_id(link.public_id)
+    if subscriber_id is not None:
         from_page = request.form.get("from_page") == "1"
         reason = StatusReason.UNSUBSCRIBE_LINK if from_page else StatusReason.ONE_CLICK
-        _leave(subscriber, link, link.list_ids, reason)
+        _leave(subscriber_id, link, link.list_ids, reason)
     # A mail client's one-click POST gets no form (a CSRF token would set a cookie); a person who pressed the
     # button on the page is offered their preference link.
     # The wording follows the link's own lists (one, or several), never what the database holds, so the answer is
@@ -271,7 +274,7 @@ def unsubscribe_everything(token: str):
     if not form.validate_on_submit():
         abort(400)
     if subscriber is not None:
-        _leave(subscriber, link, None, StatusReason.UNSUBSCRIBE_LINK)
+        _leave(subscriber.id, link, None, StatusReason.UNSUBSCRIBE_LINK)
     return render_template("subscriptions/unsubscribed.html", everything=True, token=token, form=form)
 
 
@@ -353,7 +356,7 @@ def leave_everything(token: str):
     subscriber = _subscriber_from_preferences_token(token)
     if not ConfirmActionForm().validate_on_submit():
         abort(400)
-    services.unsubscribe(subscriber, None, StatusReason.PREFERENCE_CENTRE)
+    services.unsubscribe(subscriber.id, None, StatusReason.PREFERENCE_CENTRE)
     db.session.commit()
     return render_template("subscriptions/unsubscribed.html", everything=True, preferences_token=token)
 

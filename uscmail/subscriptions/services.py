@@ -235,6 +235,11 @@ def subscriber_by_public_id(public_id: str) -> Subscriber | None:
     return db.session.scalar(sa.select(Subscriber).where(Subscriber.public_id == public_id))
 
 
+def subscriber_id_by_public_id(public_id: str) -> int | None:
+    """The id of the subscriber a token points to, or None if erased (no object is loaded)."""
+    return db.session.scalar(sa.select(Subscriber.id).where(Subscriber.public_id == public_id))
+
+
 def confirmation_is_open(subscriber: Subscriber | None, nonce: str) -> bool:
     """True if a confirmation link with this nonce can still be used (constant-time comparison)."""
     return (
@@ -323,7 +328,7 @@ WITHDRAW_EVERY_CONSENT = (
 
 
 def unsubscribe_everywhere(reasons: dict[int, StatusReason]) -> None:
-    """`unsubscribe(subscriber, None, reason)` for many subscribers (by id, with the reason for each, of at most two
+    """`unsubscribe(subscriber_id, None, reason)` for many subscribers (by id, with the reason for each, of at most two
     kinds) in two statements, for the bounce service, which handles thousands a minute and loads no subscriber."""
     if not reasons:
         return
@@ -348,28 +353,27 @@ def unsubscribe_everywhere(reasons: dict[int, StatusReason]) -> None:
     connection.execute(WITHDRAW_EVERY_CONSENT, {"ids": ids, "now": now})
 
 
-def unsubscribe(subscriber: Subscriber, list_ids: list[int] | None, reason: StatusReason) -> list[int]:
+def unsubscribe(subscriber_id: int, list_ids: list[int] | None, reason: StatusReason) -> list[int]:
     """End the subscriber's pending or confirmed subscriptions (all lists if list_ids is None); idempotent.
 
-    Returns the ids of the lists actually left. Open and given consents for those lists are marked withdrawn.
+    Returns the ids of the lists actually left. Open and given consents for those lists are marked withdrawn. Two
+    UPDATEs, whatever the number of lists; subscriptions already loaded in the session are brought up to date.
     """
     now = utcnow()
-    left = []
-    for subscription in subscriber.subscriptions:
-        if list_ids is not None and subscription.list_id not in list_ids:
-            continue
-        if subscription.status is SubscriptionStatus.UNSUBSCRIBED:
-            continue
-        subscription.status = SubscriptionStatus.UNSUBSCRIBED
-        subscription.status_reason = reason
-        subscription.unsubscribed_at = now
-        left.append(subscription.list_id)
-    withdraw = sa.update(Consent).where(Consent.subscriber_id == subscriber.id, Consent.withdrawn_at.is_(None))
+    leave = sa.update(Subscription).where(
+        Subscription.subscriber_id == subscriber_id, Subscription.status != SubscriptionStatus.UNSUBSCRIBED
+    )
+    withdraw = sa.update(Consent).where(Consent.subscriber_id == subscriber_id, Consent.withdrawn_at.is_(None))
     if list_ids is not None:
+        leave = leave.where(Subscription.list_id.in_(list_ids))
         withdraw = withdraw.where(Consent.list_id.in_(list_ids))
-    db.session.execute(withdraw.values(withdrawn_at=now))
-    db.session.flush()
-    return left
+    left = db.session.scalars(
+        leave.values(status=SubscriptionStatus.UNSUBSCRIBED, status_reason=reason, unsubscribed_at=now)
+        .returning(Subscription.list_id)
+        .execution_options(synchronize_session="fetch")
+    ).all()
+    db.session.execute(withdraw.values(withdrawn_at=now).execution_options(synchronize_session=False))
+    return sorted(left)
 
 
 def update_preferences(
@@ -387,7 +391,7 @@ def update_preferences(
     offered = {mailing_list.id for mailing_list in offered_lists(subscriber)}
     wanted = wanted_list_ids & offered
     unwanted = offered - wanted
-    unsubscribe(subscriber, sorted(unwanted), StatusReason.PREFERENCE_CENTRE)
+    unsubscribe(subscriber.id, sorted(unwanted), StatusReason.PREFERENCE_CENTRE)
     for list_id in sorted(wanted):
         subscribe_confirmed(subscriber, list_id, StatusReason.PREFERENCE_CENTRE, ConsentMethod.PREFERENCE_CENTRE)
     db.session.flush()
