@@ -160,9 +160,7 @@ def signup_page(form: SignupForm, lists: list[MailingList], error: str | None = 
     form.consent_version.data = current_version()
     form.started.data = make_form_started_token()
     form.website.data = ""
-    page = render_template(
-        "subscriptions/subscribe.html", form=form, lists=lists, wording=shown_wording(), error=error
-    )
+    page = render_template("subscriptions/subscribe.html", form=form, lists=lists, wording=shown_wording(), error=error)
     return page, 400 if error else 200
 
 
