@@ -81,6 +81,32 @@ def test_preference_centre_shows_the_address_and_current_lists(client, db):
     assert "Erase my data" in text
 
 
+def test_the_preference_page_reads_the_person_and_their_subscriptions_in_one_statement(client, db):
+    """A busy page (every mail links it): one SELECT for the subscriber with their subscriptions and lists, one for
+    the public lists, and nothing written."""
+    subscriber = sign_up_subscriber("one-read@example.org", ("newsletter", "london-protest-reminders"))
+    path = preferences_path(subscriber)
+    db.session.rollback()
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(" ".join(statement.split()))
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        page = client.get(path)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+    assert page.status_code == 200
+    assert sorted(TICKED.findall(page.get_data(as_text=True))) == sorted(
+        str(list_ids()[slug]) for slug in ("newsletter", "london-protest-reminders")
+    )
+    assert all(statement.startswith("SELECT") for statement in seen), seen
+    assert len([s for s in seen if "FROM subscribers" in s]) == 1, seen
+    assert len([s for s in seen if "FROM subscriptions" in s or "JOIN subscriptions" in s]) == 1, seen
+    assert len(seen) == 2, seen
+
+
 def test_changing_the_name_is_saved(client, db):
     subscriber = sign_up_subscriber("name.change@example.org", name="Amina")
     before = state(db, "name.change@example.org")

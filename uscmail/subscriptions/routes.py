@@ -299,7 +299,7 @@ def _subscriber_from_preferences_token(token: str) -> Subscriber:
         public_id = read_preferences_token(token)
     except TokenInvalid:
         abort(400)
-    subscriber = services.subscriber_by_public_id(public_id)
+    subscriber = services.subscriber_by_public_id(public_id, with_subscriptions=True)
     if subscriber is None:
         abort(410)
     return subscriber

@@ -230,9 +230,13 @@ def open_consent_list_ids(subscriber: Subscriber, list_ids: list[int] | None = N
     return sorted(set(db.session.scalars(query)))
 
 
-def subscriber_by_public_id(public_id: str) -> Subscriber | None:
-    """The subscriber a token points to, or None if erased."""
-    return db.session.scalar(sa.select(Subscriber).where(Subscriber.public_id == public_id))
+def subscriber_by_public_id(public_id: str, with_subscriptions: bool = False) -> Subscriber | None:
+    """The subscriber a token points to, or None if erased; with_subscriptions loads their subscriptions (and lists)
+    in the same statement, for a page that shows them."""
+    query = sa.select(Subscriber).where(Subscriber.public_id == public_id)
+    if with_subscriptions:
+        query = query.options(sa.orm.joinedload(Subscriber.subscriptions))
+    return db.session.scalars(query).unique().one_or_none()
 
 
 def subscriber_id_by_public_id(public_id: str) -> int | None:
