@@ -113,6 +113,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
         help="Redis URL for the broker and rate-limit counters (env BENCH_REDIS_URL)",
     )
+    parser.add_argument(
+        "--alone-seconds",
+        type=float,
+        default=20.0,
+        help="seconds of the same load with no campaign first, to measure what it costs (default 20; 0: none)",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the process and sink logs and print their path")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -120,6 +126,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         return args
     if args.subscribers < 1 or args.rate <= 0 or args.duration <= 0 or args.threads < 1 or args.workers < 1:
         parser.error("subscribers, rate, duration, threads and workers must be positive")
+    if args.alone_seconds < 0:
+        parser.error("--alone-seconds must be 0 or more")
     return args
 
 
@@ -218,13 +226,16 @@ class Request:
         return self.answered - self.scheduled
 
 
-def build_schedule(args, one_click: list[dict], preferences: list[str], run_id: str, start: float) -> list[Request]:
+def build_schedule(
+    args, one_click: list[dict], preferences: list[str], run_id: str, start: float, duration: float | None = None
+) -> list[Request]:
     """Every request of the run at its fixed time: each kind evenly spaced at a third of --rate, the signup GETs
     FILL_SECONDS before their POSTs; the window is [start, start + duration)."""
+    duration = args.duration if duration is None else duration
     third = args.rate / 3
-    count = round(third * args.duration)
+    count = round(third * duration)
     # Signups whose GET falls in [start - FILL_SECONDS, end): within the window, GETs and POSTs both run at a sixth.
-    signups = round(third / 2 * (args.duration + FILL_SECONDS))
+    signups = round(third / 2 * (duration + FILL_SECONDS))
     spread = random.Random(run_id)
     requests: list[Request] = []
 
@@ -531,7 +542,8 @@ def run(args: argparse.Namespace) -> int:
     bench = LoadBench(argparse.Namespace(**vars(args), timeout=0), workdir=workdir)
     third = args.rate / 3
     unsubscribes = round(third * args.duration)
-    if unsubscribes >= args.subscribers:
+    alone_unsubscribes = round(third * args.alone_seconds)
+    if unsubscribes + alone_unsubscribes >= args.subscribers:
         raise LoadError(
             f"{unsubscribes} one-click links are needed, each for a different subscriber: raise --subscribers"
         )
@@ -554,11 +566,19 @@ def run(args: argparse.Namespace) -> int:
         # The baseline campaign, whose mail the one-click links come from.
         baseline_id = campaigns.create()
         links_path = bench.workdir / "links.json"
-        made = bench.run_links_child(env, str(links_path), str(baseline_id), str(unsubscribes), str(unsubscribes))
+        made = bench.run_links_child(
+            env, str(links_path), str(baseline_id), str(unsubscribes + alone_unsubscribes), str(unsubscribes)
+        )
         links = json.loads(links_path.read_text())
+        alone_links = links["one_click"][:alone_unsubscribes]
+        links["one_click"] = links["one_click"][alone_unsubscribes:]
         list_id = made["list_id"]
         print(f"  links: {made['one_click']:,} one-click (each used once), {made['preferences']:,} preference pages")
         warm_up(deployment, links["preferences"])
+        alone = None
+        if args.alone_seconds:
+            print(f"the load alone: {args.rate:g} requests/s for {args.alone_seconds:g} s, no campaign...")
+            alone = measure_alone(args, bench, deployment, url, sink, engine, alone_links, links["preferences"])
 
         print("baseline: the campaign alone...")
         time.sleep(1.0)
@@ -625,7 +645,8 @@ def run(args: argparse.Namespace) -> int:
             campaigns.wait_sent(campaign_id, 120 + len(loaded) * args.subscribers / 100)
 
         print("checks: waiting for the workers to apply the signups...")
-        checks = check_results(bench, engine, requests, list_id, campaigns, [baseline_id, *loaded], sink)
+        earlier = alone.requests if alone else []
+        checks = check_results(bench, engine, earlier + requests, list_id, campaigns, [baseline_id, *loaded], sink)
         load_after = os.getloadavg()[0]
         pool_cpu = {pid: process_cpu(pid) for worker in deployment.workers for pid in child_pids(worker.pid)}
     finally:
@@ -719,6 +740,23 @@ def run(args: argparse.Namespace) -> int:
             f" ms ({answered_in_window} answers, {answered_in_window / args.duration:.1f}/s); the window's last "
             f"request was answered {last_answer - end:.1f} s after it"
         )
+    campaign_cores = sum(baseline_cpu[part] for part in SERVER_PARTS) / baseline_window
+    if alone:
+        per_request = {part: alone.cpu[part] * 1000 / alone.answered for part in SERVER_PARTS}
+        load_cores = sum(per_request.values()) * args.rate / 1000
+        ceiling = max(0.0, min(1.0, (os.cpu_count() - load_cores) / campaign_cores))
+        print(
+            f"the load alone ({args.alone_seconds:g} s at {args.rate:g} req/s, no campaign; {alone.answered} answers "
+            f"at {alone.rate:.1f}/s, p99 {alone.p99_ms:.0f} ms; CPU counted until its signups' mails were sent): "
+            "CPU per request: "
+            + ", ".join(f"{part} {ms:.2f} ms" for part, ms in per_request.items())
+            + f"; in all {sum(per_request.values()):.2f} ms, so {args.rate:g} req/s take {load_cores:.2f} cores"
+        )
+        print(
+            f"  ceiling: the campaign alone kept {campaign_cores:.2f} cores busy; with {load_cores:.2f} of the "
+            f"{os.cpu_count()} cores taken by the load, the send rate under load can reach at most "
+            f"({os.cpu_count()} - {load_cores:.2f}) / {campaign_cores:.2f} = {ceiling:.2f} of the rate alone"
+        )
     if pool_cpu:
         print("  CPU seconds of each worker pool process, whole run: " + ", ".join(
             f"{seconds:.1f}" for seconds in pool_cpu.values() if seconds is not None))  # fmt: skip
@@ -739,6 +777,47 @@ def run(args: argparse.Namespace) -> int:
     if not all(ok for _, ok in checks):
         return 1
     return 0 if server_errors == 0 and rate_ok and ratio_ok else 3
+
+
+# uscmail's processes as deployed and the services it uses: what the load and the campaign cost is counted on these.
+SERVER_PARTS = ("web", "workers", "postgres", "redis", "smtp-sink", "beat")
+
+
+@dataclass
+class AloneCost:
+    """What the load cost with no campaign sending: CPU seconds by part, and the answers it got."""
+
+    requests: list[Request]
+    cpu: dict[str, float]
+    answered: int
+    rate: float
+    p99_ms: float
+
+
+def measure_alone(args, bench, deployment, url, sink, engine, one_click, preferences) -> AloneCost:
+    """The same mix at the same rate for --alone-seconds with no campaign: the CPU every process spent on it, from
+    before the first request until the workers had sent the mail of every signup it made (so the signups' work in
+    the workers is counted; a little idle time before and after is counted too, so this errs high)."""
+    start = time.monotonic() + FILL_SECONDS + 0.5
+    requests = build_schedule(args, one_click, preferences, bench.run_id + "a", start, args.alone_seconds)
+    before = deployment.cpu_snapshot(bench, url, sink)
+    Generator(deployment.port, args.threads).run(requests)
+    accepted = [r.email for r in requests if r.kind == "signup" and r.location.endswith("/subscribe/thanks")]
+    deadline = time.monotonic() + 120
+    with engine.connect() as connection:
+        query = sa.text("SELECT coalesce(sum(signup_mail_count), 0) FROM subscribers WHERE email = ANY(:emails)")
+        while connection.scalar(query, {"emails": accepted}) < len(accepted):
+            if time.monotonic() > deadline:
+                raise LoadError("the signups of the load alone were not all mailed within 120 s")
+            time.sleep(0.2)
+    cpu = bench.cpu_spent(before, deployment.cpu_snapshot(bench, url, sink))
+    answered = [r for r in requests if r.status]
+    if not answered:
+        raise LoadError("no request of the load alone was answered")
+    span = max(r.answered for r in answered) - min(r.scheduled for r in requests)
+    return AloneCost(
+        requests, cpu, len(answered), len(answered) / span, percentile([r.latency * 1000 for r in answered], 0.99)
+    )
 
 
 def warm_up(deployment: Deployment, preferences: list[str]) -> None:
