@@ -12,6 +12,7 @@ import limits
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
+from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from ..models import (
@@ -235,7 +236,7 @@ def subscriber_by_public_id(public_id: str, with_subscriptions: bool = False) ->
     in the same statement, for a page that shows them."""
     query = sa.select(Subscriber).where(Subscriber.public_id == public_id)
     if with_subscriptions:
-        query = query.options(sa.orm.joinedload(Subscriber.subscriptions))
+        query = query.options(joinedload(Subscriber.subscriptions))
     return db.session.scalars(query).unique().one_or_none()
 
 
@@ -376,7 +377,7 @@ def unsubscribe(subscriber_id: int, list_ids: list[int] | None, reason: StatusRe
         .returning(Subscription.list_id)
         .execution_options(synchronize_session="fetch")
     ).all()
-    db.session.execute(withdraw.values(withdrawn_at=now).execution_options(synchronize_session=False))
+    db.session.execute(withdraw.values(withdrawn_at=now))
     return sorted(left)
 
 
