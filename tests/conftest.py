@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from tests.smtp_sink import SmtpSink
@@ -320,6 +321,21 @@ def _reset_redis_counters() -> None:
 def client(app, db):
     """A test browser with a fresh cookie jar; each of its requests runs in its own app context, as in production."""
     return isolated_client(app)
+
+
+@contextlib.contextmanager
+def recorded_statements(engine):
+    """The SQL statements run on `engine` inside the block, each on one line."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(" ".join(statement.split()))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
 
 
 class IsolatedClient(FlaskClient):

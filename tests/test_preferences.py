@@ -5,7 +5,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import form_fields
+from tests.conftest import form_fields, recorded_statements
 from tests.factories import make_list, sign_up_subscriber
 from uscmail import links
 from uscmail.models import (
@@ -87,16 +87,8 @@ def test_the_preference_page_reads_the_person_and_their_subscriptions_in_one_sta
     subscriber = sign_up_subscriber("one-read@example.org", ("newsletter", "london-protest-reminders"))
     path = preferences_path(subscriber)
     db.session.rollback()
-    seen: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(" ".join(statement.split()))
-
-    sa.event.listen(db.engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(db.engine) as seen:
         page = client.get(path)
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", record)
     assert page.status_code == 200
     assert sorted(TICKED.findall(page.get_data(as_text=True))) == sorted(
         str(list_ids()[slug]) for slug in ("newsletter", "london-protest-reminders")

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from playwright.sync_api import expect
 
 from tests.browser_support import VIEWPORTS, Inspector, heading, sign_in
-from tests.conftest import form_fields
+from tests.conftest import form_fields, recorded_statements
 from tests.factories import add_confirmed, make_campaign, make_organiser
 from tests.waiting import wait_until
 from uscmail.bounces import health, rates, setaside
@@ -393,20 +393,12 @@ def test_a_limit_reached_is_a_limit_broken():
 
 def test_rates_take_the_same_few_queries_however_many_campaigns(db, rated_campaigns):
     limits = rates.Thresholds(0.1, 0.3, 2, 5)
-    statements = []
-
-    def count(*_):
-        statements.append(1)
-
-    sa.event.listen(db.engine, "before_cursor_execute", count)
-    try:
+    with recorded_statements(db.engine) as statements:
         assert len(rates.recent_campaign_rates(1, limits)) == 1
         few = len(statements)
         statements.clear()
         assert len(rates.recent_campaign_rates(20, limits)) == 3
         assert len(statements) == few == 3
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", count)
 
 
 def test_the_page_shows_each_campaign_with_its_verdict(dns_answers, sign_in_as, rated_campaigns):

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from tests.conftest import form_fields, isolated_client, wait_for_signups
+from tests.conftest import form_fields, isolated_client, recorded_statements, wait_for_signups
 from uscmail.models import (
     ConsentMethod,
     ConsentWording,
@@ -27,18 +27,10 @@ def statements_of_a_signup(app, db, email: str, address: str) -> list[str]:
     client = isolated_client(app, environ_base={"REMOTE_ADDR": address})
     page = client.get("/subscribe").get_data(as_text=True)
     data = {**form_fields(page), "consent_version": CURRENT_VERSION, "email": email, "lists": ["newsletter"]}
-    seen: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(NUMBERS.sub("N", " ".join(statement.split())))
-
-    sa.event.listen(db.engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(db.engine) as seen:
         assert client.post("/subscribe", data=data).status_code == 303
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", record)
     wait_for_signups(db)
-    return seen
+    return [NUMBERS.sub("N", statement) for statement in seen]
 
 
 def test_the_web_request_runs_the_same_statements_whatever_the_address_state(app, db, signup, smtp_sink):
@@ -70,16 +62,8 @@ def test_the_signup_form_reads_its_lists_once_and_shows_the_wording_without_the_
     client = isolated_client(app, environ_base={"REMOTE_ADDR": "192.0.2.30"})
     db.session.execute(sa.delete(ConsentWording).where(ConsentWording.version == CURRENT_VERSION))
     db.session.commit()
-    seen: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(" ".join(statement.split()))
-
-    sa.event.listen(db.engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(db.engine) as seen:
         page = client.get("/subscribe")
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", record)
     html = page.get_data(as_text=True)
     assert page.status_code == 200
     public = services.public_lists()
