@@ -40,7 +40,7 @@ from campaign import (
     steal_seconds,
     stop_process,
 )
-from common import child_pids, free_port, process_cpu
+from common import add_service_options, child_pids, free_port, process_cpu
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
@@ -335,11 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--processes", type=int, default=2, help="receiver processes (flask bounces serve)")
     parser.add_argument("--connections", type=int, default=8, help="client connections at once")
-    parser.add_argument(
-        "--pg-admin-url",
-        default=os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
-    )
-    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    add_service_options(parser, "the receiver's REDIS_URL")
     parser.add_argument("--keep-logs", action="store_true", help="keep the receiver's log and the work directory")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

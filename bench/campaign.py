@@ -54,7 +54,14 @@ from pathlib import Path
 
 import redis
 import sqlalchemy as sa
-from common import CLOCK_TICKS, child_pids, free_port, process_cpu, run_with_clean_up  # bench/common.py
+from common import (  # bench/common.py
+    CLOCK_TICKS,
+    add_service_options,
+    child_pids,
+    free_port,
+    process_cpu,
+    run_with_clean_up,
+)
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -123,16 +130,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--timeout", type=float, default=0, help="seconds to wait for a campaign to be sent (default: 60 + N/100)"
     )
-    parser.add_argument(
-        "--pg-admin-url",
-        default=os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
-        help="PostgreSQL URL of a database to connect to for CREATE/DROP DATABASE (env BENCH_PG_ADMIN_URL)",
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
-        help="Redis URL for the broker (env BENCH_REDIS_URL)",
-    )
+    add_service_options(parser, "the broker")
     parser.add_argument(
         "--from-inside",
         action="store_true",

@@ -1,5 +1,7 @@
-"""Helpers the benchmarks share: free ports, CPU time of processes (read from /proc), and running with clean-up."""
+"""Helpers the benchmarks share: the options naming PostgreSQL and Redis, free ports, CPU time of processes (read from
+/proc), and running with clean-up."""
 
+import argparse
 import os
 import signal
 import socket
@@ -31,6 +33,20 @@ def child_pids(parent: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
                 children.append(int(entry.name))
     return children
+
+
+def add_service_options(parser: argparse.ArgumentParser, redis_use: str) -> None:
+    """--pg-admin-url and --redis-url (defaults from BENCH_PG_ADMIN_URL and BENCH_REDIS_URL, else this machine's)."""
+    parser.add_argument(
+        "--pg-admin-url",
+        default=os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
+        help="PostgreSQL URL of a database to connect to for CREATE/DROP DATABASE (env BENCH_PG_ADMIN_URL)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        help=f"Redis URL for {redis_use} (env BENCH_REDIS_URL)",
+    )
 
 
 def free_port() -> int:

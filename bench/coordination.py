@@ -29,7 +29,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from campaign import BODY, SUBJECT, Bench, BenchError, machine_busy_seconds  # bench/campaign.py
-from common import process_cpu
+from common import add_service_options, process_cpu
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 TARGET_RATE = 20_000
@@ -41,11 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--subscribers", type=int, default=200_000, help="recipients of each campaign (200000)")
     parser.add_argument("--processes", default="1,2,4,8", help="lane processes to run at once, comma-separated")
-    parser.add_argument(
-        "--pg-admin-url",
-        default=os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
-    )
-    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    add_service_options(parser, "the send path's coordination")
     parser.add_argument(
         "--explain",
         action="store_true",

@@ -71,7 +71,7 @@ from pathlib import Path
 import redis
 import sqlalchemy as sa
 from campaign import BODY, STATS_POLL_SECONDS, SUBJECT, Bench, BenchError, Deployment, Sink  # bench/campaign.py
-from common import child_pids, process_cpu, run_with_clean_up  # bench/common.py
+from common import add_service_options, child_pids, process_cpu, run_with_clean_up  # bench/common.py
 from signup import CSRF_FIELD, STARTED_FIELD, VERSION_FIELD  # bench/signup.py
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -103,16 +103,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--threads", type=int, default=256, help="generator threads, the most requests in flight (default 256)"
     )
     parser.add_argument("--workers", type=int, default=2, help="Celery prefork processes per worker (default 2)")
-    parser.add_argument(
-        "--pg-admin-url",
-        default=os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
-        help="PostgreSQL URL of a database to connect to for CREATE/DROP DATABASE (env BENCH_PG_ADMIN_URL)",
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
-        help="Redis URL for the broker and rate-limit counters (env BENCH_REDIS_URL)",
-    )
+    add_service_options(parser, "the broker and rate-limit counters")
     parser.add_argument(
         "--alone-seconds",
         type=float,
@@ -162,18 +153,17 @@ class LoadBench(Bench):
         return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def links_child(path: str, campaign_id: str, unsubscribes: str, views: str) -> None:
-    """Make the one-click links of `unsubscribes` subscribers (as the campaign's mail carries them) and the preference
-    links of up to `views` others, picked at random; write them to `path` as JSON."""
+def make_links(campaign_id: int, unsubscribes: int, views: int) -> tuple[dict[str, list], int]:
+    """In an app context: the one-click links of `unsubscribes` subscribers (as the campaign's mail carries them) and
+    the preference links of up to `views` others, picked at random, as paths; and the Newsletter's id."""
     from uscmail.extensions import db
     from uscmail.links import external_url, make_unsubscribe_token
     from uscmail.models import MailingList, Subscriber
     from uscmail.subscriptions.mails import preferences_url
 
     newsletter = db.session.scalar(sa.select(MailingList.id).where(MailingList.slug == "newsletter"))
-    wanted = int(unsubscribes) + int(views)
-    subscribers = db.session.scalars(sa.select(Subscriber).order_by(sa.func.random()).limit(wanted)).all()
-    leaving, viewing = subscribers[: int(unsubscribes)], subscribers[int(unsubscribes) :]
+    subscribers = db.session.scalars(sa.select(Subscriber).order_by(sa.func.random()).limit(unsubscribes + views)).all()
+    leaving, viewing = subscribers[:unsubscribes], subscribers[unsubscribes:]
 
     def local(url: str) -> str:
         parts = urllib.parse.urlsplit(url)
@@ -185,15 +175,25 @@ def links_child(path: str, campaign_id: str, unsubscribes: str, views: str) -> N
             "path": local(
                 external_url(
                     "subscriptions.unsubscribe",
-                    token=make_unsubscribe_token(subscriber.public_id, [newsletter], int(campaign_id)),
+                    token=make_unsubscribe_token(subscriber.public_id, [newsletter], campaign_id),
                 )
             ),
         }
         for subscriber in leaving
     ]
     preferences = [local(preferences_url(subscriber)) for subscriber in viewing]
-    Path(path).write_text(json.dumps({"one_click": one_click, "preferences": preferences}))
-    print(json.dumps({"one_click": len(one_click), "preferences": len(preferences), "list_id": newsletter}))
+    return {"one_click": one_click, "preferences": preferences}, newsletter
+
+
+def links_child(path: str, campaign_id: str, unsubscribes: str, views: str) -> None:
+    """make_links, written to `path` as JSON."""
+    links, newsletter = make_links(int(campaign_id), int(unsubscribes), int(views))
+    Path(path).write_text(json.dumps(links))
+    print(
+        json.dumps(
+            {"one_click": len(links["one_click"]), "preferences": len(links["preferences"]), "list_id": newsletter}
+        )
+    )
 
 
 # --- the load generator ---------------------------------------------------------------------------------------------
@@ -545,7 +545,8 @@ def run(args: argparse.Namespace) -> int:
     alone_unsubscribes = round(third * args.alone_seconds)
     if unsubscribes + alone_unsubscribes >= args.subscribers:
         raise LoadError(
-            f"{unsubscribes} one-click links are needed, each for a different subscriber: raise --subscribers"
+            f"{unsubscribes + alone_unsubscribes} one-click links are needed, each for a different subscriber: raise"
+            " --subscribers"
         )
     engine = None
     try:
@@ -746,8 +747,9 @@ def run(args: argparse.Namespace) -> int:
         load_cores = sum(per_request.values()) * args.rate / 1000
         ceiling = max(0.0, min(1.0, (os.cpu_count() - load_cores) / campaign_cores))
         print(
-            f"the load alone ({args.alone_seconds:g} s at {args.rate:g} req/s, no campaign; {alone.answered} answers "
-            f"at {alone.rate:.1f}/s, p99 {alone.p99_ms:.0f} ms; CPU counted until its signups' mails were sent): "
+            f"the load alone ({args.alone_seconds:g} s at {args.rate:g} req/s, no campaign; {alone.answered} answers, "
+            f"achieved rate {alone.rate:.1f}/s, p99 {alone.p99_ms:.0f} ms; CPU counted until its signups' mails were "
+            "sent): "
             "CPU per request: "
             + ", ".join(f"{part} {ms:.2f} ms" for part, ms in per_request.items())
             + f"; in all {sum(per_request.values()):.2f} ms, so {args.rate:g} req/s take {load_cores:.2f} cores"
@@ -785,7 +787,8 @@ SERVER_PARTS = ("web", "workers", "postgres", "redis", "smtp-sink", "beat")
 
 @dataclass
 class AloneCost:
-    """What the load cost with no campaign sending: CPU seconds by part, and the answers it got."""
+    """What the load cost with no campaign sending: CPU seconds by part, the answers it got (all of them: the CPU is
+    theirs), and the rate achieved within its window."""
 
     requests: list[Request]
     cpu: dict[str, float]
@@ -814,9 +817,11 @@ def measure_alone(args, bench, deployment, url, sink, engine, one_click, prefere
     answered = [r for r in requests if r.status]
     if not answered:
         raise LoadError("no request of the load alone was answered")
-    span = max(r.answered for r in answered) - min(r.scheduled for r in requests)
+    # As the window's achieved rate: answers to the requests scheduled within it, over at least its length.
+    window = [r for r in answered if start <= r.scheduled < start + args.alone_seconds]
+    span = max(args.alone_seconds, max((r.answered for r in window), default=start) - start)
     return AloneCost(
-        requests, cpu, len(answered), len(answered) / span, percentile([r.latency * 1000 for r in answered], 0.99)
+        requests, cpu, len(answered), len(window) / span, percentile([r.latency * 1000 for r in answered], 0.99)
     )
 
 

@@ -4,15 +4,15 @@ the network or other processes.
 Usage: .venv/bin/python bench/pages.py [--requests 1000] [--subscribers 3000] [--profile KIND]
 
 A fresh PostgreSQL database (bench/campaign.py's Bench: migrations, seed, N confirmed Newsletter subscribers), the app
-created in this process with the environment the other benchmarks give it (TRUSTED_PROXIES=1, Redis for the rate
-limits and the queue of this run only, no worker), and Flask's test client. For each kind, R requests, each as
-bench/load.py sends it (a client address of its own; the one-click links and preference links made by the app's own
-link functions for different subscribers; a signup POST with a form fetched at least SIGNUP_MIN_FILL_SECONDS
-before); it prints the CPU of this process a request (time.process_time, so the database's own CPU is not in it)
-and the SQL statements a request. GET /healthz is the floor: Flask and the hooks every request runs.
-`--profile KIND` prints cProfile's 40 costliest calls (cumulative) for that kind; the profiler itself about doubles
-the times. Everything the run creates is removed at the end. Compare figures only from runs made one after another:
-the host's speed varies.
+created in this process with the environment the other benchmarks give it (TRUSTED_PROXIES=1, Redis for the rate limits
+and the queue of this run only, no worker), and Flask's test client. For each kind, R requests (after ten not counted,
+for first-use costs), each as bench/load.py sends it (a client address of its own; the one-click links and preference
+links made by bench/load.py's make_links for different subscribers; a signup POST with a form fetched at least
+SIGNUP_MIN_FILL_SECONDS before); it prints the CPU of this process a request (time.process_time, so the database's own
+CPU is not in it) and the SQL statements a request. GET /healthz is the floor: Flask and the hooks every request runs.
+`--profile KIND` prints cProfile's 40 costliest calls (cumulative) for that kind; the profiler itself about doubles the
+times. Everything the run creates is removed at the end. Compare figures only from runs made one after another: the
+host's speed varies.
 """
 
 import argparse
@@ -21,17 +21,20 @@ import os
 import pstats
 import sys
 import time
-import urllib.parse
 from pathlib import Path
 
 import redis
 import sqlalchemy as sa
 from campaign import Bench, BenchError  # bench/campaign.py
-from common import run_with_clean_up  # bench/common.py
+from common import add_service_options, run_with_clean_up  # bench/common.py
+from load import make_links  # bench/load.py
 from signup import CSRF_FIELD, STARTED_FIELD, VERSION_FIELD  # bench/signup.py
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 KINDS = ("healthz", "signup form", "signup", "one-click", "preferences")
+# Requests of each kind sent before the timed ones, so that first-use costs (compiled statements and templates) are
+# not counted.
+WARM_UP = 10
 # A signup POST's form must be at least this old (the app's SIGNUP_MIN_FILL_SECONDS is 2 s, in whole seconds).
 FILL_SECONDS = 3.0
 
@@ -43,19 +46,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=1000, help="requests of each kind (default 1000)")
     parser.add_argument("--subscribers", type=int, default=3000, help="confirmed Newsletter subscribers (3000)")
     parser.add_argument("--profile", choices=KINDS, help="print a cProfile of this kind")
-    parser.add_argument(
-        "--pg-admin-url",
-        default=os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
-        help="PostgreSQL URL of a database to connect to for CREATE/DROP DATABASE (env BENCH_PG_ADMIN_URL)",
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
-        help="Redis URL for the rate-limit counters and the queue (env BENCH_REDIS_URL)",
-    )
+    add_service_options(parser, "the rate-limit counters and the queue")
     args = parser.parse_args(argv)
-    if args.requests < 1 or args.subscribers < 2 * args.requests:
-        parser.error("--requests must be positive and --subscribers at least twice --requests")
+    if args.requests < 1 or args.subscribers < 2 * (args.requests + WARM_UP):
+        parser.error("--requests must be positive and --subscribers at least twice --requests, plus 20")
     return args
 
 
@@ -86,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'request':<26}{'CPU ms':>8}{'wall ms':>9}{'statements':>12}")
         for kind in KINDS:
             send = requests.prepare(kind)
+            for n in range(args.requests, args.requests + WARM_UP):
+                send(n)
             profiler = cProfile.Profile() if args.profile == kind else None
             statements[0] = 0
             cpu, wall = time.process_time(), time.perf_counter()
@@ -118,29 +114,12 @@ class Requests:
     """Each kind's requests as bench/load.py sends them; prepare(kind) does the set-up outside the timing."""
 
     def __init__(self, app, count: int):
-        self.app, self.count = app, count
+        self.app, self.count = app, count + WARM_UP  # indices from `count` on are the warm-up's
         self.addresses = (f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 250 + 1}" for n in range(10**9))
-        from uscmail.extensions import db
-        from uscmail.links import external_url, make_unsubscribe_token
-        from uscmail.models import MailingList, Subscriber
-        from uscmail.subscriptions.mails import preferences_url
-
-        def local(link: str) -> str:
-            parts = urllib.parse.urlsplit(link)
-            return parts.path + (f"?{parts.query}" if parts.query else "")
-
-        with app.app_context(), app.test_request_context():
-            newsletter = db.session.scalar(sa.select(MailingList.id).where(MailingList.slug == "newsletter"))
-            people = db.session.scalars(sa.select(Subscriber).order_by(Subscriber.id).limit(2 * count)).all()
-            self.one_click = [
-                local(
-                    external_url(
-                        "subscriptions.unsubscribe", token=make_unsubscribe_token(p.public_id, [newsletter], 1)
-                    )
-                )
-                for p in people[:count]
-            ]
-            self.preferences = [local(preferences_url(person)) for person in people[count:]]
+        with app.app_context():
+            links, _ = make_links(1, self.count, self.count)
+        self.one_click = [link["path"] for link in links["one_click"]]
+        self.preferences = links["preferences"]
 
     def headers(self) -> dict[str, str]:
         return {"X-Forwarded-For": next(self.addresses)}

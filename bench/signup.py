@@ -36,7 +36,7 @@ from pathlib import Path
 
 import redis
 import sqlalchemy as sa
-from common import child_pids, free_port, process_cpu, run_with_clean_up  # bench/common.py
+from common import add_service_options, child_pids, free_port, process_cpu, run_with_clean_up  # bench/common.py
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BENCH_DIR = PROJECT_DIR / "bench"
@@ -105,16 +105,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--sequential", type=int, default=300, help="sequential signups of each kind for the timing check (default 300)"
     )
-    parser.add_argument(
-        "--pg-admin-url",
-        default=os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
-        help="PostgreSQL URL of a database to connect to for CREATE/DROP DATABASE (env BENCH_PG_ADMIN_URL)",
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
-        help="Redis URL for the broker and rate-limit counters (env BENCH_REDIS_URL)",
-    )
+    add_service_options(parser, "the broker and rate-limit counters")
     parser.add_argument("--keep-logs", action="store_true", help="keep the gunicorn log directory and print its path")
     parser.add_argument(
         "--fail-under-target",
