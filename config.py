@@ -55,7 +55,6 @@ class Config:
     SUPPRESSION_KEY = os.environ.get("SUPPRESSION_KEY") or SECRET_KEY
 
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'uscmail.sqlite'}"
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     REDIS_URL = os.environ.get("REDIS_URL", "")
 
     MAIL_SERVER = os.environ.get("MAIL_SERVER", "127.0.0.1")

@@ -26,6 +26,7 @@ from .campaigns import translation_routes  # noqa: F401 - registers its pages on
 from .campaigns.cli import init_campaigns_cli
 from .celery_app import celery_init_app
 from .cli import init_cli
+from .dbpool import ping_after_idle
 from .devmail.routes import bp as devmail_bp
 from .errors import init_errorhandlers
 from .extensions import csrf, db, limiter, migrate
@@ -88,6 +89,9 @@ def register_extensions(app: Flask) -> None:
     """Bind the extensions and Celery to this app."""
     dkim.init_app(app)  # first: the signing key is read once, here, and a wrong one stops the app with the reason
     db.init_app(app)
+    with app.app_context():
+        for engine in db.engines.values():
+            ping_after_idle(engine)
     migrate.init_app(app, db, directory=str(PROJECT_DIR / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)

@@ -181,12 +181,6 @@ def run_process(app: Flask, sock: socket.socket) -> None:
             command_call_limit=COMMAND_LIMITS,
         )
 
-    with app.app_context():
-        # The pool checks each connection with a round trip before lending it (pool_pre_ping), which the web
-        # processes need; here that is one more round trip a transaction, and a lost connection is seen instead by
-        # the transaction that uses it, and that batch tried again (BounceHandler.take). SQLAlchemy has no public
-        # setting for this once the engine is made.
-        db.engine.pool._pre_ping = False
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     server = loop.run_until_complete(loop.create_server(smtp_session, sock=sock))
