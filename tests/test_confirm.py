@@ -25,7 +25,7 @@ def request_signup(db, email, slugs=("newsletter",), name=None) -> tuple[int, st
     lists = services.public_lists_by_slug(list(slugs))
     result = services.request_subscription(email, name, lists, ConsentMethod.FORM, CURRENT_VERSION)
     subscriber = db.session.get(Subscriber, result.subscriber_id)
-    message = mails.confirmation_message(subscriber, result.list_ids)
+    message = mails.confirmation_message(subscriber, lists)
     db.session.commit()
     return result.subscriber_id, LINK.search(message.get_body(("plain",)).get_content()).group(1)
 

@@ -85,7 +85,7 @@ def test_the_confirmed_page_names_the_next_protest(db, client, worker, smtp_sink
     make_event(first_date=utcnow().date(), start_time=time(14, 0), place="Portland Place")
     put_in_state(db, "confirming@example.org", "pending")
     subscriber = subscriber_row(db, "confirming@example.org")
-    mail = mails.confirmation_message(subscriber, [newsletter().id]).get_body(("plain",)).get_content()
+    mail = mails.confirmation_message(subscriber, [newsletter()]).get_body(("plain",)).get_content()
     path = LINK.search(mail).group(1)
     page = client.get(path)
 

@@ -391,8 +391,8 @@ def test_a_name_with_line_breaks_in_the_database_cannot_add_a_header(app, db, na
     newsletter = mailing_list("newsletter")
 
     built = [
-        mails.confirmation_message(subscriber, [newsletter.id]),
-        mails.already_subscribed_message(subscriber, [newsletter.id]),
+        mails.confirmation_message(subscriber, [newsletter]),
+        mails.already_subscribed_message(subscriber, [newsletter]),
         mails.welcome_message(subscriber, [newsletter.id]),
     ]
 

@@ -3,10 +3,13 @@
 import re
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from tests.conftest import form_fields, isolated_client, recorded_statements, wait_for_signups
+from uscmail.mail.smtp import drop_connection
 from uscmail.models import (
+    Consent,
     ConsentMethod,
     ConsentWording,
     SignupRequest,
@@ -100,14 +103,102 @@ def test_a_stored_signup_whose_task_was_lost_is_applied_by_the_sweeper(app, db, 
     assert [s.status for s in subscriber.subscriptions] == [SubscriptionStatus.PENDING]
 
 
+def counts_of(db, email: str) -> tuple[int, int, int]:
+    """Subscriptions, consents and signup mails counted for an address."""
+    subscriber = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == email))
+    consents = db.session.scalar(
+        sa.select(sa.func.count()).select_from(Consent).where(Consent.subscriber_id == subscriber.id)
+    )
+    return len(subscriber.subscriptions), consents, subscriber.signup_mail_count
+
+
+@pytest.fixture
+def mail_from_this_process():
+    """For tests that run a mail task here rather than in the worker: its relay connection is closed afterwards."""
+    yield
+    drop_connection()
+
+
 def test_applying_a_signup_twice_changes_nothing_the_second_time(app, db):
+    """The row stays, marked with its subscriber, until its mail is handed over: asked again, it names the
+    subscriber the mail is owed to and applies nothing; once forgotten, there is nothing left to do."""
     lists = services.public_lists_by_slug(["newsletter"])
     request_id = services.record_signup_request("twice@example.org", None, lists, ConsentMethod.FORM, CURRENT_VERSION)
     db.session.commit()
-    assert services.apply_signup_request(request_id).subscriber_id is not None
+    first = services.apply_signup_request(request_id)
+    assert first.subscriber is not None and first.pending_list_ids == [lists[0].id]
+    db.session.commit()
+    again = services.apply_signup_request(request_id)
+    assert (again.subscriber_id, again.subscriber, again.list_ids) == (first.subscriber_id, None, [lists[0].id])
+    db.session.commit()
+    assert counts_of(db, "twice@example.org")[:2] == (1, 1)
+    services.forget_signup_request(request_id)
     db.session.commit()
     assert services.apply_signup_request(request_id) is None
     assert db.session.scalar(sa.select(sa.func.count()).select_from(SignupRequest)) == 0
+
+
+def test_one_task_applies_a_signup_and_sends_its_mail_and_the_row_goes_once_the_relay_has_it(
+    app, db, smtp_sink, mail_from_this_process
+):
+    lists = services.public_lists_by_slug(["newsletter"])
+    request_id = services.record_signup_request("once@example.org", "Ann", lists, ConsentMethod.FORM, CURRENT_VERSION)
+    db.session.commit()
+    with recorded_statements(db.engine) as seen:
+        assert tasks.apply_signup(request_id) == "confirmation"
+    [mail] = smtp_sink.wait_for("once@example.org")
+    assert "/confirm/" in mail.text() and "Newsletter" in mail.text()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(SignupRequest)) == 0
+    assert counts_of(db, "once@example.org") == (1, 1, 1)
+    # Someone new: nothing of theirs is looked up but the address, and the lists the mail names are not read again.
+    selects = [statement for statement in seen if statement.startswith("SELECT")]
+    assert not any("FROM subscriptions" in statement or "FROM consents" in statement for statement in selects)
+    assert sum("FROM mailing_lists" in statement for statement in selects) == 1
+
+
+def test_a_signup_whose_worker_was_lost_after_applying_it_gets_its_mail_from_the_sweeper_once(
+    app, db, worker, smtp_sink
+):
+    """A worker killed between the commit that applies a signup and the relay's answer: the row, marked, is found
+    by the sweeper, which sends the mail owed without applying the signup again or counting the mail twice."""
+    lists = services.public_lists_by_slug(["newsletter"])
+    request_id = services.record_signup_request(
+        "lost-worker@example.org", None, lists, ConsentMethod.FORM, CURRENT_VERSION
+    )
+    db.session.commit()
+    applied = services.apply_signup_request(request_id)
+    assert services.claim_signup_mail(applied.subscriber_id)
+    db.session.execute(
+        sa.update(SignupRequest)
+        .where(SignupRequest.id == request_id)
+        .values(created_at=utcnow() - timedelta(minutes=5))
+    )
+    db.session.commit()  # and then the worker is gone: no mail sent, the row left marked
+
+    tasks.apply_stale_signups.delay()
+    wait_for_signups(db)
+    [mail] = smtp_sink.wait_for("lost-worker@example.org")
+    assert "/confirm/" in mail.text()
+    assert counts_of(db, "lost-worker@example.org") == (1, 1, 1)
+
+
+def test_a_signup_mail_the_relay_refuses_for_good_ends_the_signup_and_the_sweeper_goes_on(
+    app, db, smtp_sink, mail_from_this_process
+):
+    lists = services.public_lists_by_slug(["newsletter"])
+    for email in ("refused@example.org", "after@example.org"):
+        services.record_signup_request(email, None, lists, ConsentMethod.FORM, CURRENT_VERSION)
+    db.session.execute(sa.update(SignupRequest).values(created_at=utcnow() - timedelta(minutes=5)))
+    db.session.commit()
+    smtp_sink.replies["refused@example.org"] = "550 5.1.1 No such user"
+    try:
+        assert tasks.apply_stale_signups() == 2
+    finally:
+        del smtp_sink.replies["refused@example.org"]
+    smtp_sink.wait_for("after@example.org")
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(SignupRequest)) == 0
+    assert not smtp_sink.to("refused@example.org")
+    assert counts_of(db, "refused@example.org")[:2] == (1, 1)  # the signup stands; only its mail was refused
 
 
 def test_the_per_address_counter_is_shared_and_resets_after_its_window(app, db):

@@ -195,7 +195,8 @@ class Suppression(db.Model):
 
 class SignupRequest(db.Model):
     """A signup as it arrived, before the worker applies it. Storing exactly this one row, whatever the address's
-    state, makes every signup answer take the same work, so timing cannot tell who is subscribed. Deleted once applied.
+    state, makes every signup answer take the same work, so timing cannot tell who is subscribed. Once applied it is
+    marked with its subscriber until its mail is handed to the relay, then deleted.
     """
 
     __tablename__ = "signup_requests"
@@ -209,3 +210,5 @@ class SignupRequest(db.Model):
     # The language the signup page was shown in: the subscriber's language if they are new, and their mail's.
     locale: Mapped[str] = mapped_column(sa.String(16), default="en", server_default="en")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # Set when applied: the mail (confirmation or "already subscribed") is owed to this subscriber.
+    subscriber_id: Mapped[int | None] = mapped_column(sa.ForeignKey("subscribers.id", ondelete="CASCADE"))

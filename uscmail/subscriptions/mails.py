@@ -17,7 +17,8 @@ from ..models import MailingList, Subscriber
 from ..reminders.outlook import protest_outlook
 
 
-def _lists(list_ids: list[int]) -> list[MailingList]:
+def lists_by_id(list_ids: list[int]) -> list[MailingList]:
+    """The lists a mail names, in id order."""
     return list(db.session.scalars(sa.select(MailingList).where(MailingList.id.in_(list_ids)).order_by(MailingList.id)))
 
 
@@ -43,7 +44,7 @@ def unsubscribe_url(subscriber: Subscriber, list_ids: list[int], locale: str | N
     return external_url("subscriptions.unsubscribe", token=token, **_language(locale))
 
 
-def confirmation_message(subscriber: Subscriber, list_ids: list[int], locale: str | None = None):
+def confirmation_message(subscriber: Subscriber, lists: list[MailingList], locale: str | None = None):
     """The double-opt-in mail with a link to the confirmation page, in the language of the signup."""
     token = make_confirm_token(subscriber.public_id, subscriber.confirm_nonce)
     locale = mail_locale(subscriber, locale)
@@ -54,11 +55,11 @@ def confirmation_message(subscriber: Subscriber, list_ids: list[int], locale: st
             to_name=subscriber.name,
             subject=_("Please confirm your subscription to USC-UK"),
             confirm_url=external_url("subscriptions.confirm", token=token, **_language(locale)),
-            lists=_lists(list_ids),
+            lists=sorted(lists, key=lambda mailing_list: mailing_list.id),
         )
 
 
-def already_subscribed_message(subscriber: Subscriber, list_ids: list[int], locale: str | None = None):
+def already_subscribed_message(subscriber: Subscriber, lists: list[MailingList], locale: str | None = None):
     """Sent instead of a confirmation when every list asked for is already confirmed."""
     locale = mail_locale(subscriber, locale)
     with force_locale(locale):
@@ -68,7 +69,7 @@ def already_subscribed_message(subscriber: Subscriber, list_ids: list[int], loca
             to_name=subscriber.name,
             subject=_("You are already subscribed to USC-UK"),
             preferences_url=preferences_url(subscriber, locale),
-            lists=_lists(list_ids),
+            lists=sorted(lists, key=lambda mailing_list: mailing_list.id),
         )
 
 
@@ -83,7 +84,7 @@ def welcome_message(subscriber: Subscriber, list_ids: list[int]):
             subject=_("Welcome to the Uyghur Solidarity Campaign UK"),
             unsubscribe_url=unsubscribe_url(subscriber, list_ids, locale),
             preferences_url=preferences_url(subscriber, locale),
-            lists=_lists(list_ids),
+            lists=lists_by_id(list_ids),
             protests=protest_outlook(),
             events_url=external_url("events.index", lang=locale) if locale != "en" else external_url("events.index"),
             calendar_url=external_url("events.feed"),

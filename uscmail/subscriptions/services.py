@@ -87,11 +87,19 @@ def public_lists_by_slug(slugs: list[str], offered: list[MailingList] | None = N
 
 @dataclass(frozen=True)
 class SignupResult:
-    """What a signup request led to: the subscriber to mail and the lists asked for, or nothing to send."""
+    """What a signup request led to: the subscriber to mail and the lists asked for, or nothing to send.
+
+    `subscriber`, `lists` (those asked for) and `pending_list_ids` (those of them not confirmed: each has an open
+    opt-in now) are given by request_subscription, which has them loaded, so the mail can be written without reading
+    them again.
+    """
 
     subscriber_id: int | None
     list_ids: list[int]
     locale: str = "en"
+    subscriber: Subscriber | None = None
+    lists: list[MailingList] | None = None
+    pending_list_ids: list[int] | None = None
 
 
 def request_subscription(
@@ -115,27 +123,33 @@ def request_subscription(
     shown = wording(wording_version)
     subscriber = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == email))
     if subscriber is None:
-        subscriber = Subscriber(email=email, name=name, locale=locale)
+        # Someone new has no subscriptions or consents to look up.
+        subscriber = Subscriber(email=email, name=name, locale=locale, confirm_nonce=secrets.token_urlsafe(16))
+        subscriber.subscriptions = []
         db.session.add(subscriber)
         db.session.flush()
-    existing = {s.list_id: s for s in subscriber.subscriptions}
-    open_consents = set(
-        db.session.scalars(
-            sa.select(Consent.list_id).where(
-                Consent.subscriber_id == subscriber.id,
-                Consent.confirmed_at.is_(None),
-                Consent.withdrawn_at.is_(None),
-                Consent.wording_version == shown.version,
-                Consent.created_at > utcnow() - _confirm_window(),
+        open_consents = set()
+    else:
+        open_consents = set(
+            db.session.scalars(
+                sa.select(Consent.list_id).where(
+                    Consent.subscriber_id == subscriber.id,
+                    Consent.confirmed_at.is_(None),
+                    Consent.withdrawn_at.is_(None),
+                    Consent.wording_version == shown.version,
+                    Consent.created_at > utcnow() - _confirm_window(),
+                )
             )
         )
-    )
+    existing = {s.list_id: s for s in subscriber.subscriptions}
     requested_at = requested_at or utcnow()
     reason = StatusReason.SIGNUP_API if method is ConsentMethod.API else StatusReason.SIGNUP_FORM
+    pending = []
     for mailing_list in lists:
         subscription = existing.get(mailing_list.id)
         if subscription is not None and subscription.status is SubscriptionStatus.CONFIRMED:
             continue
+        pending.append(mailing_list.id)
         if subscription is None:
             db.session.add(
                 Subscription(
@@ -159,7 +173,7 @@ def request_subscription(
     if subscriber.confirm_nonce is None:
         subscriber.confirm_nonce = secrets.token_urlsafe(16)
     db.session.flush()
-    return SignupResult(subscriber.id, [mailing_list.id for mailing_list in lists], locale)
+    return SignupResult(subscriber.id, [mailing_list.id for mailing_list in lists], locale, subscriber, lists, pending)
 
 
 def record_signup_request(
@@ -185,13 +199,18 @@ def record_signup_request(
 
 
 def apply_signup_request(request_id: int) -> SignupResult | None:
-    """Turn a stored signup into pending subscriptions and consent (request_subscription), then delete it.
+    """Turn a stored signup into pending subscriptions and consent (request_subscription), once: the row, locked
+    here, is marked with its subscriber and kept until its mail is handed over (forget_signup_request). Asked again
+    for a row already applied (its worker lost before the mail went), the result names the subscriber the mail is
+    owed to and nothing is applied twice.
 
-    None if it was already applied (a duplicate task, or the sweeper got there first).
+    None if the row is gone (the signup is done: a duplicate task, or the sweeper got there first).
     """
     signup = db.session.get(SignupRequest, request_id, with_for_update=True)
     if signup is None:
         return None
+    if signup.subscriber_id is not None:
+        return SignupResult(signup.subscriber_id, list(signup.list_ids), signup.locale)
     lists = list(db.session.scalars(sa.select(MailingList).where(MailingList.id.in_(signup.list_ids))))
     result = request_subscription(
         signup.email,
@@ -202,9 +221,14 @@ def apply_signup_request(request_id: int) -> SignupResult | None:
         requested_at=signup.created_at,
         locale=signup.locale,
     )
-    db.session.delete(signup)
+    signup.subscriber_id = result.subscriber_id
     db.session.flush()
     return result
+
+
+def forget_signup_request(request_id: int) -> None:
+    """Delete a stored signup once nothing more is owed for it (its mail handed over, or none to send)."""
+    db.session.execute(sa.delete(SignupRequest).where(SignupRequest.id == request_id))
 
 
 def stale_signup_request_ids(older_than: timedelta) -> list[int]:

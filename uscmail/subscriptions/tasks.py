@@ -2,13 +2,14 @@
 
 import logging
 from datetime import timedelta
+from email.message import EmailMessage
 
 from celery import shared_task
 
 from ..bounces import returnpath
 from ..extensions import db
-from ..mail.smtp import send_message
-from ..models import Subscriber, SubscriptionStatus
+from ..mail.smtp import MessageRefused, SenderRefused, send_message
+from ..models import MailingList, Subscriber, SubscriptionStatus
 from ..outages import DatabaseAway, retry_when_database_away
 from ..queueing import after_commit
 from ..suppression import is_suppressed
@@ -28,31 +29,49 @@ SMTP_RETRY = {
 }
 
 
-@shared_task(**SMTP_RETRY, soft_time_limit=60, time_limit=90)
-@retry_when_database_away
-def send_signup_mail(subscriber_id: int, list_ids: list[int], locale: str | None = None) -> str:
-    """After a signup request: a confirmation mail, or an "already subscribed" notice, in the signup's language.
+def signup_message(
+    subscriber: Subscriber, pending: list[MailingList], confirmed: list[MailingList], locale: str | None
+) -> tuple[EmailMessage, str] | None:
+    """The mail a signup asks for, and its kind: a confirmation for the lists with an open opt-in, else a notice for
+    those already confirmed; None if neither."""
+    if pending and subscriber.confirm_nonce:
+        return mails.confirmation_message(subscriber, pending, locale), "confirmation"
+    if confirmed:
+        return mails.already_subscribed_message(subscriber, confirmed, locale), "already_subscribed"
+    return None
 
-    The per-address limit is counted before this task is queued (services.claim_signup_mail).
-    """
+
+def stored_signup_message(
+    subscriber_id: int, list_ids: list[int], locale: str | None
+) -> tuple[EmailMessage, str] | str:
+    """signup_message for a signup applied earlier, read from the database; "gone" or "nothing" if there is none."""
     subscriber = db.session.get(Subscriber, subscriber_id)
     if subscriber is None:
         return "gone"
     pending = services.open_consent_list_ids(subscriber, list_ids)
     if pending and subscriber.confirm_nonce:
-        message = mails.confirmation_message(subscriber, pending, locale)
-        outcome = "confirmation"
-    else:
-        confirmed = [
-            s.list_id
-            for s in subscriber.subscriptions
-            if s.list_id in list_ids and s.status is SubscriptionStatus.CONFIRMED
-        ]
-        if not confirmed:
-            return "nothing"
-        message = mails.already_subscribed_message(subscriber, confirmed, locale)
-        outcome = "already_subscribed"
-    send_message(message, returnpath.for_subscriber(subscriber.id))
+        return signup_message(subscriber, mails.lists_by_id(pending), [], locale)
+    confirmed = [
+        s.list_id
+        for s in subscriber.subscriptions
+        if s.list_id in list_ids and s.status is SubscriptionStatus.CONFIRMED
+    ]
+    return signup_message(subscriber, [], mails.lists_by_id(confirmed) if confirmed else [], locale) or "nothing"
+
+
+@shared_task(**SMTP_RETRY, soft_time_limit=60, time_limit=90)
+@retry_when_database_away
+def send_signup_mail(subscriber_id: int, list_ids: list[int], locale: str | None = None) -> str:
+    """A confirmation mail, or an "already subscribed" notice, in the signup's language: for a signup from the API
+    or an import, or one whose mail the relay could not take at once (apply_signup hands it here to be retried).
+
+    The per-address limit is counted before this task is queued (services.claim_signup_mail).
+    """
+    found = stored_signup_message(subscriber_id, list_ids, locale)
+    if isinstance(found, str):
+        return found
+    message, outcome = found
+    send_message(message, returnpath.for_subscriber(subscriber_id))
     log.info("signup mail (%s) sent to subscriber %s", outcome, subscriber_id)
     return outcome
 
@@ -61,22 +80,55 @@ def send_signup_mail(subscriber_id: int, list_ids: list[int], locale: str | None
 @shared_task(autoretry_for=(DatabaseAway,), retry_backoff=2, max_retries=6, soft_time_limit=60, time_limit=90)
 @retry_when_database_away
 def apply_signup(request_id: int) -> str:
-    """Apply a stored signup (pending subscriptions and consent), then queue its mail within the per-address limit.
+    """Apply a stored signup (pending subscriptions and consent) and send its mail within the per-address limit.
 
-    Split from the sending, so an SMTP retry never applies a signup twice and a lost mail task loses no signup.
+    One task for both: the signup's row stays, marked with its subscriber, from the commit that applies it until the
+    relay has taken the mail, so a worker lost in between leaves the mail owed (the task's redelivery or the sweeper
+    sends it) and never applies the signup twice. A relay that cannot take the mail now (a refusal to try again, or
+    out of reach) hands it to send_signup_mail, which retries it with backoff; a relay that refuses it for good ends
+    the signup, as the mail task's own refusal would.
     """
     result = services.apply_signup_request(request_id)
-    if result is None or result.subscriber_id is None:
+    if result is None:
         db.session.commit()
         return "nothing to send"
-    allowed = services.claim_signup_mail(result.subscriber_id)
-    if allowed:
+    if result.subscriber is not None:  # applied just now: the mail is written from what is loaded
+        if not services.claim_signup_mail(result.subscriber_id):
+            services.forget_signup_request(request_id)
+            db.session.commit()
+            log.info("signup mail for subscriber %s withheld: per-address limit", result.subscriber_id)
+            return "limited"
+        pending = [mailing_list for mailing_list in result.lists if mailing_list.id in result.pending_list_ids]
+        confirmed = [mailing_list for mailing_list in result.lists if mailing_list.id not in result.pending_list_ids]
+        found = signup_message(result.subscriber, pending, confirmed, result.locale) or "nothing"
+        db.session.commit()
+    elif result.subscriber_id is None:  # an address on the suppression list: nothing was recorded
+        found = "nothing"
+    else:  # applied before, by a worker lost before the mail went
+        found = stored_signup_message(result.subscriber_id, result.list_ids, result.locale)
+    if isinstance(found, str):
+        services.forget_signup_request(request_id)
+        db.session.commit()
+        return found
+    message, outcome = found
+    try:
+        send_message(message, returnpath.for_subscriber(result.subscriber_id))
+    except OSError as exc:
+        log.info("signup mail for subscriber %s handed to its own task: %s", result.subscriber_id, type(exc).__name__)
+        db.session.rollback()
         after_commit(send_signup_mail, result.subscriber_id, result.list_ids, result.locale)
+        services.forget_signup_request(request_id)
+        db.session.commit()
+        return "queued"
+    except (MessageRefused, SenderRefused):
+        db.session.rollback()
+        services.forget_signup_request(request_id)
+        db.session.commit()
+        raise
+    services.forget_signup_request(request_id)
     db.session.commit()
-    if not allowed:
-        log.info("signup mail for subscriber %s withheld: per-address limit", result.subscriber_id)
-        return "limited"
-    return "queued"
+    log.info("signup mail (%s) sent to subscriber %s", outcome, result.subscriber_id)
+    return outcome
 
 
 @shared_task(**SMTP_RETRY, soft_time_limit=60, time_limit=90)
@@ -105,10 +157,14 @@ def send_preferences_link(subscriber_ref: int | str) -> str:
 
 @shared_task(soft_time_limit=300, time_limit=330)
 def apply_stale_signups() -> int:
-    """Beat task: apply signups whose task was lost (a broker restart, say); each is applied once."""
+    """Beat task: apply signups whose task was lost (a broker restart, say), and send the mail of those whose worker
+    was lost after applying them; each is applied once."""
     applied = 0
     for request_id in services.stale_signup_request_ids(timedelta(minutes=1)):
-        apply_signup(request_id)
+        try:
+            apply_signup(request_id)
+        except (MessageRefused, SenderRefused):  # refused for good (apply_signup ended that signup); the rest go on
+            log.warning("signup %s: the relay refused its mail for good", request_id)
         applied += 1
     return applied
 
