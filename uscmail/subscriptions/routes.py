@@ -27,7 +27,7 @@ from ..links import (
     read_preferences_token,
     read_unsubscribe_link,
 )
-from ..models import ConsentMethod, MailingList, StatusReason, Subscriber, SubscriptionStatus
+from ..models import ConsentMethod, StatusReason, Subscriber, SubscriptionStatus
 from ..queueing import after_commit
 from ..reminders.outlook import protest_outlook
 from ..seen import Unavailable as SeenUnavailable
@@ -148,13 +148,13 @@ def check_store_unavailable(error: SeenUnavailable):
     return render_template("errors/error.html", status=503, message=message), 503
 
 
-def _empty_signup_form(lists: list[MailingList]) -> SignupForm:
+def _empty_signup_form(lists: list[services.PublicList]) -> SignupForm:
     form = SignupForm(formdata=None)
     form.lists.choices = [(mailing_list.slug, mailing_list.name) for mailing_list in lists]
     return form
 
 
-def signup_page(form: SignupForm, lists: list[MailingList], error: str | None = None):
+def signup_page(form: SignupForm, lists: list[services.PublicList], error: str | None = None):
     """The signup form with fresh hidden fields (consent version, start time, empty honeypot); 400 with an error."""
     form.locale.data = current_locale()
     form.consent_version.data = current_version()

@@ -7,12 +7,15 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import limits
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from ..extensions import db
 from ..models import (
@@ -57,13 +60,30 @@ def claim_signup_mail(subscriber_id: int) -> bool:
     return result.rowcount == 1
 
 
-def public_lists() -> list[MailingList]:
-    """Lists offered on the signup form, in a stable order."""
-    query = sa.select(MailingList).where(MailingList.public.is_(True), MailingList.archived.is_(False))
-    return list(db.session.scalars(query.order_by(MailingList.id)))
+class PublicList(NamedTuple):
+    """A list as the signup form and the preference centre show it: what they read of it on every view."""
+
+    id: int
+    slug: str
+    name: str
+    description: str
 
 
-def offered_lists(subscriber: Subscriber) -> list[MailingList]:
+_lists = MailingList.__table__
+PUBLIC_LISTS = (
+    sa.select(_lists.c.id, _lists.c.slug, _lists.c.name, _lists.c.description)
+    .where(_lists.c.public.is_(True), _lists.c.archived.is_(False))
+    .order_by(_lists.c.id)
+)
+
+
+def public_lists() -> list[PublicList]:
+    """Lists offered on the signup form, in a stable order. One statement built once, and plain rows, not objects:
+    the busiest pages read them on every view."""
+    return [PublicList(*row) for row in db.session.connection().execute(PUBLIC_LISTS)]
+
+
+def offered_lists(subscriber: Subscriber) -> list[MailingList | PublicList]:
     """The lists the preference centre offers this person: the public ones, and those they are on now (confirmed or
     pending). A private or archived list they left, or were removed from, is not offered again."""
     offered = {mailing_list.id: mailing_list for mailing_list in public_lists()}
@@ -73,7 +93,7 @@ def offered_lists(subscriber: Subscriber) -> list[MailingList]:
     return [offered[list_id] for list_id in sorted(offered)]
 
 
-def public_lists_by_slug(slugs: list[str], offered: list[MailingList] | None = None) -> list[MailingList]:
+def public_lists_by_slug(slugs: list[str], offered: list[PublicList] | None = None) -> list[PublicList]:
     """The public lists named by slug (among `offered`, if the caller has them); InvalidInput if any is unknown or none
     is given."""
     if not slugs:
@@ -179,7 +199,7 @@ def request_subscription(
 def record_signup_request(
     email: str,
     name: str | None,
-    lists: list[MailingList],
+    lists: list[PublicList],
     method: ConsentMethod,
     wording_version: str,
     locale: str = "en",
@@ -264,9 +284,14 @@ def subscriber_by_public_id(public_id: str, with_subscriptions: bool = False) ->
     return db.session.scalars(query).unique().one_or_none()
 
 
+SUBSCRIBER_ID = sa.select(Subscriber.__table__.c.id).where(
+    Subscriber.__table__.c.public_id == sa.bindparam("public_id")
+)
+
+
 def subscriber_id_by_public_id(public_id: str) -> int | None:
     """The id of the subscriber a token points to, or None if erased (no object is loaded)."""
-    return db.session.scalar(sa.select(Subscriber.id).where(Subscriber.public_id == public_id))
+    return db.session.connection().execute(SUBSCRIBER_ID, {"public_id": public_id}).scalar()
 
 
 def confirmation_is_open(subscriber: Subscriber | None, nonce: str) -> bool:
@@ -382,27 +407,63 @@ def unsubscribe_everywhere(reasons: dict[int, StatusReason]) -> None:
     connection.execute(WITHDRAW_EVERY_CONSENT, {"ids": ids, "now": now})
 
 
+def _leaving(table: sa.Table, ended: sa.ColumnElement, values: dict, returning: tuple) -> dict[bool, sa.Update]:
+    """One subscriber's UPDATE of `table`, built once: [False] for every list, [True] for the lists in `list_ids`."""
+    every = (
+        sa.update(table)
+        .where(table.c.subscriber_id == sa.bindparam("subscriber"), ended)
+        .values(**values)
+        .returning(*returning)
+    )
+    return {False: every, True: every.where(table.c.list_id.in_(sa.bindparam("list_ids", expanding=True)))}
+
+
+_subscriptions, _consents = Subscription.__table__, Consent.__table__
+LEAVE = _leaving(
+    _subscriptions,
+    _subscriptions.c.status != sa.bindparam("unsubscribed", type_=_subscriptions.c.status.type),
+    {
+        "status": sa.bindparam("unsubscribed"),
+        "status_reason": sa.bindparam("reason", type_=_subscriptions.c.status_reason.type),
+        "unsubscribed_at": sa.bindparam("now"),
+        "updated_at": sa.bindparam("now"),
+    },
+    (_subscriptions.c.id, _subscriptions.c.list_id),
+)
+WITHDRAW = _leaving(
+    _consents, _consents.c.withdrawn_at.is_(None), {"withdrawn_at": sa.bindparam("now")}, (_consents.c.id,)
+)
+
+
 def unsubscribe(subscriber_id: int, list_ids: list[int] | None, reason: StatusReason) -> list[int]:
     """End the subscriber's pending or confirmed subscriptions (all lists if list_ids is None); idempotent.
 
     Returns the ids of the lists actually left. Open and given consents for those lists are marked withdrawn. Two
-    UPDATEs, whatever the number of lists; subscriptions already loaded in the session are brought up to date.
+    UPDATEs built once, whatever the number of lists (one-click unsubscribes come by the hundred a second while a
+    campaign goes out); subscriptions and consents already loaded in the session are brought up to date.
     """
     now = utcnow()
-    leave = sa.update(Subscription).where(
-        Subscription.subscriber_id == subscriber_id, Subscription.status != SubscriptionStatus.UNSUBSCRIBED
-    )
-    withdraw = sa.update(Consent).where(Consent.subscriber_id == subscriber_id, Consent.withdrawn_at.is_(None))
+    params = {"subscriber": subscriber_id, "now": now}
     if list_ids is not None:
-        leave = leave.where(Subscription.list_id.in_(list_ids))
-        withdraw = withdraw.where(Consent.list_id.in_(list_ids))
-    left = db.session.scalars(
-        leave.values(status=SubscriptionStatus.UNSUBSCRIBED, status_reason=reason, unsubscribed_at=now)
-        .returning(Subscription.list_id)
-        .execution_options(synchronize_session="fetch")
+        params["list_ids"] = list(list_ids)
+    connection = db.session.connection()
+    left = connection.execute(
+        LEAVE[list_ids is not None], {**params, "unsubscribed": UNSUBSCRIBED, "reason": reason}
     ).all()
-    db.session.execute(withdraw.values(withdrawn_at=now))
-    return sorted(left)
+    withdrawn = connection.execute(WITHDRAW[list_ids is not None], params).scalars().all()
+    values = {"status": UNSUBSCRIBED, "status_reason": reason, "unsubscribed_at": now, "updated_at": now}
+    _keep_in_step(Subscription, [row.id for row in left], values)
+    _keep_in_step(Consent, withdrawn, {"withdrawn_at": now})
+    return sorted(row.list_id for row in left)
+
+
+def _keep_in_step(model: type, ids: list[int], values: dict) -> None:
+    """Give rows of `model` the session holds the values an UPDATE has just stored (as the ORM's own would)."""
+    for row_id in ids:
+        loaded = db.session.identity_map.get(identity_key(model, row_id))
+        if loaded is not None:
+            for name, value in values.items():
+                set_committed_value(loaded, name, value)
 
 
 def update_preferences(

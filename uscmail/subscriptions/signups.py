@@ -13,12 +13,13 @@ from flask_babel import gettext as _
 from ..extensions import db
 from ..i18n import supported
 from ..links import seconds_since_form_started
-from ..models import ConsentMethod, MailingList
+from ..models import ConsentMethod
 from ..queueing import after_commit
 from ..validation import InvalidInput, clean_name, normalise_email
 from . import services, tasks
 from .consent import current_version
 from .forms import SignupForm
+from .services import PublicList
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class CheckedSignup:
 
     email: str
     name: str | None
-    lists: list[MailingList]
+    lists: list[PublicList]
     wording_version: str
     # The language the form was shown in: the subscriber's, and their mails'.
     locale: str = "en"
@@ -38,7 +39,7 @@ def check_signup(
     name: str | None,
     slugs: list[str],
     wording_version: str,
-    offered: list[MailingList] | None = None,
+    offered: list[PublicList] | None = None,
     locale: str = "en",
 ) -> CheckedSignup:
     """The signup as it will be stored, or InvalidInput saying what is wrong; the address is not looked up. The
@@ -66,7 +67,7 @@ def accept_signup(
     slugs: list[str],
     method: ConsentMethod,
     wording_version: str,
-    offered: list[MailingList] | None = None,
+    offered: list[PublicList] | None = None,
     locale: str = "en",
 ) -> None:
     """Validate a signup, store it, commit, then queue the task that applies it and sends its mail.
