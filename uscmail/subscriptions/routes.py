@@ -294,58 +294,71 @@ def email_preferences_link(token: str):
     return render_template("subscriptions/preferences_link_sent.html")
 
 
-def _subscriber_from_preferences_token(token: str) -> Subscriber:
+def _preferences_public_id(token: str) -> str:
     try:
-        public_id = read_preferences_token(token)
+        return read_preferences_token(token)
     except TokenInvalid:
         abort(400)
-    subscriber = services.subscriber_by_public_id(public_id, with_subscriptions=True)
+
+
+def _subscriber_from_preferences_token(token: str) -> Subscriber:
+    subscriber = services.subscriber_by_public_id(_preferences_public_id(token), with_subscriptions=True)
     if subscriber is None:
         abort(410)
     return subscriber
 
 
-@bp.route("/preferences/<token>", methods=["GET", "POST"])
+@bp.get("/preferences/<token>")
 def preferences(token: str):
-    """The preference centre: name and lists."""
+    """The preference centre as opened from a link: read as plain values (services.preference_view)."""
+    view = services.preference_view(_preferences_public_id(token))
+    if view is None:
+        abort(410)
+    form = PreferencesForm()
+    form.lists.choices = view.offered
+    form.name.data, form.locale.data, form.lists.data = view.name or "", view.locale, view.confirmed_list_ids
+    return _preferences_page(form, token, view.email)
+
+
+@bp.post("/preferences/<token>")
+def save_preferences(token: str):
+    """The preference centre saved: name, language of mail and lists."""
     subscriber = _subscriber_from_preferences_token(token)
     form = PreferencesForm()
     form.lists.choices = [(mailing_list.id, mailing_list.name) for mailing_list in services.offered_lists(subscriber)]
-    error, saved, status = None, False, 200
-    if request.method == "POST":
-        if not form.validate_on_submit():
-            # A list value that isn't a list id fails here, in the field's int coercion.
-            incomplete = _("The form was incomplete; please try again.")
-            error, status = _("Please choose lists from the form.") if form.lists.errors else incomplete, 400
-        else:
-            try:
-                name = clean_name(form.name.data)
-                wanted = {int(list_id) for list_id in form.lists.data or []}
-                locale = form_locale(form.locale.data) if form.locale.data else None
-            except (InvalidInput, ValueError) as exc:
-                error, status = str(exc) or _("Please choose lists from the form."), 400
-            else:
-                services.update_preferences(subscriber, name, wanted, locale)
-                db.session.commit()
-                saved = True
-    if request.method == "GET" or saved:
-        form.name.data = subscriber.name or ""
-        form.locale.data = subscriber.locale
-        form.lists.data = [s.list_id for s in subscriber.subscriptions if s.status is SubscriptionStatus.CONFIRMED]
-    return (
-        render_template(
-            "subscriptions/preferences.html",
-            form=form,
-            token=token,
-            subscriber=subscriber,
-            saved=saved,
-            error=error,
-            action_form=ConfirmActionForm(),
-            wording=shown_wording(),
-            languages=LANGUAGES.values(),
-        ),
-        status,
+    if not form.validate_on_submit():
+        # A list value that isn't a list id fails here, in the field's int coercion.
+        incomplete = _("The form was incomplete; please try again.")
+        return _preferences_page(
+            form, token, subscriber.email, _("Please choose lists from the form.") if form.lists.errors else incomplete
+        )
+    try:
+        name = clean_name(form.name.data)
+        wanted = {int(list_id) for list_id in form.lists.data or []}
+        locale = form_locale(form.locale.data) if form.locale.data else None
+    except (InvalidInput, ValueError) as exc:
+        return _preferences_page(form, token, subscriber.email, str(exc) or _("Please choose lists from the form."))
+    services.update_preferences(subscriber, name, wanted, locale)
+    db.session.commit()
+    form.name.data, form.locale.data = subscriber.name or "", subscriber.locale
+    form.lists.data = [s.list_id for s in subscriber.subscriptions if s.status is SubscriptionStatus.CONFIRMED]
+    return _preferences_page(form, token, subscriber.email, saved=True)
+
+
+def _preferences_page(form: PreferencesForm, token: str, email: str, error: str | None = None, saved: bool = False):
+    """The preference centre's page, 400 with an error."""
+    page = render_template(
+        "subscriptions/preferences.html",
+        form=form,
+        token=token,
+        email=email,
+        saved=saved,
+        error=error,
+        action_form=ConfirmActionForm(),
+        wording=shown_wording(),
+        languages=LANGUAGES.values(),
     )
+    return page, 400 if error else 200
 
 
 @bp.post("/preferences/<token>/leave")

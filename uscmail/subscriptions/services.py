@@ -69,7 +69,9 @@ class PublicList(NamedTuple):
     description: str
 
 
-_lists = MailingList.__table__
+# The tables the busiest pages' statements, built once below, read and write.
+_lists, _subscribers = MailingList.__table__, Subscriber.__table__
+_subscriptions, _consents = Subscription.__table__, Consent.__table__
 PUBLIC_LISTS = (
     sa.select(_lists.c.id, _lists.c.slug, _lists.c.name, _lists.c.description)
     .where(_lists.c.public.is_(True), _lists.c.archived.is_(False))
@@ -83,14 +85,63 @@ def public_lists() -> list[PublicList]:
     return [PublicList(*row) for row in db.session.connection().execute(PUBLIC_LISTS)]
 
 
+# The lists the preference centre offers a person: the public ones, and those they are on now (confirmed or pending).
+# A private or archived list they left, or were removed from, is not offered again.
+ON_NOW = (SubscriptionStatus.CONFIRMED, SubscriptionStatus.PENDING)
+
+
 def offered_lists(subscriber: Subscriber) -> list[MailingList | PublicList]:
-    """The lists the preference centre offers this person: the public ones, and those they are on now (confirmed or
-    pending). A private or archived list they left, or were removed from, is not offered again."""
+    """The lists the preference centre offers this person (see ON_NOW), in id order."""
     offered = {mailing_list.id: mailing_list for mailing_list in public_lists()}
     for subscription in subscriber.subscriptions:
-        if subscription.status in (SubscriptionStatus.CONFIRMED, SubscriptionStatus.PENDING):
+        if subscription.status in ON_NOW:
             offered.setdefault(subscription.list_id, subscription.mailing_list)
     return [offered[list_id] for list_id in sorted(offered)]
+
+
+@dataclass(frozen=True)
+class PreferenceView:
+    """What the preference page shows of a person when it is opened: their address, name and language, the lists it
+    offers them (id and name, as offered_lists) and those they are confirmed on."""
+
+    email: str
+    name: str | None
+    locale: str
+    offered: list[tuple[int, str]]
+    confirmed_list_ids: list[int]
+
+
+PREFERENCE_VIEW = (
+    sa.select(
+        _subscribers.c.email,
+        _subscribers.c.name,
+        _subscribers.c.locale,
+        _subscriptions.c.list_id,
+        _subscriptions.c.status,
+        _lists.c.name.label("list_name"),
+    )
+    .select_from(
+        _subscribers.outerjoin(_subscriptions, _subscriptions.c.subscriber_id == _subscribers.c.id).outerjoin(
+            _lists, _lists.c.id == _subscriptions.c.list_id
+        )
+    )
+    .where(_subscribers.c.public_id == sa.bindparam("public_id"))
+)
+
+
+def preference_view(public_id: str) -> PreferenceView | None:
+    """The preference page of the subscriber a token points to, read in one statement as plain values (the page is
+    opened far more often than saved); None if they were erased."""
+    rows = db.session.connection().execute(PREFERENCE_VIEW, {"public_id": public_id}).all()
+    if not rows:
+        return None
+    offered = {mailing_list.id: mailing_list.name for mailing_list in public_lists()}
+    for row in rows:
+        if row.status in ON_NOW:
+            offered.setdefault(row.list_id, row.list_name)
+    confirmed = [row.list_id for row in rows if row.status is SubscriptionStatus.CONFIRMED]
+    person = rows[0]
+    return PreferenceView(person.email, person.name, person.locale, sorted(offered.items()), confirmed)
 
 
 def public_lists_by_slug(slugs: list[str], offered: list[PublicList] | None = None) -> list[PublicList]:
@@ -284,9 +335,7 @@ def subscriber_by_public_id(public_id: str, with_subscriptions: bool = False) ->
     return db.session.scalars(query).unique().one_or_none()
 
 
-SUBSCRIBER_ID = sa.select(Subscriber.__table__.c.id).where(
-    Subscriber.__table__.c.public_id == sa.bindparam("public_id")
-)
+SUBSCRIBER_ID = sa.select(_subscribers.c.id).where(_subscribers.c.public_id == sa.bindparam("public_id"))
 
 
 def subscriber_id_by_public_id(public_id: str) -> int | None:
@@ -418,7 +467,6 @@ def _leaving(table: sa.Table, ended: sa.ColumnElement, values: dict, returning: 
     return {False: every, True: every.where(table.c.list_id.in_(sa.bindparam("list_ids", expanding=True)))}
 
 
-_subscriptions, _consents = Subscription.__table__, Consent.__table__
 LEAVE = _leaving(
     _subscriptions,
     _subscriptions.c.status != sa.bindparam("unsubscribed", type_=_subscriptions.c.status.type),
