@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,37 @@ def test_every_route_that_takes_a_token_is_redacted(app):
     for route in token_routes:
         path = route.replace("<token>", "SECRET-TOKEN-VALUE")
         assert "SECRET-TOKEN-VALUE" not in redact_path(path) and REDACTED in redact_path(path), route
+
+
+def test_the_access_log_atoms_are_gunicorns_own_for_those_kept_and_nothing_else():
+    """RedactingLogger computes its atoms itself (gunicorn's own gather every header and environ entry): the kept
+    ones must read as gunicorn's, the request line and path redacted, and nothing about the client in any."""
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+
+    from uscmail.gunicorn_conf import KEPT_ATOMS, RedactingLogger
+
+    response = SimpleNamespace(status="200 OK", sent=1234, headers=[("Content-Type", "text/html")])
+    request = SimpleNamespace(headers=[("X-Forwarded-For", FORWARDED_FOR), ("User-Agent", USER_AGENT)])
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": f"/unsubscribe/{TOKENS['unsubscribe']}?email=someone@example.org",
+        "PATH_INFO": f"/unsubscribe/{TOKENS['unsubscribe']}",
+        "QUERY_STRING": "email=someone@example.org",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": CLIENT_ADDRESS,
+        "HTTP_X_FORWARDED_FOR": FORWARDED_FOR,
+    }
+    took = timedelta(seconds=1, microseconds=2345)
+    ours = RedactingLogger(Config()).atoms(response, request, environ, took)
+    gunicorns = Logger(Config()).atoms(response, request, environ, took)
+
+    assert set(ours) == {*KEPT_ATOMS, "r", "U", "q"}
+    timeless = [atom for atom in KEPT_ATOMS if atom != "t"]  # the time may tick between the two calls
+    assert {atom: ours[atom] for atom in timeless} == {atom: gunicorns[atom] for atom in timeless}
+    assert ours["r"] == "GET /unsubscribe/<redacted>?<redacted> HTTP/1.1"
+    assert (ours["U"], ours["q"]) == ("/unsubscribe/<redacted>", "<redacted>")
+    for secret in (TOKENS["unsubscribe"], CLIENT_ADDRESS, FORWARDED_FOR, USER_AGENT, "someone"):
+        assert secret not in repr(ours)

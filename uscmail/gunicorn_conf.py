@@ -7,6 +7,8 @@ forwarded address, no referrer or user agent, no header, tokens and query string
 whatever `--access-logformat` asks for. gunicorn's own messages go to stderr, redacted the same way.
 """
 
+import os
+
 from gunicorn.glogging import Logger
 
 from .requestlog import RedactingFilter, redact_path
@@ -26,14 +28,31 @@ class RedactingLogger(Logger):
             self.error_log.addFilter(RedactingFilter())
 
     def atoms(self, resp, req, environ, request_time) -> dict:
-        """The values an access-log format may name, with nothing that identifies the client."""
-        every = super().atoms(resp, req, environ, request_time)
-        atoms = {name: every[name] for name in KEPT_ATOMS}
+        """The values an access-log format may name, with nothing that identifies the client. Computed here as
+        gunicorn computes them, not by its own atoms(), which gathers every header and environ entry of every
+        request only for them to be dropped."""
+        status = resp.status
+        if isinstance(status, str):
+            status = status.split(None, 1)[0]
+        sent = getattr(resp, "sent", None)
+        seconds, microseconds = request_time.seconds, request_time.microseconds
         method, protocol = environ.get("REQUEST_METHOD", "-"), environ.get("SERVER_PROTOCOL", "-")
-        atoms["r"] = f"{method} {redact_path(environ.get('RAW_URI') or environ.get('PATH_INFO', ''))} {protocol}"
-        atoms["U"] = redact_path(environ.get("PATH_INFO", ""))
-        atoms["q"] = "<redacted>" if environ.get("QUERY_STRING") else ""
-        return atoms
+        return {
+            "t": self.now(),
+            "s": status,
+            "m": method,
+            "H": protocol,
+            "b": "-" if sent is None else str(sent),
+            "B": sent,
+            "T": seconds,
+            "D": seconds * 1_000_000 + microseconds,
+            "M": seconds * 1000 + microseconds // 1000,
+            "L": f"{seconds}.{microseconds:06d}",
+            "p": f"<{os.getpid()}>",
+            "r": f"{method} {redact_path(environ.get('RAW_URI') or environ.get('PATH_INFO', ''))} {protocol}",
+            "U": redact_path(environ.get("PATH_INFO", "")),
+            "q": "<redacted>" if environ.get("QUERY_STRING") else "",
+        }
 
 
 logger_class = RedactingLogger
