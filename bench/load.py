@@ -1,11 +1,13 @@
 """Load benchmark (issue #14): signups, one-click unsubscribes and preference-page views at a steady rate while a
 campaign sends, on uscmail as deployed, through the public interface only.
 
-Usage: .venv/bin/python bench/load.py [--subscribers 20000] [--rate 200] [--duration 60] ...   (`make load`)
+Usage: .venv/bin/python bench/load.py [--subscribers 20000] [--rate 200] [--duration 60] [--send-rate 0] ...
+       (`make load`)
 
 1. A fresh PostgreSQL database with N confirmed Newsletter subscribers (bench/campaign.py's Bench), and uscmail as
    deployed (bench/campaign.py's Deployment): gunicorn with README's command line (`-w 4`, sync workers), beat and
-   two Celery workers (`--concurrency 2` each) on a Redis queue of this run only, sending into Postfix's smtp-sink.
+   two Celery workers (`--concurrency 2` each) on a Redis queue of this run only, sending into Postfix's smtp-sink;
+   `--send-rate N` sets SEND_RATE_PER_SECOND, as an operator sets their relay's limit (0, the default: none).
 2. Baseline: a campaign created with POST /api/v1/campaigns and sent with POST .../send; its send rate is
    recipients / (seconds from the send call's answer to GET .../stats saying "sent"), as bench/campaign.py times (a).
 3. Under load: a second campaign to the same list; once it is sending, an open-loop generator issues --rate
@@ -110,6 +112,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=20.0,
         help="seconds of the same load with no campaign first, to measure what it costs (default 20; 0: none)",
     )
+    parser.add_argument(
+        "--send-rate",
+        type=int,
+        default=0,
+        help="SEND_RATE_PER_SECOND for the deployment, as set for a relay's limit (default 0: as fast as it can)",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the process and sink logs and print their path")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -117,8 +125,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         return args
     if args.subscribers < 1 or args.rate <= 0 or args.duration <= 0 or args.threads < 1 or args.workers < 1:
         parser.error("subscribers, rate, duration, threads and workers must be positive")
-    if args.alone_seconds < 0:
-        parser.error("--alone-seconds must be 0 or more")
+    if args.alone_seconds < 0 or args.send_rate < 0:
+        parser.error("--alone-seconds and --send-rate must be 0 or more")
     return args
 
 
@@ -136,6 +144,7 @@ class LoadBench(Bench):
     def env(self, database_url: str, mail_port: int) -> dict[str, str]:
         env = super().env(database_url, mail_port)
         env["TRUSTED_PROXIES"] = "1"
+        env["SEND_RATE_PER_SECOND"] = str(self.args.send_rate)
         return env
 
     def run_links_child(self, env: dict, *args: str) -> dict:
@@ -668,7 +677,8 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(
         "server: gunicorn -c python:uscmail.gunicorn_conf -w 4 (sync workers), TRUSTED_PROXIES=1, beat, two workers "
-        f"(--concurrency {args.workers} each); PostgreSQL + Redis; smtp-sink"
+        f"(--concurrency {args.workers} each); PostgreSQL + Redis; smtp-sink; "
+        + (f"SEND_RATE_PER_SECOND={args.send_rate}" if args.send_rate else "no send-rate limit")
     )
     print(
         f"load: {args.rate:g} req/s for {args.duration:g} s, open loop, {args.threads} threads, latency from the "

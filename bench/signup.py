@@ -67,6 +67,7 @@ with app.app_context():
     stored = sa.select(SignupRequest.id).where(SignupRequest.email.startswith(sys.argv[1], autoescape=True))
     for request_id in db.session.scalars(stored).all():
         services.apply_signup_request(request_id)
+        services.forget_signup_request(request_id)  # as the worker does once the mail is sent (none is, here)
     db.session.commit()
     query = sa.select(Subscriber).where(Subscriber.email.startswith(sys.argv[1], autoescape=True))
     subscribers = db.session.scalars(query).all()
