@@ -21,8 +21,9 @@ def ping_after_idle(engine: Engine, idle_seconds: float = IDLE_SECONDS) -> None:
     """Check each connection `engine` lends if it has been back in the pool for `idle_seconds` or more."""
 
     def returned(dbapi_connection, connection_record) -> None:
-        # The record's info is cleared whenever its connection is closed or replaced: a new one is never checked.
-        if connection_record is not None:
+        # The record's info is cleared whenever its connection is closed or replaced, so a new one is never checked;
+        # one invalidated on its way back (no connection) has nothing to note.
+        if dbapi_connection is not None:
             connection_record.info["returned_at"] = time.monotonic()
 
     def lent(dbapi_connection, connection_record, connection_proxy) -> None:
