@@ -172,6 +172,9 @@ class Config:
     # A form sent back faster than that gets a "confirm you are a person" page; its button works this long, once.
     SIGNUP_CHECK_MAX_AGE = int(os.environ.get("SIGNUP_CHECK_MAX_AGE", str(30 * 60)))
     SIGNUP_RATE_LIMIT = os.environ.get("SIGNUP_RATE_LIMIT", "5 per hour")
+    # Signups are applied, and their confirmation mails sent, by one task for all that arrive within this many
+    # seconds of the first (subscriptions/backlog.py): the mail leaves at most this much later, for much less work.
+    SIGNUP_BATCH_SECONDS = float(os.environ.get("SIGNUP_BATCH_SECONDS", "1"))
     CONFIRMATION_MAILS_PER_ADDRESS = os.environ.get("CONFIRMATION_MAILS_PER_ADDRESS", "3 per day")
     EMAIL_CHECK_DELIVERABILITY = env_bool("EMAIL_CHECK_DELIVERABILITY")
     CORS_ORIGINS = env_list("CORS_ORIGINS")
@@ -324,6 +327,7 @@ class TestConfig(Config):
     MAIL_PORT = int(os.environ.get("MAIL_PORT", "0"))
     DEV_MAIL_VIEWER = False
     SIGNUP_MIN_FILL_SECONDS = float(os.environ.get("SIGNUP_MIN_FILL_SECONDS", "0"))
+    SIGNUP_BATCH_SECONDS = float(os.environ.get("SIGNUP_BATCH_SECONDS", "0.2"))
 
 
 class ProductionConfig(Config):

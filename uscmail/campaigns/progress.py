@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from ..extensions import db
+from ..redisclient import redis_client
 from .models import Campaign, Delivery, DeliveryStatus
 
 PROGRESS_REFRESH_SECONDS = 1.0
@@ -24,7 +25,6 @@ KEEP_SECONDS = 120  # a campaign nobody has looked at for this long starts afres
 Sample = tuple[float, dict[str, int]]  # (wall-clock time, counts by status)
 
 _local: dict[str, list[Sample]] = {}
-_clients: dict[str, redis.Redis] = {}
 
 
 def delivery_counts(campaign_id: int) -> dict[DeliveryStatus, int]:
@@ -43,17 +43,8 @@ def _key(campaign: Campaign) -> str:
     return f"{current_app.config['RATELIMIT_KEY_PREFIX']}:campaign-progress:{campaign.id}:{campaign.public_id}"
 
 
-def _client() -> redis.Redis | None:
-    url = current_app.config["REDIS_URL"]
-    if not url:
-        return None
-    if url not in _clients:
-        _clients[url] = redis.Redis.from_url(url)
-    return _clients[url]
-
-
 def _load(key: str) -> list[Sample]:
-    client = _client()
+    client = redis_client()
     if client is None:
         return _local.get(key, [])
     try:
@@ -64,7 +55,7 @@ def _load(key: str) -> list[Sample]:
 
 
 def _store(key: str, samples: list[Sample]) -> None:
-    client = _client()
+    client = redis_client()
     if client is None:
         if len(_local) > 64:
             _local.clear()

@@ -284,24 +284,48 @@ def apply_signup_request(request_id: int) -> SignupResult | None:
         return None
     if signup.subscriber_id is not None:
         return SignupResult(signup.subscriber_id, list(signup.list_ids), signup.locale)
-    lists = list(db.session.scalars(sa.select(MailingList).where(MailingList.id.in_(signup.list_ids))))
-    result = request_subscription(
-        signup.email,
-        signup.name,
-        lists,
-        signup.method,
-        signup.wording_version,
-        requested_at=signup.created_at,
-        locale=signup.locale,
-    )
-    signup.subscriber_id = result.subscriber_id
-    db.session.flush()
+    [(_, result)] = apply_signup_requests([request_id])
     return result
+
+
+def apply_signup_requests(request_ids: list[int]) -> list[tuple[int, SignupResult]]:
+    """apply_signup_request for a batch of stored signups, in one transaction: their rows locked, and the lists they
+    ask for read, once for the batch. Rows already applied (their mail owed: the sweeper's) or gone are left out;
+    each result is paired with its row's id, oldest first."""
+    signups = db.session.scalars(
+        sa.select(SignupRequest)
+        .where(SignupRequest.id.in_(request_ids), SignupRequest.subscriber_id.is_(None))
+        .order_by(SignupRequest.id)
+        .with_for_update()
+    ).all()
+    wanted = {list_id for signup in signups for list_id in signup.list_ids}
+    lists = {m.id: m for m in db.session.scalars(sa.select(MailingList).where(MailingList.id.in_(wanted)))}
+    applied = []
+    for signup in signups:
+        result = request_subscription(
+            signup.email,
+            signup.name,
+            [lists[list_id] for list_id in signup.list_ids if list_id in lists],
+            signup.method,
+            signup.wording_version,
+            requested_at=signup.created_at,
+            locale=signup.locale,
+        )
+        signup.subscriber_id = result.subscriber_id
+        applied.append((signup.id, result))
+    db.session.flush()
+    return applied
 
 
 def forget_signup_request(request_id: int) -> None:
     """Delete a stored signup once nothing more is owed for it (its mail handed over, or none to send)."""
-    db.session.execute(sa.delete(SignupRequest).where(SignupRequest.id == request_id))
+    forget_signup_requests([request_id])
+
+
+def forget_signup_requests(request_ids: list[int]) -> None:
+    """forget_signup_request for several at once."""
+    if request_ids:
+        db.session.execute(sa.delete(SignupRequest).where(SignupRequest.id.in_(request_ids)))
 
 
 def stale_signup_request_ids(older_than: timedelta) -> list[int]:

@@ -1,4 +1,4 @@
-"""Taking a signup, from the form or the public API: check it, store it as one row, queue the task that applies it.
+"""Taking a signup, from the form or the public API: check it, store it as one row, leave it for a worker to apply.
 
 Nothing here looks the address up: whether it is new, pending, confirmed, unsubscribed or suppressed, a signup does
 the same single INSERT, so neither the answer nor its timing tells who is on a list.
@@ -16,7 +16,7 @@ from ..links import seconds_since_form_started
 from ..models import ConsentMethod
 from ..queueing import after_commit
 from ..validation import InvalidInput, clean_name, normalise_email
-from . import services, tasks
+from . import backlog, services, tasks
 from .consent import current_version
 from .forms import SignupForm
 from .services import PublicList
@@ -53,12 +53,18 @@ def check_signup(
 
 
 def store_signup(signup: CheckedSignup, method: ConsentMethod) -> None:
-    """Store a checked signup, commit, then queue the task that applies it and sends its mail."""
+    """Store a checked signup, commit, then leave it to a worker: in the backlog, whose drain applies the signups
+    of the next SIGNUP_BATCH_SECONDS together (queued by the first of them), or without Redis in a task of its own."""
     request_id = services.record_signup_request(
         signup.email, signup.name, signup.lists, method, signup.wording_version, signup.locale
     )
-    after_commit(tasks.apply_signup, request_id)
+    if not backlog.available():
+        after_commit(tasks.apply_signup, request_id)
+        db.session.commit()
+        return
     db.session.commit()
+    if backlog.push(request_id):
+        tasks.apply_signups.apply_async(countdown=current_app.config["SIGNUP_BATCH_SECONDS"])
 
 
 def accept_signup(
@@ -70,7 +76,7 @@ def accept_signup(
     offered: list[PublicList] | None = None,
     locale: str = "en",
 ) -> None:
-    """Validate a signup, store it, commit, then queue the task that applies it and sends its mail.
+    """Validate a signup, store it, commit, then leave it for a worker to apply and send its mail (store_signup).
 
     The request never looks at the address's state: whether new, pending, confirmed, unsubscribed or suppressed,
     it does the same single INSERT, so neither the answer nor its timing tells who is on a list.

@@ -1,19 +1,21 @@
 """Celery tasks of the supporter journey; thin wrappers that reload rows and call services."""
 
 import logging
+from collections import Counter
 from datetime import timedelta
 from email.message import EmailMessage
 
+import sqlalchemy as sa
 from celery import shared_task
 
 from ..bounces import returnpath
 from ..extensions import db
-from ..mail.smtp import MessageRefused, SenderRefused, send_message
+from ..mail.smtp import MessageNotSentYet, MessageRefused, SenderRefused, send_message
 from ..models import MailingList, Subscriber, SubscriptionStatus
 from ..outages import DatabaseAway, retry_when_database_away
 from ..queueing import after_commit
 from ..suppression import is_suppressed
-from . import mails, services
+from . import backlog, mails, services
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +78,32 @@ def send_signup_mail(subscriber_id: int, list_ids: list[int], locale: str | None
     return outcome
 
 
+def fresh_signup_mail(result: services.SignupResult) -> tuple[EmailMessage, str] | str:
+    """The mail for a signup applied just now, written from what applying it loaded and counted against the
+    per-address limit; or why there is none ("nothing", "limited")."""
+    if result.subscriber_id is None:  # an address on the suppression list: nothing was recorded
+        return "nothing"
+    if not services.claim_signup_mail(result.subscriber_id):
+        log.info("signup mail for subscriber %s withheld: per-address limit", result.subscriber_id)
+        return "limited"
+    pending = [mailing_list for mailing_list in result.lists if mailing_list.id in result.pending_list_ids]
+    confirmed = [mailing_list for mailing_list in result.lists if mailing_list.id not in result.pending_list_ids]
+    return signup_message(result.subscriber, pending, confirmed, result.locale) or "nothing"
+
+
+def hand_to_mail_task(result: services.SignupResult, error: OSError) -> None:
+    """A signup mail the relay could not take now goes to send_signup_mail, which retries it with backoff (queued
+    at the next commit)."""
+    log.info("signup mail for subscriber %s handed to its own task: %s", result.subscriber_id, type(error).__name__)
+    after_commit(send_signup_mail, result.subscriber_id, result.list_ids, result.locale)
+
+
 # The database out of reach: tried again soon (apply_stale_signups would also find it, a minute later).
 @shared_task(autoretry_for=(DatabaseAway,), retry_backoff=2, max_retries=6, soft_time_limit=60, time_limit=90)
 @retry_when_database_away
 def apply_signup(request_id: int) -> str:
-    """Apply a stored signup (pending subscriptions and consent) and send its mail within the per-address limit.
+    """Apply a stored signup (pending subscriptions and consent) and send its mail within the per-address limit:
+    for the sweeper, and where signups do not wait in a backlog (no Redis; see apply_signups).
 
     One task for both: the signup's row stays, marked with its subscriber, from the commit that applies it until the
     relay has taken the mail, so a worker lost in between leaves the mail owed (the task's redelivery or the sweeper
@@ -92,18 +115,9 @@ def apply_signup(request_id: int) -> str:
     if result is None:
         db.session.commit()
         return "nothing to send"
-    if result.subscriber is not None:  # applied just now: the mail is written from what is loaded
-        if not services.claim_signup_mail(result.subscriber_id):
-            services.forget_signup_request(request_id)
-            db.session.commit()
-            log.info("signup mail for subscriber %s withheld: per-address limit", result.subscriber_id)
-            return "limited"
-        pending = [mailing_list for mailing_list in result.lists if mailing_list.id in result.pending_list_ids]
-        confirmed = [mailing_list for mailing_list in result.lists if mailing_list.id not in result.pending_list_ids]
-        found = signup_message(result.subscriber, pending, confirmed, result.locale) or "nothing"
+    if result.subscriber is not None or result.subscriber_id is None:  # applied just now
+        found = fresh_signup_mail(result)
         db.session.commit()
-    elif result.subscriber_id is None:  # an address on the suppression list: nothing was recorded
-        found = "nothing"
     else:  # applied before, by a worker lost before the mail went
         found = stored_signup_message(result.subscriber_id, result.list_ids, result.locale)
     if isinstance(found, str):
@@ -114,9 +128,8 @@ def apply_signup(request_id: int) -> str:
     try:
         send_message(message, returnpath.for_subscriber(result.subscriber_id))
     except OSError as exc:
-        log.info("signup mail for subscriber %s handed to its own task: %s", result.subscriber_id, type(exc).__name__)
         db.session.rollback()
-        after_commit(send_signup_mail, result.subscriber_id, result.list_ids, result.locale)
+        hand_to_mail_task(result, exc)
         services.forget_signup_request(request_id)
         db.session.commit()
         return "queued"
@@ -129,6 +142,65 @@ def apply_signup(request_id: int) -> str:
     db.session.commit()
     log.info("signup mail (%s) sent to subscriber %s", outcome, result.subscriber_id)
     return outcome
+
+
+# The most signups one drain applies: one transaction and one relay connection serve them all.
+SIGNUP_BATCH = 200
+
+
+@shared_task(autoretry_for=(DatabaseAway,), retry_backoff=2, max_retries=6, soft_time_limit=120, time_limit=150)
+@retry_when_database_away
+def apply_signups() -> dict[str, int]:
+    """Apply the signups waiting in the backlog (subscriptions.backlog) and send their mail: apply_signup's work for
+    a batch, each signup's row kept, marked, until the relay has its mail, as there.
+
+    The batch is applied and its mail written in one transaction, committed before any mail goes. Then the mail
+    goes over one connection: one the relay cannot take now goes to send_signup_mail to be retried, and once the
+    relay is out of reach, the rest follow it untried; one refused for good ends its signup. Two signups of one new
+    address applied by two drains at once: the later drain's batch fails as a whole (the address is taken) and its
+    signups are applied one by one instead.
+    """
+    request_ids = backlog.take(SIGNUP_BATCH)
+    if len(request_ids) == SIGNUP_BATCH and backlog.schedule_again():
+        apply_signups.delay()  # more are waiting: the next batch need not wait for this one
+    try:
+        applied = services.apply_signup_requests(request_ids)
+        found = [(request_id, result, fresh_signup_mail(result)) for request_id, result in applied]
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        db.session.rollback()
+        log.info("a batch of %d signups is applied one by one: an address in it was taken meanwhile", len(request_ids))
+        return dict(apply_one_by_one(request_ids))
+    outcomes = Counter(outcome for _, _, outcome in found if isinstance(outcome, str))
+    relay_away = None
+    for _, result, mail in found:
+        if isinstance(mail, str):
+            continue
+        message, outcome = mail
+        if relay_away is not None:
+            hand_to_mail_task(result, relay_away)
+            outcomes["queued"] += 1
+            continue
+        try:
+            send_message(message, returnpath.for_subscriber(result.subscriber_id))
+        except MessageNotSentYet as exc:  # this message, this time: the next may go
+            hand_to_mail_task(result, exc)
+            outcomes["queued"] += 1
+            continue
+        except OSError as exc:  # the connection: the rest would wait on it too
+            relay_away = exc
+            hand_to_mail_task(result, exc)
+            outcomes["queued"] += 1
+            continue
+        except (MessageRefused, SenderRefused) as exc:
+            log.warning("signup mail for subscriber %s refused for good: %s", result.subscriber_id, exc)
+            outcomes["refused"] += 1
+            continue
+        outcomes[outcome] += 1
+    services.forget_signup_requests([request_id for request_id, _, _ in found])
+    db.session.commit()
+    log.info("signups applied: %s", dict(outcomes))
+    return dict(outcomes)
 
 
 @shared_task(**SMTP_RETRY, soft_time_limit=60, time_limit=90)
@@ -159,14 +231,19 @@ def send_preferences_link(subscriber_ref: int | str) -> str:
 def apply_stale_signups() -> int:
     """Beat task: apply signups whose task was lost (a broker restart, say), and send the mail of those whose worker
     was lost after applying them; each is applied once."""
-    applied = 0
-    for request_id in services.stale_signup_request_ids(timedelta(minutes=1)):
+    return sum(apply_one_by_one(services.stale_signup_request_ids(timedelta(minutes=1))).values())
+
+
+def apply_one_by_one(request_ids: list[int]) -> Counter:
+    """apply_signup for each signup, here, each in its own transaction; their outcomes counted."""
+    outcomes = Counter()
+    for request_id in request_ids:
         try:
-            apply_signup(request_id)
+            outcomes[apply_signup(request_id)] += 1
         except (MessageRefused, SenderRefused):  # refused for good (apply_signup ended that signup); the rest go on
             log.warning("signup %s: the relay refused its mail for good", request_id)
-        applied += 1
-    return applied
+            outcomes["refused"] += 1
+    return outcomes
 
 
 @shared_task(**SMTP_RETRY, soft_time_limit=60, time_limit=90)

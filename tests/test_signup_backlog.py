@@ -1,0 +1,142 @@
+"""Signups wait in a Redis backlog so that one task applies all that arrive together (subscriptions/backlog.py).
+
+The backlog needs Redis, which the PostgreSQL runs have; without it (the SQLite runs) every signup gets a task of its
+own, which the rest of the signup tests exercise there.
+"""
+
+import threading
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from tests.bounce_support import free_port
+from tests.conftest import REDIS_URL, recorded_statements, wait_for_signups
+from uscmail.mail.smtp import drop_connection
+from uscmail.models import ConsentMethod, SignupRequest, Subscriber, SubscriptionStatus
+from uscmail.subscriptions import backlog, services, tasks
+from uscmail.subscriptions.consent import CURRENT_VERSION
+
+pytestmark = pytest.mark.skipif(not REDIS_URL, reason="the backlog is kept in Redis; these runs have none")
+
+
+@pytest.fixture
+def empty_backlog(app):
+    """No ids left waiting by an earlier test, and none left behind by this one."""
+    with app.app_context():
+        backlog.take(100_000)
+    yield
+    with app.app_context():
+        backlog.take(100_000)
+    drop_connection()  # the mail this test's drains sent from this process went over its own connection
+
+
+def stored(emails: list[str]) -> list[int]:
+    lists = services.public_lists_by_slug(["newsletter"])
+    return [
+        services.record_signup_request(email, None, lists, ConsentMethod.FORM, CURRENT_VERSION) for email in emails
+    ]
+
+
+def test_the_first_signup_schedules_a_drain_and_each_waiting_id_is_taken_once(app, db, empty_backlog):
+    assert [backlog.push(request_id) for request_id in (11, 12, 13, 14, 15)] == [True, False, False, False, False]
+    assert backlog.take(3) == [11, 12, 13]
+    # Taking clears the mark: a signup stored from now on schedules a drain of its own.
+    assert backlog.push(16) is True
+    assert backlog.take(10) == [14, 15, 16]
+    assert backlog.take(10) == []
+    assert backlog.schedule_again() is True and backlog.schedule_again() is False
+
+
+def test_one_drain_applies_the_waiting_signups_in_one_transaction_and_sends_each_its_mail(
+    app, db, smtp_sink, empty_backlog
+):
+    emails = [f"together{number}@example.org" for number in range(5)]
+    request_ids = stored(emails)
+    db.session.commit()
+    for request_id in request_ids:
+        backlog.push(request_id)
+    with recorded_statements(db.engine) as seen:
+        assert tasks.apply_signups.run() == {"confirmation": 5}
+    for email in emails:
+        [mail] = smtp_sink.wait_for(email)
+        assert "/confirm/" in mail.text()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(SignupRequest)) == 0
+    subscribers = db.session.scalars(sa.select(Subscriber).where(Subscriber.email.in_(emails))).all()
+    assert len(subscribers) == 5
+    pending = [SubscriptionStatus.PENDING]
+    assert all([s.status for s in subscriber.subscriptions] == pending for subscriber in subscribers)
+    assert all(subscriber.signup_mail_count == 1 for subscriber in subscribers)
+    # Per batch, not per signup: the rows locked, the lists read, the rows deleted.
+    assert sum(statement.startswith("SELECT") and "FROM signup_requests" in statement for statement in seen) == 1
+    assert sum("FROM mailing_lists" in statement for statement in seen) == 1
+    assert sum(statement.startswith("DELETE FROM signup_requests") for statement in seen) == 1
+    assert backlog.push(request_ids[-1] + 1000) is True  # the drain left no mark behind
+
+
+def test_a_drain_leaves_signups_another_worker_applied_to_it_and_gets_none_twice(app, db, smtp_sink, empty_backlog):
+    [owed, fresh] = stored(["owed-elsewhere@example.org", "fresh@example.org"])
+    db.session.commit()
+    services.apply_signup_request(owed)  # applied by a worker that was lost before its mail went: the sweeper's
+    db.session.commit()
+    backlog.push(owed)
+    backlog.push(fresh)
+    assert tasks.apply_signups.run() == {"confirmation": 1}
+    smtp_sink.wait_for("fresh@example.org")
+    assert not smtp_sink.to("owed-elsewhere@example.org")
+    assert db.session.scalars(sa.select(SignupRequest.id)).all() == [owed]
+
+
+def test_with_the_relay_out_of_reach_the_drain_hands_every_mail_to_its_retried_task(
+    app, db, worker, smtp_sink, empty_backlog
+):
+    """Applied and committed all the same; the first failed connection sends the rest to send_signup_mail untried,
+    and the worker's retries deliver them once the relay answers (here: the worker's relay is the sink)."""
+    emails = [f"relay-away{number}@example.org" for number in range(3)]
+    for request_id in stored(emails):
+        backlog.push(request_id)
+    db.session.commit()
+    drop_connection()
+    port = app.config["MAIL_PORT"]
+    app.config["MAIL_PORT"] = free_port()  # nothing listens there
+    try:
+        assert tasks.apply_signups.run() == {"queued": 3}
+    finally:
+        app.config["MAIL_PORT"] = port
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(SignupRequest)) == 0
+    for email in emails:
+        [mail] = smtp_sink.wait_for(email)
+        assert "/confirm/" in mail.text()
+
+
+def test_a_batch_whose_new_address_was_taken_meanwhile_is_applied_one_by_one(app, db, smtp_sink, empty_backlog):
+    """Two signups of one new address applied by two drains at once: the later drain's INSERT waits for the first's
+    commit and fails; its batch is rolled back and applied one by one, finding the address taken."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: no two drains apply signups at once")
+    request_ids = stored(["race@example.org", "bystander@example.org"])
+    db.session.commit()
+    for request_id in request_ids:
+        backlog.push(request_id)
+    other = Session(db.engine)  # the other drain, in the middle of its transaction
+    other.add(Subscriber(email="race@example.org", confirm_nonce="other-drain-nonce"))
+    other.flush()
+    outcome = {}
+
+    def drain():
+        with app.app_context():
+            outcome.update(tasks.apply_signups.run())
+
+    thread = threading.Thread(target=drain)
+    thread.start()
+    thread.join(1.0)
+    assert thread.is_alive()  # waiting on the other transaction's new address
+    other.commit()
+    other.close()
+    thread.join(30)
+    assert outcome == {"confirmation": 2}
+    smtp_sink.wait_for("race@example.org")
+    smtp_sink.wait_for("bystander@example.org")
+    wait_for_signups(db)
+    race = db.session.scalars(sa.select(Subscriber).where(Subscriber.email == "race@example.org")).all()
+    assert len(race) == 1 and [s.status for s in race[0].subscriptions] == [SubscriptionStatus.PENDING]
