@@ -33,9 +33,7 @@ def empty_backlog(app):
 
 def stored(emails: list[str]) -> list[int]:
     lists = services.public_lists_by_slug(["newsletter"])
-    return [
-        services.record_signup_request(email, None, lists, ConsentMethod.FORM, CURRENT_VERSION) for email in emails
-    ]
+    return [services.record_signup_request(email, None, lists, ConsentMethod.FORM, CURRENT_VERSION) for email in emails]
 
 
 def test_the_first_signup_schedules_a_drain_and_each_waiting_id_is_taken_once(app, db, empty_backlog):
