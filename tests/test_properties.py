@@ -20,6 +20,7 @@ from uscmail.campaigns.builder import Recipient
 from uscmail.campaigns.models import BodyFormat
 from uscmail.imports.reader import ImportFileError, read_records
 from uscmail.mail import headers
+from uscmail.mail.messages import build_message
 from uscmail.validation import InvalidInput
 
 BOUNDED = settings(
@@ -198,3 +199,35 @@ def test_campaign_mail_has_the_same_headers_whatever_the_subject_and_name(db, su
     assert len(message.keys()) == len(EXPECTED_HEADERS)
     assert message.defects == []
     assert message["Subject"] == " ".join(subject.split()) or not subject.strip()
+
+
+SIGNUP_MAIL_HEADERS = {
+    "Subject", "From", "To", "Date", "Message-ID", "Auto-Submitted", "Feedback-ID", "MIME-Version", "Content-Type",
+    "Content-Language",
+}  # fmt: skip
+
+
+@settings(BOUNDED, max_examples=150)
+@given(subject=hostile_text, name=hostile_text)
+def test_signup_mail_has_the_same_headers_whatever_the_subject_and_name(app, subject, name):
+    """Confirmation, welcome and preference-link mail (mail.messages.build_message, its header lines written by
+    hand for plain addresses): no subject or name adds a header or a defect, and each reads back as written."""
+    with app.test_request_context():
+        message = build_message(
+            template="confirm",
+            to_email="person@example.org",
+            to_name=name,
+            subject=subject,
+            confirm_url="https://lists.uscuk.test/confirm/token",
+            lists=[],
+        )
+    parsed = BytesParser(policy=policy.default).parsebytes(message.as_bytes(policy=policy.SMTP))
+    assert set(parsed.keys()) == SIGNUP_MAIL_HEADERS
+    assert len(parsed.keys()) == len(SIGNUP_MAIL_HEADERS)
+    assert parsed.defects == []
+    assert parsed["Subject"] == headers.single_line(subject)
+    [to] = parsed["To"].addresses
+    assert to.addr_spec == "person@example.org"
+    # Adjacent encoded words are read back with a space between them; the characters are the name's.
+    assert "".join(to.display_name.split()) == "".join(headers.single_line(name).split())
+    assert "/confirm/token" in parsed.get_body(("plain",)).get_content()
