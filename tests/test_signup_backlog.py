@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from tests.bounce_support import free_port
 from tests.conftest import REDIS_URL, recorded_statements, wait_for_signups
+from tests.signup_support import put_in_state
 from uscmail.mail.smtp import drop_connection
-from uscmail.models import ConsentMethod, SignupRequest, Subscriber, SubscriptionStatus
+from uscmail.models import Consent, ConsentMethod, SignupRequest, Subscriber, SubscriptionStatus
 from uscmail.subscriptions import backlog, services, tasks
 from uscmail.subscriptions.consent import CURRENT_VERSION
 
@@ -138,3 +139,45 @@ def test_a_batch_whose_new_address_was_taken_meanwhile_is_applied_one_by_one(app
     wait_for_signups(db)
     race = db.session.scalars(sa.select(Subscriber).where(Subscriber.email == "race@example.org")).all()
     assert len(race) == 1 and [s.status for s in race[0].subscriptions] == [SubscriptionStatus.PENDING]
+
+
+def drained_statements(db, emails: list[str]) -> list[str]:
+    """The SQL one drain runs for signups of these addresses, stored and waiting together."""
+    for request_id in stored(emails):
+        backlog.push(request_id)
+    db.session.commit()
+    with recorded_statements(db.engine) as seen:
+        tasks.apply_signups.run()
+    return seen
+
+
+def test_a_drain_runs_as_many_statements_for_twenty_signups_as_for_two(app, db, smtp_sink, empty_backlog):
+    two = drained_statements(db, [f"two{number}@example.org" for number in range(2)])
+    twenty = drained_statements(db, [f"twenty{number}@example.org" for number in range(20)])
+    assert len(twenty) == len(two) <= 12, "\n".join(s[:90] for s in twenty)
+    smtp_sink.wait_for("twenty19@example.org")
+
+
+def test_one_batch_treats_each_address_as_signups_one_after_another_would(app, db, smtp_sink, empty_backlog):
+    """A confirmed subscriber hears they are subscribed, a suppressed address gets nothing and no row, and two
+    signups of one new address make one subscriber with one pending subscription and two mails counted."""
+    put_in_state(db, "kept@example.org", "confirmed", name="Kept")
+    put_in_state(db, "erased@example.org", "suppressed")
+    db.session.commit()
+    drained_statements(db, ["twice@example.org", "kept@example.org", "erased@example.org", "twice@example.org"])
+    [notice] = smtp_sink.wait_for("kept@example.org")
+    assert notice.message["Subject"] == "You are already subscribed to USC-UK"
+    assert [mail.message["Subject"] for mail in smtp_sink.wait_for("twice@example.org", count=2)] == [
+        "Please confirm your subscription to USC-UK"
+    ] * 2
+    twice = db.session.scalars(sa.select(Subscriber).where(Subscriber.email == "twice@example.org")).one()
+    assert [s.status for s in twice.subscriptions] == [SubscriptionStatus.PENDING]
+    assert twice.signup_mail_count == 2
+    consents = db.session.scalar(
+        sa.select(sa.func.count()).select_from(Consent).where(Consent.subscriber_id == twice.id)
+    )
+    assert consents == 1
+    smtp_sink.settle()
+    assert smtp_sink.to("erased@example.org") == []
+    assert db.session.scalar(sa.select(Subscriber).where(Subscriber.email == "erased@example.org")) is None
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(SignupRequest)) == 0

@@ -23,7 +23,14 @@ def address_hmac(email: str) -> str:
 
 def suppression_reason(email: str) -> SuppressionReason | None:
     """Why a normalised address is on the suppression list, or None if it is not."""
-    return db.session.scalar(sa.select(Suppression.reason).where(Suppression.address_hmac == address_hmac(email)))
+    return suppression_reasons([email]).get(email)
+
+
+def suppression_reasons(emails: list[str]) -> dict[str, SuppressionReason]:
+    """Why each of these normalised addresses is on the suppression list, for those that are (one query)."""
+    by_hmac = {address_hmac(email): email for email in emails}
+    query = sa.select(Suppression.address_hmac, Suppression.reason).where(Suppression.address_hmac.in_(by_hmac))
+    return {by_hmac[digest]: reason for digest, reason in db.session.execute(query)}
 
 
 def is_suppressed(email: str) -> bool:

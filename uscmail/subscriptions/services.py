@@ -13,7 +13,7 @@ import limits
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
@@ -21,6 +21,7 @@ from ..extensions import db
 from ..models import (
     Consent,
     ConsentMethod,
+    ConsentWording,
     MailingList,
     SignupRequest,
     StatusReason,
@@ -31,7 +32,7 @@ from ..models import (
     SuppressionReason,
     utcnow,
 )
-from ..suppression import address_hmac, suppress, suppression_reason
+from ..suppression import address_hmac, suppress, suppression_reasons
 from ..validation import InvalidInput
 from .consent import current_wording, wording
 
@@ -42,22 +43,28 @@ def claim_signup_mail(subscriber_id: int) -> bool:
     One atomic UPDATE of the subscriber's window and count, so every web and worker process, on SQLite or PostgreSQL,
     shares the same counter. False once the limit is reached: that mail is not sent. The caller commits.
     """
+    return subscriber_id in claim_signup_mails([subscriber_id])
+
+
+def claim_signup_mails(subscriber_ids: list[int]) -> set[int]:
+    """claim_signup_mail for one mail to each of several different subscribers, in one UPDATE: those allowed."""
     rate = limits.parse(current_app.config["CONFIRMATION_MAILS_PER_ADDRESS"])
     now = utcnow()
     window_over = sa.or_(
         Subscriber.signup_mail_window_start.is_(None),
         Subscriber.signup_mail_window_start <= now - timedelta(seconds=rate.get_expiry()),
     )
-    result = db.session.execute(
+    claimed = db.session.scalars(
         sa.update(Subscriber)
-        .where(Subscriber.id == subscriber_id, sa.or_(window_over, Subscriber.signup_mail_count < rate.amount))
+        .where(Subscriber.id.in_(subscriber_ids), sa.or_(window_over, Subscriber.signup_mail_count < rate.amount))
         .values(
             signup_mail_count=sa.case((window_over, 1), else_=Subscriber.signup_mail_count + 1),
             signup_mail_window_start=sa.case((window_over, now), else_=Subscriber.signup_mail_window_start),
         )
+        .returning(Subscriber.id)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return set(claimed)
 
 
 class PublicList(NamedTuple):
@@ -173,6 +180,19 @@ class SignupResult:
     pending_list_ids: list[int] | None = None
 
 
+@dataclass(frozen=True)
+class Asked:
+    """One signup as request_subscriptions takes it."""
+
+    email: str
+    name: str | None
+    lists: list[MailingList]
+    method: ConsentMethod
+    wording_version: str
+    requested_at: datetime | None = None
+    locale: str = "en"
+
+
 def request_subscription(
     email: str,
     name: str | None,
@@ -188,63 +208,102 @@ def request_subscription(
     unconfirmed request; the change happens on confirmation. A new subscriber gets the signup's language. Suppressed
     addresses are not recorded at all.
     """
+    [result] = request_subscriptions([Asked(email, name, lists, method, wording_version, requested_at, locale)])
+    return result
+
+
+def request_subscriptions(signups: list[Asked]) -> list[SignupResult]:
+    """request_subscription for several signups, in the order given, in a few statements whatever their number:
+    the addresses' suppressions, subscribers (with their subscriptions) and open opt-ins read in one query each,
+    then the new rows written in one flush. Two signups of one address act as one after the other."""
+    if not signups:
+        return []
+    reasons = suppression_reasons([signup.email for signup in signups])
     # A person whose old, unsubscribed record was purged may come back by confirming again; no one else may.
-    if suppression_reason(email) not in (None, SuppressionReason.UNSUBSCRIBED):
-        return SignupResult(None, [], locale)
-    shown = wording(wording_version)
-    subscriber = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == email))
-    if subscriber is None:
-        # Someone new has no subscriptions or consents to look up.
-        subscriber = Subscriber(email=email, name=name, locale=locale, confirm_nonce=secrets.token_urlsafe(16))
-        subscriber.subscriptions = []
-        db.session.add(subscriber)
-        db.session.flush()
-        open_consents = set()
-    else:
-        open_consents = set(
-            db.session.scalars(
-                sa.select(Consent.list_id).where(
-                    Consent.subscriber_id == subscriber.id,
-                    Consent.confirmed_at.is_(None),
-                    Consent.withdrawn_at.is_(None),
-                    Consent.wording_version == shown.version,
-                    Consent.created_at > utcnow() - _confirm_window(),
-                )
-            )
+    welcome = (None, SuppressionReason.UNSUBSCRIBED)
+    allowed = {signup.email for signup in signups if reasons.get(signup.email) in welcome}
+    known = {}
+    if allowed:
+        query = (
+            sa.select(Subscriber).where(Subscriber.email.in_(allowed)).options(selectinload(Subscriber.subscriptions))
         )
+        known = {subscriber.email: subscriber for subscriber in db.session.scalars(query)}
+    # (address, list, wording version) of each unconfirmed, unwithdrawn, unexpired opt-in; someone new has none.
+    open_consents = set()
+    if known:
+        emails = {subscriber.id: subscriber.email for subscriber in known.values()}
+        query = sa.select(Consent.subscriber_id, Consent.list_id, Consent.wording_version).where(
+            Consent.subscriber_id.in_(emails),
+            Consent.confirmed_at.is_(None),
+            Consent.withdrawn_at.is_(None),
+            Consent.created_at > utcnow() - _confirm_window(),
+        )
+        rows = db.session.execute(query)
+        open_consents = {(emails[row.subscriber_id], row.list_id, row.wording_version) for row in rows}
+    # Held here: the session keeps only weak references, so each lookup would read the row again.
+    wordings = {version: wording(version) for version in {signup.wording_version for signup in signups}}
+    results = []
+    with db.session.no_autoflush:
+        for signup in signups:
+            if signup.email not in allowed:
+                results.append(None)
+                continue
+            subscriber = known.get(signup.email)
+            if subscriber is None:
+                subscriber = Subscriber(
+                    email=signup.email,
+                    name=signup.name,
+                    locale=signup.locale,
+                    confirm_nonce=secrets.token_urlsafe(16),
+                    subscriptions=[],
+                )
+                db.session.add(subscriber)
+                known[signup.email] = subscriber
+            shown = wordings[signup.wording_version]
+            results.append((subscriber, _request_lists(subscriber, signup, shown, open_consents)))
+    db.session.flush()
+    return [
+        SignupResult(None, [], signup.locale)
+        if found is None
+        else SignupResult(found[0].id, [m.id for m in signup.lists], signup.locale, found[0], signup.lists, found[1])
+        for signup, found in zip(signups, results, strict=True)
+    ]
+
+
+def _request_lists(
+    subscriber: Subscriber, signup: Asked, shown: ConsentWording, open_consents: set[tuple[str, int, str]]
+) -> list[int]:
+    """Add the pending subscriptions and opt-ins one signup asks for to its subscriber (new or known), with the
+    wording it was shown; the lists it asked for that are not confirmed."""
     existing = {s.list_id: s for s in subscriber.subscriptions}
-    requested_at = requested_at or utcnow()
-    reason = StatusReason.SIGNUP_API if method is ConsentMethod.API else StatusReason.SIGNUP_FORM
+    reason = StatusReason.SIGNUP_API if signup.method is ConsentMethod.API else StatusReason.SIGNUP_FORM
     pending = []
-    for mailing_list in lists:
+    for mailing_list in signup.lists:
         subscription = existing.get(mailing_list.id)
         if subscription is not None and subscription.status is SubscriptionStatus.CONFIRMED:
             continue
         pending.append(mailing_list.id)
         if subscription is None:
-            db.session.add(
-                Subscription(
-                    subscriber=subscriber,
-                    list_id=mailing_list.id,
-                    status=SubscriptionStatus.PENDING,
-                    status_reason=reason,
-                )
+            subscription = Subscription(
+                list_id=mailing_list.id, status=SubscriptionStatus.PENDING, status_reason=reason
             )
-        if mailing_list.id not in open_consents:
-            db.session.add(
+            subscriber.subscriptions.append(subscription)
+            existing[mailing_list.id] = subscription
+        key = (subscriber.email, mailing_list.id, shown.version)
+        if key not in open_consents:
+            open_consents.add(key)
+            subscriber.consents.add(
                 Consent(
-                    subscriber_id=subscriber.id,
                     list_id=mailing_list.id,
-                    method=method,
+                    method=signup.method,
                     wording_version=shown.version,
                     wording_sha256=shown.sha256,
-                    created_at=requested_at,
+                    created_at=signup.requested_at or utcnow(),
                 )
             )
     if subscriber.confirm_nonce is None:
         subscriber.confirm_nonce = secrets.token_urlsafe(16)
-    db.session.flush()
-    return SignupResult(subscriber.id, [mailing_list.id for mailing_list in lists], locale, subscriber, lists, pending)
+    return pending
 
 
 RECORD_SIGNUP = sa.insert(SignupRequest.__table__).returning(SignupRequest.__table__.c.id)
@@ -298,23 +357,28 @@ def apply_signup_requests(request_ids: list[int]) -> list[tuple[int, SignupResul
         .order_by(SignupRequest.id)
         .with_for_update()
     ).all()
+    if not signups:
+        return []
     wanted = {list_id for signup in signups for list_id in signup.list_ids}
     lists = {m.id: m for m in db.session.scalars(sa.select(MailingList).where(MailingList.id.in_(wanted)))}
-    applied = []
-    for signup in signups:
-        result = request_subscription(
-            signup.email,
-            signup.name,
-            [lists[list_id] for list_id in signup.list_ids if list_id in lists],
-            signup.method,
-            signup.wording_version,
-            requested_at=signup.created_at,
-            locale=signup.locale,
-        )
+    results = request_subscriptions(
+        [
+            Asked(
+                signup.email,
+                signup.name,
+                [lists[list_id] for list_id in signup.list_ids if list_id in lists],
+                signup.method,
+                signup.wording_version,
+                requested_at=signup.created_at,
+                locale=signup.locale,
+            )
+            for signup in signups
+        ]
+    )
+    for signup, result in zip(signups, results, strict=True):
         signup.subscriber_id = result.subscriber_id
-        applied.append((signup.id, result))
     db.session.flush()
-    return applied
+    return [(signup.id, result) for signup, result in zip(signups, results, strict=True)]
 
 
 def forget_signup_request(request_id: int) -> None:

@@ -78,12 +78,31 @@ def send_signup_mail(subscriber_id: int, list_ids: list[int], locale: str | None
     return outcome
 
 
-def fresh_signup_mail(result: services.SignupResult) -> tuple[EmailMessage, str] | str:
-    """The mail for a signup applied just now, written from what applying it loaded and counted against the
-    per-address limit; or why there is none ("nothing", "limited")."""
+def claim_signup_mails(results: list[services.SignupResult]) -> list[bool]:
+    """Whether each signup applied just now may have its mail under the per-address limit, counted in one UPDATE
+    for the first signup of each address (a second of one address, rare, is counted after it)."""
+    first = {}
+    for result in results:
+        if result.subscriber_id is not None:
+            first.setdefault(result.subscriber_id, result)
+    allowed = services.claim_signup_mails(list(first)) if first else set()
+    return [
+        result.subscriber_id is not None
+        and (
+            result.subscriber_id in allowed
+            if first[result.subscriber_id] is result
+            else services.claim_signup_mail(result.subscriber_id)
+        )
+        for result in results
+    ]
+
+
+def fresh_signup_mail(result: services.SignupResult, allowed: bool) -> tuple[EmailMessage, str] | str:
+    """The mail for a signup applied just now, written from what applying it loaded, if the per-address limit
+    `allowed` it (claim_signup_mails); or why there is none ("nothing", "limited")."""
     if result.subscriber_id is None:  # an address on the suppression list: nothing was recorded
         return "nothing"
-    if not services.claim_signup_mail(result.subscriber_id):
+    if not allowed:
         log.info("signup mail for subscriber %s withheld: per-address limit", result.subscriber_id)
         return "limited"
     pending = [mailing_list for mailing_list in result.lists if mailing_list.id in result.pending_list_ids]
@@ -116,7 +135,7 @@ def apply_signup(request_id: int) -> str:
         db.session.commit()
         return "nothing to send"
     if result.subscriber is not None or result.subscriber_id is None:  # applied just now
-        found = fresh_signup_mail(result)
+        found = fresh_signup_mail(result, *claim_signup_mails([result]))
         db.session.commit()
     else:  # applied before, by a worker lost before the mail went
         found = stored_signup_message(result.subscriber_id, result.list_ids, result.locale)
@@ -165,7 +184,11 @@ def apply_signups() -> dict[str, int]:
         apply_signups.delay()  # more are waiting: the next batch need not wait for this one
     try:
         applied = services.apply_signup_requests(request_ids)
-        found = [(request_id, result, fresh_signup_mail(result)) for request_id, result in applied]
+        allowed = claim_signup_mails([result for _, result in applied])
+        found = [
+            (request_id, result, fresh_signup_mail(result, permitted))
+            for (request_id, result), permitted in zip(applied, allowed, strict=True)
+        ]
         db.session.commit()
     except sa.exc.IntegrityError:
         db.session.rollback()
