@@ -165,6 +165,9 @@ def apply_signup(request_id: int) -> str:
 
 # The most signups one drain applies: one transaction and one relay connection serve them all.
 SIGNUP_BATCH = 200
+# A drain forgets the signups whose mail has gone this many at a time: a worker lost while it sends leaves at most
+# this many mails that went but are still owed (the sweeper sends them again), for one DELETE and commit each time.
+FORGET_EVERY = 10
 
 
 @shared_task(autoretry_for=(DatabaseAway,), retry_backoff=2, max_retries=6, soft_time_limit=120, time_limit=150)
@@ -194,33 +197,36 @@ def apply_signups() -> dict[str, int]:
         db.session.rollback()
         log.info("a batch of %d signups is applied one by one: an address in it was taken meanwhile", len(request_ids))
         return dict(apply_one_by_one(request_ids))
-    outcomes = Counter(outcome for _, _, outcome in found if isinstance(outcome, str))
+    outcomes = Counter(mail for _, _, mail in found if isinstance(mail, str))
+    done = [request_id for request_id, _, mail in found if isinstance(mail, str)]
     relay_away = None
-    for _, result, mail in found:
+    for request_id, result, mail in found:
         if isinstance(mail, str):
             continue
         message, outcome = mail
         if relay_away is not None:
             hand_to_mail_task(result, relay_away)
-            outcomes["queued"] += 1
-            continue
-        try:
-            send_message(message, returnpath.for_subscriber(result.subscriber_id))
-        except MessageNotSentYet as exc:  # this message, this time: the next may go
-            hand_to_mail_task(result, exc)
-            outcomes["queued"] += 1
-            continue
-        except OSError as exc:  # the connection: the rest would wait on it too
-            relay_away = exc
-            hand_to_mail_task(result, exc)
-            outcomes["queued"] += 1
-            continue
-        except (MessageRefused, SenderRefused) as exc:
-            log.warning("signup mail for subscriber %s refused for good: %s", result.subscriber_id, exc)
-            outcomes["refused"] += 1
-            continue
+            outcome = "queued"
+        else:
+            try:
+                send_message(message, returnpath.for_subscriber(result.subscriber_id))
+            except MessageNotSentYet as exc:  # this message, this time: the next may go
+                hand_to_mail_task(result, exc)
+                outcome = "queued"
+            except OSError as exc:  # the connection: the rest would wait on it too
+                relay_away = exc
+                hand_to_mail_task(result, exc)
+                outcome = "queued"
+            except (MessageRefused, SenderRefused) as exc:
+                log.warning("signup mail for subscriber %s refused for good: %s", result.subscriber_id, exc)
+                outcome = "refused"
         outcomes[outcome] += 1
-    services.forget_signup_requests([request_id for request_id, _, _ in found])
+        done.append(request_id)
+        if len(done) >= FORGET_EVERY:  # so a worker lost later owes the mail of a few signups, not of the batch
+            services.forget_signup_requests(done)
+            db.session.commit()
+            done = []
+    services.forget_signup_requests(done)
     db.session.commit()
     log.info("signups applied: %s", dict(outcomes))
     return dict(outcomes)
