@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from tests.bounce_support import free_port
-from tests.conftest import REDIS_URL, recorded_statements, wait_for_signups
+from tests.conftest import REDIS_URL, form_fields, isolated_client, recorded_statements, wait_for_signups
 from tests.signup_support import put_in_state
 from uscmail.mail.smtp import drop_connection
 from uscmail.models import Consent, ConsentMethod, SignupRequest, Subscriber, SubscriptionStatus
@@ -187,3 +187,20 @@ def test_one_batch_treats_each_address_as_signups_one_after_another_would(app, d
     assert smtp_sink.to("erased@example.org") == []
     assert db.session.scalar(sa.select(Subscriber).where(Subscriber.email == "erased@example.org")) is None
     assert db.session.scalar(sa.select(sa.func.count()).select_from(SignupRequest)) == 0
+
+
+def test_a_signup_stored_while_redis_fails_is_answered_as_any_other_and_left_for_the_sweeper(app, db, empty_backlog):
+    """Redis failing between the commit and the push (the backlog's own connection, here pointed at a closed port):
+    the visitor still gets "check your inbox", for the signup is stored, and the sweeper applies it."""
+    page = isolated_client(app, environ_base={"REMOTE_ADDR": "192.0.2.77"})
+    data = {**form_fields(page.get("/subscribe").get_data(as_text=True)), "consent_version": CURRENT_VERSION}
+    data.update(email="redis-away@example.org", lists=["newsletter"])
+    url = app.config["REDIS_URL"]
+    app.config["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+    try:
+        answer = page.post("/subscribe", data=data)
+    finally:
+        app.config["REDIS_URL"] = url
+    assert answer.status_code == 303 and answer.headers["Location"].endswith("/subscribe/thanks")
+    assert db.session.scalars(sa.select(SignupRequest.email)).all() == ["redis-away@example.org"]
+    assert backlog.take(10) == []

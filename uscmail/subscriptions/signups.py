@@ -5,8 +5,11 @@ the same single INSERT, so neither the answer nor its timing tells who is on a l
 """
 
 import enum
+import logging
 from dataclasses import dataclass
 
+import kombu.exceptions
+import redis
 from flask import current_app
 from flask_babel import gettext as _
 
@@ -20,6 +23,8 @@ from . import backlog, services, tasks
 from .consent import current_version
 from .forms import SignupForm
 from .services import PublicList
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,11 @@ def store_signup(signup: CheckedSignup, method: ConsentMethod) -> None:
         db.session.commit()
         return
     db.session.commit()
-    if backlog.push(request_id):
-        tasks.apply_signups.apply_async(countdown=current_app.config["SIGNUP_BATCH_SECONDS"])
+    try:
+        if backlog.push(request_id):
+            tasks.apply_signups.apply_async(countdown=current_app.config["SIGNUP_BATCH_SECONDS"])
+    except (redis.RedisError, kombu.exceptions.OperationalError) as error:  # stored: the sweeper applies it soon
+        log.warning("signup %s left for the sweeper: Redis failed (%s)", request_id, type(error).__name__)
 
 
 def accept_signup(
