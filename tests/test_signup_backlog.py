@@ -4,6 +4,7 @@ The backlog needs Redis, which the PostgreSQL runs have; without it (the SQLite 
 own, which the rest of the signup tests exercise there.
 """
 
+import secrets
 import threading
 
 import pytest
@@ -23,13 +24,17 @@ pytestmark = pytest.mark.skipif(not REDIS_URL, reason="the backlog is kept in Re
 
 @pytest.fixture
 def empty_backlog(app):
-    """No ids left waiting by an earlier test, and none left behind by this one."""
-    with app.app_context():
-        backlog.take(100_000)
-    yield
-    with app.app_context():
-        backlog.take(100_000)
-    drop_connection()  # the mail this test's drains sent from this process went over its own connection
+    """A backlog of this test's own (under a key prefix of its own): the session's worker, draining the backlog of
+    other tests' signups, never takes its ids; emptied afterwards."""
+    prefix = app.config["RATELIMIT_KEY_PREFIX"]
+    app.config["RATELIMIT_KEY_PREFIX"] = f"{prefix}:backlog-test-{secrets.token_hex(4)}"
+    try:
+        yield
+        with app.app_context():
+            backlog.take(100_000)
+    finally:
+        app.config["RATELIMIT_KEY_PREFIX"] = prefix
+        drop_connection()  # the mail this test's drains sent from this process went over its own connection
 
 
 def stored(emails: list[str]) -> list[int]:
