@@ -503,11 +503,6 @@ class Chaos:
                     " AND s.subscriber_id IN (SELECT id FROM subscribers WHERE email LIKE 'supporter%@example.org')"
                 )
             )
-            stored = set(
-                connection.scalars(sa.text("SELECT email FROM subscribers WHERE email LIKE :pattern"), {
-                    "pattern": f"chaos{outcome.run}-%@signups.example"
-                }).all()
-            )  # fmt: skip
             reminders = connection.execute(
                 sa.text("SELECT campaign_id FROM reminders WHERE event_id = :event AND status IN ('sent', 'late')"),
                 {"event": event_id},
@@ -550,6 +545,14 @@ class Chaos:
         outcome.signups_refused = signups.refused
         self.wait_for_confirmations(signups.accepted, received)
         received = self.relay.received()
+        # Read once the mail has come (or the wait is over): a signup is applied up to SIGNUP_BATCH_SECONDS after
+        # its answer, with the others of its second.
+        with self.engine.connect() as connection:
+            stored = set(
+                connection.scalars(sa.text("SELECT email FROM subscribers WHERE email LIKE :pattern"), {
+                    "pattern": f"chaos{outcome.run}-%@signups.example"
+                }).all()
+            )  # fmt: skip
         lost = [email for email in signups.accepted if email not in stored]
         unmailed = [email for email in signups.accepted if received.get(email.lower(), 0) == 0]
         outcome.signups_lost, outcome.confirmations_missing = len(lost), len(unmailed)
