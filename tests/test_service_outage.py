@@ -71,3 +71,19 @@ def test_a_statement_the_database_refuses_is_not_retried_as_an_outage(tmp_path):
     app = app_with(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'empty.sqlite'}")
     with app.app_context(), pytest.raises(OperationalError, match="no such table"):
         tasks.send_signup_mail(1, [1])
+
+
+def test_a_broker_out_of_reach_when_a_view_queues_a_task_gets_503():
+    """kombu's OperationalError, as Celery raises it when the broker refuses the connection while a view queues a
+    task (Redis restarting mid-request), is an outage too (raised here by a view added for the test)."""
+    import kombu.exceptions
+
+    app = app_with()
+
+    @app.get("/test-only/queue-a-task")
+    def queue_a_task():
+        raise kombu.exceptions.OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    answer = app.test_client().get("/test-only/queue-a-task")
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "30"
+    assert "Connection refused" not in answer.get_data(as_text=True)

@@ -2,6 +2,7 @@
 
 import contextlib
 
+import kombu.exceptions
 import redis
 from flask import Flask, jsonify, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
@@ -76,6 +77,7 @@ def init_errorhandlers(app: Flask) -> None:
     @app.errorhandler(DBAPIError)
     @app.errorhandler(redis.ConnectionError)
     @app.errorhandler(redis.TimeoutError)
+    @app.errorhandler(kombu.exceptions.OperationalError)  # the broker, for a view that queues a task
     def service_away(error: Exception):
         # The database or Redis is out of reach (restarting, say): a 503 that says so, not a 500 and a stack trace.
         # Anything else the database refuses (a bug) stays a 500.
