@@ -241,7 +241,7 @@ def request_subscriptions(signups: list[Asked]) -> list[SignupResult]:
         rows = db.session.execute(query)
         open_consents = {(emails[row.subscriber_id], row.list_id, row.wording_version) for row in rows}
     # Held here: the session keeps only weak references, so each lookup would read the row again.
-    wordings = {version: wording(version) for version in {signup.wording_version for signup in signups}}
+    wordings = {version: wording(version) for version in {s.wording_version for s in signups if s.email in allowed}}
     results = []
     with db.session.no_autoflush:
         for signup in signups:
@@ -277,6 +277,7 @@ def _request_lists(
     wording it was shown; the lists it asked for that are not confirmed."""
     existing = {s.list_id: s for s in subscriber.subscriptions}
     reason = StatusReason.SIGNUP_API if signup.method is ConsentMethod.API else StatusReason.SIGNUP_FORM
+    requested_at = signup.requested_at or utcnow()
     pending = []
     for mailing_list in signup.lists:
         subscription = existing.get(mailing_list.id)
@@ -298,7 +299,7 @@ def _request_lists(
                     method=signup.method,
                     wording_version=shown.version,
                     wording_sha256=shown.sha256,
-                    created_at=signup.requested_at or utcnow(),
+                    created_at=requested_at,
                 )
             )
     if subscriber.confirm_nonce is None:
@@ -343,7 +344,7 @@ def apply_signup_request(request_id: int) -> SignupResult | None:
         return None
     if signup.subscriber_id is not None:
         return SignupResult(signup.subscriber_id, list(signup.list_ids), signup.locale)
-    [(_, result)] = apply_signup_requests([request_id])
+    [result] = _apply_locked([signup])
     return result
 
 
@@ -357,6 +358,11 @@ def apply_signup_requests(request_ids: list[int]) -> list[tuple[int, SignupResul
         .order_by(SignupRequest.id)
         .with_for_update()
     ).all()
+    return list(zip([signup.id for signup in signups], _apply_locked(signups), strict=True))
+
+
+def _apply_locked(signups: list[SignupRequest]) -> list[SignupResult]:
+    """Apply stored signups whose rows this transaction has locked, and mark each row with its subscriber."""
     if not signups:
         return []
     wanted = {list_id for signup in signups for list_id in signup.list_ids}
@@ -378,7 +384,7 @@ def apply_signup_requests(request_ids: list[int]) -> list[tuple[int, SignupResul
     for signup, result in zip(signups, results, strict=True):
         signup.subscriber_id = result.subscriber_id
     db.session.flush()
-    return [(signup.id, result) for signup, result in zip(signups, results, strict=True)]
+    return results
 
 
 def forget_signup_request(request_id: int) -> None:
