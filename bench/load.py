@@ -60,6 +60,7 @@ import math
 import os
 import queue
 import random
+import select
 import shlex
 import subprocess
 import sys
@@ -345,6 +346,9 @@ class Generator:
             return connection
         request.started = time.monotonic()
         try:
+            if connection is not None and closed_by_server(connection):
+                connection.close()
+                connection = None
             if connection is None:
                 connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
             connection.request(request.method, request.path, body=request.body, headers=request.headers)
@@ -384,6 +388,12 @@ class Generator:
             {**fields, "lists": "newsletter", "name": "", "website": "", "email": request.email}
         ).encode()
         return True
+
+
+def closed_by_server(connection: http.client.HTTPConnection) -> bool:
+    """Whether a kept-alive connection has been closed by the server while idle (it reads as ready: EOF). A proxy's
+    connection pool checks this before reusing a connection, as this does, rather than send into a closed one."""
+    return connection.sock is None or bool(select.select([connection.sock], [], [], 0)[0])
 
 
 def form_fields(response: http.client.HTTPResponse, page: str) -> dict[str, str] | None:
