@@ -215,3 +215,32 @@ def test_a_signup_stored_while_redis_fails_is_answered_as_any_other_and_left_for
     assert answer.status_code == 303 and answer.headers["Location"].endswith("/subscribe/thanks")
     assert db.session.scalars(sa.select(SignupRequest.email)).all() == ["redis-away@example.org"]
     assert backlog.take(10) == []
+
+
+def test_a_signup_that_cannot_be_applied_is_kept_and_reported_and_the_rest_of_its_batch_goes_ahead(
+    app, db, smtp_sink, empty_backlog, caplog
+):
+    """One stored signup names a consent wording no longer published (an upgrade removed it): applying the batch
+    together fails; applied one by one, the others are applied and mailed and that one is kept for the sweeper,
+    reported by its row id only."""
+    emails = ["before-bad@example.org", "bad-wording@example.org", "after-bad@example.org"]
+    request_ids = stored(emails)
+    bad = request_ids[1]
+    db.session.execute(sa.update(SignupRequest).where(SignupRequest.id == bad).values(wording_version="withdrawn"))
+    db.session.commit()
+    for request_id in request_ids:
+        backlog.push(request_id)
+    with caplog.at_level("INFO", logger="uscmail.subscriptions.tasks"):
+        assert tasks.apply_signups.run() == {"confirmation": 2, "failed": 1}
+    for email in ("before-bad@example.org", "after-bad@example.org"):
+        [mail] = smtp_sink.wait_for(email)
+        assert "/confirm/" in mail.text()
+    assert not smtp_sink.to("bad-wording@example.org")
+    db.session.expire_all()
+    assert db.session.scalars(sa.select(SignupRequest.id)).all() == [bad]  # kept: the record of the signup
+    assert db.session.scalar(sa.select(Subscriber).where(Subscriber.email == "bad-wording@example.org")) is None
+    reported = [record for record in caplog.records if record.levelname == "ERROR"]
+    assert [record.getMessage() for record in reported] == [
+        f"signup {bad} could not be applied (KeyError); it is kept and tried again"
+    ]
+    assert not any("@" in record.getMessage() for record in caplog.records)

@@ -211,3 +211,27 @@ def test_the_per_address_counter_is_shared_and_resets_after_its_window(app, db):
         .values(signup_mail_window_start=utcnow() - timedelta(days=1, seconds=1))
     )
     assert services.claim_signup_mail(subscriber_id) is True
+
+
+def test_a_stored_signup_that_cannot_be_applied_does_not_hold_up_the_sweeper(
+    app, db, smtp_sink, mail_from_this_process
+):
+    """The first stale row names a consent wording no longer published: it is kept and reported, and the sweeper
+    goes on to the rows after it (it stopped there, every minute, for good)."""
+    lists = services.public_lists_by_slug(["newsletter"])
+    bad, good = (
+        services.record_signup_request(email, None, lists, ConsentMethod.FORM, CURRENT_VERSION)
+        for email in ("unappliable@example.org", "behind-it@example.org")
+    )
+    db.session.execute(sa.update(SignupRequest).values(created_at=utcnow() - timedelta(minutes=5)))
+    db.session.execute(sa.update(SignupRequest).where(SignupRequest.id == bad).values(wording_version="withdrawn"))
+    db.session.commit()
+
+    assert tasks.apply_stale_signups.run() == 2  # both gone through: one applied, one failed
+    [mail] = smtp_sink.wait_for("behind-it@example.org")
+    assert "/confirm/" in mail.text()
+    db.session.expire_all()
+    assert db.session.scalars(sa.select(SignupRequest.id)).all() == [bad]
+    # Tried again next time, and kept again, until it is mended.
+    assert tasks.apply_stale_signups.run() == 1
+    assert db.session.scalars(sa.select(SignupRequest.id)).all() == [bad]

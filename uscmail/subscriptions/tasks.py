@@ -7,12 +7,13 @@ from email.message import EmailMessage
 
 import sqlalchemy as sa
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from ..bounces import returnpath
 from ..extensions import db
 from ..mail.smtp import MessageNotSentYet, MessageRefused, SenderRefused, send_message
 from ..models import MailingList, Subscriber, SubscriptionStatus
-from ..outages import DatabaseAway, retry_when_database_away
+from ..outages import DatabaseAway, database_away, retry_when_database_away
 from ..queueing import after_commit
 from ..suppression import is_suppressed
 from . import backlog, mails, services
@@ -180,7 +181,8 @@ def apply_signups() -> dict[str, int]:
     goes over one connection: one the relay cannot take now goes to send_signup_mail to be retried, and once the
     relay is out of reach, the rest follow it untried; one refused for good ends its signup. Two signups of one new
     address applied by two drains at once: the later drain's batch fails as a whole (the address is taken) and its
-    signups are applied one by one instead.
+    signups are applied one by one instead; so is a batch with a signup that cannot be applied, which is kept and
+    reported while the rest go ahead.
     """
     request_ids = backlog.take(SIGNUP_BATCH)
     if len(request_ids) == SIGNUP_BATCH and backlog.schedule_again():
@@ -193,9 +195,15 @@ def apply_signups() -> dict[str, int]:
             for (request_id, result), permitted in zip(applied, allowed, strict=True)
         ]
         db.session.commit()
-    except sa.exc.IntegrityError:
+    except Exception as exc:
+        if not signups_own_fault(exc):
+            raise
         db.session.rollback()
-        log.info("a batch of %d signups is applied one by one: an address in it was taken meanwhile", len(request_ids))
+        if isinstance(exc, sa.exc.IntegrityError):
+            why = "an address in it was taken meanwhile"
+        else:
+            why = f"applying them together failed ({type(exc).__name__})"
+        log.info("a batch of %d signups is applied one by one: %s", len(request_ids), why)
         return dict(apply_one_by_one(request_ids))
     outcomes = Counter(mail for _, _, mail in found if isinstance(mail, str))
     done = [request_id for request_id, _, mail in found if isinstance(mail, str)]
@@ -263,8 +271,21 @@ def apply_stale_signups() -> int:
     return sum(apply_one_by_one(services.stale_signup_request_ids(timedelta(minutes=1))).values())
 
 
+def signups_own_fault(error: Exception) -> bool:
+    """Whether an error raised while applying signups is theirs (one stored signup that cannot be applied, say a
+    consent wording an upgrade removed), so that the others can go on without it, rather than the database or the
+    worker going away, which stops them all."""
+    if isinstance(error, (DatabaseAway, SoftTimeLimitExceeded)):
+        return False
+    return not (isinstance(error, sa.exc.DBAPIError) and database_away(error))
+
+
 def apply_one_by_one(request_ids: list[int]) -> Counter:
-    """apply_signup for each signup, here, each in its own transaction; their outcomes counted."""
+    """apply_signup for each signup, here, each in its own transaction; their outcomes counted.
+
+    A signup that cannot be applied is rolled back, kept (its row is the record of it) and reported, and the rest go
+    on: one bad row must not hold up every signup after it, sweep after sweep. The sweeper tries it again each
+    minute, reporting it each time, until an operator mends it or the code that refused it."""
     outcomes = Counter()
     for request_id in request_ids:
         try:
@@ -272,6 +293,14 @@ def apply_one_by_one(request_ids: list[int]) -> Counter:
         except (MessageRefused, SenderRefused):  # refused for good (apply_signup ended that signup); the rest go on
             log.warning("signup %s: the relay refused its mail for good", request_id)
             outcomes["refused"] += 1
+        except Exception as exc:
+            if not signups_own_fault(exc):
+                raise
+            db.session.rollback()
+            # The error's type only: a database error's text can quote the address.
+            log.error("signup %s could not be applied (%s); it is kept and tried again", request_id, type(exc).__name__)
+            log.debug("signup %s could not be applied", request_id, exc_info=True)
+            outcomes["failed"] += 1
     return outcomes
 
 
