@@ -7,7 +7,9 @@ Usage: .venv/bin/python bench/load.py [--subscribers 20000] [--rate 200] [--dura
 1. A fresh PostgreSQL database with N confirmed Newsletter subscribers (bench/campaign.py's Bench), and uscmail as
    deployed (bench/campaign.py's Deployment): gunicorn with README's command line (`-w 4`, sync workers), beat and
    two Celery workers (`--concurrency 2` each) on a Redis queue of this run only, sending into Postfix's smtp-sink;
-   `--send-rate N` sets SEND_RATE_PER_SECOND, as an operator sets their relay's limit (0, the default: none).
+   `--send-rate N` sets SEND_RATE_PER_SECOND, as an operator sets their relay's limit (0, the default: none);
+   `--worker-cpu-weight W` puts the web and the workers in CPU cgroups, the workers' weighted W against the web's
+   100, as docs/deploy.md's `CPUWeight=` drop-in does (CpuGroups).
 2. Baseline: a campaign created with POST /api/v1/campaigns and sent with POST .../send; its send rate is
    recipients / (seconds from the send call's answer to GET .../stats saying "sent"), as bench/campaign.py times (a).
 3. Under load: a second campaign to the same list; once it is sending, an open-loop generator issues --rate
@@ -53,6 +55,7 @@ or an error.
 """
 
 import argparse
+import contextlib
 import http.client
 import itertools
 import json
@@ -119,6 +122,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         help="SEND_RATE_PER_SECOND for the deployment, as set for a relay's limit (default 0: as fast as it can)",
     )
+    parser.add_argument(
+        "--worker-cpu-weight",
+        type=int,
+        default=0,
+        help="put the web and the workers (with beat) in CPU cgroups of their own, the workers' weight this (systemd's"
+        " CPUWeight=, 1-10000; the web's is 100), as docs/deploy.md advises (default 0: no cgroups, as systemd-less)",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the process and sink logs and print their path")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -128,10 +138,68 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("subscribers, rate, duration, threads and workers must be positive")
     if args.alone_seconds < 0 or args.send_rate < 0:
         parser.error("--alone-seconds and --send-rate must be 0 or more")
+    if args.worker_cpu_weight and not 1 <= args.worker_cpu_weight <= 10000:
+        parser.error("--worker-cpu-weight must be from 1 to 10000 (or 0: none)")
     return args
 
 
 # --- the bench: campaign.py's, with its own names and the proxy trusted ------------------------------------------
+
+
+class CpuGroups:
+    """The web in one CPU cgroup and the workers and beat in another, the workers' with a smaller weight: what a
+    systemd drop-in with `CPUWeight=` on uscmail-worker@.service does (docs/deploy.md, step 13). Each cgroup is
+    scheduled as one, so a weight shares the CPU between the two groups, whatever number of processes each has. Uses
+    cgroup v2's cpu.weight where the cpu controller is enabled at the root, else v1's cpu.shares (1024 for weight
+    100). Processes forked later (gunicorn's and Celery's replacements) stay in their parent's group."""
+
+    V2 = Path("/sys/fs/cgroup")
+    V1 = Path("/sys/fs/cgroup/cpu")
+
+    def __init__(self, run_id: str, worker_weight: int):
+        if "cpu" in self.read(self.V2 / "cgroup.subtree_control").split():
+            self.root, self.knob, self.value = self.V2, "cpu.weight", lambda weight: weight
+        elif (self.V1 / "cpu.shares").exists():
+            self.root, self.knob, self.value = self.V1, "cpu.shares", lambda weight: max(2, round(weight * 1024 / 100))
+        else:
+            raise LoadError("--worker-cpu-weight: no CPU cgroup controller to use (cgroup v2 with cpu, or v1's cpu)")
+        self.groups: dict[str, Path] = {}
+        try:
+            for name, weight in (("web", 100), ("workers", worker_weight)):
+                group = self.root / f"uscmail-bench-load-{run_id}-{name}"
+                group.mkdir()
+                self.groups[name] = group
+                (group / self.knob).write_text(str(self.value(weight)))
+        except OSError as exc:
+            self.remove()
+            raise LoadError(f"--worker-cpu-weight: could not make the cgroups ({exc})") from exc
+
+    @staticmethod
+    def read(path: Path) -> str:
+        try:
+            return path.read_text()
+        except OSError:
+            return ""
+
+    def put(self, name: str, pids: list[int]) -> None:
+        for pid in pids:
+            (self.groups[name] / "cgroup.procs").write_text(str(pid))
+
+    def describe(self) -> str:
+        web, workers = (self.read(group / self.knob).strip() for group in self.groups.values())
+        return f"{self.knob} {web} for the web, {workers} for the workers and beat"
+
+    def remove(self) -> None:
+        """Move what is left in the groups back to the root, and remove them."""
+        for group in self.groups.values():
+            for pid in self.read(group / "cgroup.procs").split():
+                with contextlib.suppress(OSError):  # gone meanwhile
+                    (self.root / "cgroup.procs").write_text(pid)
+            try:
+                group.rmdir()
+            except OSError as exc:
+                print(f"warning: could not remove the cgroup {group}: {exc}", file=sys.stderr)
+        self.groups = {}
 
 
 class LoadBench(Bench):
@@ -567,7 +635,7 @@ def run(args: argparse.Namespace) -> int:
             f"{unsubscribes + alone_unsubscribes} one-click links are needed, each for a different subscriber: raise"
             " --subscribers"
         )
-    engine = None
+    engine = cpu_groups = None
     try:
         print(f"uscmail load benchmark, run {bench.run_id}, on a {os.cpu_count()}-core machine")
         print(f"command: {shlex.join([sys.executable, *sys.argv])}")
@@ -579,6 +647,12 @@ def run(args: argparse.Namespace) -> int:
         sink: Sink = bench.start_sink("load")
         env = bench.env(url, sink.port)
         deployment = bench.start_deployment(env, "load")
+        if args.worker_cpu_weight:
+            cpu_groups = CpuGroups(bench.run_id, args.worker_cpu_weight)
+            cpu_groups.put("web", [deployment.web.pid, *child_pids(deployment.web.pid)])
+            celery = [deployment.beat, *deployment.workers]
+            cpu_groups.put("workers", [pid for p in celery for pid in (p.pid, *child_pids(p.pid))])
+            print(f"  CPU cgroups: {cpu_groups.describe()}")
         token = deployment.api_token()
         campaigns = Campaigns(deployment, token)
         engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
@@ -673,6 +747,8 @@ def run(args: argparse.Namespace) -> int:
         if engine is not None:
             engine.dispose()
         bench.cleanup()
+        if cpu_groups is not None:
+            cpu_groups.remove()
 
     # --- the table ---
     window = [r for r in requests if start <= r.scheduled < end]
@@ -689,6 +765,7 @@ def run(args: argparse.Namespace) -> int:
         "server: gunicorn -c python:uscmail.gunicorn_conf -w 4 (sync workers), TRUSTED_PROXIES=1, beat, two workers "
         f"(--concurrency {args.workers} each); PostgreSQL + Redis; smtp-sink; "
         + (f"SEND_RATE_PER_SECOND={args.send_rate}" if args.send_rate else "no send-rate limit")
+        + (f"; the workers' CPU weight {args.worker_cpu_weight} (the web's 100)" if args.worker_cpu_weight else "")
     )
     print(
         f"load: {args.rate:g} req/s for {args.duration:g} s, open loop, {args.threads} threads, latency from the "
