@@ -11,6 +11,8 @@ import pytest
 import sqlalchemy as sa
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.pofile import read_po
+from flask import request
+from flask_babel import force_locale, refresh
 from wtforms import StringField
 from wtforms.validators import DataRequired
 
@@ -18,6 +20,7 @@ from tests.conftest import form_fields, isolated_client, wait_for_signups
 from tests.factories import sign_up_subscriber
 from uscmail.campaigns.render import sanitise
 from uscmail.forms import Form, wtforms_catalogue
+from uscmail.i18n import translations
 from uscmail.models import Consent, Subscriber
 from uscmail.subscriptions import mails
 from uscmail.subscriptions.consent import CURRENT_VERSIONS, WORDINGS, wording_sha256
@@ -248,3 +251,29 @@ def test_the_preference_centre_rejects_an_unknown_language_and_keeps_the_old_one
 def test_the_sanitiser_keeps_direction_and_language_and_only_valid_ones(app, fragment, expected):
     with app.app_context():
         assert sanitise(fragment) == expected
+
+
+def test_templates_keep_one_catalogue_a_request_and_follow_force_locale_and_refresh(app):
+    """i18n.translations() keeps the page's catalogue on `g` for the request: a mail rendered meanwhile in another
+    language (force_locale) gets that language's, the page's comes back after it, and a new choice (refresh) is
+    followed; with no request (a worker), the catalogue in force is found each time."""
+
+    def subscribe_button() -> str:
+        return app.jinja_env.from_string('{{ _("Subscribe") }}').render()
+
+    with app.test_request_context("/subscribe?lang=ug"):
+        assert subscribe_button() == "مۇشتەرى بولۇش"
+        assert translations() is translations()  # found once
+        with force_locale("zh"):
+            assert subscribe_button() == "订阅"
+        assert subscribe_button() == "مۇشتەرى بولۇش"
+        with force_locale("en"):
+            assert subscribe_button() == "Subscribe"
+        assert app.jinja_env.from_string("{{ 'Subscribe' | catalogued }}").render() == "مۇشتەرى بولۇش"
+    with app.test_request_context("/subscribe?lang=zh"):
+        assert subscribe_button() == "订阅"
+        request.args = {"lang": "ug"}  # as if the choice changed mid-request
+        refresh()
+        assert subscribe_button() == "مۇشتەرى بولۇش"
+    with app.app_context(), force_locale("zh"):
+        assert subscribe_button() == "订阅"
