@@ -28,15 +28,16 @@ class CheckboxListField(SelectMultipleField):
 class SignupForm(Form):
     """Email, optional name, lists; plus a honeypot and a signed start time against bots."""
 
-    email = StringField(_l("Email address"), render_kw={"autocomplete": "email", "inputmode": "email"})
-    name = StringField(_l("Name (optional)"), render_kw={"autocomplete": "name", "dir": "auto"})
+    # templates/subscriptions/subscribe.html writes the inputs (their attributes are there), not WTForms.
+    email = StringField(_l("Email address"))
+    name = StringField(_l("Name (optional)"))
     lists = CheckboxListField(_l("Lists"))
     consent_version = HiddenField()
     # The language the form was shown in: the new subscriber's language, and that of their mail.
     locale = HiddenField()
     started = HiddenField()
     # Hidden from people by CSS and aria-hidden; bots fill it in.
-    website = StringField(_l("Leave this field empty"), render_kw={"autocomplete": "off", "tabindex": "-1"})
+    website = StringField(_l("Leave this field empty"))
     submit = SubmitField(_l("Subscribe"))
 
 
@@ -50,7 +51,8 @@ class HumanCheckForm(Form):
 class PreferencesForm(Form):
     """Name, language of mail and list choices in the preference centre."""
 
-    name = StringField(_l("Name (optional)"), render_kw={"autocomplete": "name", "dir": "auto"})
+    # templates/subscriptions/preferences.html writes the inputs (their attributes are there), not WTForms.
+    name = StringField(_l("Name (optional)"))
     # Checked by the view (routes.form_locale), which says what is wrong in words.
     locale = RadioField(_l("Language of our emails"), choices=[], validate_choice=False)
     lists = CheckboxListField(_l("Lists"), coerce=int)
