@@ -51,6 +51,7 @@ OWN_POLICIES = {
     ),
     r"^/archive/.": WEB_VERSION_CSP,
 }
+ID_ATTRIBUTE = re.compile(r'<[^>]*?\sid="([^"]*)"')
 NO_STORE = re.compile(r"^/(confirm|unsubscribe|preferences|subscribe|organisers|api)\b")
 
 
@@ -145,9 +146,18 @@ def assert_security_headers(response, path: str) -> None:
         assert response.headers.get("Cache-Control") == "no-store", f"{path} may be cached"
 
 
+def duplicate_ids(response) -> list[str]:
+    """The id attributes an HTML answer uses more than once (each names one element: a label's for=, a link's #,
+    aria-describedby and assistive technology find the first one only)."""
+    if response.mimetype != "text/html":
+        return []
+    ids = ID_ATTRIBUTE.findall(response.get_data(as_text=True))
+    return sorted({name for name in ids if ids.count(name) > 1})
+
+
 def test_every_page_answers_with_the_security_headers(app, samples):
     browser, token, ids, words, job = samples
-    checked, unexpected = {}, []
+    checked, unexpected, duplicated = {}, [], []
     for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):
         if "GET" not in rule.methods or rule.rule.startswith("/dev/"):
             continue
@@ -159,8 +169,10 @@ def test_every_page_answers_with_the_security_headers(app, samples):
         if response.status_code not in NOT_200.get(rule.rule, (200,)):
             unexpected.append(f"GET {path} -> {response.status_code}")
         assert_security_headers(response, path)
+        duplicated.extend(f"GET {path}: {name}" for name in duplicate_ids(response))
         checked[rule.rule] = response.status_code
     assert not unexpected, "\n".join(unexpected)
+    assert not duplicated, "ids used twice on a page:\n" + "\n".join(duplicated)
     assert len(checked) > 70
     html = [rule for rule in checked if not rule.startswith("/api/") and checked[rule] == 200]
     assert len(html) > 55, html
