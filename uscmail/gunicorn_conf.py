@@ -11,6 +11,7 @@ import os
 
 from gunicorn.glogging import Logger
 
+from . import liveness
 from .requestlog import RedactingFilter, redact_path
 
 # Atoms a format may use; the rest (%(h)s the client, %(f)s the referrer, %(a)s the user agent, %({header}i)s …)
@@ -53,6 +54,12 @@ class RedactingLogger(Logger):
             "U": redact_path(environ.get("PATH_INFO", "")),
             "q": "<redacted>" if environ.get("QUERY_STRING") else "",
         }
+
+
+def post_worker_init(worker) -> None:
+    """A worker reports to the arbiter while a long response makes progress (uscmail.liveness), not only between
+    requests, so --timeout ends hung requests without cutting off a long export."""
+    liveness.install(worker.notify)
 
 
 logger_class = RedactingLogger

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from .. import liveness
 from ..extensions import db
 from ..models import MailingList, Subscriber, Subscription, SubscriptionStatus
 from ..organisers import audit
@@ -118,11 +119,13 @@ def _rows(chosen: ExportFilter) -> Iterator[list[list[str]]]:
 
 
 def export_chunks(chosen: ExportFilter | None = None) -> Iterator[str]:
-    """The export as CSV text, one chunk per batch of subscribers (for a streamed response)."""
+    """The export as CSV text, one chunk per batch of subscribers (for a streamed response). Each batch tells the
+    web server the response is still making progress: a million subscribers take longer than its timeout."""
     for batch in _rows(chosen or ExportFilter()):
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerows([spreadsheet_safe(cell) for cell in row] for row in batch)
+        liveness.still_working()
         yield buffer.getvalue()
 
 

@@ -1,0 +1,101 @@
+"""A long streamed response is not cut off by the web server's worker timeout while it makes progress, and a hung
+request still is (uscmail.liveness).
+
+gunicorn is started with the production settings (uscmail.gunicorn_conf) and a 2 s --timeout, serving an app whose
+export sends a batch of five subscribers every half second (tests/slow_export_app.py): 40 subscribers take 4 s, as
+a million take about half a minute (measured: 29 s on a 2-core machine) against the 30 s default. Without the
+worker's reports the export is cut off after 2 s and the browser gets part of a file.
+"""
+
+import contextlib
+import http.client
+import re
+import sys
+import urllib.parse
+
+import pytest
+
+from tests.conftest import RUN_DIR, form_fields
+from tests.factories import add_subscriber
+from tests.test_request_logging import free_port, start, stop
+from tests.waiting import wait_until
+
+SUBSCRIBERS = 40
+TIMEOUT_SECONDS = 2
+
+
+def request(
+    port: int, method: str, path: str, cookies: dict[str, str], body: str = "", read: bool = True
+) -> http.client.HTTPResponse:
+    """A request with the browser's cookies; cookies the answer sets are added to them. Its body is read into .text
+    unless `read` is False."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}
+    if body:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    connection.request(method, path, body=body or None, headers=headers)
+    response = connection.getresponse()
+    for header in response.headers.get_all("Set-Cookie") or []:
+        name, _, value = header.split(";", 1)[0].partition("=")
+        cookies[name] = value
+    if read:
+        response.text = response.read().decode()
+        connection.close()
+    return response
+
+
+@contextlib.contextmanager
+def slow_server(seconds_a_batch: float):
+    """gunicorn as deployed, with the slowed export and a short timeout; yields (port, log path)."""
+    port = free_port()
+    log_path = RUN_DIR / f"slow-web-{port}.log"
+    argv = [
+        sys.executable, "-m", "gunicorn", "-c", "python:uscmail.gunicorn_conf", "--workers", "1",
+        "--timeout", str(TIMEOUT_SECONDS), "--bind", f"127.0.0.1:{port}", "tests.slow_export_app:create_app()",
+    ]  # fmt: skip
+    web = start(argv, log_path, b"Booting worker", SLOW_EXPORT_SECONDS=str(seconds_a_batch))
+    try:
+        yield port, log_path
+    finally:
+        stop(web)
+
+
+def start_export(port: int, browser) -> http.client.HTTPResponse:
+    """The export page's form submitted with the signed-in browser's cookies; the answer, its body not read."""
+    cookies = {cookie.key: cookie.value for cookie in browser._cookies.values()}
+    page = request(port, "GET", "/organisers/export", cookies)
+    assert page.status == 200, page.text
+    return request(port, "POST", "/organisers/export", cookies, urllib.parse.urlencode(form_fields(page.text)), False)
+
+
+def test_an_export_longer_than_the_worker_timeout_arrives_whole(app, db, sign_in_as):
+    browser = sign_in_as("admin")
+    for number in range(SUBSCRIBERS):
+        add_subscriber(f"reader-{number}@example.org", f"Reader {number}")
+    db.session.commit()
+    with slow_server(0.5) as (port, log_path):
+        export = start_export(port, browser)
+        export.text = export.read().decode()
+        assert export.status == 200, export.text
+        rows = export.text.splitlines()
+        assert rows[0].startswith("email,name,locale,created_at")
+        exported = {row.split(",")[0] for row in rows[1:]}
+        assert {f"reader-{number}@example.org" for number in range(SUBSCRIBERS)} <= exported
+        # The request took twice the timeout, and the worker was not killed for it.
+        logged = re.compile(r'"POST /organisers/export HTTP/1.1" 200 \d+ (\d+\.\d+)s')
+        wait_until(lambda: logged.search(log_path.read_text(errors="replace")), 10, "the export's log line")
+        log = log_path.read_text(errors="replace")
+        assert float(logged.search(log).group(1)) > 2 * TIMEOUT_SECONDS
+        assert "WORKER TIMEOUT" not in log
+
+
+def test_an_export_that_stops_making_progress_is_still_ended_by_the_timeout(app, db, sign_in_as):
+    browser = sign_in_as("admin")
+    add_subscriber("reader@example.org", "Reader")
+    db.session.commit()
+    with slow_server(3 * TIMEOUT_SECONDS) as (port, log_path):
+        export = start_export(port, browser)
+        assert export.status == 200
+        with pytest.raises(http.client.IncompleteRead):
+            export.read()
+        wait_until(lambda: "WORKER TIMEOUT" in log_path.read_text(errors="replace"), 10, "the worker's timeout")
