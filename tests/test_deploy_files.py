@@ -174,7 +174,7 @@ def test_the_proxy_redis_and_database_files_do_what_the_documents_say():
     bind = web[web.index("--bind") + 1]
     assert bind.startswith("127.0.0.1:")
     caddy = (DEPLOY_DIR / "Caddyfile").read_text()
-    assert re.search(rf"^\s*reverse_proxy {re.escape(bind)}$", caddy, re.M)
+    assert re.search(rf"^\s*reverse_proxy {re.escape(bind)} {{$", caddy, re.M)
     assert not re.search(r"^\s*log\b", caddy, re.M), "Caddy must keep no access log"
 
     redis_conf = (DEPLOY_DIR / "redis-uscmail.conf").read_text()
