@@ -1,5 +1,6 @@
-"""A long streamed response is not cut off by the web server's worker timeout while it makes progress, and a hung
-request still is (uscmail.liveness).
+"""A long streamed response, or an organiser's upload over a slow uplink, is not cut off by the web server's worker
+timeout while it makes progress, and a hung request still is (uscmail.liveness); an upload from someone not signed in
+is turned away before its body is read.
 
 gunicorn is started with the production settings (uscmail.gunicorn_conf) and a 2 s --timeout, serving an app whose
 export sends a batch of five subscribers every half second (tests/slow_export_app.py): 40 subscribers take 4 s, as
@@ -10,7 +11,9 @@ worker's reports the export is cut off after 2 s and the browser gets part of a 
 import contextlib
 import http.client
 import re
+import socket
 import sys
+import time
 import urllib.parse
 
 import pytest
@@ -99,3 +102,72 @@ def test_an_export_that_stops_making_progress_is_still_ended_by_the_timeout(app,
         with pytest.raises(http.client.IncompleteRead):
             export.read()
         wait_until(lambda: "WORKER TIMEOUT" in log_path.read_text(errors="replace"), 10, "the worker's timeout")
+
+
+def multipart(fields: dict[str, str], file_name: str, content: bytes) -> tuple[str, bytes]:
+    """(Content-Type, body) of a form with text fields and one file, as a browser sends it."""
+    boundary = "----uscmail-test-boundary"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{file_name}"\r\n'
+        f"Content-Type: text/csv\r\n\r\n".encode()
+        + content
+        + b"\r\n"
+    )
+    return f"multipart/form-data; boundary={boundary}", b"".join(parts) + f"--{boundary}--\r\n".encode()
+
+
+def send_slowly(port: int, head: str, body: bytes, seconds: float) -> bytes:
+    """Send a request's head at once and its body spread evenly over `seconds`; the whole answer."""
+    connection = socket.create_connection(("127.0.0.1", port), timeout=30)
+    connection.sendall(head.encode())
+    pieces = max(1, int(seconds / 0.1))
+    for number in range(pieces):
+        connection.sendall(body[number * len(body) // pieces : (number + 1) * len(body) // pieces])
+        time.sleep(0.1)
+    answer = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := connection.recv(65536):
+            answer += chunk
+    connection.close()
+    return answer
+
+
+def test_an_organisers_upload_slower_than_the_worker_timeout_arrives_whole(app, db, sign_in_as):
+    browser = sign_in_as("editor")
+    cookies = {cookie.key: cookie.value for cookie in browser._cookies.values()}
+    # 400 KB of addresses over 3 s, steadily, as a slow uplink sends it: longer than the 2 s timeout.
+    content = b"email,name\n" + b"".join(f"reader-{n}@example.org,Reader {n}\n".encode() for n in range(12000))
+    with slow_server(0) as (port, log_path):
+        page = request(port, "GET", "/organisers/import", cookies)
+        assert page.status == 200, page.text
+        fields = {**form_fields(page.text), "lists": "newsletter", "basis": "prior_consent", "note": "Stall sign-ups"}
+        content_type, body = multipart(fields, "people.csv", content)
+        cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
+        head = (
+            f"POST /organisers/import HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        answer = send_slowly(port, head, body, 3.0)
+        assert answer.startswith(b"HTTP/1.1 302"), answer[:300]
+        assert b"Location: /organisers/import/" in answer
+        assert "WORKER TIMEOUT" not in log_path.read_text(errors="replace")
+
+
+def test_an_upload_from_someone_not_signed_in_is_turned_away_before_its_body(app, db):
+    with slow_server(0) as (port, log_path):
+        connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+        # A large body declared, and none of it sent: the answer must not wait for it.
+        connection.sendall(
+            f"POST /organisers/import HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 50000000\r\n\r\n".encode()
+        )
+        started = time.monotonic()
+        answer = connection.recv(65536)
+        connection.close()
+        assert answer.startswith(b"HTTP/1.1 302"), answer[:300]
+        assert b"Location: /organisers/login" in answer
+        assert time.monotonic() - started < TIMEOUT_SECONDS

@@ -18,6 +18,8 @@ from flask.json.provider import DefaultJSONProvider
 from flask_babel import gettext as _
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
+from . import liveness
+
 # The largest id of an INTEGER column (PostgreSQL's int4): larger numbers name nothing and overflow a query.
 MAX_ID = 2_147_483_647
 # Our documents nest three or four levels; anything much deeper is an attack on a recursive parser.
@@ -49,16 +51,30 @@ def upload_limit(setting: str, what: str) -> Callable:
     return decorator
 
 
-def apply_upload_limit() -> None:
-    """before_request, first: a view's own upload limit, and a clear 413 for a body declared larger."""
+def apply_upload_limit():
+    """before_request, first: a view's own upload limit, and a clear 413 for a body declared larger.
+
+    Only a signed-in organiser may send a body that large: anyone else's upload is sent to the sign-in page before
+    its body is read (a stranger sending a large body slowly would otherwise hold a web worker). A signed-in
+    organiser's upload reports progress as it arrives (liveness.ReportingInput), so a slow uplink does not run into
+    the web server's worker timeout.
+    """
     limit = getattr(current_app.view_functions.get(request.endpoint), "upload_limit", None)
     if limit is None:
-        return
+        return None
     setting, what = limit
     allowed = current_app.config[setting]
     request.max_content_length = allowed + FORM_ALLOWANCE
     if (request.content_length or 0) > request.max_content_length:
         raise UploadTooLarge(f"That file is too large: {what} may be at most {allowed / (1024 * 1024):.3g} MB.")
+    if request.method in ("GET", "HEAD"):
+        return None
+    from .organisers.access import current_organiser, sign_in_redirect  # the organisers package uses this module
+
+    if current_organiser() is None:
+        return sign_in_redirect()
+    request.environ["wsgi.input"] = liveness.ReportingInput(request.environ["wsgi.input"])
+    return None
 
 
 def database_id(raw) -> int | None:

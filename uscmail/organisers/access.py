@@ -29,6 +29,11 @@ def current_organiser() -> Organiser | None:
     return row.organiser if row is not None and row.stage is SessionStage.COMPLETE else None
 
 
+def sign_in_redirect():
+    """To the sign-in page, coming back to this page afterwards if it was a GET."""
+    return redirect(url_for("organisers.login", next=request.full_path if request.method == "GET" else None))
+
+
 def role_required(role: Role) -> Callable:
     """Decorator: the page needs a signed-in organiser whose role includes `role` (403 otherwise)."""
 
@@ -37,9 +42,7 @@ def role_required(role: Role) -> Callable:
         def wrapped(*args, **kwargs):
             organiser = current_organiser()
             if organiser is None:
-                return redirect(
-                    url_for("organisers.login", next=request.full_path if request.method == "GET" else None)
-                )
+                return sign_in_redirect()
             if not organiser.role.includes(role):
                 abort(403)
             g.organiser = organiser
