@@ -19,6 +19,7 @@ from flask_babel import gettext as _
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from . import liveness
+from .organisers.access import current_organiser, sign_in_redirect
 
 # The largest id of an INTEGER column (PostgreSQL's int4): larger numbers name nothing and overflow a query.
 MAX_ID = 2_147_483_647
@@ -69,8 +70,6 @@ def apply_upload_limit():
         raise UploadTooLarge(f"That file is too large: {what} may be at most {allowed / (1024 * 1024):.3g} MB.")
     if request.method in ("GET", "HEAD"):
         return None
-    from .organisers.access import current_organiser, sign_in_redirect  # the organisers package uses this module
-
     if current_organiser() is None:
         return sign_in_redirect()
     request.environ["wsgi.input"] = liveness.ReportingInput(request.environ["wsgi.input"])
