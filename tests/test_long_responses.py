@@ -48,19 +48,26 @@ def request(
 
 
 @contextlib.contextmanager
-def slow_server(seconds_a_batch: float):
-    """gunicorn as deployed, with the slowed export and a short timeout; yields (port, log path)."""
+def gunicorn(app_spec: str, *options: str, **env: str):
+    """gunicorn with the production settings (uscmail.gunicorn_conf) and `options`, serving `app_spec` on a free
+    loopback port; yields (port, log path)."""
     port = free_port()
-    log_path = RUN_DIR / f"slow-web-{port}.log"
-    argv = [
-        sys.executable, "-m", "gunicorn", "-c", "python:uscmail.gunicorn_conf", "--workers", "1",
-        "--timeout", str(TIMEOUT_SECONDS), "--bind", f"127.0.0.1:{port}", "tests.slow_export_app:create_app()",
-    ]  # fmt: skip
-    web = start(argv, log_path, b"Booting worker", SLOW_EXPORT_SECONDS=str(seconds_a_batch))
+    log_path = RUN_DIR / f"web-{port}.log"
+    argv = [sys.executable, "-m", "gunicorn", "-c", "python:uscmail.gunicorn_conf", *options,
+            "--bind", f"127.0.0.1:{port}", app_spec]  # fmt: skip
+    web = start(argv, log_path, b"Booting worker", **env)
     try:
         yield port, log_path
     finally:
         stop(web)
+
+
+def slow_server(seconds_a_batch: float):
+    """gunicorn as deployed, one worker with a short timeout, serving the slowed export; yields (port, log path)."""
+    return gunicorn(
+        "tests.slow_export_app:create_app()", "--workers", "1", "--timeout", str(TIMEOUT_SECONDS),
+        SLOW_EXPORT_SECONDS=str(seconds_a_batch),
+    )  # fmt: skip
 
 
 def start_export(port: int, browser) -> http.client.HTTPResponse:

@@ -7,6 +7,7 @@ Error answers (404, 403, the sign-in redirect) carry the same headers.
 """
 
 import re
+from collections import Counter
 
 import pytest
 import sqlalchemy as sa
@@ -151,8 +152,8 @@ def duplicate_ids(response) -> list[str]:
     aria-describedby and assistive technology find the first one only)."""
     if response.mimetype != "text/html":
         return []
-    ids = ID_ATTRIBUTE.findall(response.get_data(as_text=True))
-    return sorted({name for name in ids if ids.count(name) > 1})
+    uses = Counter(ID_ATTRIBUTE.findall(response.get_data(as_text=True)))
+    return sorted(name for name, count in uses.items() if count > 1)
 
 
 def test_every_page_answers_with_the_security_headers(app, samples):

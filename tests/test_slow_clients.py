@@ -8,19 +8,18 @@ gunicorn, the same connections leave no worker free (the check that this test ca
 """
 
 import contextlib
-import http.client
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.parse
 import urllib.request
 
 from tests.conftest import PROJECT_DIR, RUN_DIR, form_fields
-from tests.test_request_logging import free_port, start, stop
+from tests.test_long_responses import gunicorn, request, send_slowly
+from tests.test_request_logging import free_port, stop
 from tests.waiting import wait_until
 from uscmail.subscriptions.consent import current_version
 
@@ -32,16 +31,8 @@ DECLARED_BODY = 2000
 @contextlib.contextmanager
 def web_server():
     """gunicorn as deployed, with WORKERS sync workers; yields its port."""
-    port = free_port()
-    argv = [
-        sys.executable, "-m", "gunicorn", "-c", "python:uscmail.gunicorn_conf", "--workers", str(WORKERS),
-        "--bind", f"127.0.0.1:{port}", "uscmail:create_app()",
-    ]  # fmt: skip
-    web = start(argv, RUN_DIR / f"slow-clients-web-{port}.log", b"Booting worker")
-    try:
+    with gunicorn("uscmail:create_app()", "--workers", str(WORKERS)) as (port, _):
         yield port
-    finally:
-        stop(web)
 
 
 @contextlib.contextmanager
@@ -136,34 +127,16 @@ def test_slow_request_bodies_wait_on_caddy_and_leave_the_workers_free(app, db):
 
 def test_a_signup_whose_body_dribbles_in_through_caddy_arrives_whole(app, db):
     with web_server() as web, caddy_in_front_of(web) as proxy:
-        form = http.client.HTTPConnection("127.0.0.1", proxy, timeout=10)
-        form.request("GET", "/subscribe")
-        page = form.getresponse()
-        cookie = page.headers["Set-Cookie"].split(";", 1)[0]
-        fields = form_fields(page.read().decode())
-        form.close()
-        body = urllib.parse.urlencode(
-            {
-                **fields,
-                "email": "slow@example.org",
-                "lists": "newsletter",
-                "consent_version": current_version(),
-                "website": "",
-            }  # fmt: skip
-        ).encode()
-        connection = socket.create_connection(("127.0.0.1", proxy), timeout=30)
-        connection.sendall(
+        cookies: dict[str, str] = {}
+        page = request(proxy, "GET", "/subscribe", cookies)
+        form = {"email": "slow@example.org", "lists": "newsletter", "consent_version": current_version(), "website": ""}
+        body = urllib.parse.urlencode({**form_fields(page.text), **form}).encode()
+        cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
+        head = (
             f"POST /subscribe HTTP/1.1\r\nHost: 127.0.0.1:{proxy}\r\nConnection: close\r\nCookie: {cookie}\r\n"
-            f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n"
         )
-        pieces = 20
-        for number in range(pieces):
-            connection.sendall(body[number * len(body) // pieces : (number + 1) * len(body) // pieces])
-            time.sleep(0.25)
-        answer = b""
-        while chunk := connection.recv(65536):
-            answer += chunk
-        connection.close()
+        answer = send_slowly(proxy, head, body, 5.0)
         # The whole form reached the app: the signup was accepted, as at any speed.
         assert answer.startswith(b"HTTP/1.1 303"), answer[:300]
         assert b"/subscribe/thanks" in answer.split(b"\r\n\r\n", 1)[0]
