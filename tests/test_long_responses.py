@@ -127,10 +127,15 @@ def multipart(fields: dict[str, str], file_name: str, content: bytes) -> tuple[s
     return f"multipart/form-data; boundary={boundary}", b"".join(parts) + f"--{boundary}--\r\n".encode()
 
 
-def send_slowly(port: int, head: str, body: bytes, seconds: float) -> bytes:
-    """Send a request's head at once and its body spread evenly over `seconds`; the whole answer."""
+def post_slowly(port: int, path: str, cookies: dict[str, str], content_type: str, body: bytes, seconds: float) -> bytes:
+    """POST `body` with the browser's cookies, its head at once and its body spread evenly over `seconds`; the whole
+    answer."""
+    cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
     connection = socket.create_connection(("127.0.0.1", port), timeout=30)
-    connection.sendall(head.encode())
+    connection.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nCookie: {cookie}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    )
     pieces = max(1, int(seconds / 0.1))
     for number in range(pieces):
         connection.sendall(body[number * len(body) // pieces : (number + 1) * len(body) // pieces])
@@ -153,12 +158,7 @@ def test_an_organisers_upload_slower_than_the_worker_timeout_arrives_whole(app, 
         assert page.status == 200, page.text
         fields = {**form_fields(page.text), "lists": "newsletter", "basis": "prior_consent", "note": "Stall sign-ups"}
         content_type, body = multipart(fields, "people.csv", content)
-        cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
-        head = (
-            f"POST /organisers/import HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
-        )
-        answer = send_slowly(port, head, body, 3.0)
+        answer = post_slowly(port, "/organisers/import", cookies, content_type, body, 3.0)
         assert answer.startswith(b"HTTP/1.1 302"), answer[:300]
         assert b"Location: /organisers/import/" in answer
         assert "WORKER TIMEOUT" not in log_path.read_text(errors="replace")

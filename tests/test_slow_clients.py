@@ -18,7 +18,7 @@ import urllib.parse
 import urllib.request
 
 from tests.conftest import PROJECT_DIR, RUN_DIR, form_fields
-from tests.test_long_responses import gunicorn, request, send_slowly
+from tests.test_long_responses import gunicorn, post_slowly, request
 from tests.test_request_logging import free_port, stop
 from tests.waiting import wait_until
 from uscmail.subscriptions.consent import current_version
@@ -131,12 +131,7 @@ def test_a_signup_whose_body_dribbles_in_through_caddy_arrives_whole(app, db):
         page = request(proxy, "GET", "/subscribe", cookies)
         form = {"email": "slow@example.org", "lists": "newsletter", "consent_version": current_version(), "website": ""}
         body = urllib.parse.urlencode({**form_fields(page.text), **form}).encode()
-        cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
-        head = (
-            f"POST /subscribe HTTP/1.1\r\nHost: 127.0.0.1:{proxy}\r\nConnection: close\r\nCookie: {cookie}\r\n"
-            f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n"
-        )
-        answer = send_slowly(proxy, head, body, 5.0)
+        answer = post_slowly(proxy, "/subscribe", cookies, "application/x-www-form-urlencoded", body, 5.0)
         # The whole form reached the app: the signup was accepted, as at any speed.
         assert answer.startswith(b"HTTP/1.1 303"), answer[:300]
         assert b"/subscribe/thanks" in answer.split(b"\r\n\r\n", 1)[0]
