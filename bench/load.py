@@ -5,11 +5,11 @@ Usage: .venv/bin/python bench/load.py [--subscribers 20000] [--rate 200] [--dura
        (`make load`)
 
 1. A fresh PostgreSQL database with N confirmed Newsletter subscribers (bench/campaign.py's Bench), and uscmail as
-   deployed (bench/campaign.py's Deployment): gunicorn with README's command line (`-w 4`, sync workers), beat and
-   two Celery workers (`--concurrency 2` each) on a Redis queue of this run only, sending into Postfix's smtp-sink;
-   `--send-rate N` sets SEND_RATE_PER_SECOND, as an operator sets their relay's limit (0, the default: none);
-   `--worker-cpu-weight W` puts the web and the workers in CPU cgroups, the workers' weighted W against the web's
-   100, as docs/deploy.md's `CPUWeight=` drop-in does (CpuGroups).
+   deployed (bench/campaign.py's Deployment): gunicorn with README's command line (`-w 4`, uscmail.webworker's sync
+   workers), beat and two Celery workers (`--concurrency 2` each) on a Redis queue of this run only, sending into
+   Postfix's smtp-sink; `--send-rate N` sets SEND_RATE_PER_SECOND, as an operator sets their relay's limit (0, the
+   default: none); `--worker-cpu-weight W` puts the web and the workers in CPU cgroups, the workers' weighted W
+   against the web's 100, as docs/deploy.md's `CPUWeight=` drop-in does (CpuGroups).
 2. Baseline: a campaign created with POST /api/v1/campaigns and sent with POST .../send; its send rate is
    recipients / (seconds from the send call's answer to GET .../stats saying "sent"), as bench/campaign.py times (a).
 3. Under load: a second campaign to the same list; once it is sending, an open-loop generator issues --rate

@@ -67,3 +67,5 @@ accesslog = "-"
 access_log_format = '%(t)s "%(r)s" %(s)s %(b)s %(L)ss'
 # No control socket: nothing uses it, and two servers on one machine would contend for its one default path.
 control_socket_disable = True
+# Sync workers (one request at a time each), woken one per connection rather than all at once (uscmail.webworker).
+worker_class = "uscmail.webworker.ExclusiveSyncWorker"

@@ -1,0 +1,84 @@
+"""The web server's workers are woken one per connection (uscmail.webworker), not all at once.
+
+gunicorn runs with the production settings and four workers; requests come one at a time, as light traffic does. Each
+worker's voluntary context switches (/proc/PID/status) count how often it went to sleep and was woken. gunicorn's own
+sync worker waits with select(), and every idle worker is woken for every connection: each request then costs about
+three wake-ups more than the one worker that serves it needs.
+"""
+
+import contextlib
+import http.client
+import re
+import socket
+import time
+from pathlib import Path
+
+from tests.test_long_responses import gunicorn
+from tests.waiting import wait_until
+
+WORKERS = 4
+REQUESTS = 40
+
+
+def workers_of(log_path: Path) -> list[int]:
+    """Pids of the workers gunicorn logged booting."""
+    return [int(pid) for pid in re.findall(r"Booting worker with pid: (\d+)", log_path.read_text(errors="replace"))]
+
+
+def wake_ups(pid: int) -> int:
+    """How many times the process has gone to sleep waiting for something (and so been woken)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status, re.MULTILINE).group(1))
+
+
+def served(log_path: Path) -> int:
+    """Requests answered so far, by the access log's lines ("<pid> status")."""
+    return len(re.findall(r"^<\d+> 200$", log_path.read_text(errors="replace"), re.MULTILINE))
+
+
+def get_health(port: int) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/healthz")
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    assert response.status == 200
+
+
+def test_a_connection_wakes_one_idle_worker_not_all_of_them(app, db):
+    options = ("--workers", str(WORKERS), "--access-logformat", "%(p)s %(s)s")
+    with gunicorn("uscmail:create_app()", *options) as (port, log_path):
+        wait_until(lambda: len(workers_of(log_path)) == WORKERS, 30, "four workers to boot")
+        pids = workers_of(log_path)
+        # Every worker has loaded the app and is waiting once each has served a request or, at the latest, when the
+        # requests below spread over all of them; a few rounds first, then a moment of quiet.
+        for _ in range(2 * WORKERS):
+            get_health(port)
+        time.sleep(1.0)
+        served_before = served(log_path)
+        before = {pid: wake_ups(pid) for pid in pids}
+        for _ in range(REQUESTS):
+            get_health(port)
+            time.sleep(0.02)
+        after = {pid: wake_ups(pid) for pid in pids}
+        wait_until(lambda: served(log_path) - served_before >= REQUESTS, 10, "the requests' log lines")
+    woken = sum(after[pid] - before[pid] for pid in pids)
+    # The worker that serves a request sleeps and is woken a few times for it: waiting for the connection, for the
+    # request's bytes, for the client to close. Woken as gunicorn's sync worker is, the three idle workers add three.
+    assert woken / REQUESTS < 3.5, {pid: after[pid] - before[pid] for pid in pids}
+
+
+def test_connections_that_arrive_while_workers_are_busy_go_to_the_idle_ones(app, db):
+    with gunicorn("uscmail:create_app()", "--workers", str(WORKERS)) as (port, log_path):
+        wait_until(lambda: len(workers_of(log_path)) == WORKERS, 30, "four workers to boot")
+        for _ in range(2 * WORKERS):
+            get_health(port)
+        with contextlib.ExitStack() as stack:
+            # Three clients that send half a request and stop: each holds the worker that took it.
+            for _ in range(WORKERS - 1):
+                stalled = stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=10))
+                stalled.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                time.sleep(0.2)
+            started = time.monotonic()
+            get_health(port)
+            assert time.monotonic() - started < 2

@@ -1,0 +1,47 @@
+"""gunicorn's sync worker, woken one at a time.
+
+Every sync worker waits for the next connection with select() on the listening socket, and the kernel wakes every
+worker waiting there for each connection: one accepts it, the others find nothing, go through their loop and sleep
+again (the "thundering herd"). With four workers, that is three wasted wake-ups a request, and a page's code runs in
+whichever process won, with its caches cold. Here each worker waits with epoll and registers the listening socket
+with EPOLLEXCLUSIVE (Linux 4.5 and later): the kernel wakes one idle worker per connection, the first registered that
+is waiting, so light traffic stays on a worker whose caches are warm, and a burst still spreads over all of them.
+Measured with `make load` on two cores (`GUNICORN_CMD_ARGS="-k sync"` for gunicorn's own worker), two runs each,
+interleaved: the web's CPU a request 2.20 and 2.31 ms instead of 2.43 and 2.39, and the campaign beside it kept 0.65
+and 0.67 of its rate instead of 0.61 and 0.62. tests/test_web_workers.py counts the wake-ups: 2 a request, not 5.7.
+
+Everything else is gunicorn's SyncWorker: accepting, handling, timeouts and signals. Where epoll or EPOLLEXCLUSIVE
+is missing, it waits as SyncWorker does.
+"""
+
+import os
+import select
+
+from gunicorn.workers.sync import SyncWorker
+
+EXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
+
+
+class ExclusiveSyncWorker(SyncWorker):
+    """SyncWorker whose wait wakes only this worker for a connection no other idle worker is woken for."""
+
+    _poller = None
+    _waited_on: dict = {}
+
+    def wait(self, timeout: float):
+        """What SyncWorker.wait returns (the ready listeners and the wake-up pipe), waiting with epoll."""
+        if not EXCLUSIVE:
+            return super().wait(timeout)
+        if self._poller is None:
+            self._poller = select.epoll()
+            self._waited_on = {}
+            for listener in self.sockets:
+                self._poller.register(listener.fileno(), select.EPOLLIN | EXCLUSIVE)
+                self._waited_on[listener.fileno()] = listener
+            self._poller.register(self.PIPE[0], select.EPOLLIN)
+            self._waited_on[self.PIPE[0]] = self.PIPE[0]
+        self.notify()
+        ready = [self._waited_on[fd] for fd, _ in self._poller.poll(timeout) if fd in self._waited_on]
+        if self.PIPE[0] in ready:
+            os.read(self.PIPE[0], 1)
+        return ready
