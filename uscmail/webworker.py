@@ -25,21 +25,25 @@ EXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
 class ExclusiveSyncWorker(SyncWorker):
     """SyncWorker whose wait wakes only this worker for a connection no other idle worker is woken for."""
 
-    _poller = None
-    _waited_on: dict = {}
+    _poller = None  # the epoll object, once run() has made it
+    _waited_on: dict  # file descriptor -> what SyncWorker.wait returns for it (a listener, or the pipe's fd)
+
+    def run(self) -> None:
+        """Register the listeners (exclusively) and the wake-up pipe with an epoll object of this process, then run
+        as SyncWorker does."""
+        if EXCLUSIVE:
+            self._poller = select.epoll()
+            self._waited_on = {listener.fileno(): listener for listener in self.sockets}
+            for descriptor in self._waited_on:
+                self._poller.register(descriptor, select.EPOLLIN | EXCLUSIVE)
+            self._poller.register(self.PIPE[0], select.EPOLLIN)
+            self._waited_on[self.PIPE[0]] = self.PIPE[0]
+        super().run()
 
     def wait(self, timeout: float):
         """What SyncWorker.wait returns (the ready listeners and the wake-up pipe), waiting with epoll."""
-        if not EXCLUSIVE:
-            return super().wait(timeout)
         if self._poller is None:
-            self._poller = select.epoll()
-            self._waited_on = {}
-            for listener in self.sockets:
-                self._poller.register(listener.fileno(), select.EPOLLIN | EXCLUSIVE)
-                self._waited_on[listener.fileno()] = listener
-            self._poller.register(self.PIPE[0], select.EPOLLIN)
-            self._waited_on[self.PIPE[0]] = self.PIPE[0]
+            return super().wait(timeout)
         self.notify()
         ready = [self._waited_on[fd] for fd, _ in self._poller.poll(timeout) if fd in self._waited_on]
         if self.PIPE[0] in ready:
