@@ -11,7 +11,8 @@ interleaved: the web's CPU a request 2.20 and 2.31 ms instead of 2.43 and 2.39, 
 and 0.67 of its rate instead of 0.61 and 0.62. tests/test_web_workers.py counts the wake-ups: 2 a request, not 5.7.
 
 Everything else is gunicorn's SyncWorker: accepting, handling, timeouts and signals. Where epoll or EPOLLEXCLUSIVE
-is missing, it waits as SyncWorker does.
+is missing, it waits as SyncWorker does. Given `--threads` above 1, gunicorn runs its threaded worker (gthread)
+instead, as it does for its own sync worker (a class name ending in SyncWorker counts as sync): `make run` does.
 """
 
 import os
