@@ -7,13 +7,12 @@ three wake-ups more than the one worker that serves it needs.
 """
 
 import contextlib
-import http.client
 import re
 import socket
 import time
 from pathlib import Path
 
-from tests.test_long_responses import gunicorn
+from tests.test_long_responses import gunicorn, request
 from tests.waiting import wait_until
 
 WORKERS = 4
@@ -51,12 +50,7 @@ def all_waiting(log_path: Path) -> list[int]:
 
 
 def get_health(port: int) -> None:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    connection.request("GET", "/healthz")
-    response = connection.getresponse()
-    response.read()
-    connection.close()
-    assert response.status == 200
+    assert request(port, "GET", "/healthz", {}).status == 200
 
 
 def test_a_connection_wakes_one_idle_worker_not_all_of_them(app, db):

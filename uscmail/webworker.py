@@ -6,9 +6,10 @@ again (the "thundering herd"). With four workers, that is three wasted wake-ups 
 whichever process won, with its caches cold. Here each worker waits with epoll and registers the listening socket
 with EPOLLEXCLUSIVE (Linux 4.5 and later): the kernel wakes one idle worker per connection, the first registered that
 is waiting, so light traffic stays on a worker whose caches are warm, and a burst still spreads over all of them.
-Measured with `make load` on two cores (`GUNICORN_CMD_ARGS="-k sync"` for gunicorn's own worker), two runs each,
-interleaved: the web's CPU a request 2.20 and 2.31 ms instead of 2.43 and 2.39, and the campaign beside it kept 0.65
-and 0.67 of its rate instead of 0.61 and 0.62. tests/test_web_workers.py counts the wake-ups: 2 a request, not 5.7.
+Measured with `bench/load.py --duration 20 --alone-seconds 20` on two cores (gunicorn, beat and two workers as
+deployed; `GUNICORN_CMD_ARGS="-k sync"` for gunicorn's own worker), two runs each, interleaved: the web's CPU a
+request 2.20 and 2.31 ms instead of 2.43 and 2.39, and the campaign beside it kept 0.65 and 0.67 of its rate instead
+of 0.61 and 0.62. tests/test_web_workers.py counts the wake-ups: 2 a request, not 5.7.
 
 Everything else is gunicorn's SyncWorker: accepting, handling, timeouts and signals. Where epoll or EPOLLEXCLUSIVE
 is missing, it waits as SyncWorker does. Given `--threads` above 1, gunicorn runs its threaded worker (gthread)
@@ -46,7 +47,7 @@ class ExclusiveSyncWorker(SyncWorker):
         if self._poller is None:
             return super().wait(timeout)
         self.notify()
-        ready = [self._waited_on[fd] for fd, _ in self._poller.poll(timeout) if fd in self._waited_on]
+        ready = [self._waited_on[fd] for fd, _ in self._poller.poll(timeout)]
         if self.PIPE[0] in ready:
             os.read(self.PIPE[0], 1)
         return ready
