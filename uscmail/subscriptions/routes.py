@@ -14,7 +14,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from ..campaigns.unsubscribes import count_unsubscribe
+from ..campaigns.unsubscribes import leave_through_link
 from ..extensions import csrf, db, limiter
 from ..i18n import LANGUAGES, chosen_locale, current_locale
 from ..links import (
@@ -220,14 +220,6 @@ def _subscriber_from_unsubscribe_token(token: str) -> tuple[Subscriber | None, U
     return services.subscriber_by_public_id(link.public_id), link
 
 
-def _leave(subscriber_id: int, link: UnsubscribeLink, list_ids: list[int] | None, reason: StatusReason) -> None:
-    """Unsubscribe, and count it on the campaign whose link it was (a number only), then commit."""
-    left = services.unsubscribe(subscriber_id, list_ids, reason)
-    if link.campaign_id is not None:
-        count_unsubscribe(link.campaign_id, left, link.list_ids)
-    db.session.commit()
-
-
 @bp.get("/unsubscribe/<token>")
 def unsubscribe_page(token: str):
     """A page with the unsubscribe button, "leave everything", and an offer to email the preference link.
@@ -249,11 +241,9 @@ def unsubscribe(token: str):
     if request.mimetype not in ONE_CLICK_TYPES:
         return render_template("subscriptions/bad_request.html", reason="content_type"), 415
     link = _unsubscribe_link(token)
-    subscriber_id = services.subscriber_id_by_public_id(link.public_id)
-    if subscriber_id is not None:
-        from_page = request.form.get("from_page") == "1"
-        reason = StatusReason.UNSUBSCRIBE_LINK if from_page else StatusReason.ONE_CLICK
-        _leave(subscriber_id, link, link.list_ids, reason)
+    from_page = request.form.get("from_page") == "1"
+    reason = StatusReason.UNSUBSCRIBE_LINK if from_page else StatusReason.ONE_CLICK
+    leave_through_link(link, link.list_ids, reason)
     # A mail client's one-click POST gets no form (a CSRF token would set a cookie); a person who pressed the
     # button on the page is offered their preference link.
     # The wording follows the link's own lists (one, or several), never what the database holds, so the answer is
@@ -267,12 +257,11 @@ def unsubscribe(token: str):
 @bp.post("/unsubscribe/<token>/everything")
 def unsubscribe_everything(token: str):
     """Leave every list (CSRF-protected form on the unsubscribe page)."""
-    subscriber, link = _subscriber_from_unsubscribe_token(token)
+    link = _unsubscribe_link(token)
     form = ConfirmActionForm()
     if not form.validate_on_submit():
         abort(400)
-    if subscriber is not None:
-        _leave(subscriber.id, link, None, StatusReason.UNSUBSCRIBE_LINK)
+    leave_through_link(link, None, StatusReason.UNSUBSCRIBE_LINK)
     return render_template("subscriptions/unsubscribed.html", everything=True, token=token, form=form)
 
 

@@ -552,31 +552,40 @@ def unsubscribe_everywhere(reasons: dict[int, StatusReason]) -> None:
     connection.execute(WITHDRAW_EVERY_CONSENT, {"ids": ids, "now": now})
 
 
-def _leaving(table: sa.Table, ended: sa.ColumnElement, values: dict, returning: tuple) -> dict[bool, sa.Update]:
+def _leaving(
+    table: sa.Table, subscriber: sa.ColumnElement, ended: sa.ColumnElement, values: dict, returning: tuple
+) -> dict[bool, sa.Update]:
     """One subscriber's UPDATE of `table`, built once: [False] for every list, [True] for the lists in `list_ids`."""
-    every = (
-        sa.update(table)
-        .where(table.c.subscriber_id == sa.bindparam("subscriber"), ended)
-        .values(**values)
-        .returning(*returning)
-    )
+    every = sa.update(table).where(table.c.subscriber_id == subscriber, ended).values(**values).returning(*returning)
     return {False: every, True: every.where(table.c.list_id.in_(sa.bindparam("list_ids", expanding=True)))}
 
 
-LEAVE = _leaving(
-    _subscriptions,
-    _subscriptions.c.status != sa.bindparam("unsubscribed", type_=_subscriptions.c.status.type),
-    {
-        "status": sa.bindparam("unsubscribed"),
-        "status_reason": sa.bindparam("reason", type_=_subscriptions.c.status_reason.type),
-        "unsubscribed_at": sa.bindparam("now"),
-        "updated_at": sa.bindparam("now"),
-    },
-    (_subscriptions.c.id, _subscriptions.c.list_id),
-)
-WITHDRAW = _leaving(
-    _consents, _consents.c.withdrawn_at.is_(None), {"withdrawn_at": sa.bindparam("now")}, (_consents.c.id,)
-)
+def leaving(subscriber: sa.ColumnElement) -> tuple[dict[bool, sa.Update], dict[bool, sa.Update]]:
+    """unsubscribe's two UPDATEs for the subscriber whose id `subscriber` gives (a bound parameter or a subquery):
+    subscriptions ended (returning their ids and lists), open consents withdrawn (returning their ids)."""
+    leave = _leaving(
+        _subscriptions,
+        subscriber,
+        _subscriptions.c.status != sa.bindparam("unsubscribed", type_=_subscriptions.c.status.type),
+        {
+            "status": sa.bindparam("unsubscribed"),
+            "status_reason": sa.bindparam("reason", type_=_subscriptions.c.status_reason.type),
+            "unsubscribed_at": sa.bindparam("now"),
+            "updated_at": sa.bindparam("now"),
+        },
+        (_subscriptions.c.id, _subscriptions.c.list_id),
+    )
+    withdraw = _leaving(
+        _consents,
+        subscriber,
+        _consents.c.withdrawn_at.is_(None),
+        {"withdrawn_at": sa.bindparam("now")},
+        (_consents.c.id,),
+    )
+    return leave, withdraw
+
+
+LEAVE, WITHDRAW = leaving(sa.bindparam("subscriber"))
 
 
 def unsubscribe(subscriber_id: int, list_ids: list[int] | None, reason: StatusReason) -> list[int]:
