@@ -55,3 +55,12 @@ def upsert_insert(table):
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(table)
+
+
+def statements_stand_alone() -> None:
+    """For a request whose statements each stand alone (reads, and at most one write): on PostgreSQL the session's
+    connection runs each in a transaction of its own, so the request costs no BEGIN and COMMIT (or ROLLBACK) round
+    trips, and PostgreSQL no statements for them. It acts before the request's first statement; once the session has
+    begun a transaction (a test's own, sharing the app context), or on SQLite, nothing changes."""
+    if db.engine.dialect.name == "postgresql" and not db.session().in_transaction():
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})

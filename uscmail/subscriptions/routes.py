@@ -15,7 +15,7 @@ from flask import (
 from flask_babel import gettext as _
 
 from ..campaigns.unsubscribes import leave_through_link
-from ..extensions import csrf, db, limiter
+from ..extensions import csrf, db, limiter, statements_stand_alone
 from ..i18n import LANGUAGES, chosen_locale, current_locale
 from ..links import (
     TokenExpired,
@@ -79,6 +79,7 @@ def favicon():
 def subscribe():
     """The signup form; a valid POST ends on the same "check your inbox" page, by way of the "confirm you are a
     person" page if it came back too fast."""
+    statements_stand_alone()
     lists = services.public_lists()
     form = SignupForm()
     form.lists.choices = [(mailing_list.slug, mailing_list.name) for mailing_list in lists]
@@ -300,6 +301,7 @@ def _subscriber_from_preferences_token(token: str) -> Subscriber:
 @bp.get("/preferences/<token>")
 def preferences(token: str):
     """The preference centre as opened from a link: read as plain values (services.preference_view)."""
+    statements_stand_alone()
     view = services.preference_view(_preferences_public_id(token))
     if view is None:
         abort(410)
