@@ -118,21 +118,34 @@ class PreferenceView:
     confirmed_list_ids: list[int]
 
 
+# Each list the preference centre offers (offered_lists' rule), with the person's subscription to it if any; a row
+# with no list if none is offered.
+_on_now = _subscriptions.alias("on_now")
+_ON_NOW_IDS = (
+    sa.select(_on_now.c.list_id)
+    .where(_on_now.c.subscriber_id == _subscribers.c.id, _on_now.c.status.in_(ON_NOW))
+    .correlate(_subscribers)
+)
 PREFERENCE_VIEW = (
     sa.select(
         _subscribers.c.email,
         _subscribers.c.name,
         _subscribers.c.locale,
-        _subscriptions.c.list_id,
-        _subscriptions.c.status,
+        _lists.c.id.label("list_id"),
         _lists.c.name.label("list_name"),
+        _subscriptions.c.status,
     )
     .select_from(
-        _subscribers.outerjoin(_subscriptions, _subscriptions.c.subscriber_id == _subscribers.c.id).outerjoin(
-            _lists, _lists.c.id == _subscriptions.c.list_id
+        _subscribers.outerjoin(
+            _lists,
+            sa.or_(sa.and_(_lists.c.public.is_(True), _lists.c.archived.is_(False)), _lists.c.id.in_(_ON_NOW_IDS)),
+        ).outerjoin(
+            _subscriptions,
+            sa.and_(_subscriptions.c.subscriber_id == _subscribers.c.id, _subscriptions.c.list_id == _lists.c.id),
         )
     )
     .where(_subscribers.c.public_id == sa.bindparam("public_id"))
+    .order_by(_lists.c.id)
 )
 
 
@@ -142,13 +155,10 @@ def preference_view(public_id: str) -> PreferenceView | None:
     rows = db.session.connection().execute(PREFERENCE_VIEW, {"public_id": public_id}).all()
     if not rows:
         return None
-    offered = {mailing_list.id: mailing_list.name for mailing_list in public_lists()}
-    for row in rows:
-        if row.status in ON_NOW:
-            offered.setdefault(row.list_id, row.list_name)
+    offered = [(row.list_id, row.list_name) for row in rows if row.list_id is not None]
     confirmed = [row.list_id for row in rows if row.status is SubscriptionStatus.CONFIRMED]
     person = rows[0]
-    return PreferenceView(person.email, person.name, person.locale, sorted(offered.items()), confirmed)
+    return PreferenceView(person.email, person.name, person.locale, offered, confirmed)
 
 
 def public_lists_by_slug(slugs: list[str], offered: list[PublicList] | None = None) -> list[PublicList]:
