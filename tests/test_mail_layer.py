@@ -41,6 +41,25 @@ def test_an_internationalised_address_goes_with_smtputf8(mail_layer):
     assert "Gülnar" in str(mail.message["To"])
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        'Aysu, "the" <organiser@evil.example>',  # an address inside the display name
+        "Ayşe Gülnar " * 12,  # encoded words over several folded lines
+        "ئايگۈل 古丽 " * 8,
+    ],
+    ids=["address-in-name", "long-latin", "long-uyghur-chinese"],
+)
+def test_the_envelope_goes_to_the_to_address_whatever_the_name(mail_layer, name):
+    """send_message reads the envelope's addresses from the headers as stored; a display name, however long or
+    hostile, never changes who the mail goes to or from."""
+    smtp.send_message(welcome_to("named@example.org", name=name), "bounces+x@uscuk.test")
+    [mail] = mail_layer.wait_for("named@example.org")
+    assert mail.rcpt_tos == ["named@example.org"]
+    assert mail.mail_from == "bounces+x@uscuk.test"
+    assert mail.message["To"].addresses[0].addr_spec == "named@example.org"
+
+
 def test_a_transient_refusal_is_worth_retrying_and_a_permanent_one_is_not(mail_layer):
     mail_layer.replies["later@example.org"] = "450 4.2.0 Mailbox busy, try later"
     mail_layer.replies["gone@example.org"] = "550 5.1.1 No such user here"

@@ -2,6 +2,7 @@
 
 import binascii
 import os
+from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, make_msgid, parseaddr
@@ -12,6 +13,12 @@ from ..i18n import language
 from ..models import utcnow
 from .headers import PLAIN_ADDRESS, address, ascii_domain, mailbox_header, single_line, unstructured_header
 from .mime import one_line_endings
+
+# The MIME headers the generator reads back as it writes a message (the content type, several times a part), stored
+# parsed: a header stored as text is parsed again at each reading, three quarters of the time as_bytes took.
+_parsed = policy.default.header_factory
+TEXT_TYPES = {subtype: _parsed("Content-Type", f'text/{subtype}; charset="utf-8"') for subtype in ("plain", "html")}
+QUOTED_PRINTABLE = _parsed("Content-Transfer-Encoding", "quoted-printable")
 
 
 def sender_address() -> Address:
@@ -90,7 +97,9 @@ def build_message(
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     # The structure set_content and add_alternative would make, written directly (they parse every header they set).
     message.set_raw("MIME-Version", "1.0")
-    message.set_raw("Content-Type", f'multipart/alternative; boundary="=_{os.urandom(12).hex()}"')
+    message.set_raw(
+        "Content-Type", _parsed("Content-Type", f'multipart/alternative; boundary="=_{os.urandom(12).hex()}"')
+    )
     message.set_raw("Content-Language", language().tag)
     message.attach(quoted_printable_part("plain", text))
     message.attach(quoted_printable_part("html", html))
@@ -100,8 +109,8 @@ def build_message(
 def quoted_printable_part(subtype: str, content: str) -> MIMEPart:
     """A text/<subtype> part in UTF-8, quoted-printable (so "=_", which starts the boundary, never occurs in it)."""
     part = MIMEPart()
-    part.set_raw("Content-Type", f'text/{subtype}; charset="utf-8"')
-    part.set_raw("Content-Transfer-Encoding", "quoted-printable")
+    part.set_raw("Content-Type", TEXT_TYPES[subtype])
+    part.set_raw("Content-Transfer-Encoding", QUOTED_PRINTABLE)
     text = one_line_endings(content if content.endswith("\n") else content + "\n")  # as set_content ends it
     part.set_payload(binascii.b2a_qp(text.encode(), istext=True).decode("ascii"))
     return part
