@@ -1,5 +1,5 @@
-"""How many people left through a campaign's unsubscribe links: one number on the campaign, raised by one atomic
-UPDATE per person who left. Nothing records who left from which campaign."""
+"""Leaving through an unsubscribe link, and how many people left through a campaign's links: one number on the
+campaign, raised by one atomic UPDATE per person who left. Nothing records who left from which campaign."""
 
 import sqlalchemy as sa
 
