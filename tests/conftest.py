@@ -324,12 +324,13 @@ def client(app, db):
 
 
 @contextlib.contextmanager
-def recorded_statements(engine):
-    """The SQL statements run on `engine` inside the block, each on one line."""
-    seen: list[str] = []
+def recorded_statements(engine, read=None):
+    """The SQL statements run on `engine` inside the block, each on one line; with `read`, what
+    read(connection, statement) gives for each instead."""
+    seen: list = []
 
     def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(" ".join(statement.split()))
+        seen.append(" ".join(statement.split()) if read is None else read(conn, statement))
 
     sa.event.listen(engine, "before_cursor_execute", record)
     try:
